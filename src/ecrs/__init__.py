@@ -1,0 +1,1 @@
+"""ecrs: an empathetic conversational recommender system."""

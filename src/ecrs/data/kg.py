@@ -1,0 +1,137 @@
+"""The DBpedia knowledge graph around the movies (ECR_SPEC §3), in UniCRS's file format.
+
+Entity and relation ids are assigned here and nowhere else: the order of the bundled `entity2id.json` /
+`relation2id.json` (stable files, not a Python set). Edges are used in both directions with the same relation id,
+as in UniCRS/ECR; the self-loop relation is kept so R-GCN keeps each node's own state.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+
+from ecrs.data.bundle import bundled, read_json
+from ecrs.errors import DataError
+
+_URI = re.compile(r"^<http://dbpedia\.org/resource/(.+)>$")
+_SUFFIX = re.compile(r"__\w+__\d+$")  # UniCRS role suffixes such as "__PersonFunction__1"
+
+
+def entity_name(uri: str) -> str:
+    """Human-readable name of a DBpedia URI: `<…/Romeo_and_Juliet_(1968_film)>` -> `Romeo and Juliet (1968 film)`."""
+    m = _URI.match(uri)
+    name = m.group(1) if m else uri.strip("<>")
+    name = _SUFFIX.sub("", unquote(name))
+    return name.replace("_", " ").strip()
+
+
+@dataclass
+class KnowledgeGraph:
+    entity2id: dict[str, int]
+    relation2id: dict[str, int]
+    item_ids: list[int]  # entity ids of the movies: the ranking candidates
+    triples: list[tuple[int, int, int]]  # (head, relation, tail) as stored (one direction)
+    names: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.names = [""] * self.num_entities
+        for uri, i in self.entity2id.items():
+            self.names[i] = entity_name(uri)
+
+    @property
+    def num_entities(self) -> int:
+        return max(self.entity2id.values()) + 1
+
+    @property
+    def num_relations(self) -> int:
+        return max(self.relation2id.values()) + 1
+
+    @cached_property
+    def id2entity(self) -> list[str]:
+        uris = [""] * self.num_entities
+        for uri, i in self.entity2id.items():
+            uris[i] = uri
+        return uris
+
+    @cached_property
+    def id2relation(self) -> list[str]:
+        rels = [""] * self.num_relations
+        for uri, i in self.relation2id.items():
+            rels[i] = uri
+        return rels
+
+    @cached_property
+    def item_set(self) -> frozenset[int]:
+        return frozenset(self.item_ids)
+
+    def edge_tensors(self):
+        """PyG inputs: `edge_index` (2, E) long and `edge_type` (E,) long, both directions of every triple."""
+        import torch
+
+        t = np.asarray(self.triples, dtype=np.int64).reshape(-1, 3)
+        heads, rels, tails = t[:, 0], t[:, 1], t[:, 2]
+        src = np.concatenate([heads, tails])
+        dst = np.concatenate([tails, heads])
+        typ = np.concatenate([rels, rels])
+        # Self-loops appear once per direction in the raw file; dedup so each edge counts once in R-GCN's mean.
+        e = np.unique(np.stack([src, dst, typ], axis=1), axis=0)
+        return torch.from_numpy(e[:, :2].T.copy()), torch.from_numpy(e[:, 2].copy())
+
+    def neighbours(self, entity: int) -> list[tuple[str, int]]:
+        """(relation name, neighbour id) for every outgoing stored edge of `entity`, self-loops excluded."""
+        return self._adjacency.get(entity, [])
+
+    @cached_property
+    def _adjacency(self) -> dict[int, list[tuple[str, int]]]:
+        adj: dict[int, list[tuple[str, int]]] = {}
+        for h, r, t in self.triples:
+            rel = self.id2relation[r]
+            if rel == "self_loop" or h == t:
+                continue
+            adj.setdefault(h, []).append((relation_name(rel), t))
+        return adj
+
+
+def relation_name(uri: str) -> str:
+    """`<http://dbpedia.org/ontology/musicComposer>` -> `musicComposer`."""
+    return uri.strip("<>").rsplit("/", 1)[-1]
+
+
+def load_kg_files(subkg: Path, entity2id: Path, relation2id: Path, item_ids: Path) -> KnowledgeGraph:
+    """Load a graph from UniCRS-format files (`{head: [[rel, tail], ...]}`)."""
+    e2i = read_json(entity2id)
+    r2i = read_json(relation2id)
+    items = read_json(item_ids)
+    raw = read_json(subkg)
+    n_ent = max(e2i.values()) + 1
+    n_rel = max(r2i.values()) + 1
+    triples: list[tuple[int, int, int]] = []
+    for head, edges in sorted(raw.items(), key=lambda kv: int(kv[0])):
+        h = int(head)
+        for rel, tail in edges:
+            if not (0 <= h < n_ent and 0 <= tail < n_ent and 0 <= rel < n_rel):
+                raise DataError(f"edge ({h}, {rel}, {tail}) has an id out of range", subkg)
+            triples.append((h, int(rel), int(tail)))
+    return KnowledgeGraph(entity2id=e2i, relation2id=r2i, item_ids=sorted(int(i) for i in items), triples=triples)
+
+
+def load_redial_kg() -> KnowledgeGraph:
+    """The bundled DBpedia sub-graph of ReDial movies."""
+    return load_kg_files(bundled("kg/dbpedia_subkg.json.gz"), bundled("kg/entity2id.json.gz"),
+                         bundled("kg/relation2id.json.gz"), bundled("kg/item_ids.json.gz"))
+
+
+def load_inspired_kg() -> KnowledgeGraph:
+    """INSPIRED's own DBpedia sub-graph (UniCRS release)."""
+    return load_kg_files(bundled("inspired/dbpedia_subkg.json.gz"), bundled("inspired/entity2id.json.gz"),
+                         bundled("inspired/relation2id.json.gz"), bundled("inspired/item_ids.json.gz"))
+
+
+def redial_movie_entities(kg: KnowledgeGraph) -> dict[str, int]:
+    """ReDial movie id (the `@123` in text, as a string) -> graph entity id, through the bundled KGSF mapping."""
+    mapping = read_json(bundled("kg/redial_movie_to_dbpedia.json.gz"))
+    return {mid: kg.entity2id[uri] for mid, uri in mapping.items() if uri in kg.entity2id}
