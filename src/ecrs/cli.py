@@ -1,0 +1,61 @@
+"""The `ecrs` command. Each subcommand is a thin recipe module in `ecrs.recipes` with
+`add_arguments(parser)` and `run(args) -> int`; modules are imported only when their command runs, so
+`ecrs --help` is instant and a missing optional extra fails with a one-line install hint."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ecrs.errors import EcrsError
+
+# command -> (recipe module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("ecrs.recipes.prepare", "turn bundled raw data into processed turn samples"),
+    "evaluate": ("ecrs.recipes.evaluate", "evaluate recommenders and write benchmarks/results"),
+}
+# `ecrs train X` -> recipe
+TRAIN_COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def _add(sub: argparse._SubParsersAction, name: str, module: str, help_: str) -> None:
+    p = sub.add_parser(name, help=help_, description=help_)
+    p.set_defaults(_module=module)
+    # Arguments are registered lazily: importing every recipe here would import torch for `--help`.
+    if name in sys.argv[1:3]:
+        importlib.import_module(module).add_arguments(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ecrs", description="Empathetic conversational recommender system")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_) in COMMANDS.items():
+        _add(sub, name, module, help_)
+    if TRAIN_COMMANDS:
+        train = sub.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
+        for name, (module, help_) in TRAIN_COMMANDS.items():
+            _add(train, name, module, help_)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is not None:
+        sys.argv = ["ecrs", *argv]
+    args = build_parser().parse_args()
+    try:
+        module = importlib.import_module(args._module)
+        return int(module.run(args) or 0)
+    except EcrsError as e:
+        print(f"ecrs: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        print(f"ecrs: error: missing dependency {e.name!r}; install the extras: pip install -e '.[train,serve]'",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ecrs: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""One evaluation path for every recommender (ECR_SPEC §6): standard and dedup rankings, R@n, RT@n, MRR/NDCG,
+global AUC and the paper's batch-of-32 AUC, written as rows of `benchmarks/results/recommendation.json`."""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecrs.data.kg import KnowledgeGraph
+from ecrs.data.samples import Sample
+from ecrs.evaluation.metrics import auc, batch_auc, ranks_of_targets, summarize_ranking
+
+KS = (1, 10, 50)
+
+
+@dataclass
+class Flat:
+    """One row per (sample, target movie), as ECR counts them."""
+
+    sample: np.ndarray  # (M,) index into the samples list
+    column: np.ndarray  # (M,) target's column among the items
+    feedback: list[str]
+    mentioned_before: np.ndarray  # (M,) bool
+
+
+def flatten(samples: list[Sample], column: dict[int, int]) -> Flat:
+    rows = [(i, column[t.item], t.feedback, t.mentioned_before) for i, s in enumerate(samples) for t in s.targets]
+    return Flat(
+        sample=np.array([r[0] for r in rows], dtype=np.int64),
+        column=np.array([r[1] for r in rows], dtype=np.int64),
+        feedback=[r[2] for r in rows],
+        mentioned_before=np.array([r[3] for r in rows], dtype=bool),
+    )
+
+
+def _auc_block(scores: np.ndarray, feedback: list[str]) -> dict[str, Any]:
+    labelled = np.array([f in ("liked", "disliked") for f in feedback])
+    labels = np.array([f == "liked" for f in feedback])[labelled].astype(int)
+    s = scores[labelled]
+    out: dict[str, Any] = {"n_liked": int(labels.sum()), "n_disliked": int((1 - labels).sum())}
+    try:
+        out["AUC"] = auc(s, labels)
+        b = batch_auc(s, labels, batch_size=32)
+        out["AUC_batch32"] = b.value
+        out["AUC_batch32_batches_used"] = b.batches_used
+    except ValueError as e:  # one class only (e.g. INSPIRED has no questionnaire): undefined, say why
+        out["AUC"] = None
+        out["AUC_note"] = str(e)
+    return out
+
+
+def evaluate_scores(scores: np.ndarray, samples: list[Sample], kg: KnowledgeGraph) -> dict[str, Any]:
+    """Every metric from a (N, n_items) score matrix; `dedup` removes repeated targets and context movies."""
+    column = {e: i for i, e in enumerate(kg.item_ids)}
+    flat = flatten(samples, column)
+    row_scores = scores[flat.sample]  # (M, n_items)
+    target_scores = row_scores[np.arange(len(flat.column)), flat.column]
+    liked = np.array([f == "liked" for f in flat.feedback])
+    out: dict[str, Any] = {"standard": {}, "dedup": {}}
+
+    ranks = ranks_of_targets(row_scores, flat.column)
+    out["standard"] = _summary(ranks, liked) | _auc_block(target_scores, flat.feedback)
+
+    keep = ~flat.mentioned_before
+    exclude = [[column[m] for m in samples[i].mentioned_items] for i in flat.sample[keep]]
+    d_ranks = ranks_of_targets(row_scores[keep], flat.column[keep], exclude=exclude)
+    out["dedup"] = _summary(d_ranks, liked[keep]) | _auc_block(
+        target_scores[keep], [f for f, k in zip(flat.feedback, keep) if k])
+    return out
+
+
+def _summary(ranks: np.ndarray, liked: np.ndarray) -> dict[str, Any]:
+    if liked.any():
+        return summarize_ranking(ranks, liked, KS)
+    # No questionnaire (INSPIRED): RT@n is undefined; the rest still is.
+    out = summarize_ranking(ranks, np.ones_like(liked), KS)
+    for k in KS:
+        out[f"RT@{k}"] = None
+    out["n_liked"] = 0
+    return out
+
+
+def evaluate_recommender(
+    model, train: list[Sample], test: list[Sample], kg: KnowledgeGraph, batch: int = 512,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    scores = np.concatenate([model.score(test[i : i + batch]) for i in range(0, len(test), batch)])
+    return evaluate_scores(scores, test, kg)
+
+
+# ---------------------------------------------------------------- results file
+
+def provenance() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+
+    import os
+
+    return {
+        "git_commit": git("rev-parse", "HEAD"),
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "command": " ".join(["ecrs", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("ecrs") else " ".join(sys.argv),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+    }
+
+
+def update_results(path: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replace rows of the same (system, dataset) and keep the rest; sorted for stable diffs."""
+    existing = json.loads(path.read_text())["rows"] if path.exists() else []
+    keys = {(r["system"], r["dataset"]) for r in rows}
+    merged = [r for r in existing if (r["system"], r["dataset"]) not in keys] + rows
+    merged.sort(key=lambda r: (r["dataset"], r.get("order", 99), r["system"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"rows": merged}, indent=1) + "\n")
+    path.with_suffix(".md").write_text(render_table(merged))
+    return merged
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.3f}"
+    if isinstance(x, dict) and "mean" in x:
+        return f"{x['mean']:.3f}±{x['std']:.3f}" if x.get("std") else f"{x['mean']:.3f}"
+    return str(x)
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    cols = ["AUC", "AUC_batch32", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R@50"]
+    dcols = ["R@1", "R@10", "R@50"]
+    lines = ["# Recommendation results", "",
+             "Produced by `ecrs evaluate` (see each row's command and commit in recommendation.json). "
+             "Trained on the public part of ReDial bundled here, not the paper's full data: compare rows with "
+             "each other, not with the paper's numbers.", ""]
+    for dataset in sorted({r["dataset"] for r in rows}):
+        lines += [f"## {dataset}", "",
+                  "| system | " + " | ".join(cols) + " | " + " | ".join(f"dedup {c}" for c in dcols) + " | samples |",
+                  "|---" * (len(cols) + len(dcols) + 2) + "|"]
+        for r in (r for r in rows if r["dataset"] == dataset):
+            m, d = r["metrics"]["standard"], r["metrics"]["dedup"]
+            lines.append(f"| {r['system']} | " + " | ".join(_fmt(m.get(c)) for c in cols) + " | "
+                         + " | ".join(_fmt(d.get(c)) for c in dcols) + f" | {m['n_samples']} |")
+        lines.append("")
+    return "\n".join(lines)
