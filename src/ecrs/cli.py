@@ -13,6 +13,7 @@ from ecrs.errors import EcrsError
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("ecrs.recipes.prepare", "turn bundled raw data into processed turn samples"),
     "evaluate": ("ecrs.recipes.evaluate", "evaluate recommenders and write benchmarks/results"),
+    "chat": ("ecrs.recipes.chat", "chat with the recommender in the terminal"),
 }
 # `ecrs train X` -> recipe
 TRAIN_COMMANDS: dict[str, tuple[str, str]] = {}

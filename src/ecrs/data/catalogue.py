@@ -1,0 +1,121 @@
+"""The movie catalogue: display facts for every graph item (title, year, genres, people, plot).
+
+Facts come from `kg/redial_movie_info.json` (iEvaLM-CRS) where a ReDial movie maps to the item, else from the
+DBpedia name (`Titanic (1997 film)` -> title `Titanic`, year 1997) and the graph's neighbours. They are what the
+system may state about a movie: the generator is grounded in them and the chat's one-line reasons quote them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ecrs.data.bundle import bundled, read_json
+from ecrs.data.kg import KnowledgeGraph, redial_movie_entities
+
+_YEAR_IN_TITLE = re.compile(r"\s*\((\d{4})\)\s*$")
+_DBPEDIA_FILM = re.compile(r"\s*\((?:(\d{4}) )?(?:[\w ]+ )?film\)\s*$")
+
+
+@dataclass
+class Movie:
+    entity: int
+    title: str
+    year: int | None = None
+    genres: list[str] = field(default_factory=list)
+    directors: list[str] = field(default_factory=list)
+    writers: list[str] = field(default_factory=list)
+    stars: list[str] = field(default_factory=list)
+    plot: str = ""
+    imdb_id: str = ""
+
+    @property
+    def display(self) -> str:
+        return f"{self.title} ({self.year})" if self.year else self.title
+
+    def reason(self) -> str:
+        """One line from facts only (no invention): genre, director, stars."""
+        parts = []
+        if self.genres:
+            parts.append("/".join(self.genres[:2]))
+        if self.directors:
+            parts.append(f"directed by {self.directors[0]}")
+        if self.stars:
+            parts.append("starring " + " and ".join(self.stars[:2]))
+        return ", ".join(parts)
+
+
+def split_title(name: str) -> tuple[str, int | None]:
+    """`Titanic (1997)` or DBpedia `Titanic (1997 film)` -> (`Titanic`, 1997)."""
+    m = _YEAR_IN_TITLE.search(name)
+    if m:
+        return name[: m.start()].strip(), int(m.group(1))
+    m = _DBPEDIA_FILM.search(name)
+    if m:
+        return name[: m.start()].strip(), int(m.group(1)) if m.group(1) else None
+    return name.strip(), None
+
+
+def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
+    """Item entity id -> Movie, for every item of the ReDial graph."""
+    info = read_json(bundled("kg/redial_movie_info.json.gz"))
+    movies: dict[int, Movie] = {}
+    for rid, entity in sorted(redial_movie_entities(kg).items(), key=lambda kv: int(kv[0])):
+        if entity in movies or rid not in info or entity not in kg.item_set:
+            continue
+        i = info[rid]
+        title, year = split_title(" ".join(i.get("name", "").split()))
+        movies[entity] = Movie(
+            entity=entity, title=title or split_title(kg.names[entity])[0], year=year,
+            genres=list(i.get("genre") or []), directors=list(i.get("director") or []),
+            writers=list(i.get("writer") or []), stars=list(i.get("star") or []),
+            plot=i.get("plot") or "", imdb_id=i.get("imdb_id") or "",
+        )
+    for entity in kg.item_ids:
+        if entity not in movies:
+            title, year = split_title(kg.names[entity])
+            people = {"director": [], "starring": []}
+            for rel, other in kg.neighbours(entity):
+                if rel in people:
+                    people[rel].append(kg.names[other])
+            movies[entity] = Movie(entity=entity, title=title, year=year,
+                                   directors=people["director"], stars=people["starring"][:3])
+    return movies
+
+
+# Words people use for the catalogue's genres (ReDial movie info vocabulary). The graph itself has almost no
+# movie->genre edges, so stated genre constraints are matched against the catalogue's genre lists.
+GENRE_WORDS: dict[str, str] = {
+    r"comed(y|ies)|funny|hilarious|rom-?coms?": "comedy",
+    r"horror|scary|slashers?": "horror",
+    r"sci-?fi|science fiction|scifi": "sci-fi",
+    r"romance|romantic|rom-?coms?|love stor(y|ies)": "romance",
+    r"animat(ed|ion)|cartoons?|pixar": "animation",
+    r"documentar(y|ies)": "documentary",
+    r"action": "action",
+    r"thrillers?|suspense": "thriller",
+    r"dramas?|dramatic": "drama",
+    r"family|kids|children": "family",
+    r"fantasy": "fantasy",
+    r"myster(y|ies)|whodunn?its?": "mystery",
+    r"crime|heists?|gangsters?": "crime",
+    r"war movies?|war films?": "war",
+    r"westerns?": "western",
+    r"musicals?": "musical",
+    r"adventures?": "adventure",
+    r"biopics?|biograph(y|ical)": "biography",
+    r"sports?": "sport",
+}
+_GENRE_RE = [(re.compile(rf"\b(?:{pat})\b", re.I), genre) for pat, genre in GENRE_WORDS.items()]
+_NEGATED = re.compile(r"\b(no|not|nothing|don'?t|dont|hate|hated|without|avoid|except)\b[\w\s'-]{0,25}$", re.I)  # scope ends at punctuation
+
+
+def genres_in(text: str) -> tuple[list[str], list[str]]:
+    """(wanted, avoided) catalogue genres stated in `text`: "no horror" avoids horror, "a comedy" wants comedy."""
+    wanted: list[str] = []
+    avoided: list[str] = []
+    for pattern, genre in _GENRE_RE:
+        for m in pattern.finditer(text):
+            target = avoided if _NEGATED.search(text[max(0, m.start() - 40) : m.start()]) else wanted
+            if genre not in target:
+                target.append(genre)
+    return [g for g in wanted if g not in avoided], avoided

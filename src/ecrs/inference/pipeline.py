@@ -1,0 +1,330 @@
+"""One chat turn, end to end (ECR_SPEC §8): link entities in the user's text -> detect the user's emotion ->
+update the conversation state (ECR's emotion attachment, memory of seen / disliked / recommended movies, stated
+constraints) -> recommend -> reply (streamed).
+
+    bot = EmpatheticRecommender.load()          # loads every artifact once
+    state = ConversationState()
+    for piece in bot.stream_turn(state, "I loved Titanic, but nothing too sad"):
+        ...                                     # TurnStart (emotions, entities, movies), then text pieces
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ecrs.data.catalogue import Movie, genres_in, load_catalogue
+from ecrs.data.kg import KnowledgeGraph, load_redial_kg
+from ecrs.data.samples import Emotions, Sample
+from ecrs.emotions import EMOTIONS, kept_labels
+from ecrs.errors import EcrsError
+
+MAX_MESSAGE_CHARS = 2000  # longer messages are truncated for the models (the API rejects them with a 4xx first)
+_SEEN = re.compile(r"\b(seen|saw|watched|watch(ed)? it)\b", re.I)
+_NOT_SEEN = re.compile(r"\b(not|never|haven'?t|havent|didn'?t|hadn'?t)\b[^.?!]{0,20}\b(seen|saw|watched)\b", re.I)
+_RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
+RECENT_YEAR = 2010  # ReDial was collected in 2017-2018
+
+
+class Scorer(Protocol):
+    def score(self, samples: list[Sample]) -> np.ndarray: ...
+
+
+@dataclass
+class LinkedEntity:
+    entity: int
+    name: str
+    is_movie: bool
+
+
+@dataclass
+class Recommendation:
+    entity: int
+    title: str
+    year: int | None
+    reason: str
+    score: float
+
+
+@dataclass
+class ConversationState:
+    """Everything the system remembers of one conversation; plain data, so it can be stored and restored."""
+
+    turns: list[tuple[str, str]] = field(default_factory=list)  # (role, text)
+    entities: list[int] = field(default_factory=list)  # linked context entities, duplicates kept
+    entity_emotions: list[Emotions] = field(default_factory=list)
+    awaiting_reaction: list[int] = field(default_factory=list)  # positions of the system's last-turn entities
+    recommended: list[int] = field(default_factory=list)
+    seen: list[int] = field(default_factory=list)
+    disliked: list[int] = field(default_factory=list)
+    liked: list[int] = field(default_factory=list)
+    genres: list[str] = field(default_factory=list)
+    avoid_genres: list[str] = field(default_factory=list)
+    people: list[int] = field(default_factory=list)
+    recent: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> ConversationState:
+        obj = dict(obj)
+        obj["turns"] = [tuple(t) for t in obj.get("turns", [])]
+        obj["entity_emotions"] = [[tuple(e) for e in ems] for ems in obj.get("entity_emotions", [])]
+        return cls(**obj)
+
+    def excluded(self) -> set[int]:
+        """Never recommend again: already recommended, seen, disliked."""
+        return set(self.recommended) | set(self.seen) | set(self.disliked)
+
+
+@dataclass
+class TurnStart:
+    """First event of a streamed turn: what the system understood and what it recommends."""
+
+    emotions: Emotions
+    entities: list[LinkedEntity]
+    recommendations: list[Recommendation]
+
+
+@dataclass
+class TurnResult:
+    reply: str
+    emotions: Emotions
+    entities: list[LinkedEntity]
+    recommendations: list[Recommendation]
+
+
+class EmpatheticRecommender:
+    """The whole system, loaded once; `stream_turn` / `turn` run one user message."""
+
+    def __init__(self, kg: KnowledgeGraph, catalogue: dict[int, Movie], linker, emotion, recommender: Scorer,
+                 generator=None, top_k: int = 3):
+        self.kg = kg
+        self.catalogue = catalogue
+        self.linker = linker
+        self.emotion = emotion
+        self.recommender = recommender
+        self.generator = generator
+        self.top_k = top_k
+        self._column = np.array(kg.item_ids)
+
+    # ------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, artifacts: str | Path = "artifacts", recommender: str | None = None,
+             generator: str | None = None, top_k: int = 3) -> EmpatheticRecommender:
+        """Load every artifact; a missing one is a clear error naming the command that makes it."""
+        from ecrs.data.linking import build_redial_linker
+        from ecrs.models.emotion import EmotionClassifier
+
+        artifacts = Path(artifacts)
+        kg = load_redial_kg()
+        emotion_dir = artifacts / "emotion"
+        if not emotion_dir.exists():
+            raise EcrsError(f"{emotion_dir}: emotion classifier not found; train it with `ecrs train emotion`")
+        return cls(
+            kg=kg,
+            catalogue=load_catalogue(kg),
+            linker=build_redial_linker(kg),
+            emotion=EmotionClassifier.load(emotion_dir),
+            recommender=load_scorer(kg, artifacts, recommender),
+            generator=load_generator(artifacts, generator),
+            top_k=top_k,
+        )
+
+    # ------------------------------------------------------------ one turn
+
+    def understand(self, state: ConversationState, text: str) -> tuple[Emotions, list[LinkedEntity]]:
+        """Link, detect emotion, and update the state with the user's message."""
+        text = text[:MAX_MESSAGE_CHARS]
+        context = state.turns[-1][1] if state.turns and state.turns[-1][0] == "recommender" else ""
+        probs = self.emotion.predict_proba([text], [context])[0]
+        emotions = kept_labels(list(probs))
+        mentions = self.linker.link(text)
+        linked = [LinkedEntity(m.entity_id, self.kg.names[m.entity_id], m.is_movie) for m in mentions]
+        # ECR's attachment rule: the system's entities of the last turn take this reaction's emotions.
+        for pos in state.awaiting_reaction:
+            state.entity_emotions[pos] = emotions
+        state.awaiting_reaction = []
+        state.entities += [e.entity for e in linked]
+        state.entity_emotions += [emotions] * len(linked)
+        state.turns.append(("seeker", text))
+        self._update_memory(state, text, emotions, linked)
+        return emotions, linked
+
+    def _update_memory(self, state: ConversationState, text: str, emotions: Emotions,
+                       linked: list[LinkedEntity]) -> None:
+        movies = [e.entity for e in linked if e.is_movie and e.entity in self.catalogue]
+        # A reaction without a title is about what we just recommended.
+        about = movies or state.recommended[-self.top_k:]
+        primary = emotions[0][0] if emotions else "neutral"
+        if _SEEN.search(text) and not _NOT_SEEN.search(text):
+            state.seen += [m for m in about if m not in state.seen]
+        if primary == "negative":
+            state.disliked += [m for m in about if m not in state.disliked]
+        elif primary in ("like", "happy", "nostalgia") and movies:
+            state.liked += [m for m in movies if m not in state.liked]
+        wanted, avoided = genres_in(text)
+        if wanted:  # a newly stated genre replaces the previous wish
+            state.genres = wanted
+        state.avoid_genres += [g for g in avoided if g not in state.avoid_genres]
+        state.genres = [g for g in state.genres if g not in state.avoid_genres]
+        for e in linked:
+            if not e.is_movie and self._is_person(e.entity) and e.entity not in state.people:
+                state.people.append(e.entity)
+        if _RECENT.search(text):
+            state.recent = True
+
+    def _is_person(self, entity: int) -> bool:
+        return entity in self._person_entities
+
+    @property
+    def _person_entities(self) -> set[int]:
+        if not hasattr(self, "_people_cache"):
+            self._people_cache = {o for e in self.kg.item_ids for r, o in self.kg.neighbours(e)
+                                  if r in ("starring", "director", "writer")}
+        return self._people_cache
+
+    def recommend(self, state: ConversationState, k: int | None = None) -> list[Recommendation]:
+        """Top-k movies for the current state, honouring memory and stated constraints."""
+        k = k or self.top_k
+        sample = Sample(
+            id="live", dialog_id="live", turn=len(state.turns), context=list(state.turns),
+            entities=state.entities[-32:], entity_emotions=state.entity_emotions[-32:],
+            mentioned_items=[e for e in state.entities if e in self.kg.item_set], targets=[], response="",
+            seeker_emotion=state.entity_emotions[-1] if state.entity_emotions else [],
+        )
+        scores = self.recommender.score([sample])[0].astype(np.float64)
+        allowed = self._allowed(state)
+        scores[~allowed] = -np.inf
+        if not np.isfinite(scores).any():  # constraints too strict: relax them rather than say nothing
+            scores = self.recommender.score([sample])[0].astype(np.float64)
+            scores[~self._allowed(state, constraints=False)] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:k]
+        out = []
+        for i in top:
+            if not np.isfinite(scores[i]):
+                break
+            m = self.catalogue[int(self._column[i])]
+            out.append(Recommendation(m.entity, m.title, m.year, m.reason(), float(scores[i])))
+        return out
+
+    def _allowed(self, state: ConversationState, constraints: bool = True) -> np.ndarray:
+        excluded = state.excluded() | {e for e in state.entities if e in self.kg.item_set}
+        ok = np.array([e not in excluded for e in self._column])
+        if not constraints:
+            return ok
+        for i, e in enumerate(self._column):
+            if not ok[i]:
+                continue
+            m = self.catalogue[int(e)]
+            if state.genres and not set(state.genres) & set(m.genres):
+                ok[i] = False
+            elif set(state.avoid_genres) & set(m.genres):
+                ok[i] = False
+            elif state.recent and (m.year is None or m.year < RECENT_YEAR):
+                ok[i] = False
+            elif state.people:
+                names = {self.kg.names[p] for p in state.people}
+                if not names & set(m.stars + m.directors + m.writers):
+                    ok[i] = False
+        return ok
+
+    def stream_turn(self, state: ConversationState, text: str) -> Iterator[TurnStart | str]:
+        """Yield a TurnStart, then the reply in pieces; the state holds the full reply afterwards."""
+        if not isinstance(text, str) or not text.strip():
+            raise EcrsError("empty message")
+        emotions, linked = self.understand(state, text)
+        recs = self.recommend(state) if self._should_recommend(state) else []
+        yield TurnStart(emotions, linked, recs)
+        pieces = []
+        for piece in self._reply(state, emotions, recs):
+            pieces.append(piece)
+            yield piece
+        reply = "".join(pieces)
+        state.turns.append(("recommender", reply))
+        rec_entities = [r.entity for r in recs]
+        state.recommended += rec_entities
+        state.awaiting_reaction = list(range(len(state.entities), len(state.entities) + len(rec_entities)))
+        state.entities += rec_entities
+        state.entity_emotions += [[] for _ in rec_entities]
+
+    def turn(self, state: ConversationState, text: str) -> TurnResult:
+        start, *pieces = list(self.stream_turn(state, text))
+        assert isinstance(start, TurnStart)
+        return TurnResult("".join(p for p in pieces if isinstance(p, str)), start.emotions, start.entities,
+                          start.recommendations)
+
+    def _should_recommend(self, state: ConversationState) -> bool:
+        # Ask first when nothing about the user's taste is known yet.
+        return bool(state.entities or state.genres or len(state.turns) > 2)
+
+    def _reply(self, state: ConversationState, emotions: Emotions, recs: list[Recommendation]) -> Iterator[str]:
+        if not recs:
+            yield ("Tell me about a movie you loved, or a genre or actor you're in the mood for, "
+                   "and I'll find you something!")
+            return
+        if self.generator is not None:
+            yield from self.generator.stream(recs[0].entity, state.turns, emotions)
+        else:
+            yield from template_reply(emotions, recs)
+        if len(recs) > 1:
+            yield " Also worth a look: " + "; ".join(
+                f"{r.title}{f' ({r.year})' if r.year else ''}" for r in recs[1:]) + "."
+
+
+_OPENERS = {
+    "negative": "Sorry that one didn't click for you.",
+    "like": "Great taste!",
+    "happy": "Love the enthusiasm!",
+    "grateful": "Happy to help!",
+    "nostalgia": "Ah, the classics!",
+    "curious": "Good question!",
+    "surprise": "Right?!",
+    "agreement": "Awesome.",
+}
+
+
+def template_reply(emotions: Emotions, recs: list[Recommendation]) -> Iterator[str]:
+    """A grounded reply from facts only, used when no trained generator is present."""
+    primary = emotions[0][0] if emotions else "neutral"
+    top = recs[0]
+    opener = _OPENERS.get(primary)
+    if opener:
+        yield opener + " "
+    yield f"You might like {top.title}{f' ({top.year})' if top.year else ''}"
+    yield f" — {top.reason}." if top.reason else "."
+
+
+# ---------------------------------------------------------------- artifact loading
+
+def load_scorer(kg: KnowledgeGraph, artifacts: Path, spec: str | None) -> Scorer:
+    """A trained recommender checkpoint, else popularity over the prepared training samples."""
+    if spec:
+        from ecrs.models.registry import load_recommender  # type: ignore[import-not-found]
+
+        return load_recommender(spec, kg)
+    from ecrs.data.prepare import load_samples
+    from ecrs.models.baselines import Popularity
+
+    model = Popularity()
+    model.fit(load_samples(artifacts / "data", "redial", "train"), kg)
+    return model
+
+
+def load_generator(artifacts: Path, spec: str | None):
+    if not spec:
+        return None
+    from ecrs.models.generator import ResponseGenerator  # type: ignore[import-not-found]
+
+    return ResponseGenerator.load(spec)
+
+
+__all__ = ["ConversationState", "EmpatheticRecommender", "Recommendation", "TurnResult", "TurnStart", "EMOTIONS"]

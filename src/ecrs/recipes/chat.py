@@ -1,0 +1,44 @@
+"""`ecrs chat`: talk to the recommender in the terminal, replies streamed as they are generated."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ecrs.errors import EcrsError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artifacts", default="artifacts", help="folder with trained artifacts")
+    p.add_argument("--recommender", default=None, help="recommender checkpoint (default: popularity)")
+    p.add_argument("--generator", default=None, help="generator checkpoint (default: grounded template)")
+    p.add_argument("--show", action="store_true", help="show detected emotions and linked entities")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ecrs.inference.pipeline import ConversationState, EmpatheticRecommender, TurnStart
+
+    print("loading…", end="", flush=True, file=sys.stderr)
+    bot = EmpatheticRecommender.load(args.artifacts, args.recommender, args.generator)
+    print("\rType a message (empty line or Ctrl-D to quit).", file=sys.stderr)
+    state = ConversationState()
+    while True:
+        try:
+            text = input("you> ")
+        except EOFError:
+            break
+        if not text.strip():
+            break
+        try:
+            print("bot> ", end="", flush=True)
+            for event in bot.stream_turn(state, text):
+                if isinstance(event, TurnStart):
+                    if args.show:
+                        emo = ", ".join(f"{lab} {p:.2f}" for lab, p in event.emotions)
+                        ents = ", ".join(e.name for e in event.entities) or "–"
+                        print(f"[emotion: {emo} | entities: {ents}]\n     ", end="")
+                    continue
+                print(event, end="", flush=True)
+            print()
+        except EcrsError as e:
+            print(f"\n(error: {e})")
+    return 0
