@@ -1,0 +1,48 @@
+"""`ecrs prepare` end to end on tiny fixtures: the official-files path, idempotence, and one-line CLI errors."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ecrs.data.prepare import PrepareConfig, load_samples, prepare
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _run_prepare(out: Path):
+    cfg = PrepareConfig(redial_dir=str(FIXTURES / "redial_official"), emotion_model="", out_dir=str(out))
+    return prepare(cfg)
+
+
+def test_official_redial_files_are_accepted_and_prepare_is_idempotent(tmp_path):
+    result = _run_prepare(tmp_path / "a")
+    # 3 train dialogues -> train + valid (seeded 10 % of 3 rounds to 0), 2 test dialogues.
+    assert result.stats["train"]["dialogues"] + result.stats["valid"]["dialogues"] == 3
+    assert result.stats["test"]["dialogues"] == 2
+    test = load_samples(tmp_path / "a", "redial", "test")
+    assert test and all(s.targets for s in test)
+    # Dialogue 20048's first recommender turn recommends a movie the seeker had not mentioned.
+    assert any(not t.mentioned_before for s in test for t in s.targets)
+    _run_prepare(tmp_path / "b")
+    for name in ("train.jsonl.gz", "valid.jsonl.gz", "test.jsonl.gz", "test_dialogues.jsonl.gz"):
+        assert (tmp_path / "a/redial" / name).read_bytes() == (tmp_path / "b/redial" / name).read_bytes()
+
+
+def _ecrs(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ecrs.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    bad_key = _ecrs("prepare", "--set", "nonsense=1")
+    assert bad_key.returncode == 2
+    assert bad_key.stderr.strip().count("\n") == 0 and "unknown key 'nonsense'" in bad_key.stderr
+    missing = _ecrs("prepare", "--set", f"redial_dir={tmp_path}", "--set", "emotion_model=''")
+    assert missing.returncode == 2 and "train_data.jsonl" in missing.stderr and "Traceback" not in missing.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "train_data.jsonl").write_text((FIXTURES / "redial_official/train_data.jsonl").read_text() + "{oops\n")
+    (broken / "test_data.jsonl").write_text((FIXTURES / "redial_official/test_data.jsonl").read_text())
+    bad_line = _ecrs("prepare", "--set", f"redial_dir={broken}", "--set", "emotion_model=''",
+                     "--set", f"out_dir={tmp_path / 'out'}")
+    assert bad_line.returncode == 2 and "train_data.jsonl:4" in bad_line.stderr, bad_line.stderr
