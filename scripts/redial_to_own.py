@@ -9,8 +9,7 @@ import json
 from pathlib import Path
 
 from ecrs.data.dialogues import dump_own, load_redial
-from ecrs.data.kg import load_redial_kg, redial_movie_entities
-from ecrs.data.prepare import redial_titles
+from ecrs.data.kg import load_redial_kg, redial_movie_entities, redial_titles
 
 
 def main() -> None:

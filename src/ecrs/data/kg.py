@@ -131,7 +131,50 @@ def load_inspired_kg() -> KnowledgeGraph:
                          bundled("inspired/relation2id.json.gz"), bundled("inspired/item_ids.json.gz"))
 
 
-def redial_movie_entities(kg: KnowledgeGraph) -> dict[str, int]:
-    """ReDial movie id (the `@123` in text, as a string) -> graph entity id, through the bundled KGSF mapping."""
+def redial_titles() -> dict[str, str]:
+    """ReDial movie id -> title (with year) from movies_with_mentions.csv."""
+    import csv
+
+    from ecrs.data.bundle import open_text
+
+    with open_text(bundled("redial/movies_with_mentions.csv.gz")) as f:
+        return {row["movieId"]: " ".join(row["movieName"].split()) for row in csv.DictReader(f)}
+
+
+_TITLE_YEAR = re.compile(r"^(.*?)\s*\((?:(\d{4})\s*)?(?:[\w ]*\s)?(?:film|movie)?\)$")
+
+
+def _title_year(name: str) -> tuple[str, str | None]:
+    """`Alien (1979)` / DBpedia `Alien (1979 film)` / `Alien (film)` -> ("alien", "1979" | None)."""
+    m = _TITLE_YEAR.match(name.strip())
+    if m:
+        return m.group(1).strip().lower(), m.group(2)
+    return name.strip().lower(), None
+
+
+def redial_movie_entities(kg: KnowledgeGraph, extend: bool = True) -> dict[str, int]:
+    """ReDial movie id (the `@123` in text, as a string) -> graph entity id.
+
+    First the bundled KGSF mapping (5,246 of 6,924 ids). With `extend`, an unmapped id whose title matches a graph
+    movie exactly is mapped too: same title and same year, or the only graph movie of that title when the graph
+    name carries no year (about 900 more ids; a title shared by several graph movies stays unmapped).
+    """
     mapping = read_json(bundled("kg/redial_movie_to_dbpedia.json.gz"))
-    return {mid: kg.entity2id[uri] for mid, uri in mapping.items() if uri in kg.entity2id}
+    out = {mid: kg.entity2id[uri] for mid, uri in mapping.items() if uri in kg.entity2id}
+    if not extend:
+        return out
+    by_title: dict[str, list[tuple[int, str | None]]] = {}
+    for e in kg.item_ids:
+        title, year = _title_year(kg.names[e])
+        by_title.setdefault(title, []).append((e, year))
+    for mid, name in sorted(redial_titles().items()):
+        if mid in out:
+            continue
+        title, year = _title_year(name)
+        candidates = by_title.get(title, [])
+        same_year = [e for e, y in candidates if year and y == year]
+        if len(same_year) == 1:
+            out[mid] = same_year[0]
+        elif len(candidates) == 1 and candidates[0][1] is None:
+            out[mid] = candidates[0][0]
+    return out

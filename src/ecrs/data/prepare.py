@@ -7,7 +7,6 @@ dialogue with its linked entities and seeker-turn emotions, for the co-occurrenc
 """
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
@@ -21,9 +20,9 @@ from typing import Any, Literal
 from tqdm import tqdm
 
 from ecrs.config import save_config
-from ecrs.data.bundle import _sha256, bundled, data_dir, open_text
+from ecrs.data.bundle import _sha256, bundled, data_dir
 from ecrs.data.dialogues import Dialogue, load_inspired, load_own, load_redial
-from ecrs.data.kg import KnowledgeGraph, load_inspired_kg, load_redial_kg, redial_movie_entities
+from ecrs.data.kg import KnowledgeGraph, load_inspired_kg, load_redial_kg, redial_movie_entities, redial_titles
 from ecrs.data.samples import Sample, build_samples, split_train_valid, turn_emotions
 from ecrs.emotions import BETA
 from ecrs.errors import DataError
@@ -57,12 +56,6 @@ class Prepared:
 
 
 # ---------------------------------------------------------------- loading
-
-def redial_titles() -> dict[str, str]:
-    """ReDial movie id -> title (with year) from movies_with_mentions.csv."""
-    with open_text(bundled("redial/movies_with_mentions.csv.gz")) as f:
-        return {row["movieId"]: " ".join(row["movieName"].split()) for row in csv.DictReader(f)}
-
 
 def _redial_sources(cfg: PrepareConfig) -> dict[str, list[Path]]:
     if cfg.redial_dir:
