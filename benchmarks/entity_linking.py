@@ -3,8 +3,9 @@
 Every `@id` of a message is replaced by the title the dialogue's `movieMentions` gives for it, in two variants:
   no_year    the title with its "(Year)" stripped, as people type it ("Super Troopers");
   with_year  the title as given ("Super Troopers (2001)").
-Gold for a message: the multiset of graph entity ids of its `@id`s, through the bundled KGSF mapping
-(`redial_movie_entities`). An `@id` without a graph entity has no gold: its title stays in the text, and a movie
+Gold for a message: the multiset of graph entity ids of its `@id`s, through `redial_movie_entities` (the bundled
+KGSF mapping extended by exact title + year). An `@id` without a graph entity has no gold: its title stays in the
+text, and a movie
 the linker finds inside that title is *unjudged* (neither right nor wrong: the graph entity it should map to is
 unknown). The strict figures count those as false positives too.
 
