@@ -26,7 +26,7 @@ class EntityEncoder(nn.Module):
         self.embedding = nn.Parameter(torch.empty(n_entities, d_kg))
         nn.init.normal_(self.embedding, std=d_kg ** -0.5)
         self.rgcn = RGCNConv(d_kg, d_kg, n_relations, num_bases=num_bases)
-        self.proj = nn.Sequential(nn.Linear(d_kg, d_kg), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_kg, d_model))
+        self.proj = nn.Sequential(nn.Linear(d_kg, d_kg), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_kg, d_model))
         self.register_buffer("edge_index", edge_index.long(), persistent=False)  # (2, E)
         self.register_buffer("edge_type", edge_type.long(), persistent=False)  # (E,)
 

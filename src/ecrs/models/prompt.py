@@ -74,7 +74,7 @@ class EmotionAwarePrompt(nn.Module):
         self.task = nn.Parameter(torch.randn(n_task_tokens, d) * d ** -0.5)
         self.fusion = TextEntityFusion(d) if fusion else None
         self.emotions = EmotionVectors(d_emotion) if local else None
-        self.mlp = nn.Sequential(nn.Linear(d + d_emotion, d), nn.ReLU(), nn.Dropout(dropout),
+        self.mlp = nn.Sequential(nn.Linear(d + d_emotion, d), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(d, d)) if local else None
         self.use_global = global_
 

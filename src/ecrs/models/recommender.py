@@ -187,7 +187,7 @@ def _sparse_rows(p: sp.csr_matrix, entities: np.ndarray, mask: np.ndarray) -> Te
     keep = flat[rows.row] >= 0
     idx = np.stack([rows.row[keep], rows.col[keep]]).astype(np.int64)
     return torch.sparse_coo_tensor(torch.from_numpy(idx), torch.from_numpy(rows.data[keep].astype(np.float32)),
-                                   size=(len(flat), p.shape[1])).coalesce()
+                                   size=(len(flat), p.shape[1]), check_invariants=False).coalesce()
 
 
 def feedback_weights(samples: list[Sample], cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -230,7 +230,8 @@ class PrefixBlock(nn.Module):
     def __init__(self, d: int, n_heads: int, dropout: float):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = nn.MultiheadAttention(d, n_heads, dropout=dropout, batch_first=True)
+        # No biases: a key bias is invisible to softmax (its gradient is pure float noise, which Adam amplifies).
+        self.attn = nn.MultiheadAttention(d, n_heads, dropout=dropout, bias=False, batch_first=True)
         self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * d, d))
         self.drop = nn.Dropout(dropout)
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from ecrs.config import save_config, to_dict
 from ecrs.data.cooccurrence import load_training_cooccurrence, save_matrix
-from ecrs.data.kg import KnowledgeGraph, load_inspired_kg, load_redial_kg
+from ecrs.data.kg import KnowledgeGraph, load_inspired_kg, load_kg_files, load_redial_kg
 from ecrs.data.prepare import load_samples
 from ecrs.data.samples import Sample
 from ecrs.evaluation.evaluate import evaluate_scores
@@ -50,6 +50,9 @@ class DataConfig:
     data_dir: str = "artifacts/data"
     embedding_cache: str = "artifacts/cache/minilm"  # MiniLM turn vectors (fast backbone), shared by datasets
     max_valid_samples: int = 0  # 0 = the whole validation split (lm backbone runs use a subset)
+    # "" = the dataset's bundled graph; else a folder with UniCRS-format dbpedia_subkg.json, entity2id.json,
+    # relation2id.json, item_ids.json (an own catalogue; the tests' 30-entity graph)
+    kg_dir: str = ""
 
 
 @dataclass
@@ -75,7 +78,11 @@ class RecommenderTrainConfig:
         return Path(self.out_dir.format(dataset=self.data.dataset, name=self.name, seed=self.train.seed))
 
 
-def load_kg(dataset: str) -> KnowledgeGraph:
+def load_kg(dataset: str, kg_dir: str = "") -> KnowledgeGraph:
+    if kg_dir:
+        d = Path(kg_dir)
+        return load_kg_files(d / "dbpedia_subkg.json", d / "entity2id.json", d / "relation2id.json",
+                             d / "item_ids.json")
     return load_inspired_kg() if dataset == "inspired" else load_redial_kg()
 
 
@@ -145,7 +152,7 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
     seed_everything(cfg.train.seed)
     out = cfg.resolved_out_dir()
     mcfg = cfg.model
-    kg = load_kg(cfg.data.dataset)
+    kg = load_kg(cfg.data.dataset, cfg.data.kg_dir)
     train = load_samples(cfg.data.data_dir, cfg.data.dataset, "train")
     valid = load_samples(cfg.data.data_dir, cfg.data.dataset, "valid")
     if cfg.data.max_valid_samples and len(valid) > cfg.data.max_valid_samples:
@@ -198,7 +205,7 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
     task = RecommenderTask(model, head, window, feats, train, valid_feats, valid, kg, dist)
 
     def save_best(state) -> None:
-        torch.save({"model_config": to_dict(mcfg), "dataset": cfg.data.dataset,
+        torch.save({"model_config": to_dict(mcfg), "dataset": cfg.data.dataset, "kg_dir": cfg.data.kg_dir,
                     "embedding_cache": cfg.data.embedding_cache, "name": cfg.name,
                     "model": model.trainable_state_dict(), "epoch": state.best_epoch, "valid_R@50": state.best},
                    out / "model.pt")

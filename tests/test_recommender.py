@@ -1,0 +1,162 @@
+"""Recommender parts on a 30-entity graph: shapes, the ECR equations against hand computations, the exact entity
+table window, and a model that learns the answer the fixture is built around."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from tiny_recommender import N_MOVIES, tiny_kg, tiny_model_config, tiny_samples
+from torch_geometric.nn import RGCNConv
+
+from ecrs.models.entity_encoder import EntityEncoder, EntityTableWindow
+from ecrs.models.prompt import EmotionAwarePrompt, EmotionVectors, TextEntityFusion
+from ecrs.models.recommender import Featurizer, build_model, feedback_weights, score_items
+from ecrs.training.loop import LoopConfig, train_loop
+from ecrs.training.recommender import RecommenderTask
+
+torch.set_num_threads(1)
+
+
+def encoder(d_kg: int = 8, d: int = 6) -> EntityEncoder:
+    kg = tiny_kg()
+    ei, et = kg.edge_tensors()
+    return EntityEncoder(kg.num_entities, kg.num_relations, ei, et, d_kg=d_kg, d_model=d)
+
+
+def test_entity_encoder_is_rgcn_with_residual():
+    torch.manual_seed(0)
+    enc = encoder()
+    assert isinstance(enc.rgcn, RGCNConv) and enc.rgcn.num_bases == 8
+    table = enc()
+    assert table.shape == (30, 6) and table.dtype == torch.float32
+    # With the R-GCN silenced the table is MLP(x): the residual path alone.
+    with torch.no_grad():
+        for p in enc.rgcn.parameters():
+            p.zero_()
+        np.testing.assert_allclose(enc().numpy(), enc.proj(enc.embedding).numpy(), rtol=1e-6)
+
+
+def test_table_window_gradient_is_exact():
+    """Encoder gradient after a 2-step window == gradient of the mean of the two steps' losses."""
+    torch.manual_seed(0)
+    enc = encoder()
+    c1, c2 = torch.randn(30, 6), torch.randn(30, 6)
+    window = EntityTableWindow(enc, every=2)
+    (window.table() * c1).pow(2).sum().backward()
+    assert not window.after_micro_batches()
+    (window.table() * c2).pow(2).sum().backward()
+    assert window.after_micro_batches()
+    window.flush()
+    got = [p.grad.clone() for p in enc.parameters()]
+    enc.zero_grad()
+    t = enc()
+    (((t * c1).pow(2).sum() + (t * c2).pow(2).sum()) / 2).backward()
+    for g, p in zip(got, enc.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_fusion_equation_and_masking():
+    torch.manual_seed(0)
+    fusion = TextEntityFusion(4)
+    e, h = torch.randn(1, 2, 4), torch.randn(1, 3, 4)
+    mask = torch.tensor([[True, True, False]])
+    got = fusion(e, h, mask)
+    a = (e[0] @ fusion.bilinear(h[0]).T / 4)[:, :2]  # (L, T) over the 2 real positions
+    want = e[0] + torch.softmax(a, dim=-1) @ h[0, :2]
+    torch.testing.assert_close(got[0], want)
+    # No text at all: the entity vectors are returned unchanged.
+    torch.testing.assert_close(fusion(e, h, torch.zeros(1, 3, dtype=torch.bool)), e)
+
+
+def test_emotion_vector_is_probability_weighted_sum():
+    ev = EmotionVectors(5)
+    labels = torch.tensor([[[0, 2, 0]]])  # like, happy, (padding)
+    probs = torch.tensor([[[0.7, 0.2, 0.0]]])
+    want = 0.7 * ev.table.weight[0] + 0.2 * ev.table.weight[2]
+    torch.testing.assert_close(ev(labels, probs)[0, 0], want)
+
+
+def test_prompt_local_and_global_equations():
+    torch.manual_seed(0)
+    n, d = 30, 6
+    prompt = EmotionAwarePrompt(d, n_task_tokens=2, fusion=False, local=True, global_=True, d_emotion=4,
+                                dropout=0.0)
+    table = torch.randn(n, d)
+    p = sp.csr_matrix(([0.25, 0.75, 1.0], ([21, 21, 22], [3, 5, 7])), shape=(n, n), dtype=np.float32)
+    ents = torch.tensor([[21, 22, 0]])
+    mask = torch.tensor([[True, True, False]])
+    labels = torch.zeros(1, 3, 3, dtype=torch.long)
+    probs = torch.zeros(1, 3, 3)
+    probs[0, 0, 0] = 0.9
+    from ecrs.models.recommender import _sparse_rows
+
+    out = prompt(table, ents, mask, torch.zeros(1, 1, d), torch.zeros(1, 1, dtype=torch.bool), labels, probs,
+                 _sparse_rows(p, ents.numpy(), mask.numpy()))
+    assert out.tokens.shape == (1, 2 + 3 + 3, d)
+    assert out.mask.tolist() == [[True, True, True, True, False, True, True, False]]
+    f0 = 0.9 * prompt.emotions.table.weight[0]
+    torch.testing.assert_close(out.tokens[0, 2], prompt.mlp(torch.cat([table[21], f0])))  # ẽ'_j
+    e_global = 0.25 * table[3] + 0.75 * table[5]  # E_j = Σ_i P(e_i | e_j) table[e_i]
+    torch.testing.assert_close(out.tokens[0, 5], prompt.mlp(torch.cat([e_global, f0])))  # E'_j, same MLP
+    torch.testing.assert_close(out.tokens[0, 6], prompt.mlp(torch.cat([table[7], torch.zeros(4)])))
+
+
+def test_global_needs_local():
+    with pytest.raises(ValueError, match="local"):
+        EmotionAwarePrompt(4, local=False, global_=True)
+
+
+def test_featurizer_pads_left_and_keeps_last_entities():
+    cfg = tiny_model_config(max_turns=3, max_entities=2)
+    s = tiny_samples()[0]
+    s.context = [("seeker", "a"), ("recommender", "b")]
+    s.entities, s.entity_emotions = [1, 2, 3], [[], [("like", 0.5)], [("negative", 0.6), ("curious", 0.3)]]
+    f = Featurizer(cfg, [s], turn_vectors=lambda texts: np.ones((len(texts), 384)))
+    b = f.batch(np.array([0]))
+    assert b.turn_mask.tolist() == [[False, True, True]] and b.turn_role.tolist() == [[0, 0, 1]]
+    assert b.entities.tolist() == [[2, 3]]
+    assert b.emo_labels[0, 1, :2].tolist() == [4, 1] and b.emo_probs[0, 1].tolist() == pytest.approx(
+        [0.6, 0.3, 0.0])
+
+
+def test_feedback_weights_and_weighted_mean_loss():
+    samples = tiny_samples(repeats=2)  # repeat 0: "unknown", repeat 1: "liked"
+    cfg = tiny_model_config()
+    _, _, w = feedback_weights(samples, cfg)
+    assert w.tolist() == [0.5] * 10 + [2.0] * 10
+    cfg_off = tiny_model_config(feedback_weights=False)
+    assert feedback_weights(samples, cfg_off)[2].tolist() == [1.0] * 20
+    torch.manual_seed(0)
+    kg = tiny_kg()
+    model = build_model(cfg, kg).eval()
+    f = Featurizer(cfg, samples, cooccurrence=sp.csr_matrix((30, 30), dtype=np.float32))
+    rows, targets, weights = feedback_weights(samples, cfg)
+    out = model(f.batch(rows, targets, weights))
+    ce = torch.nn.functional.cross_entropy(out.logits, torch.as_tensor(targets), reduction="none")
+    torch.testing.assert_close(out.loss, (ce * torch.as_tensor(weights)).mean())  # mean of weighted terms
+
+
+@pytest.mark.parametrize("kind,backbone_parts", [
+    ("kbrd", {}),
+    ("ecr", {"local_emotion": False, "global_emotion": False, "feedback_weights": False}),  # UniCRS
+    ("ecr", {}),  # ECR, all parts
+])
+def test_learns_the_only_neighbour(kind, backbone_parts, tmp_path):
+    """Trained on 'person 20+i -> movie i', every model ranks movie i first among the 20 movies."""
+    torch.manual_seed(0)
+    kg = tiny_kg()
+    cfg = tiny_model_config(kind=kind, d_kg=16, d_model=16, **backbone_parts)
+    samples = tiny_samples(repeats=4)
+    cooc = sp.csr_matrix(([1.0] * 10, (np.arange(20, 30), np.arange(10))), shape=(30, 30), dtype=np.float32)
+    model = build_model(cfg, kg)
+    feats = Featurizer(cfg, samples, cooccurrence=cooc)
+    window = EntityTableWindow(model.encoder, every=2)
+    task = RecommenderTask(model, model.head, window, feats, samples, feats, samples, kg,
+                           dist=__import__("ecrs.training.loop", fromlist=["Dist"]).Dist())
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.003)
+    state = train_loop(task, model, opt, LoopConfig(epochs=100, batch_size=8, patience=0, seed=0), tmp_path,
+                       desc="tiny")
+    scores = score_items(model, Featurizer(cfg, tiny_samples(), cooccurrence=cooc), kg.item_ids)
+    assert scores.shape == (10, N_MOVIES)
+    assert (scores.argmax(axis=1) == np.arange(10)).all(), state.history[-1]
