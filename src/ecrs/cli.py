@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("ecrs.recipes.prepare", "turn bundled raw data into processed turn samples"),
     "evaluate": ("ecrs.recipes.evaluate", "evaluate recommenders and write benchmarks/results"),
     "chat": ("ecrs.recipes.chat", "chat with the recommender in the terminal"),
+    "serve": ("ecrs.recipes.serve", "serve the HTTP API and web chat page"),
+    "export-feedback": ("ecrs.recipes.export_feedback", "export chat sessions as own-data JSONL"),
 }
 # `ecrs train X` -> recipe
 TRAIN_COMMANDS: dict[str, tuple[str, str]] = {

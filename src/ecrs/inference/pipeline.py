@@ -28,6 +28,7 @@ _SEEN = re.compile(r"\b(seen|saw|watched|watch(ed)? it)\b", re.I)
 _NOT_SEEN = re.compile(r"\b(not|never|haven'?t|havent|didn'?t|hadn'?t)\b[^.?!]{0,20}\b(seen|saw|watched)\b", re.I)
 _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
 RECENT_YEAR = 2010  # ReDial was collected in 2017-2018
+FEEDBACK_EMOTIONS: dict[str, Emotions] = {"liked": [("like", 1.0)], "disliked": [("negative", 1.0)]}
 
 
 class Scorer(Protocol):
@@ -82,6 +83,27 @@ class ConversationState:
     def excluded(self) -> set[int]:
         """Never recommend again: already recommended, seen, disliked."""
         return set(self.recommended) | set(self.seen) | set(self.disliked)
+
+    def record_feedback(self, entity: int, value: str) -> None:
+        """A verdict on one movie given outside the text (a recommendation card's button), remembered as if said:
+        `seen` and `disliked` exclude it from now on; `liked` / `disliked` replace each other and attach the
+        matching emotion to the movie's context mentions, as ECR's rule does for a typed reaction."""
+        if value == "seen":
+            if entity not in self.seen:
+                self.seen.append(entity)
+            return
+        if value not in FEEDBACK_EMOTIONS:
+            raise ValueError(f"feedback must be liked, disliked or seen, not {value!r}")
+        keep, drop = (self.liked, self.disliked) if value == "liked" else (self.disliked, self.liked)
+        if entity in drop:
+            drop.remove(entity)
+        if entity not in keep:
+            keep.append(entity)
+        for i, e in enumerate(self.entities):
+            if e == entity:
+                self.entity_emotions[i] = list(FEEDBACK_EMOTIONS[value])
+        # The explicit verdict wins over the emotion of the next message.
+        self.awaiting_reaction = [i for i in self.awaiting_reaction if self.entities[i] != entity]
 
 
 @dataclass
@@ -248,7 +270,20 @@ class EmpatheticRecommender:
         for piece in self._reply(state, emotions, recs):
             pieces.append(piece)
             yield piece
-        reply = "".join(pieces)
+        self._finish_turn(state, "".join(pieces), recs)
+
+    def recommend_turn(self, state: ConversationState, text: str) -> TurnStart:
+        """A turn without a generated reply (the API's `reply: false`): understand, recommend and remember, with
+        the list of titles as the system's turn."""
+        if not isinstance(text, str) or not text.strip():
+            raise EcrsError("empty message")
+        emotions, linked = self.understand(state, text)
+        recs = self.recommend(state) if self._should_recommend(state) else []
+        listing = "; ".join(f"{r.title}{f' ({r.year})' if r.year else ''}" for r in recs)
+        self._finish_turn(state, listing, recs)
+        return TurnStart(emotions, linked, recs)
+
+    def _finish_turn(self, state: ConversationState, reply: str, recs: list[Recommendation]) -> None:
         state.turns.append(("recommender", reply))
         rec_entities = [r.entity for r in recs]
         state.recommended += rec_entities

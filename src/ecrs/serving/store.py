@@ -1,0 +1,293 @@
+"""Sessions, turns and feedback in a SQL database (SQLite by default, any SQLAlchemy URL: PostgreSQL lets several
+server processes share sessions).
+
+The conversation state lives in the database, not in a process: every turn reads it, and commits the new state
+and the turn's record in one transaction, guarded by a version number so two processes cannot both extend the
+same state (the loser gets `Conflict`). A turn is acknowledged to the client only after that commit; SQLite runs
+in WAL mode with `synchronous=FULL`, so an acknowledged turn survives the server being killed (SIGKILL) or the
+machine losing power.
+
+    store = SessionStore("sqlite:///sessions.db")
+    sid = store.create_session()
+    state, version = store.load_state(sid)
+    ...                                   # run the turn on `state`
+    store.commit_turn(sid, version, state, TurnRecord(...))
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+from ecrs.errors import EcrsError
+from ecrs.inference.pipeline import ConversationState
+
+__all__ = ["Conflict", "FeedbackRecord", "SessionStore", "TurnRecord", "UnknownSession", "export_feedback"]
+
+FEEDBACK_VALUES = ("liked", "disliked", "seen")
+
+metadata = MetaData()
+sessions = Table(
+    "sessions", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("version", Integer, nullable=False),  # +1 per committed change; optimistic concurrency
+    Column("state", Text, nullable=False),  # ConversationState.to_json()
+)
+turns = Table(
+    "turns", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("idx", Integer, nullable=False),  # 0, 1, ... within the session
+    Column("created_at", Float, nullable=False),
+    Column("user_text", Text, nullable=False),
+    Column("reply", Text, nullable=False),
+    Column("emotions", Text, nullable=False),  # JSON [[label, p], ...]
+    Column("entities", Text, nullable=False),  # JSON [{entity, name, is_movie}, ...]
+    Column("recommendations", Text, nullable=False),  # JSON [{entity, uri, title, year, reason, score}, ...]
+    UniqueConstraint("session_id", "idx"),
+)
+feedback = Table(
+    "feedback", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("entity", Integer, nullable=False),
+    Column("uri", Text, nullable=False),  # the graph's DBpedia URI: exports resolve without loading the graph
+    Column("title", Text, nullable=False),
+    Column("value", String(16), nullable=False),
+)
+
+
+class UnknownSession(EcrsError):
+    pass
+
+
+class Conflict(EcrsError):
+    """The session changed since its state was read (another process or request extended it)."""
+
+
+@dataclass
+class TurnRecord:
+    user_text: str
+    reply: str
+    emotions: list[tuple[str, float]] = field(default_factory=list)
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    recommendations: list[dict[str, Any]] = field(default_factory=list)
+    idx: int = -1  # set by the store
+    created_at: float = 0.0
+
+
+@dataclass
+class FeedbackRecord:
+    entity: int
+    uri: str
+    title: str
+    value: str
+    created_at: float = 0.0
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL: readers never block the writer; FULL: the WAL is fsynced at every commit, so an acknowledged turn is
+    # on disk before the reply leaves. busy_timeout: wait for another process's write instead of failing.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get WAL + synchronous=FULL and their folder is created."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class SessionStore:
+    """The database of conversations; thread-safe (each call uses its own connection from the pool)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+
+    def create_tables(self) -> None:
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        with self.engine.connect() as conn:
+            conn.execute(select(1))
+        return True
+
+    # ------------------------------------------------------------ sessions
+
+    def create_session(self) -> tuple[str, float]:
+        sid, now = uuid.uuid4().hex, time.time()
+        with self.engine.begin() as conn:
+            conn.execute(insert(sessions).values(id=sid, created_at=now, updated_at=now, version=0,
+                                                 state=json.dumps(ConversationState().to_json())))
+        return sid, now
+
+    def exists(self, sid: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(sessions.c.id).where(sessions.c.id == sid)).first() is not None
+
+    def load_state(self, sid: str) -> tuple[ConversationState, int]:
+        """The session's state and its version (pass the version back to `commit_turn`)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sessions.c.state, sessions.c.version).where(sessions.c.id == sid)).first()
+        if row is None:
+            raise UnknownSession(f"session {sid!r} not found")
+        return ConversationState.from_json(json.loads(row.state)), row.version
+
+    def session_info(self, sid: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sessions).where(sessions.c.id == sid)).first()
+        if row is None:
+            raise UnknownSession(f"session {sid!r} not found")
+        return {"id": row.id, "created_at": row.created_at, "updated_at": row.updated_at, "version": row.version,
+                "state": ConversationState.from_json(json.loads(row.state))}
+
+    def _save_state(self, conn, sid: str, version: int, state: ConversationState, now: float) -> None:
+        result = conn.execute(
+            update(sessions).where(sessions.c.id == sid, sessions.c.version == version)
+            .values(state=json.dumps(state.to_json()), version=version + 1, updated_at=now))
+        if result.rowcount != 1:
+            if conn.execute(select(sessions.c.id).where(sessions.c.id == sid)).first() is None:
+                raise UnknownSession(f"session {sid!r} not found")
+            raise Conflict(f"session {sid!r} was changed by another request; retry")
+
+    # ------------------------------------------------------------ turns and feedback
+
+    def commit_turn(self, sid: str, version: int, state: ConversationState, turn: TurnRecord) -> TurnRecord:
+        """Store the new state and the turn atomically; returns the turn with its index. Raises `Conflict` if the
+        state changed since `load_state` returned `version`."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            self._save_state(conn, sid, version, state, now)
+            idx = conn.execute(select(func.count()).select_from(turns).where(turns.c.session_id == sid)).scalar_one()
+            conn.execute(insert(turns).values(
+                session_id=sid, idx=idx, created_at=now, user_text=turn.user_text, reply=turn.reply,
+                emotions=json.dumps(turn.emotions), entities=json.dumps(turn.entities),
+                recommendations=json.dumps(turn.recommendations)))
+        turn.idx, turn.created_at = idx, now
+        return turn
+
+    def commit_feedback(self, sid: str, version: int, state: ConversationState, fb: FeedbackRecord) -> FeedbackRecord:
+        now = time.time()
+        with self.engine.begin() as conn:
+            self._save_state(conn, sid, version, state, now)
+            conn.execute(insert(feedback).values(session_id=sid, created_at=now, entity=fb.entity, uri=fb.uri,
+                                                 title=fb.title, value=fb.value))
+        fb.created_at = now
+        return fb
+
+    def turns(self, sid: str) -> list[TurnRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(turns).where(turns.c.session_id == sid).order_by(turns.c.idx)).all()
+        return [TurnRecord(user_text=r.user_text, reply=r.reply,
+                           emotions=[tuple(e) for e in json.loads(r.emotions)],
+                           entities=json.loads(r.entities), recommendations=json.loads(r.recommendations),
+                           idx=r.idx, created_at=r.created_at) for r in rows]
+
+    def feedback(self, sid: str) -> list[FeedbackRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(feedback).where(feedback.c.session_id == sid).order_by(feedback.c.id)).all()
+        return [FeedbackRecord(entity=r.entity, uri=r.uri, title=r.title, value=r.value, created_at=r.created_at)
+                for r in rows]
+
+    def session_ids(self, with_feedback: bool = False) -> list[str]:
+        """Sessions with at least one turn (and at least one feedback, if asked), oldest first."""
+        q = select(sessions.c.id).order_by(sessions.c.created_at, sessions.c.id)
+        q = q.where(sessions.c.id.in_(select(turns.c.session_id)))
+        if with_feedback:
+            q = q.where(sessions.c.id.in_(select(feedback.c.session_id)))
+        with self.engine.connect() as conn:
+            return [r.id for r in conn.execute(q)]
+
+
+# ---------------------------------------------------------------- export to the own-data format
+
+def session_dialogue(sid: str, records: list[TurnRecord], fbs: list[FeedbackRecord],
+                     source: str = "ecrs-serve") -> dict[str, Any]:
+    """One stored conversation as an own-data dialogue (docs/OWN_DATA.md): recommender turns list the
+    recommended movies by DBpedia URI; `feedback` holds each movie's last liked/disliked verdict, `unknown` for
+    a movie only marked as seen."""
+    out_turns: list[dict[str, Any]] = []
+    for t in records:
+        out_turns.append({"role": "seeker", "text": t.user_text})
+        rec: dict[str, Any] = {"role": "recommender", "text": t.reply}
+        movies = [r["uri"] for r in t.recommendations if r.get("uri")]
+        if movies:
+            rec["movies"] = movies
+        out_turns.append(rec)
+    verdicts: dict[str, str] = {}
+    for fb in fbs:
+        if fb.value in ("liked", "disliked"):
+            verdicts[fb.uri] = fb.value
+        else:
+            verdicts.setdefault(fb.uri, "unknown")
+    obj: dict[str, Any] = {"id": sid, "turns": out_turns}
+    if verdicts:
+        obj["feedback"] = verdicts
+    obj["source"] = source
+    return obj
+
+
+def iter_export(store: SessionStore, with_feedback_only: bool = True) -> Iterator[dict[str, Any]]:
+    for sid in store.session_ids(with_feedback=with_feedback_only):
+        yield session_dialogue(sid, store.turns(sid), store.feedback(sid))
+
+
+def export_feedback(db_url: str, out: str | Path, with_feedback_only: bool = True) -> int:
+    """Write the stored conversations to `out` (JSONL, own-data format); returns how many were written."""
+    if db_url.startswith("sqlite") and "///" in db_url and not Path(db_url.split("///", 1)[1]).exists():
+        raise EcrsError(f"{db_url}: no sessions database there (start `ecrs serve --db-url ...` first)")
+    store = SessionStore(db_url)
+    try:
+        store.create_tables()  # an empty database exports nothing rather than failing
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        n = 0
+        tmp = out.with_name(out.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for obj in iter_export(store, with_feedback_only):
+                f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+                n += 1
+        tmp.replace(out)
+        return n
+    finally:
+        store.close()
