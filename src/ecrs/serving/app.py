@@ -319,6 +319,9 @@ class ChatService:
                           recommendations=self._recommendations(start.recommendations, uris=True))
 
     def turn_sync(self, sid: str, text: str, reply: bool) -> tuple[TurnRecord, TurnStart]:
+        return _retry_on_conflict(self._turn_once, sid, text, reply)
+
+    def _turn_once(self, sid: str, text: str, reply: bool) -> tuple[TurnRecord, TurnStart]:
         state, version = self.store.load_state(sid)
         self._check_room(state)
         if reply:
@@ -369,6 +372,9 @@ class ChatService:
                 yield _sse("error", {"status": 500, "detail": "internal error; the turn was not saved"})
 
     def feedback_sync(self, sid: str, body: FeedbackIn) -> tuple[FeedbackRecord, ConversationState]:
+        return _retry_on_conflict(self._feedback_once, sid, body)
+
+    def _feedback_once(self, sid: str, body: FeedbackIn) -> tuple[FeedbackRecord, ConversationState]:
         state, version = self.store.load_state(sid)
         movies = set(state.recommended) | {e for e in state.entities if e in self.pipeline.catalogue}
         if body.entity not in movies:
@@ -390,6 +396,18 @@ class ChatService:
             feedback=[FeedbackItem(entity=f.entity, title=f.title, value=f.value, created_at=f.created_at)
                       for f in self.store.feedback(sid)],
             memory=_memory(info["state"]))
+
+
+def _retry_on_conflict(fn: Callable[..., T], *args: Any, attempts: int = 3) -> T:
+    """Run `fn` again on the fresh state when another process extended the session first: nothing of the lost
+    attempt was acknowledged, so rerunning it is safe. (A streamed turn cannot be rerun: it reports 409.)"""
+    for attempt in range(attempts):
+        try:
+            return fn(*args)
+        except Conflict:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:

@@ -1,0 +1,260 @@
+"""Serving load benchmark (ECR_SPEC §8: replies in about a second on a laptop CPU, streamed).
+
+Everything is measured over HTTP on loopback, against `ecrs serve` in its own process (SQLite with
+synchronous=FULL, so every turn waits for its fsync; rate limit off), from an httpx async client in this process;
+latency is the client's `time.perf_counter()` around each request:
+  recommendation_only  POST /sessions/{id}/messages {"reply": false}; one client, turns one after another
+  full_reply           POST /sessions/{id}/messages; one client, one after another
+  stream               POST /sessions/{id}/messages/stream; one client: time to the `start` event (emotions and
+                       recommendations), to the first `token` event (first reply text), and to `done` (committed)
+  concurrency_N        N clients at once (N = 8, 32), each with its own session, each sending its turns one after
+                       another: turns per second over the phase, latency p50/p95, errors (non-200, transport error)
+  server_rss           resident memory of the server process (psutil), peak over the run, sampled every 50 ms
+Conversations cycle through realistic messages; a new session every 6 turns. A few warm-up turns come first.
+Pipeline: the real artifacts when artifacts/emotion and artifacts/data/redial exist, else the small test pipeline
+of tests/serving_fixtures.py (bundled graph and catalogue, live linker, briefly trained emotion classifier,
+popularity); the JSON says which. The 2-core machine is shared: the load average is recorded with the numbers.
+
+Run:  .venv/bin/python benchmarks/serving_load.py [--turns 60] [--out benchmarks/results/serving.json]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Self
+
+import httpx
+import psutil
+
+from ecrs.data.bundle import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+from serving_fixtures import ServerProcess, parse_sse, pickled_pipeline_path
+
+BARS = {"full_reply_p50_s": 1.5, "first_token_p50_s": 0.5, "recommendation_only_p50_s": 0.030,
+        "errors_at_32_clients": 0, "server_rss_peak_gb": 2.0}
+MESSAGES = [
+    "Hi! I loved Titanic, anything like it?",
+    "Something funny for tonight, maybe a comedy",
+    "Anything with Tom Hanks?",
+    "I've seen that one already",
+    "My kids really liked Frozen",
+    "Not a fan of horror, nothing too scary please",
+    "What about a Christopher Nolan film?",
+    "Something recent would be great",
+    "Thanks, that sounds good!",
+]
+TURNS_PER_SESSION = 6
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = (len(s) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def summary(values: list[float]) -> dict[str, float | int]:
+    return {"n": len(values), "p50_s": round(percentile(values, 0.5), 5), "p95_s": round(percentile(values, 0.95), 5),
+            "mean_s": round(statistics.fmean(values), 5) if values else float("nan"),
+            "max_s": round(max(values), 5) if values else float("nan")}
+
+
+class RssSampler:
+    def __init__(self, pid: int):
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def now(self) -> int:
+        return self.proc.memory_info().rss
+
+
+class Conversation:
+    """A client's conversation: cycles the messages, starts a new session every TURNS_PER_SESSION turns."""
+
+    def __init__(self, client: httpx.AsyncClient, offset: int = 0):
+        self.client, self.i, self.sid = client, offset, ""
+
+    async def next(self) -> tuple[str, str]:
+        if not self.sid or self.i % TURNS_PER_SESSION == 0:
+            r = await self.client.post("/sessions")
+            r.raise_for_status()
+            self.sid = r.json()["id"]
+        text = MESSAGES[self.i % len(MESSAGES)]
+        self.i += 1
+        return self.sid, text
+
+
+async def sequential(url: str, turns: int, reply: bool) -> dict:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+        conv, latencies, errors = Conversation(c), [], 0
+        for _ in range(turns):
+            sid, text = await conv.next()
+            t0 = time.perf_counter()
+            r = await c.post(f"/sessions/{sid}/messages", json={"text": text, "reply": reply})
+            latencies.append(time.perf_counter() - t0)
+            errors += r.status_code != 200
+        return {**summary(latencies), "errors": errors}
+
+
+async def streaming(url: str, turns: int) -> dict:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+        conv = Conversation(c)
+        start, first, done, errors = [], [], [], 0
+        for _ in range(turns):
+            sid, text = await conv.next()
+            t0 = time.perf_counter()
+            seen: dict[str, float] = {}
+            buffer = ""
+            async with c.stream("POST", f"/sessions/{sid}/messages/stream", json={"text": text}) as r:
+                async for chunk in r.aiter_text():
+                    buffer += chunk
+                    for event, _ in parse_sse(buffer.rsplit("\n\n", 1)[0] if "\n\n" in buffer else ""):
+                        seen.setdefault(event, time.perf_counter() - t0)
+            events = [e for e, _ in parse_sse(buffer)]
+            if r.status_code != 200 or not events or events[-1] != "done":
+                errors += 1
+                continue
+            start.append(seen["start"])
+            # A turn without recommendations still streams a reply; every turn has a first token.
+            first.append(seen["token"])
+            done.append(seen["done"])
+        return {"time_to_start_event": summary(start), "time_to_first_token": summary(first),
+                "time_to_done": summary(done), "errors": errors}
+
+
+async def concurrent(url: str, clients: int, turns_each: int) -> dict:
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as c:
+        latencies: list[float] = []
+        errors = 0
+
+        async def one(k: int) -> None:
+            nonlocal errors
+            conv = Conversation(c, offset=k)
+            for _ in range(turns_each):
+                try:
+                    sid, text = await conv.next()
+                    t0 = time.perf_counter()
+                    r = await c.post(f"/sessions/{sid}/messages", json={"text": text})
+                    latencies.append(time.perf_counter() - t0)
+                    errors += r.status_code != 200
+                except httpx.HTTPError:
+                    errors += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*[one(k) for k in range(clients)])
+        wall = time.perf_counter() - t0
+    return {"clients": clients, "turns": clients * turns_each, "wall_s": round(wall, 3),
+            "turns_per_s": round(clients * turns_each / wall, 2), "latency": summary(latencies), "errors": errors}
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO_ROOT, check=False).stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--turns", type=int, default=60, help="turns per sequential measurement")
+    ap.add_argument("--artifacts", default=str(REPO_ROOT / "artifacts"))
+    ap.add_argument("--out", default=str(REPO_ROOT / "benchmarks/results/serving.json"))
+    args = ap.parse_args(argv)
+
+    artifacts = Path(args.artifacts)
+    real = (artifacts / "emotion").exists() and (artifacts / "data" / "redial").exists()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = f"sqlite:///{tmp}/sessions.db"
+        if real:
+            pipeline = {"kind": "artifacts", "artifacts": str(artifacts)}
+            server = ServerProcess(db, None, "--artifacts", str(artifacts), "--rate-per-minute", "0")
+        else:
+            pipeline = {"kind": "fixture", "description": "tests/serving_fixtures.py: bundled ReDial graph and "
+                        "catalogue, live linker, emotion classifier trained briefly on a slice of the bundled "
+                        "annotations, popularity over 300 ReDial test dialogues; template replies (no generator)"}
+            t0 = time.perf_counter()
+            pickle_path = pickled_pipeline_path()
+            pipeline["build_s"] = round(time.perf_counter() - t0, 1)
+            server = ServerProcess(db, pickle_path, "--rate-per-minute", "0")
+        t0 = time.perf_counter()
+        with server:
+            startup = time.perf_counter() - t0
+            with RssSampler(server.proc.pid) as rss:
+                idle_rss = rss.now()
+                asyncio.run(sequential(server.url, 6, reply=True))  # warm-up
+                results = {
+                    "recommendation_only": asyncio.run(sequential(server.url, args.turns, reply=False)),
+                    "full_reply": asyncio.run(sequential(server.url, args.turns, reply=True)),
+                    "stream": asyncio.run(streaming(server.url, args.turns)),
+                    "concurrency_8": asyncio.run(concurrent(server.url, 8, 12)),
+                    "concurrency_32": asyncio.run(concurrent(server.url, 32, 4)),
+                }
+            results["server_rss"] = {"idle_after_start_mb": round(idle_rss / 2**20, 1),
+                                     "peak_mb": round(rss.peak / 2**20, 1)}
+            results["server_startup_s"] = round(startup, 2)
+
+    values = {"full_reply_p50_s": results["full_reply"]["p50_s"],
+              "first_token_p50_s": results["stream"]["time_to_first_token"]["p50_s"],
+              "recommendation_only_p50_s": results["recommendation_only"]["p50_s"],
+              "errors_at_32_clients": results["concurrency_32"]["errors"],
+              "server_rss_peak_gb": round(results["server_rss"]["peak_mb"] / 1024, 3)}
+    bars = {k: {"bar": f"<= {BARS[k]}", "value": values[k], "met": values[k] <= BARS[k]} for k in BARS}
+    out = {
+        "benchmark": "serving_load",
+        "definition": __doc__,
+        "pipeline": pipeline,
+        "results": results,
+        "bars": bars,
+        "all_bars_met": all(b["met"] for b in bars.values()),
+        "git_commit": _git("rev-parse", "HEAD").strip(),
+        "git_dirty_files": [line[3:] for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()],
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+                    "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+                    "load_average_before": [round(x, 2) for x in load_before],
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()],
+                    "note": "2 cores shared with other jobs; the load generator runs on the same machine"},
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    for k, b in bars.items():
+        print(f"{k:28s} {b['value']!s:>10} {b['bar']:>8}  {'ok' if b['met'] else 'MISSED'}")
+    print(f"throughput: {results['concurrency_8']['turns_per_s']} turns/s at 8 clients, "
+          f"{results['concurrency_32']['turns_per_s']} at 32 -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
