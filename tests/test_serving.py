@@ -316,7 +316,10 @@ def test_fuzz_no_5xx(pipeline, tmp_path):
             kwargs = {"content": body} if isinstance(body, bytes) else {"content": json.dumps(body).encode()}
             r = c.request(method, endpoint.format(sid=sid), headers=headers, **kwargs)
             assert r.status_code < 500, (method, endpoint, body, r.status_code, r.text[:300])
+            statuses.add(r.status_code)
             if r.headers.get("content-type", "").startswith("text/event-stream"):
                 assert all(e != "error" or d["status"] < 500 for e, d in parse_sse(r.text))
 
+        statuses: set[int] = set()
         check()
+        assert {200, 404, 405, 422} <= statuses  # the fuzz reached the handlers, not only the validators
