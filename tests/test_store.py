@@ -175,13 +175,13 @@ def test_acknowledged_turns_survive_sigkill(pipeline_pickle, tmp_path):
         for c in clients:
             c.start()
         deadline = time.monotonic() + 60
-        while sum(map(len, acked.values())) < 8 and time.monotonic() < deadline:
+        while min(map(len, acked.values())) < 3 and time.monotonic() < deadline:
             time.sleep(0.005)
         time.sleep(0.03)  # let the next turns get under way
         server.kill()
         for c in clients:
             c.join(timeout=30)
-        assert all(len(a) >= 2 for a in acked.values()), server.output()
+        assert all(len(a) >= 3 for a in acked.values()), server.output()
 
     with ServerProcess(db, pipeline_pickle, "--rate-per-minute", "0") as server:
         for sid, told_turns in acked.items():
