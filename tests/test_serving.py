@@ -212,6 +212,17 @@ def test_bad_messages_are_4xx_with_a_clear_reason(client):
     assert client.get(f"/sessions/{sid}").json()["turns"][0]["user_text"] == "x" * 2000  # only the valid one
 
 
+def test_full_session_is_409(pipeline, tmp_path):
+    with make_client(pipeline, tmp_path, max_turns_per_session=2) as c:
+        sid = new_session(c)
+        for text in ["hi", "I loved Titanic"]:
+            assert c.post(f"/sessions/{sid}/messages", json={"text": text}).status_code == 200
+        r = c.post(f"/sessions/{sid}/messages", json={"text": "more"})
+        assert r.status_code == 409 and "session is full" in r.json()["detail"]
+        events = parse_sse(c.post(f"/sessions/{sid}/messages/stream", json={"text": "more"}).text)
+        assert events == [("error", {"status": 409, "detail": r.json()["detail"]})]
+
+
 def test_bad_feedback_is_422(client):
     sid = new_session(client)
     recs = client.post(f"/sessions/{sid}/messages", json={"text": TITANIC}).json()["recommendations"]
