@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # `ecrs train X` -> recipe
 TRAIN_COMMANDS: dict[str, tuple[str, str]] = {
     "recommender": ("ecrs.recipes.train_recommender", "train a recommender"),
+    "generator": ("ecrs.recipes.train_generator", "fine-tune the response generator"),
 }
 
 
