@@ -85,3 +85,9 @@ def test_training_dialogues_only(tmp_path):
     p = load_training_cooccurrence(str(tmp_path), "redial", n_entities=20)
     assert p[15].nnz == 0
     assert dict(zip(map(tuple, np.argwhere(p.toarray() > 0)), [1] * 7)).keys() == EXPECTED.keys()
+
+
+def test_plain_cooccurrence_ablation_counts_every_pair():
+    like, neg = frozenset({"like"}), frozenset({"negative"})
+    assert dict(count_pairs([(1, like), (2, neg), (3, frozenset())], shared_emotion=False)) == {
+        (1, 2): 1, (1, 3): 1, (2, 3): 1}

@@ -160,3 +160,21 @@ def test_learns_the_only_neighbour(kind, backbone_parts, tmp_path):
     scores = score_items(model, Featurizer(cfg, tiny_samples(), cooccurrence=cooc), kg.item_ids)
     assert scores.shape == (10, N_MOVIES)
     assert (scores.argmax(axis=1) == np.arange(10)).all(), state.history[-1]
+
+
+def test_context_copy_bonus_by_recency_and_kind():
+    from ecrs.models.recommender import ContextCopy
+
+    copy = ContextCopy(n_entities=30, item_ids=list(range(20)), max_entities=4)
+    with torch.no_grad():
+        copy.bonus.copy_(torch.tensor([[0.1, 0.2, 0.3, 0.4], [1.0, 2.0, 3.0, 4.0]]))  # [other | movie][recency]
+    ents = torch.tensor([[5, 25, 5, 0]])  # movie 5, person 25, movie 5 again (latest), padding
+    mask = torch.tensor([[True, True, True, False]])
+    got = copy(torch.zeros(1, 30), ents, mask)[0]
+    assert got[5].item() == pytest.approx(3.0 + 1.0)  # recency 2 and recency 0, both as a movie
+    assert got[25].item() == pytest.approx(0.2)  # recency 1, not a movie
+    assert got.abs().sum().item() == pytest.approx(4.2)  # padding adds nothing
+    column = torch.full((30,), -1, dtype=torch.long)
+    column[:20] = torch.arange(20)
+    by_column = copy(torch.zeros(1, 20), ents, mask, column)[0]  # movie columns only: the person is dropped
+    assert by_column[5].item() == pytest.approx(4.0) and by_column.sum().item() == pytest.approx(4.0)

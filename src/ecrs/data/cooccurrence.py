@@ -34,23 +34,25 @@ def dialogue_mentions(dialogue: Dialogue, emotions: Sequence[Emotions]) -> list[
     return out
 
 
-def count_pairs(mentions: Sequence[tuple[int, frozenset[str]]], counts: Counter | None = None) -> Counter:
-    """Add one dialogue's emotion-sharing ordered pairs (x earlier, y later, x != y) to `counts`."""
+def count_pairs(mentions: Sequence[tuple[int, frozenset[str]]], counts: Counter | None = None,
+                shared_emotion: bool = True) -> Counter:
+    """Add one dialogue's ordered pairs (x earlier, y later, x != y) to `counts`: those sharing an emotion label
+    (ECR), or all of them with `shared_emotion=False` (plain co-occurrence, the filter's ablation)."""
     counts = Counter() if counts is None else counts
     for i, (x, lx) in enumerate(mentions):
-        if not lx:
+        if shared_emotion and not lx:
             continue
         for y, ly in mentions[i + 1:]:
-            if y != x and lx & ly:
+            if y != x and (not shared_emotion or lx & ly):
                 counts[(x, y)] += 1
     return counts
 
 
 def cooccurrence_counts(dialogues: Iterable[Dialogue], seeker_probs: Iterable[dict[int, Sequence[float]]],
-                        beta: float = BETA) -> Counter:
+                        beta: float = BETA, shared_emotion: bool = True) -> Counter:
     counts: Counter = Counter()
     for d, probs in zip(dialogues, seeker_probs):
-        count_pairs(dialogue_mentions(d, turn_emotions(d, probs, beta)), counts)
+        count_pairs(dialogue_mentions(d, turn_emotions(d, probs, beta)), counts, shared_emotion)
     return counts
 
 
@@ -70,7 +72,8 @@ def transition_matrix(counts: Counter, n_entities: int) -> sp.csr_matrix:
     return p
 
 
-def load_training_cooccurrence(data_dir: str, dataset: str, n_entities: int, beta: float = BETA) -> sp.csr_matrix:
+def load_training_cooccurrence(data_dir: str, dataset: str, n_entities: int, beta: float = BETA,
+                               shared_emotion: bool = True) -> sp.csr_matrix:
     """P(y | x) from `<data_dir>/<dataset>/train_dialogues.jsonl.gz` (written by `ecrs prepare`)."""
     from pathlib import Path
 
@@ -87,7 +90,7 @@ def load_training_cooccurrence(data_dir: str, dataset: str, n_entities: int, bet
                       entities=t.get("entities", [])) for t in obj["turns"]]
         dialogues.append(Dialogue(id=str(obj["id"]), turns=turns))
         probs.append({int(k): v for k, v in (obj.get("seeker_emotions") or {}).items()})
-    return transition_matrix(cooccurrence_counts(dialogues, probs, beta), n_entities)
+    return transition_matrix(cooccurrence_counts(dialogues, probs, beta, shared_emotion), n_entities)
 
 
 def save_matrix(p: sp.csr_matrix, path) -> None:

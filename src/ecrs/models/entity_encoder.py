@@ -21,10 +21,17 @@ class EntityEncoder(nn.Module):
     """All entities -> (n_entities, d_model) float32 table. Edge tensors are buffers (moved with `.to(device)`)."""
 
     def __init__(self, n_entities: int, n_relations: int, edge_index: Tensor, edge_type: Tensor,
-                 d_kg: int = 128, d_model: int = 128, num_bases: int = 8, dropout: float = 0.0):
+                 d_kg: int = 128, d_model: int = 128, num_bases: int = 8, dropout: float = 0.0,
+                 name_features: Tensor | None = None):
         super().__init__()
         self.embedding = nn.Parameter(torch.empty(n_entities, d_kg))
         nn.init.normal_(self.embedding, std=d_kg ** -0.5)
+        # Optional frozen text features of the entity names (N, 384 MiniLM): x_v = embedding_v + W·name_v gives
+        # rarely seen movies a starting point ("Toy Story 3" near "Toy Story") that the learned part refines.
+        self.name_proj = None
+        if name_features is not None:
+            self.register_buffer("name_features", name_features.float(), persistent=False)  # (N, d_text)
+            self.name_proj = nn.Sequential(nn.Linear(name_features.shape[1], d_kg), nn.LayerNorm(d_kg))
         self.rgcn = RGCNConv(d_kg, d_kg, n_relations, num_bases=num_bases)
         self.proj = nn.Sequential(nn.Linear(d_kg, d_kg), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_kg, d_model))
         self.register_buffer("edge_index", edge_index.long(), persistent=False)  # (2, E)
@@ -36,7 +43,10 @@ class EntityEncoder(nn.Module):
 
     def forward(self) -> Tensor:
         """Returns the entity table (n_entities, d_model) float32 (§3: R-GCN + residual + MLP)."""
-        h = self.embedding + self.rgcn(self.embedding, self.edge_index, self.edge_type)  # (N, d_kg)
+        x = self.embedding  # (N, d_kg)
+        if self.name_proj is not None:  # LN, then scaled to the embedding's init scale (d^-1/2 per dim)
+            x = x + self.name_proj(self.name_features) * x.shape[1] ** -0.5
+        h = x + self.rgcn(x, self.edge_index, self.edge_type)  # (N, d_kg)
         return self.proj(h)  # (N, d_model)
 
 

@@ -19,9 +19,12 @@ class KBRDHead(nn.Module):
         self.attn = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1, bias=False))
         self.scorer = _Scorer(n_entities)
 
-    def forward(self, batch: RecBatch, table: Tensor) -> RecOutput:
+    def query(self, batch: RecBatch, table: Tensor) -> Tensor:
+        """(B, d) user vector u."""
         e = table[batch.entities]  # (B, L, d)
         scores = self.attn(e).squeeze(-1).masked_fill(~batch.entity_mask, float("-inf"))  # (B, L)
         alpha = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # empty context -> all zeros
-        user = torch.einsum("bl,bld->bd", alpha, e)  # (B, d)
-        return self.scorer(user, table, batch.targets, batch.weights)
+        return torch.einsum("bl,bld->bd", alpha, e)  # (B, d)
+
+    def forward(self, batch: RecBatch, table: Tensor) -> RecOutput:
+        return self.scorer(self.query(batch, table), table, batch)

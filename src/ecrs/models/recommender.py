@@ -43,11 +43,16 @@ class ModelConfig:
     d_kg: int = 384  # R-GCN width (paper: 384)
     d_model: int = 384  # prompt / scoring width
     num_bases: int = 8
+    entity_name_features: bool = False  # ours, not the paper's: add MiniLM embeddings of entity names to x_v
     # ECR parts (all off = UniCRS)
     fusion: bool = True
     local_emotion: bool = True
     global_emotion: bool = True
     feedback_weights: bool = True
+    # Which ordered pairs the global part counts: "emotion" = ECR's rule (the pair shares an emotion label),
+    # "all" = plain co-occurrence (an ablation of the emotion filter)
+    cooccurrence: Literal["emotion", "all"] = "emotion"
+    copy_context: bool = False  # ours, not the paper's: ContextCopy (a learned bonus for context entities)
     weights: dict[str, float] = field(default_factory=lambda: {"liked": 2.0, "disliked": 1.0, "unknown": 0.5})
     d_emotion: int = 48
     n_task_tokens: int = 10
@@ -174,6 +179,19 @@ class Featurizer:
         return b
 
 
+def entity_name_vectors(kg: KnowledgeGraph, turn_vectors) -> np.ndarray:
+    """(N, 384) MiniLM vectors of the entity names (zeros for unnamed ids), through the same text cache."""
+    names = [n for n in kg.names if n]
+    vecs = np.zeros((kg.num_entities, 384), dtype=np.float32)
+    if names:
+        found = turn_vectors(list(dict.fromkeys(names)))
+        index = {n: i for i, n in enumerate(dict.fromkeys(names))}
+        for e, n in enumerate(kg.names):
+            if n:
+                vecs[e] = found[index[n]]
+    return vecs
+
+
 def _dialogue_tokens(tokenizer, s: Sample, max_tokens: int) -> list[int]:
     text = "".join(f"{'User' if r == 'seeker' else 'System'}: {t}\n" for r, t in s.context) + "System:"
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -208,19 +226,53 @@ class RecOutput:
     loss: Tensor | None = None  # scalar when targets are given
 
 
-class _Scorer(nn.Module):
-    """logits = q · tableᵀ + b (one bias per entity, as KBRD's output layer), and the weighted CE loss."""
+class ContextCopy(nn.Module):
+    """Ours, not the paper's: a learned bonus for the entities already mentioned in the context,
 
-    def __init__(self, n_entities: int):
+        logits[b, e] += Σ_{j : entities[b, j] = e} c[kind(e), recency(j)]      kind = movie / other entity
+
+    with recency 0 for the latest mention. A single query vector cannot point at several context movies at once,
+    while about 9 % of the targets repeat one (ECR_SPEC §6): this gives the scorer that pointer. It changes nothing
+    in the dedup evaluation, where repeated targets and context movies are removed.
+    """
+
+    def __init__(self, n_entities: int, item_ids: list[int], max_entities: int):
+        super().__init__()
+        self.bonus = nn.Parameter(torch.zeros(2, max_entities))
+        is_item = torch.zeros(n_entities, dtype=torch.long)
+        is_item[torch.as_tensor(item_ids, dtype=torch.long)] = 1
+        self.register_buffer("is_item", is_item, persistent=False)
+
+    def forward(self, logits: Tensor, entities: Tensor, mask: Tensor, column: Tensor | None = None) -> Tensor:
+        """logits (B, C) float; entities / mask (B, L); `column` (N,) long maps entity -> column of `logits`
+        (-1 = not a column; None = the columns are all entities)."""
+        n = mask.sum(dim=1, keepdim=True)  # (B, 1) real mentions
+        recency = (n - 1 - torch.arange(entities.shape[1], device=entities.device)).clamp(min=0)  # (B, L)
+        add = self.bonus[self.is_item[entities], recency] * mask  # (B, L)
+        idx = entities if column is None else column[entities]
+        keep = idx >= 0
+        return logits.scatter_add(1, idx.clamp(min=0), add * keep)
+
+
+class _Scorer(nn.Module):
+    """logits = q · tableᵀ + b (one bias per entity, as KBRD's output layer) [+ context copy], and the loss
+
+        loss = mean_i w_i · CE(logits_i, target_i)          (§4.7; w_i = 1 without feedback reweighting)
+    """
+
+    def __init__(self, n_entities: int, copy: ContextCopy | None = None):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(n_entities))
+        self.copy = copy
 
-    def forward(self, q: Tensor, table: Tensor, targets: Tensor | None, weights: Tensor | None) -> RecOutput:
+    def forward(self, q: Tensor, table: Tensor, batch: RecBatch) -> RecOutput:
         logits = q @ table.T + self.bias  # (B, N)
+        if self.copy is not None:
+            logits = self.copy(logits, batch.entities, batch.entity_mask)
         loss = None
-        if targets is not None:
-            ce = F.cross_entropy(logits, targets, reduction="none")  # (B,)
-            loss = (ce * weights).mean() if weights is not None else ce.mean()
+        if batch.targets is not None:
+            ce = F.cross_entropy(logits, batch.targets, reduction="none")  # (B,)
+            loss = (ce * batch.weights).mean() if batch.weights is not None else ce.mean()
         return RecOutput(logits=logits, loss=loss)
 
 
@@ -247,15 +299,19 @@ class FastReader(nn.Module):
     """The fast backbone: a small transformer that reads the turn sentence-states with the prompt as its prefix
     (the stand-in for UniCRS's prefix-tuned LM); its state at a final query slot is the recommendation query.
 
-        h_t = W x_t + role_t + pos_(T−t)                     (B, T, d), x_t frozen MiniLM turn vectors
+        h_t = LN(W x_t) + role_t + pos_(T−t)                 (B, T, d), x_t frozen MiniLM turn vectors
         q   = Block_n(…Block_1([h ; query] | prefix = prompt))[:, −1]    (B, d)
     """
 
     def __init__(self, d: int, max_turns: int, n_layers: int, n_heads: int, dropout: float, d_text: int = 384):
         super().__init__()
-        self.turn_proj = nn.Linear(d_text, d)
+        # MiniLM vectors are unit-norm (≈0.05 per dim): the LayerNorm brings the text to the scale of the rest, and
+        # the small role/position init keeps them from drowning it (with N(0, 1) embeddings q ignored the text).
+        self.turn_proj = nn.Sequential(nn.Linear(d_text, d), nn.LayerNorm(d))
         self.role = nn.Embedding(len(ROLES), d)
         self.position = nn.Embedding(max_turns, d)  # position counted from the last turn
+        nn.init.normal_(self.role.weight, std=0.02)
+        nn.init.normal_(self.position.weight, std=0.02)
         self.query = nn.Parameter(torch.zeros(d))
         self.blocks = nn.ModuleList(PrefixBlock(d, n_heads, dropout) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d)
@@ -279,19 +335,23 @@ class FastReader(nn.Module):
 class ECRHead(nn.Module):
     """Prompt + backbone + scorer (everything except the entity encoder)."""
 
-    def __init__(self, cfg: ModelConfig, n_entities: int, backbone: nn.Module):
+    def __init__(self, cfg: ModelConfig, n_entities: int, backbone: nn.Module, item_ids: list[int]):
         super().__init__()
         self.prompt = EmotionAwarePrompt(cfg.d_model, cfg.n_task_tokens, cfg.fusion, cfg.local_emotion,
                                          cfg.global_emotion, cfg.d_emotion, cfg.dropout)
         self.backbone = backbone
-        self.scorer = _Scorer(n_entities)
+        copy = ContextCopy(n_entities, item_ids, cfg.max_entities) if cfg.copy_context else None
+        self.scorer = _Scorer(n_entities, copy)
 
-    def forward(self, batch: RecBatch, table: Tensor) -> RecOutput:
+    def query(self, batch: RecBatch, table: Tensor) -> Tensor:
+        """(B, d) recommendation query: prompt from (table, context), read by the backbone."""
         text, text_mask = self.backbone.text_states(batch)  # (B, T, d), (B, T)
         prompt = self.prompt(table, batch.entities, batch.entity_mask, text, text_mask, batch.emo_labels,
                              batch.emo_probs, batch.global_rows)  # (B, P, d)
-        q = self.backbone(batch, text, text_mask, prompt.tokens, prompt.mask)  # (B, d)
-        return self.scorer(q, table, batch.targets, batch.weights)
+        return self.backbone(batch, text, text_mask, prompt.tokens, prompt.mask)  # (B, d)
+
+    def forward(self, batch: RecBatch, table: Tensor) -> RecOutput:
+        return self.scorer(self.query(batch, table), table, batch)
 
 
 class RecommenderModel(nn.Module):
@@ -311,24 +371,30 @@ class RecommenderModel(nn.Module):
         return {k: v for k, v in self.state_dict().items() if ".lm." not in k}
 
 
-def build_model(cfg: ModelConfig, kg: KnowledgeGraph, lm=None) -> RecommenderModel:
-    """Wire the model for `kg` (constructors only wire: the LM, if any, is loaded by the caller)."""
+def build_model(cfg: ModelConfig, kg: KnowledgeGraph, lm=None, name_features: np.ndarray | None = None
+                ) -> RecommenderModel:
+    """Wire the model for `kg` (constructors only wire: the LM and the entity-name vectors, if any, are loaded by
+    the caller; `entity_name_vectors` gives the latter)."""
+    if cfg.entity_name_features and name_features is None:
+        raise ValueError("entity_name_features is on: pass name_features (entity_name_vectors(kg, lookup))")
     edge_index, edge_type = kg.edge_tensors()
     encoder = EntityEncoder(kg.num_entities, kg.num_relations, edge_index, edge_type, cfg.d_kg, cfg.d_model,
-                            cfg.num_bases, cfg.dropout)
+                            cfg.num_bases, cfg.dropout,
+                            torch.from_numpy(name_features) if cfg.entity_name_features else None)
     if cfg.kind == "kbrd":
         from ecrs.models.kbrd import KBRDHead
 
         head: nn.Module = KBRDHead(cfg.d_model, kg.num_entities)
     elif cfg.backbone == "fast":
         backbone = FastReader(cfg.d_model, cfg.max_turns, cfg.reader_layers, cfg.reader_heads, cfg.dropout)
-        head = ECRHead(cfg, kg.num_entities, backbone)
+        head = ECRHead(cfg, kg.num_entities, backbone, kg.item_ids)
     else:
         from ecrs.models.prefix_lm import PrefixLM
 
         if lm is None:
             raise ValueError("the lm backbone needs a loaded causal LM (ecrs.models.prefix_lm.load_lm)")
-        head = ECRHead(cfg, kg.num_entities, PrefixLM(lm, cfg.d_model, cfg.prefix_hidden, cfg.dropout))
+        head = ECRHead(cfg, kg.num_entities, PrefixLM(lm, cfg.d_model, cfg.prefix_hidden, cfg.dropout),
+                       kg.item_ids)
     return RecommenderModel(cfg, encoder, head)
 
 

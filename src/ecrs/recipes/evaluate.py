@@ -1,17 +1,30 @@
-"""`ecrs evaluate`: score recommenders on the prepared test split; rows go to benchmarks/results."""
+"""`ecrs evaluate`: score recommenders on the prepared test split; rows go to benchmarks/results.
+
+A system is a baseline name (`popularity`, `repeat-context`) or `name:RUNS`, where RUNS names trained run folders
+(`ecrs train recommender` output): a path, a glob, with `{dataset}` filled in per dataset, e.g.
+`ecr-fast:artifacts/recommender/{dataset}/ecr-fast-s*`. Several runs (seeds) give one row whose metrics are
+mean ± std over the runs (sample std, ddof = 1), with each run's numbers, training time, hardware and training data.
+"""
 from __future__ import annotations
 
 import argparse
+import glob
+import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ecrs.config import load_config
-from ecrs.data.kg import load_inspired_kg, load_redial_kg
-from ecrs.data.prepare import load_samples
-from ecrs.errors import EcrsError
-from ecrs.evaluation.evaluate import evaluate_recommender, provenance, update_results
-from ecrs.models.baselines import Popularity, RepeatContext
+# Before torch is imported (trained systems): OpenMP threads otherwise spin between small ops (MODELS.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ecrs.config import load_config  # noqa: E402
+from ecrs.data.kg import load_inspired_kg, load_redial_kg  # noqa: E402
+from ecrs.data.prepare import load_samples  # noqa: E402
+from ecrs.errors import EcrsError  # noqa: E402
+from ecrs.evaluation.evaluate import evaluate_recommender, provenance, update_results  # noqa: E402
+from ecrs.models.baselines import Popularity, RepeatContext  # noqa: E402
 
 BASELINES = {"popularity": Popularity, "repeat-context": RepeatContext}
 
@@ -30,6 +43,79 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
 
 
+def run_dirs(pattern: str, dataset: str) -> list[Path]:
+    """Run folders (holding model.pt) matching `pattern` with `{dataset}` filled in, sorted."""
+    pat = pattern.format(dataset=dataset)
+    return sorted(Path(p) for p in glob.glob(pat) if (Path(p) / "model.pt").exists())
+
+
+def aggregate(values: list[Any]) -> Any:
+    """Metrics of several runs -> one: numbers become {mean, std, n, values}; equal ints and other values stay."""
+    import numpy as np
+
+    first = values[0]
+    if isinstance(first, dict):
+        return {k: aggregate([v.get(k) for v in values]) for k in first}
+    if any(v is None for v in values):
+        return None
+    if isinstance(first, bool) or isinstance(first, str):
+        return first
+    if isinstance(first, int) and all(v == first for v in values):
+        return first  # counts (n_samples, n_liked) are the same for every run
+    if isinstance(first, (int, float)):
+        arr = np.asarray(values, dtype=np.float64)
+        return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+                "n": len(arr), "values": [round(float(v), 6) for v in arr]}
+    return first
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, dict):
+        return f"{x['mean']:.3f}±{x['std']:.3f}"
+    return f"{x:.3f}"
+
+
+def _trained_row(system: str, pattern: str, dataset: str, kg, train, test, split: str) -> dict[str, Any]:
+    from ecrs.models.registry import TrainedRecommender
+
+    dirs = run_dirs(pattern, dataset)
+    if not dirs:
+        raise EcrsError(f"{system}: no trained runs match {pattern.format(dataset=dataset)!r} "
+                        f"(train them with `ecrs train recommender`)")
+    per_run, infos = [], []
+    for d in dirs:
+        t0 = time.time()
+        model = TrainedRecommender.load(d, name=system)
+        model.fit(train, kg)
+        metrics = evaluate_recommender(model, train, test, kg)
+        seconds = time.time() - t0
+        info = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
+        per_run.append(metrics)
+        infos.append({
+            "run": str(d), "seed": info.get("seed"), "best_epoch": info.get("best_epoch"),
+            "best_valid_R@50": info.get("best_valid_R@50"), "train_wall_seconds": info.get("wall_seconds"),
+            "train_loop_seconds": info.get("loop_seconds"), "optimizer_steps": info.get("optimizer_steps"),
+            "world_size": info.get("world_size"), "hardware": info.get("hardware"),
+            "pretrain": info.get("pretrain"), "eval_seconds": round(seconds, 1),
+        })
+    first = json.loads((dirs[0] / "metrics.json").read_text()) if (dirs[0] / "metrics.json").exists() else {}
+    cfg_text = (dirs[0] / "config.yaml").read_text() if (dirs[0] / "config.yaml").exists() else ""
+    walls = [i["train_wall_seconds"] for i in infos if i["train_wall_seconds"] is not None]
+    return {
+        "system": system, "dataset": dataset, "split": split,
+        "metrics": aggregate(per_run) if len(per_run) > 1 else per_run[0],
+        "seeds": [i["seed"] for i in infos], "n_runs": len(dirs),
+        "per_run": [{**i, "metrics": {"standard": {k: m["standard"].get(k) for k in
+                                                    ("AUC", "RT@50", "R@1", "R@10", "R@50")}}}
+                    for i, m in zip(infos, per_run)],
+        "train_seconds": aggregate(walls) if len(walls) > 1 else (walls[0] if walls else None),
+        "hardware": first.get("hardware"), "train_samples": len(train),
+        "training_data": first.get("training_data", f"{dataset}/train"), "config": cfg_text,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(EvaluateConfig, args.config, args.set)
     rows = []
@@ -37,23 +123,25 @@ def run(args: argparse.Namespace) -> int:
         kg = load_inspired_kg() if dataset == "inspired" else load_redial_kg()
         train = load_samples(cfg.data_dir, dataset, "train")
         test = load_samples(cfg.data_dir, dataset, cfg.split)
-        for system in cfg.systems:
-            if system not in BASELINES:
-                raise EcrsError(f"unknown system {system!r} (known: {', '.join(BASELINES)})")
+        for order, system in enumerate(cfg.systems):
+            name, sep, pattern = system.partition(":")
             t0 = time.time()
-            model = BASELINES[system]()
-            model.fit(train, kg)
-            metrics = evaluate_recommender(model, train, test, kg)
-            row = {
-                "system": system, "dataset": dataset, "split": cfg.split, "metrics": metrics,
-                "train_samples": len(train), "training_data": f"{cfg.data_dir}/{dataset}/train (ecrs prepare)",
-                "seconds": round(time.time() - t0, 2), **provenance(),
-            }
+            if sep:
+                row = _trained_row(name, pattern, dataset, kg, train, test, cfg.split)
+            elif system in BASELINES:
+                model = BASELINES[system]()
+                model.fit(train, kg)
+                row = {"system": system, "dataset": dataset, "split": cfg.split,
+                       "metrics": evaluate_recommender(model, train, test, kg), "train_samples": len(train),
+                       "training_data": f"{cfg.data_dir}/{dataset}/train (ecrs prepare)"}
+            else:
+                raise EcrsError(f"unknown system {system!r} (known: {', '.join(BASELINES)}, or NAME:RUN_DIRS)")
+            row |= {"order": order, "seconds": round(time.time() - t0, 2), **provenance()}
             rows.append(row)
-            m, d = metrics["standard"], metrics["dedup"]
-            print(f"{dataset:9s} {system:15s} R@1 {m['R@1']:.3f} R@10 {m['R@10']:.3f} R@50 {m['R@50']:.3f} "
-                  f"AUC {m['AUC'] if m['AUC'] is None else round(m['AUC'], 3)} | dedup R@10 {d['R@10']:.3f} "
-                  f"({m['n_samples']} samples)")
+            m, d = row["metrics"]["standard"], row["metrics"]["dedup"]
+            print(f"{dataset:9s} {row['system']:15s} R@1 {_num(m['R@1'])} R@10 {_num(m['R@10'])} "
+                  f"R@50 {_num(m['R@50'])} RT@50 {_num(m.get('RT@50'))} AUC {_num(m.get('AUC'))} | dedup R@10 "
+                  f"{_num(d['R@10'])} ({m['n_samples']} samples)")
     update_results(Path(cfg.results), rows)
     print(f"wrote {cfg.results} and {Path(cfg.results).with_suffix('.md')}")
     return 0

@@ -26,5 +26,5 @@ def run(args: argparse.Namespace) -> int:
     if summary.get("world_size", 1) == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(f"{cfg.name} ({cfg.data.dataset}, seed {cfg.train.seed}): best valid R@50 "
               f"{summary['best_valid_R@50']:.4f} at epoch {summary['best_epoch']}, "
-              f"{summary['wall_seconds_this_session']:.0f} s -> {cfg.resolved_out_dir()}")
+              f"{summary['wall_seconds']:.0f} s -> {cfg.resolved_out_dir()}")
     return 0

@@ -38,6 +38,7 @@ from ecrs.models.recommender import (
     RecBatch,
     RecommenderModel,
     build_model,
+    entity_name_vectors,
     feedback_weights,
     score_items,
 )
@@ -162,24 +163,29 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
 
     cooc: sp.csr_matrix | None = None
     if mcfg.kind == "ecr" and mcfg.global_emotion:
-        cooc = load_training_cooccurrence(cfg.data.data_dir, cfg.data.dataset, kg.num_entities)
+        cooc = load_training_cooccurrence(cfg.data.data_dir, cfg.data.dataset, kg.num_entities,
+                                          shared_emotion=mcfg.cooccurrence == "emotion")
+        if dist.main:
+            print(f"co-occurrence ({mcfg.cooccurrence} pairs, training dialogues): {cooc.nnz} non-zeros, "
+                  f"{int((cooc.getnnz(axis=1) > 0).sum())} entities with a row", flush=True)
 
     lm = tokenizer = None
     if mcfg.kind == "ecr" and mcfg.backbone == "lm":
         from ecrs.models.prefix_lm import load_lm
 
         lm, tokenizer = load_lm(mcfg.lm_gguf)
-    # Only rank 0 embeds missing turn texts (the cache is shared on disk); the others wait, then read it.
-    lookup = turn_vector_lookup(cfg.data.embedding_cache) if mcfg.backbone == "fast" and mcfg.kind == "ecr" \
-        else None
+    # Only rank 0 embeds missing texts (the cache is shared on disk); the others wait, then read it.
+    text_features = mcfg.backbone == "fast" and mcfg.kind == "ecr"
+    lookup = turn_vector_lookup(cfg.data.embedding_cache) if text_features or mcfg.entity_name_features else None
     if lookup is not None and not dist.main:
         dist.barrier()
-    feats = Featurizer(mcfg, train, lookup, tokenizer, cooc)
-    valid_feats = Featurizer(mcfg, valid, lookup, tokenizer, cooc)
+    feats = Featurizer(mcfg, train, lookup if text_features else None, tokenizer, cooc)
+    valid_feats = Featurizer(mcfg, valid, lookup if text_features else None, tokenizer, cooc)
+    names = entity_name_vectors(kg, lookup) if mcfg.entity_name_features else None
     if lookup is not None and dist.main:
         dist.barrier()
 
-    model = build_model(mcfg, kg, lm).to(dist.device)
+    model = build_model(mcfg, kg, lm, names).to(dist.device)
     head: nn.Module = model.head
     if dist.world > 1:
         for p in model.parameters():  # replicas start equal even if a constructor drew random numbers differently
@@ -210,6 +216,11 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
                     "model": model.trainable_state_dict(), "epoch": state.best_epoch, "valid_R@50": state.best},
                    out / "model.pt")
 
+    # A resumed run adds the wall time of its earlier sessions, so `wall_seconds` is the whole training's.
+    resumed = (out / "checkpoint.pt").exists()
+    previous_wall = 0.0
+    if resumed and (out / "metrics.json").exists():
+        previous_wall = float(json.loads((out / "metrics.json").read_text()).get("wall_seconds", 0.0))
     state = train_loop(task, model, optimizer, cfg.train, out, dist, metric="R@50", save_best=save_best,
                        desc=cfg.name, stop_after_epochs=stop_after_epochs)
     summary = {
@@ -217,7 +228,8 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
         "best_valid_R@50": state.best, "best_epoch": state.best_epoch, "epochs_run": state.epoch,
         "optimizer_steps": state.step, "train_rows": task.n_rows, "train_samples": len(train),
         "valid_samples": len(valid), "loop_seconds": round(state.seconds, 1),
-        "setup_seconds": round(setup_seconds, 1), "wall_seconds_this_session": round(time.time() - wall0, 1),
+        "setup_seconds": round(setup_seconds, 1), "wall_seconds": round(previous_wall + time.time() - wall0, 1),
+        "resumed": resumed,
         "world_size": dist.world, "hardware": hardware(), "history": state.history,
         "training_data": _data_manifest(cfg.data), "pretrain": pretrain_summary,
         "parameters": {"trainable": sum(p.numel() for p in trainable),

@@ -1,0 +1,104 @@
+"""One-turn recommendation latency of a trained fast-backbone recommender: dialogue context -> top-50 movies.
+
+What one chat turn costs: the new seeker utterance is embedded by MiniLM (earlier turns were embedded when they were
+said, so they come from the cache), the sample is featurized, the query side runs (prompt + reader), and the movies
+are ranked against the entity table computed once at load (cached). Reported: p50 / p95 / mean in ms of the whole
+turn and of its two parts (MiniLM encoding of the new utterance; featurize + model + top-50), over test turns.
+
+    .venv/bin/python benchmarks/recommender_latency.py --run artifacts/recommender/redial/ecr-fast-s0
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: OpenMP spinning costs ms per small op
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ecrs.data.prepare import load_samples  # noqa: E402
+from ecrs.models.context_encoder import TurnEmbeddingCache, load_minilm  # noqa: E402
+from ecrs.models.registry import TrainedRecommender  # noqa: E402
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms)
+    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
+            "mean": round(float(a.mean()), 2), "n": len(a)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", default="artifacts/recommender/redial/ecr-fast-s0")
+    ap.add_argument("--data-dir", default="artifacts/data")
+    ap.add_argument("--dataset", default="redial")
+    ap.add_argument("--turns", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--out", default="benchmarks/results/recommender_latency.json")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    t0 = time.time()
+    rec = TrainedRecommender.load(args.run)
+    rec.cache_table()
+    load_s = time.time() - t0
+    if rec.cfg.backbone != "fast":
+        raise SystemExit("this benchmark is for the fast backbone")
+    ck = torch.load(Path(args.run) / "model.pt", map_location="cpu", weights_only=False)
+    cache = TurnEmbeddingCache(ck["embedding_cache"])  # earlier turns: embedded when they were said
+    encoder = load_minilm()
+    samples = [s for s in load_samples(args.data_dir, args.dataset, "test") if s.context]
+    rng = np.random.default_rng(0)
+    picks = [samples[i] for i in rng.choice(len(samples), min(args.turns, len(samples)), replace=False)]
+
+    def one_turn(sample) -> tuple[float, float, list[int]]:
+        last = sample.context[-1][1]
+        t_a = time.perf_counter()
+        live = encoder.encode([last], convert_to_numpy=True, normalize_embeddings=True,
+                              show_progress_bar=False)  # the new utterance, (1, 384)
+        t_b = time.perf_counter()
+
+        def lookup(texts: list[str]) -> np.ndarray:  # the new utterance live, earlier turns from the cache
+            new = np.array([t == last for t in texts])
+            vecs = np.empty((len(texts), live.shape[1]), np.float32)
+            vecs[new] = live[0]
+            if (~new).any():
+                vecs[~new] = cache.vectors([t for t in texts if t != last])
+            return vecs
+
+        rec.turn_vectors = lookup
+        top = rec.top_k(sample, k=50)
+        t_c = time.perf_counter()
+        return (t_b - t_a) * 1000, (t_c - t_b) * 1000, top
+
+    for s in picks[:10]:  # warm-up (first calls allocate)
+        one_turn(s)
+    enc_ms, model_ms, total_ms = [], [], []
+    for s in picks:
+        e, m, top = one_turn(s)
+        assert len(top) == 50
+        enc_ms.append(e)
+        model_ms.append(m)
+        total_ms.append(e + m)
+    result = {
+        "run": args.run, "model": rec.name, "backbone": rec.cfg.backbone,
+        "task": "one dialogue turn: embed the new utterance (MiniLM), featurize, prompt + reader, top-50 of "
+                f"{len(rec.kg.item_ids)} movies against the cached entity table",
+        "turn_ms": percentiles(total_ms), "encode_new_utterance_ms": percentiles(enc_ms),
+        "recommend_ms": percentiles(model_ms), "load_seconds": round(load_s, 2),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "load_average_1m": round(os.getloadavg()[0], 2)},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Trained recommenders behind the one `Recommender` contract (`fit(train, kg)` / `score(samples)`), loaded from
+the run folders `ecrs train recommender` writes. The entity table is computed once at load and cached: at
+inference only the query side runs (prompt + backbone), then one (B, d) x (d, n_movies) product.
+
+    rec = load_recommender("artifacts/recommender/redial/ecr-fast-s0")     # or "name:path"
+    scores = rec.score(samples)                                            # (N, n_items), kg.item_ids order
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ecrs.config import from_dict
+from ecrs.data.kg import KnowledgeGraph, load_inspired_kg, load_kg_files, load_redial_kg
+from ecrs.data.samples import Sample
+from ecrs.errors import EcrsError
+from ecrs.models.recommender import (
+    Featurizer,
+    ModelConfig,
+    RecommenderModel,
+    build_model,
+    entity_name_vectors,
+)
+
+__all__ = ["TrainedRecommender", "load_recommender"]
+
+
+class TrainedRecommender:
+    """A trained checkpoint. `fit` only checks that the graph matches (training is `ecrs train recommender`)."""
+
+    def __init__(self, name: str, run_dir: Path, cfg: ModelConfig, model: RecommenderModel, kg: KnowledgeGraph,
+                 turn_vectors=None, tokenizer=None, cooccurrence=None, info: dict[str, Any] | None = None):
+        self.name = name
+        self.run_dir = run_dir
+        self.cfg = cfg
+        self.model = model.eval()
+        self.kg = kg
+        self.turn_vectors = turn_vectors
+        self.tokenizer = tokenizer
+        self.cooccurrence = cooccurrence
+        self.info = info or {}
+        self._table: torch.Tensor | None = None
+        self._items: torch.Tensor | None = None
+        self._item_bias: torch.Tensor | None = None
+        self._column: torch.Tensor | None = None  # entity id -> movie column (-1 for other entities)
+
+    @classmethod
+    def load(cls, run_dir: str | Path, name: str | None = None, kg: KnowledgeGraph | None = None,
+             threads: int = 0) -> TrainedRecommender:
+        run_dir = Path(run_dir)
+        path = run_dir / "model.pt"
+        if not path.exists():
+            raise EcrsError(f"{path}: no trained recommender here (train one with `ecrs train recommender`)")
+        if threads:
+            torch.set_num_threads(threads)
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = from_dict(ModelConfig, ck["model_config"], str(path))
+        if kg is None:
+            kg = _load_kg(ck.get("dataset", "redial"), ck.get("kg_dir", ""))
+        lm = tok = None
+        if cfg.kind == "ecr" and cfg.backbone == "lm":
+            from ecrs.models.prefix_lm import load_lm
+
+            lm, tok = load_lm(cfg.lm_gguf)
+        vectors = None
+        if (cfg.kind == "ecr" and cfg.backbone == "fast") or cfg.entity_name_features:
+            from ecrs.models.context_encoder import TurnEmbeddingCache
+
+            vectors = TurnEmbeddingCache(ck.get("embedding_cache", "artifacts/cache/minilm")).encode_live
+        names = entity_name_vectors(kg, vectors) if cfg.entity_name_features else None
+        model = build_model(cfg, kg, lm, names)
+        missing, unexpected = model.load_state_dict(ck["model"], strict=False)
+        if unexpected or [k for k in missing if ".lm." not in k]:
+            raise EcrsError(f"{path}: checkpoint does not fit the model (missing {missing[:3]}, "
+                            f"unexpected {unexpected[:3]})")
+        cooc = None
+        if cfg.kind == "ecr" and cfg.global_emotion:
+            from ecrs.data.cooccurrence import load_matrix
+
+            cooc = load_matrix(run_dir / "cooccurrence.npz")
+        if not (cfg.kind == "ecr" and cfg.backbone == "fast"):
+            vectors = None  # the turn texts are not read (KBRD, lm backbone)
+        info = {k: ck.get(k) for k in ("dataset", "name", "epoch", "valid_R@50")}
+        return cls(name or ck.get("name", run_dir.name), run_dir, cfg, model, kg, vectors, tok, cooc, info)
+
+    # ------------------------------------------------------------ the Recommender contract
+
+    def fit(self, train: list[Sample], kg: KnowledgeGraph) -> None:
+        if kg.num_entities != self.kg.num_entities or kg.item_ids != self.kg.item_ids:
+            raise EcrsError(f"{self.run_dir}: trained on another graph ({self.kg.num_entities} entities, "
+                            f"{len(self.kg.item_ids)} movies) than the one given ({kg.num_entities}, "
+                            f"{len(kg.item_ids)})")
+
+    def featurize(self, samples: list[Sample]) -> Featurizer:
+        return Featurizer(self.cfg, samples, self.turn_vectors, self.tokenizer, self.cooccurrence)
+
+    @torch.no_grad()
+    def cache_table(self) -> None:
+        """Entity table (N, d), movie rows (n_items, d) and movie biases, computed once."""
+        if self._table is None:
+            self._table = self.model.encoder()
+            cols = torch.as_tensor(self.kg.item_ids)
+            self._items = self._table[cols].contiguous()
+            self._item_bias = self.model.head.scorer.bias[cols].detach().clone()
+            self._column = torch.full((self.kg.num_entities,), -1, dtype=torch.long)
+            self._column[cols] = torch.arange(len(cols))
+
+    @torch.no_grad()
+    def score(self, samples: list[Sample], batch_size: int = 256) -> np.ndarray:
+        """(N, n_items) float32, one column per movie in `kg.item_ids` order."""
+        self.cache_table()
+        feats = self.featurize(samples)
+        out = []
+        for start in range(0, len(samples), batch_size):
+            b = feats.batch(np.arange(start, min(start + batch_size, len(samples))))
+            q = self.model.head.query(b, self._table)  # (B, d)
+            scores = q @ self._items.T + self._item_bias  # (B, n_items)
+            if self.model.head.scorer.copy is not None:
+                scores = self.model.head.scorer.copy(scores, b.entities, b.entity_mask, self._column)
+            out.append(scores.numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(self.kg.item_ids)), np.float32)
+
+    @torch.no_grad()
+    def top_k(self, sample: Sample, k: int = 50) -> list[int]:
+        """The k best movies (entity ids) for one dialogue turn."""
+        scores = self.score([sample])[0]
+        top = np.argpartition(-scores, k)[:k]
+        return [self.kg.item_ids[i] for i in top[np.argsort(-scores[top], kind="stable")]]
+
+
+def _load_kg(dataset: str, kg_dir: str) -> KnowledgeGraph:
+    if kg_dir:
+        d = Path(kg_dir)
+        return load_kg_files(d / "dbpedia_subkg.json", d / "entity2id.json", d / "relation2id.json",
+                             d / "item_ids.json")
+    return load_inspired_kg() if dataset == "inspired" else load_redial_kg()
+
+
+def load_recommender(spec: str, kg: KnowledgeGraph | None = None) -> TrainedRecommender:
+    """`path` or `name:path` of a run folder (the one holding model.pt)."""
+    name, _, path = spec.rpartition(":") if ":" in spec else (None, "", spec)
+    return TrainedRecommender.load(path, name=name or None, kg=kg)
