@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 TRAIN_COMMANDS: dict[str, tuple[str, str]] = {
     "recommender": ("ecrs.recipes.train_recommender", "train a recommender"),
     "generator": ("ecrs.recipes.train_generator", "fine-tune the response generator"),
+    "emotion": ("ecrs.recipes.train_emotion", "train the nine-label emotion classifier"),
 }
 
 
