@@ -41,7 +41,7 @@ def test_invented_year_and_person_are_flagged_with_their_sentence(checker, kg):
     assert Violation("year", "1998", 1) in found
     names = [(v.surface, v.sentence) for v in found if v.kind == "name"]
     assert names == [("Leonardo DiCaprio", 2)]
-    assert kg.names[[v for v in found if v.kind == "name"][0].entity] == "Leonardo DiCaprio"
+    assert kg.names[next(v for v in found if v.kind == "name").entity] == "Leonardo DiCaprio"
 
 
 def test_other_movie_titles_are_names_but_genres_are_not(checker):

@@ -75,14 +75,14 @@ KB_RELATIONS: dict[str, str] = {
     "company": "production company",
 }
 
-_BR = re.compile(r"<br\s*/?>", re.I)
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Sentence pieces about the review or the score: "this review", "10/10", "8 out of 10", "my rating", "I vote".
 _META = re.compile(
     r"\breview|\bcomments?\b|\b\d+(?:\.\d+)?\s*/\s*10\b|\b\d+(?:\.\d+)?\s*/\s*\*?10|\bout of (?:10|ten|5|five)\b"
     r"|\bratings?\b|\brate[ds]?\b(?! r\b)|\bscored?\b|\bvot(?:e|ed|es|ing)\b|\b\d+(?:\.\d+)? stars?\b"
     r"|\bstars? out of\b|\bimdb\b|\bspoilers?\b",
-    re.I,
+    re.IGNORECASE,
 )
 # A sentence ends at . ! ? (runs of them, optional closing quote/bracket) followed by space.
 _SENT_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])")

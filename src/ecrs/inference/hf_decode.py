@@ -9,25 +9,34 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from ecrs.data.bundle import REPO_ROOT
 from ecrs.errors import EcrsError
 from ecrs.inference.llama import banned_next
 
 __all__ = ["HFEngine", "load_causal_lm"]
 
 
-def load_causal_lm(base: str | Path, adapter: str | Path | None = None, dtype: str = "float32"):
-    """(model, tokenizer) from an HF model directory or a `.gguf` file (dequantized to fp32 by transformers),
-    optionally with a peft LoRA adapter directory; the tokenizer pads with EOS (the GGUF conversion has no pad)."""
+def load_causal_lm(base: str | Path, adapter: str | Path | None = None, dtype: str = "float32",
+                   cache_dir: str | Path | None = None):
+    """(model, tokenizer) from an HF model directory or a `.gguf` file, optionally with a peft LoRA adapter
+    directory; the tokenizer pads with EOS (the GGUF conversion has no pad token).
+
+    transformers converts a GGUF slowly (tokenizer rebuilt from 49k tokens, every tensor dequantized: ~10-20 s of
+    CPU), so the converted checkpoint is saved once under `cache_dir` (default `artifacts/cache/hf/`) and loaded
+    from there afterwards (about a second)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base = Path(base)
     if not base.exists():
         raise EcrsError(f"{base}: model not found (an HF model directory or a .gguf file)")
-    kw: dict[str, Any] = {"gguf_file": base.name} if base.suffix == ".gguf" else {}
-    where = base.parent if base.suffix == ".gguf" else base
+    where, kw = base, {}
+    if base.suffix == ".gguf":
+        cache = Path(cache_dir) if cache_dir else REPO_ROOT / "artifacts" / "cache" / "hf"
+        where = cache / f"{base.stem}-{base.stat().st_size}"
+        if not (where / "config.json").exists():
+            _convert_gguf(base, where)
     tok = AutoTokenizer.from_pretrained(where, **kw)
     model = AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype), **kw)
     if tok.pad_token is None:
@@ -38,6 +47,31 @@ def load_causal_lm(base: str | Path, adapter: str | Path | None = None, dtype: s
         model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()
     return model, tok
+
+
+def _convert_gguf(gguf_file: Path, out: Path) -> None:
+    """GGUF -> an fp32 HF checkpoint (written to a temporary folder, then renamed: safe under concurrency)."""
+    import shutil
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kw = {"gguf_file": gguf_file.name}
+    tok = AutoTokenizer.from_pretrained(gguf_file.parent, **kw)
+    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, dtype=torch.float32, **kw)
+    # transformers 5 refuses to save a model loaded from GGUF until its quantizer marker is cleared (MODELS.md).
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".tmp-"))
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    try:
+        tmp.rename(out)
+    except OSError:  # another process converted it first
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def eog_token_ids(tok) -> set[int]:
@@ -63,40 +97,53 @@ class HFEngine:
     def open(cls, base: str | Path, adapter: str | Path | None = None) -> HFEngine:
         return cls(*load_causal_lm(base, adapter))
 
-    def stream(self, prompt: str, max_tokens: int = 60, no_repeat_ngram: int = 3,
-               stop_at_newline: bool = True) -> Iterator[str]:
+    def _tokens(self, prompt: str, max_tokens: int, no_repeat_ngram: int) -> Iterator[int]:
+        """Greedy token ids with a KV cache; EOS ends; no repeated n-gram within the continuation."""
         import torch
 
-        input_ids = torch.tensor([self.tok(prompt, add_special_tokens=False).input_ids])  # (1, T)
+        step = torch.tensor([self.tok(prompt, add_special_tokens=False).input_ids])  # (1, T)
+        cache_kw = self._cache_keyword()
         ids: list[int] = []
-        emitted = ""
-        past = None
+        cache = None
         with torch.no_grad():
-            step_input = input_ids
             for _ in range(max_tokens):
-                out = self.model(input_ids=step_input, past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = self.model(input_ids=step, use_cache=True, **{cache_kw: cache})
+                cache = getattr(out, cache_kw)
                 logits = out.logits[0, -1].float()  # (V,)
                 for t in banned_next(ids, no_repeat_ngram) if no_repeat_ngram > 0 else ():
                     logits[t] = float("-inf")
                 tok = int(torch.argmax(logits))
                 if tok in self.eog_ids:
-                    break
-                ids.append(tok)
-                text = self.tok.decode(ids, skip_special_tokens=False)
-                if text.endswith("\ufffd"):  # an incomplete UTF-8 character: wait for the next token
-                    step_input = torch.tensor([[tok]])
-                    continue
-                piece = text[len(emitted):]
-                if stop_at_newline and "\n" in piece:
-                    head = piece.split("\n", 1)[0]
-                    if head:
-                        yield head
                     return
-                if piece:
-                    emitted = text
-                    yield piece
-                step_input = torch.tensor([[tok]])
+                ids.append(tok)
+                yield tok
+                step = torch.tensor([[tok]])  # (1, 1)
+
+    def _cache_keyword(self) -> str:
+        """transformers 5 names the KV cache `cache`; 4.x `past_key_values`."""
+        import inspect
+
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
+
+    def stream(self, prompt: str, max_tokens: int = 60, no_repeat_ngram: int = 3,
+               stop_at_newline: bool = True) -> Iterator[str]:
+        ids: list[int] = []
+        emitted = ""
+        for tok in self._tokens(prompt, max_tokens, no_repeat_ngram):
+            ids.append(tok)
+            text = self.tok.decode(ids, skip_special_tokens=False)
+            if text.endswith("\ufffd"):  # an incomplete UTF-8 character: wait for the next token
+                continue
+            piece = text[len(emitted):]
+            if stop_at_newline and "\n" in piece:
+                head = piece.split("\n", 1)[0]
+                if head:
+                    yield head
+                return
+            if piece:
+                emitted = text
+                yield piece
 
     def generate(self, prompt: str, max_tokens: int = 60, no_repeat_ngram: int = 3,
                  stop_at_newline: bool = True) -> str:
@@ -104,22 +151,4 @@ class HFEngine:
 
     def greedy_ids(self, prompt: str, max_tokens: int, no_repeat_ngram: int = 0) -> list[int]:
         """Greedy token ids (for comparing runtimes token by token)."""
-        import torch
-
-        input_ids = torch.tensor([self.tok(prompt, add_special_tokens=False).input_ids])
-        ids: list[int] = []
-        past = None
-        step = input_ids
-        with torch.no_grad():
-            for _ in range(max_tokens):
-                out = self.model(input_ids=step, past_key_values=past, use_cache=True)
-                past = out.past_key_values
-                logits = out.logits[0, -1].float()
-                for t in banned_next(ids, no_repeat_ngram) if no_repeat_ngram > 0 else ():
-                    logits[t] = float("-inf")
-                tok = int(torch.argmax(logits))
-                if tok in self.eog_ids:
-                    break
-                ids.append(tok)
-                step = torch.tensor([[tok]])
-        return ids
+        return list(self._tokens(prompt, max_tokens, no_repeat_ngram))

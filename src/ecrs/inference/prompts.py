@@ -30,8 +30,8 @@ from ecrs.data.reviews import split_sentences
 
 __all__ = [
     "FIRST_SENTENCES",
-    "PromptFormat",
     "GenerationPrompt",
+    "PromptFormat",
     "first_sentence",
     "insert_triples",
     "render",

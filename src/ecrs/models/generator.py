@@ -166,7 +166,7 @@ class ResponseGenerator:
         continuation = "".join(self.engine.stream(text, s.max_tokens, s.no_repeat_ngram)).strip()
         raw = f"{p.first} {continuation}".strip()
         violations = self.checker.violations(raw, knowledge)
-        sentences, tail = _split_complete(continuation + " ")
+        sentences, _tail = _split_complete(continuation + " ")
         kept = [x for x in sentences if not self.checker.violations(x, knowledge)]
         reply = " ".join([p.first, *kept]) if s.repair else raw
         return GenerationResult(reply=reply, raw=raw, violations=violations, prompt=text)

@@ -10,7 +10,7 @@ import os
 # llama.cpp decoding, which the same setting would slow down.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ecrs.config import load_config  # noqa: E402
+from ecrs.config import load_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

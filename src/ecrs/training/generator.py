@@ -279,7 +279,6 @@ class LoraView(nn.Module):
             for n, v in state.items():
                 if n in params:
                     params[n].copy_(v)
-        return None
 
     def train(self, mode: bool = True):
         self.peft.train(mode)
@@ -377,8 +376,7 @@ def train_generator(cfg: GeneratorTrainConfig) -> dict[str, Any]:
 
     base_path = resolve_base(cfg.base)
     model, tok = load_causal_lm(base_path)
-    vocab = tok.get_vocab()
-    eos = vocab["<|im_end|>"] if "<|im_end|>" in vocab else tok.eos_token_id  # the end of a ChatML turn
+    eos = tok.get_vocab().get("<|im_end|>", tok.eos_token_id)  # the end of a ChatML turn
     rows = [encode(x, tok, cfg.format, cfg.max_len, eos) for x in train_ex]
     valid = [encode(x, tok, cfg.format, cfg.max_len, eos) for x in valid_ex]
     lengths = np.array([len(r[0]) for r in rows])

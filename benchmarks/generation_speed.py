@@ -1,0 +1,117 @@
+"""Decode speed of the served generator vs the raw base model, both in llama.cpp (ECR_SPEC §8: replies in about a
+second on a laptop CPU, streamed).
+
+    .venv/bin/python benchmarks/generation_speed.py [--model artifacts/generator/smollm2] [--runs 7]
+
+(a) the base SmolLM2-135M-Instruct Q4_1 GGUF as shipped, (b) our fine-tuned model merged and written back as Q8_0.
+Both are loaded in this one process (n_threads=2, OMP_WAIT_POLICY left unset: it slows llama.cpp 3x) and measured
+interleaved, run by run, so machine load hits both alike. Per run and model:
+  decode_tok_s  llama.cpp's own `predicted_per_second` for 128 forced tokens (ignore_eos) after a ~100-token
+                generator prompt, prompt cache off: the bar compares (b) / (a) of the medians;
+  serve_tok_s   tokens / wall time of our serving path (`LlamaCppEngine.stream`: greedy + exact no-repeat-3-gram
+                with cancel/ban/resume), 60 tokens, prompt processing included (a new movie each run, so only
+                the shared system-prompt prefix is cached, as in a chat);
+  first_piece_s time to the first streamed piece of that path (prompt processing + first token).
+The transformers fp32 fallback is timed once for 32 tokens, for comparison.
+Writes the "speed" field of benchmarks/results/generation.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+from ecrs.data.reviews import load_review_kb
+from ecrs.inference.llama import LlamaCppEngine, smollm2_gguf
+from ecrs.inference.prompts import render, serve_prompt
+
+RESULTS = Path("benchmarks/results/generation.json")
+
+
+def update_results(key: str, value) -> None:
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data[key] = value
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="artifacts/generator/smollm2")
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--hf", action="store_true", help="also time the transformers fallback (slow)")
+    args = ap.parse_args()
+    if "OMP_WAIT_POLICY" in os.environ:
+        print("warning: OMP_WAIT_POLICY is set; llama.cpp decodes ~3x slower with PASSIVE")
+    kb = load_review_kb()
+    # A different movie each run: in a chat every turn's prompt is new (only the system prefix is cached).
+    movies = kb.with_reviews()[:: max(1, len(kb.with_reviews()) // (args.runs + 1))][: args.runs + 1]
+    prompts = [render(serve_prompt(m, [("seeker", "I loved The Godfather, any other great dramas?")],
+                                   [("like", 0.8), ("curious", 0.3)]), "chat") for m in movies]
+    prompt = prompts[-1]
+    files = {"base_q4_1": smollm2_gguf(), "finetuned_q8_0": Path(args.model) / "model.gguf"}
+    engines = {k: LlamaCppEngine.open(p, n_threads=2) for k, p in files.items()}
+    for e in engines.values():  # warm-up: the first request of a fresh server is slow
+        e.decode_speed(prompt, 16)
+        e.generate(prompt, 8)
+    runs: dict[str, dict[str, list[float]]] = {k: {"decode_tok_s": [], "serve_tok_s": [], "first_piece_s": []}
+                                               for k in engines}
+    load_before = os.getloadavg()
+    for r in range(args.runs):
+        for name, e in engines.items():
+            t0 = time.perf_counter()
+            first = None
+            n = 0
+            for _ in e.stream(prompts[r], 60, no_repeat_ngram=3, stop_at_newline=False):
+                first = first if first is not None else time.perf_counter() - t0
+            n = e.last.tokens
+            wall = time.perf_counter() - t0
+            runs[name]["serve_tok_s"].append(n / wall)
+            runs[name]["first_piece_s"].append(first or wall)
+            runs[name]["decode_tok_s"].append(e.decode_speed(prompts[r], 128))  # after: the stream saw a cold prompt
+        print(f"run {r}: " + ", ".join(f"{k} {v['decode_tok_s'][-1]:.1f} tok/s" for k, v in runs.items()),
+              flush=True)
+    load_after = os.getloadavg()
+    med = {k: {m: round(statistics.median(v), 2) for m, v in ms.items()} for k, ms in runs.items()}
+    ratio = med["finetuned_q8_0"]["decode_tok_s"] / med["base_q4_1"]["decode_tok_s"]
+    paired = statistics.median(b / a for a, b in zip(runs["base_q4_1"]["decode_tok_s"],
+                                                     runs["finetuned_q8_0"]["decode_tok_s"]))
+    out = {
+        "bar": "decode tok/s of the served fine-tuned GGUF >= 90 % of the raw base GGUF, same machine, one run",
+        "decode_ratio_finetuned_vs_base": round(ratio, 3),
+        "bar_met": ratio >= 0.9,
+        "paired_ratio_median": round(paired, 3),  # median over runs of (b)/(a) measured back to back
+        "median": med,
+        "runs": {k: {m: [round(x, 2) for x in v] for m, v in ms.items()} for k, ms in runs.items()},
+        "n_runs": args.runs,
+        "files": {k: {"path": str(p), "mb": round(p.stat().st_size / 2**20, 1)} for k, p in files.items()},
+        "prompt_tokens_approx": len(prompt) // 4,
+        "threads": 2,
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "loadavg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+                    "note": "2 cores shared with other jobs during the measurement; absolute tok/s vary with "
+                            "load, the interleaved ratio much less"},
+    }
+    if args.hf:
+        import torch
+
+        from ecrs.inference.hf_decode import HFEngine
+
+        torch.set_num_threads(1)  # MODELS.md: in a process that also runs llama.cpp
+        meta = json.loads((Path(args.model) / "generator.json").read_text())
+        hf = HFEngine.open(meta["base"], Path(args.model) / meta["adapter"])
+        hf.generate(prompt, 4)
+        t0 = time.perf_counter()
+        ids = hf.greedy_ids(prompt, 32)
+        out["transformers_fp32_fallback_tok_s"] = round(len(ids) / (time.perf_counter() - t0), 2)
+    update_results("speed", out)
+    print(json.dumps({k: out[k] for k in ("decode_ratio_finetuned_vs_base", "paired_ratio_median", "bar_met",
+                                          "median")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
