@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from dataclasses import asdict
 
 import numpy as np
@@ -13,6 +14,7 @@ from ecrs.data.cooccurrence import (
     cooccurrence_counts,
     count_pairs,
     load_training_cooccurrence,
+    training_cooccurrence,
     transition_matrix,
 )
 from ecrs.data.dialogues import Dialogue, Turn
@@ -82,7 +84,7 @@ def test_training_dialogues_only(tmp_path):
     # A test dialogue whose pairs must not leak into the statistics.
     leak = Dialogue("T", [turn("seeker", [15, 16])])
     _write(tmp_path / "redial" / "test_dialogues.jsonl.gz", [leak], [{0: probs(like=0.9)}])
-    p = load_training_cooccurrence(str(tmp_path), "redial", n_entities=20)
+    p = load_training_cooccurrence(str(tmp_path), "redial", n_entities=20).matrix()
     assert p[15].nnz == 0
     assert dict(zip(map(tuple, np.argwhere(p.toarray() > 0)), [1] * 7)).keys() == EXPECTED.keys()
 
@@ -91,3 +93,16 @@ def test_plain_cooccurrence_ablation_counts_every_pair():
     like, neg = frozenset({"like"}), frozenset({"negative"})
     assert dict(count_pairs([(1, like), (2, neg), (3, frozenset())], shared_emotion=False)) == {
         (1, 2): 1, (1, 3): 1, (2, 3): 1}
+
+
+def test_leave_one_dialogue_out_rows():
+    co = training_cooccurrence([A, B, C], [A_PROBS, B_PROBS, C_PROBS], n_entities=20)
+    np.testing.assert_allclose(co.matrix().toarray(), transition_matrix(Counter(EXPECTED), 20).toarray())
+    # Entity 11 in a sample of dialogue B: B's own (11,13) and (11,14) are left out -> (11,13):1, (11,10):1.
+    rows = co.rows(np.array([11, 11, -1]), ["B", None, "B"]).toarray()
+    assert rows[0, 13] == pytest.approx(0.5) and rows[0, 10] == pytest.approx(0.5) and rows[0, 14] == 0
+    np.testing.assert_allclose(rows[1], co.matrix().toarray()[11], rtol=1e-6)  # no dialogue: the full row
+    assert rows[2].sum() == 0  # padding
+    # A dialogue that holds every pair of its entity leaves an empty row, not NaN.
+    only = training_cooccurrence([B], [B_PROBS], n_entities=20)
+    assert only.rows(np.array([13]), ["B"]).nnz == 0

@@ -167,7 +167,7 @@ def test_context_copy_bonus_by_recency_and_kind():
 
     copy = ContextCopy(n_entities=30, item_ids=list(range(20)), max_entities=4)
     with torch.no_grad():
-        copy.bonus.copy_(torch.tensor([[0.1, 0.2, 0.3, 0.4], [1.0, 2.0, 3.0, 4.0]]))  # [other | movie][recency]
+        copy.bonus.copy_(torch.tensor([[0.1, 0.2, 0.3, 0.4], [1.0, 2.0, 3.0, 4.0]]) / copy.SCALE)  # [other | movie][recency]
     ents = torch.tensor([[5, 25, 5, 0]])  # movie 5, person 25, movie 5 again (latest), padding
     mask = torch.tensor([[True, True, True, False]])
     got = copy(torch.zeros(1, 30), ents, mask)[0]
@@ -178,3 +178,18 @@ def test_context_copy_bonus_by_recency_and_kind():
     column[:20] = torch.arange(20)
     by_column = copy(torch.zeros(1, 20), ents, mask, column)[0]  # movie columns only: the person is dropped
     assert by_column[5].item() == pytest.approx(4.0) and by_column.sum().item() == pytest.approx(4.0)
+
+
+def test_global_score_votes_weighted_by_emotion_gate():
+    from ecrs.models.recommender import GlobalScore, _sparse_rows
+
+    gs = GlobalScore(d_emotion=2)
+    with torch.no_grad():
+        gs.gate.weight.copy_(torch.tensor([[0.2, -0.1]]))  # γ_j = 10 · (0.2 F_j0 − 0.1 F_j1)
+    p = sp.csr_matrix(([0.25, 0.75, 1.0], ([21, 21, 22], [3, 5, 5])), shape=(30, 30), dtype=np.float32)
+    ents, mask = np.array([[21, 22, 0]]), np.array([[True, True, False]])
+    emotion = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])  # γ = 2, −1, (padding: no row)
+    got = gs(torch.zeros(1, 30), _sparse_rows(p, ents, mask), emotion)[0]
+    assert got[3].item() == pytest.approx(2 * 0.25)
+    assert got[5].item() == pytest.approx(2 * 0.75 - 1 * 1.0)
+    assert got.abs().sum().item() == pytest.approx(0.5 + 0.5)

@@ -31,18 +31,36 @@ def default_gguf() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
 
 
-def load_lm(gguf: str = ""):
-    """(frozen causal LM in eval mode, tokenizer) from a GGUF file; pad = EOS (the converted tokenizer has none)."""
+def load_lm(gguf: str = "", cache_dir: str | Path | None = "artifacts/cache/lm"):
+    """(frozen causal LM in eval mode, tokenizer) from a GGUF file; pad = EOS (the converted tokenizer has none).
+
+    De-quantizing the GGUF takes from seconds to minutes on a loaded 2-core machine, so the fp32 result is kept
+    once as an ordinary HF folder under `cache_dir/<gguf name>/` and loaded from there afterwards."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(gguf) if gguf else default_gguf()
     if not path.exists():
         raise EcrsError(f"{path}: GGUF file not found")
-    tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    cached = Path(cache_dir) / path.stem if cache_dir else None
+    if cached is not None and (cached / "config.json").exists():
+        tok = AutoTokenizer.from_pretrained(cached)
+        lm = AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32)
+    else:
+        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        lm = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+        if cached is not None:
+            # transformers refuses to save a GGUF-loaded model until its quantizer marker is cleared (MODELS.md).
+            lm.hf_quantizer = None
+            if hasattr(lm.config, "quantization_config"):
+                del lm.config.quantization_config
+            tmp = cached.with_name(cached.name + ".tmp")
+            lm.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            if not cached.exists():
+                tmp.replace(cached)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    lm = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     lm.requires_grad_(False)
     lm.eval()
     return lm, tok

@@ -54,6 +54,7 @@ class EmotionVectors(nn.Module):
 class PromptOutput:
     tokens: Tensor  # (B, P, d) float: [task tokens ; local (L) ; global (L)]
     mask: Tensor  # (B, P) bool, True = real token
+    emotion: Tensor | None = None  # (B, L, d_emotion) F_j of the context entities (when the local part is on)
 
 
 class EmotionAwarePrompt(nn.Module):
@@ -89,6 +90,7 @@ class EmotionAwarePrompt(nn.Module):
         e = table[entities]  # (B, L, d)
         local = self.fusion(e, text, text_mask) if self.fusion is not None else e  # ẽ (B, L, d)
         parts, masks = [local], [entity_mask]
+        f = None
         if self.mlp is not None:
             f = self.emotions(emo_labels, emo_probs)  # F (B, L, d_emotion)
             parts[0] = self.mlp(torch.cat([local, f], dim=-1))  # ẽ' (B, L, d)
@@ -101,4 +103,4 @@ class EmotionAwarePrompt(nn.Module):
         task = self.task.expand(b, -1, -1)  # (B, n_task, d)
         tokens = torch.cat([task, *parts], dim=1)  # (B, n_task + L·k, d)
         mask = torch.cat([torch.ones(b, task.shape[1], dtype=torch.bool, device=entities.device), *masks], dim=1)
-        return PromptOutput(tokens=tokens, mask=mask)
+        return PromptOutput(tokens=tokens, mask=mask, emotion=f)

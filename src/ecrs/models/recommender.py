@@ -25,11 +25,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ecrs.data.cooccurrence import Cooccurrence
 from ecrs.data.kg import KnowledgeGraph
 from ecrs.data.samples import Sample
 from ecrs.emotions import EMOTION_INDEX
 from ecrs.models.entity_encoder import EntityEncoder
-from ecrs.models.prompt import EmotionAwarePrompt
+from ecrs.models.prompt import EmotionAwarePrompt, PromptOutput
 
 ROLES = {"seeker": 0, "recommender": 1}
 
@@ -53,6 +54,7 @@ class ModelConfig:
     # "all" = plain co-occurrence (an ablation of the emotion filter)
     cooccurrence: Literal["emotion", "all"] = "emotion"
     copy_context: bool = False  # ours, not the paper's: ContextCopy (a learned bonus for context entities)
+    global_scoring: bool = False  # ours: GlobalScore (the global co-occurrence also votes in the scores)
     weights: dict[str, float] = field(default_factory=lambda: {"liked": 2.0, "disliked": 1.0, "unknown": 0.5})
     d_emotion: int = 48
     n_task_tokens: int = 10
@@ -111,10 +113,13 @@ class Featurizer:
     """
 
     def __init__(self, cfg: ModelConfig, samples: list[Sample], turn_vectors=None, tokenizer=None,
-                 cooccurrence: sp.csr_matrix | None = None):
+                 cooccurrence: Cooccurrence | sp.csr_matrix | None = None):
         n, t_max, l_max = len(samples), cfg.max_turns, cfg.max_entities
         self.cfg = cfg
+        if isinstance(cooccurrence, sp.spmatrix):
+            cooccurrence = Cooccurrence(cooccurrence)  # a plain P: rows served as they are
         self.cooccurrence = cooccurrence if cfg.global_emotion and cfg.kind == "ecr" else None
+        self.dialog_ids = [s.dialog_id for s in samples]  # leave-one-dialogue-out rows for training samples
         self.turn_index = np.full((n, t_max), -1, dtype=np.int64)  # left-padded
         self.turn_role = np.zeros((n, t_max), dtype=np.int64)
         self.entities = np.zeros((n, l_max), dtype=np.int64)
@@ -165,7 +170,8 @@ class Featurizer:
             weights=None if weights is None else torch.as_tensor(weights, dtype=torch.float32),
         )
         if self.cooccurrence is not None:
-            b.global_rows = _sparse_rows(self.cooccurrence, self.entities[rows], self.entity_mask[rows])
+            b.global_rows = _sparse_rows(self.cooccurrence, self.entities[rows], self.entity_mask[rows],
+                                         [self.dialog_ids[r] for r in rows])
         if self.token_ids is not None:
             seqs = [self.token_ids[r] for r in rows]
             s_max = max(1, max(len(s) for s in seqs))
@@ -198,14 +204,19 @@ def _dialogue_tokens(tokenizer, s: Sample, max_tokens: int) -> list[int]:
     return ids[-max_tokens:]
 
 
-def _sparse_rows(p: sp.csr_matrix, entities: np.ndarray, mask: np.ndarray) -> Tensor:
-    """Rows P[e_j] for every (row, slot) as a torch sparse COO (B·L, N); padded slots are empty rows."""
+def _sparse_rows(p: Cooccurrence | sp.csr_matrix, entities: np.ndarray, mask: np.ndarray,
+                 dialog_ids: list[str] | None = None) -> Tensor:
+    """Rows P(· | e_j) for every (row, slot) as a torch sparse COO (B·L, N); padded slots are empty rows.
+    With `dialog_ids` (one per row) a training dialogue's own pairs are left out of its rows."""
+    if isinstance(p, sp.spmatrix):
+        p = Cooccurrence(p)
+    b, n_slots = entities.shape
     flat = np.where(mask, entities, -1).reshape(-1)
-    rows = p[np.maximum(flat, 0)].tocoo()
-    keep = flat[rows.row] >= 0
-    idx = np.stack([rows.row[keep], rows.col[keep]]).astype(np.int64)
-    return torch.sparse_coo_tensor(torch.from_numpy(idx), torch.from_numpy(rows.data[keep].astype(np.float32)),
-                                   size=(len(flat), p.shape[1]), check_invariants=False).coalesce()
+    per_slot = None if dialog_ids is None else [d for d in dialog_ids for _ in range(n_slots)]
+    rows = p.rows(flat, per_slot).tocoo()
+    idx = np.stack([rows.row, rows.col]).astype(np.int64)
+    return torch.sparse_coo_tensor(torch.from_numpy(idx), torch.from_numpy(rows.data.astype(np.float32)),
+                                   size=(len(flat), p.n_entities), check_invariants=False).coalesce()
 
 
 def feedback_weights(samples: list[Sample], cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -236,9 +247,12 @@ class ContextCopy(nn.Module):
     in the dedup evaluation, where repeated targets and context movies are removed.
     """
 
+    SCALE = 10.0  # Adam moves a parameter by ~lr per step; the bonus must reach several logits, so it is learned
+    # in units of 10 (the same as a 10x learning rate for these 2 x L numbers)
+
     def __init__(self, n_entities: int, item_ids: list[int], max_entities: int):
         super().__init__()
-        self.bonus = nn.Parameter(torch.zeros(2, max_entities))
+        self.bonus = nn.Parameter(torch.zeros(2, max_entities))  # c = SCALE · bonus
         is_item = torch.zeros(n_entities, dtype=torch.long)
         is_item[torch.as_tensor(item_ids, dtype=torch.long)] = 1
         self.register_buffer("is_item", is_item, persistent=False)
@@ -248,10 +262,41 @@ class ContextCopy(nn.Module):
         (-1 = not a column; None = the columns are all entities)."""
         n = mask.sum(dim=1, keepdim=True)  # (B, 1) real mentions
         recency = (n - 1 - torch.arange(entities.shape[1], device=entities.device)).clamp(min=0)  # (B, L)
-        add = self.bonus[self.is_item[entities], recency] * mask  # (B, L)
+        add = self.SCALE * self.bonus[self.is_item[entities], recency] * mask  # (B, L)
         idx = entities if column is None else column[entities]
         keep = idx >= 0
         return logits.scatter_add(1, idx.clamp(min=0), add * keep)
+
+
+class GlobalScore(nn.Module):
+    """Ours (the fast backbone's use of the global knowledge, beside E'_j in the prompt): the emotion-filtered
+    co-occurrence also votes directly for the entities that followed each context entity in training dialogues,
+    weighted by how the user felt about that entity,
+
+        logits[b, e] += Σ_j γ_j · P(e | e_j),        γ_j = SCALE · (a · F_j + c)      (B, N)
+
+    so a movie mentioned with "negative" can vote against its usual followers. The prompt path alone (E'_j read by
+    the reader into one query vector) recovered little of this signal: a plain Σ_j P(e | e_j) + popularity scorer
+    beat it on validation.
+    """
+
+    SCALE = 10.0
+
+    def __init__(self, d_emotion: int):
+        super().__init__()
+        self.gate = nn.Linear(d_emotion, 1)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.zeros_(self.gate.bias)
+
+    def forward(self, logits: Tensor, global_rows: Tensor, emotion: Tensor) -> Tensor:
+        # logits (B, N); global_rows sparse (B·L, N) rows P(· | e_j); emotion F (B, L, d_emotion)
+        b, n_ent = emotion.shape[:2]
+        gamma = self.SCALE * self.gate(emotion).reshape(-1)  # (B·L,) γ_j
+        rows = global_rows.coalesce()
+        idx, vals = rows.indices(), rows.values()
+        votes = torch.sparse_coo_tensor(torch.stack([idx[0] // n_ent, idx[1]]), vals * gamma[idx[0]],
+                                        size=logits.shape, check_invariants=False)
+        return logits + votes.to_dense()  # duplicates (same e from several j) are summed
 
 
 class _Scorer(nn.Module):
@@ -265,10 +310,12 @@ class _Scorer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_entities))
         self.copy = copy
 
-    def forward(self, q: Tensor, table: Tensor, batch: RecBatch) -> RecOutput:
+    def forward(self, q: Tensor, table: Tensor, batch: RecBatch, extra=None) -> RecOutput:
         logits = q @ table.T + self.bias  # (B, N)
         if self.copy is not None:
             logits = self.copy(logits, batch.entities, batch.entity_mask)
+        if extra is not None:
+            logits = extra(logits)
         loss = None
         if batch.targets is not None:
             ce = F.cross_entropy(logits, batch.targets, reduction="none")  # (B,)
@@ -342,16 +389,29 @@ class ECRHead(nn.Module):
         self.backbone = backbone
         copy = ContextCopy(n_entities, item_ids, cfg.max_entities) if cfg.copy_context else None
         self.scorer = _Scorer(n_entities, copy)
+        if cfg.global_scoring and not cfg.global_emotion:
+            raise ValueError("global_scoring uses the global co-occurrence: enable global_emotion too")
+        self.global_score = GlobalScore(cfg.d_emotion) if cfg.global_scoring else None
 
-    def query(self, batch: RecBatch, table: Tensor) -> Tensor:
-        """(B, d) recommendation query: prompt from (table, context), read by the backbone."""
+    def query_and_prompt(self, batch: RecBatch, table: Tensor) -> tuple[Tensor, PromptOutput]:
         text, text_mask = self.backbone.text_states(batch)  # (B, T, d), (B, T)
         prompt = self.prompt(table, batch.entities, batch.entity_mask, text, text_mask, batch.emo_labels,
                              batch.emo_probs, batch.global_rows)  # (B, P, d)
-        return self.backbone(batch, text, text_mask, prompt.tokens, prompt.mask)  # (B, d)
+        return self.backbone(batch, text, text_mask, prompt.tokens, prompt.mask), prompt  # (B, d)
+
+    def query(self, batch: RecBatch, table: Tensor) -> Tensor:
+        """(B, d) recommendation query: prompt from (table, context), read by the backbone."""
+        return self.query_and_prompt(batch, table)[0]
+
+    def extra_logits(self, logits: Tensor, batch: RecBatch, prompt: PromptOutput) -> Tensor:
+        """Score terms beyond q · tableᵀ + b that need the whole entity axis (the global votes)."""
+        if self.global_score is not None:
+            logits = self.global_score(logits, batch.global_rows, prompt.emotion)
+        return logits
 
     def forward(self, batch: RecBatch, table: Tensor) -> RecOutput:
-        return self.scorer(self.query(batch, table), table, batch)
+        q, prompt = self.query_and_prompt(batch, table)
+        return self.scorer(q, table, batch, extra=lambda logits: self.extra_logits(logits, batch, prompt))
 
 
 class RecommenderModel(nn.Module):

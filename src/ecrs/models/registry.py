@@ -46,6 +46,7 @@ class TrainedRecommender:
         self._items: torch.Tensor | None = None
         self._item_bias: torch.Tensor | None = None
         self._column: torch.Tensor | None = None  # entity id -> movie column (-1 for other entities)
+        self._cols: torch.Tensor | None = None
 
     @classmethod
     def load(cls, run_dir: str | Path, name: str | None = None, kg: KnowledgeGraph | None = None,
@@ -102,7 +103,7 @@ class TrainedRecommender:
         """Entity table (N, d), movie rows (n_items, d) and movie biases, computed once."""
         if self._table is None:
             self._table = self.model.encoder()
-            cols = torch.as_tensor(self.kg.item_ids)
+            cols = self._cols = torch.as_tensor(self.kg.item_ids)
             self._items = self._table[cols].contiguous()
             self._item_bias = self.model.head.scorer.bias[cols].detach().clone()
             self._column = torch.full((self.kg.num_entities,), -1, dtype=torch.long)
@@ -116,10 +117,14 @@ class TrainedRecommender:
         out = []
         for start in range(0, len(samples), batch_size):
             b = feats.batch(np.arange(start, min(start + batch_size, len(samples))))
-            q = self.model.head.query(b, self._table)  # (B, d)
-            scores = q @ self._items.T + self._item_bias  # (B, n_items)
-            if self.model.head.scorer.copy is not None:
-                scores = self.model.head.scorer.copy(scores, b.entities, b.entity_mask, self._column)
+            head = self.model.head
+            if getattr(head, "global_score", None) is not None:  # needs the whole entity axis
+                out.append(head(b, self._table).logits[:, self._cols].numpy())
+                continue
+            q = head.query(b, self._table)  # (B, d)
+            scores = q @ self._items.T + self._item_bias  # (B, n_items): only the movie rows of the table
+            if head.scorer.copy is not None:
+                scores = head.scorer.copy(scores, b.entities, b.entity_mask, self._column)
             out.append(scores.numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(self.kg.item_ids)), np.float32)
 

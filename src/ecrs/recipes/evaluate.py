@@ -35,6 +35,7 @@ class EvaluateConfig:
     systems: list[str] = field(default_factory=lambda: ["popularity", "repeat-context"])
     data_dir: str = "artifacts/data"
     split: str = "test"
+    max_samples: int = 0  # 0 = the whole split; else a fixed (seed 0) subset of that many samples, recorded per row
     results: str = "benchmarks/results/recommendation.json"
 
 
@@ -123,6 +124,13 @@ def run(args: argparse.Namespace) -> int:
         kg = load_inspired_kg() if dataset == "inspired" else load_redial_kg()
         train = load_samples(cfg.data_dir, dataset, "train")
         test = load_samples(cfg.data_dir, dataset, cfg.split)
+        subset = None
+        if cfg.max_samples and len(test) > cfg.max_samples:
+            import numpy as np
+
+            keep = sorted(np.random.default_rng(0).choice(len(test), cfg.max_samples, replace=False).tolist())
+            test = [test[i] for i in keep]
+            subset = f"fixed random subset (seed 0) of {cfg.max_samples} {cfg.split} samples"
         for order, system in enumerate(cfg.systems):
             name, sep, pattern = system.partition(":")
             t0 = time.time()
@@ -137,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 raise EcrsError(f"unknown system {system!r} (known: {', '.join(BASELINES)}, or NAME:RUN_DIRS)")
             row |= {"order": order, "seconds": round(time.time() - t0, 2), **provenance()}
+            if subset:
+                row["test_subset"] = subset
             rows.append(row)
             m, d = row["metrics"]["standard"], row["metrics"]["dedup"]
             print(f"{dataset:9s} {row['system']:15s} R@1 {_num(m['R@1'])} R@10 {_num(m['R@10'])} "

@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
 from ecrs.config import save_config, to_dict
-from ecrs.data.cooccurrence import load_training_cooccurrence, save_matrix
+from ecrs.data.cooccurrence import Cooccurrence, load_training_cooccurrence, save_matrix
 from ecrs.data.kg import KnowledgeGraph, load_inspired_kg, load_kg_files, load_redial_kg
 from ecrs.data.prepare import load_samples
 from ecrs.data.samples import Sample
@@ -161,13 +160,13 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
         keep = np.random.default_rng(0).choice(len(valid), cfg.data.max_valid_samples, replace=False)
         valid = [valid[i] for i in sorted(keep)]
 
-    cooc: sp.csr_matrix | None = None
+    cooc: Cooccurrence | None = None
     if mcfg.kind == "ecr" and mcfg.global_emotion:
         cooc = load_training_cooccurrence(cfg.data.data_dir, cfg.data.dataset, kg.num_entities,
                                           shared_emotion=mcfg.cooccurrence == "emotion")
         if dist.main:
-            print(f"co-occurrence ({mcfg.cooccurrence} pairs, training dialogues): {cooc.nnz} non-zeros, "
-                  f"{int((cooc.getnnz(axis=1) > 0).sum())} entities with a row", flush=True)
+            print(f"co-occurrence ({mcfg.cooccurrence} pairs, training dialogues): {cooc.counts.nnz} non-zeros, "
+                  f"{int((cooc.counts.getnnz(axis=1) > 0).sum())} entities with a row", flush=True)
 
     lm = tokenizer = None
     if mcfg.kind == "ecr" and mcfg.backbone == "lm":
@@ -199,7 +198,7 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
         if cooc is not None:
-            save_matrix(cooc, out / "cooccurrence.npz")
+            save_matrix(cooc.matrix(), out / "cooccurrence.npz")  # inference reads the full P
     pretrain_summary = None
     if mcfg.backbone == "lm" and cfg.pretrain.enabled:
         from ecrs.training.pretrain import pretrain_prompt
