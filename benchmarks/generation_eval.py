@@ -49,7 +49,7 @@ def update_results(key: str, value) -> None:
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def test_samples(kb, n: int, seed: int) -> tuple[list[dict[str, Any]], int]:
+def test_samples(kb, n: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     kg = load_redial_kg()
     candidates = []
     for d in load_redial(bundled("redial/test.jsonl.gz"), redial_movie_entities(kg), redial_titles()):
@@ -58,7 +58,7 @@ def test_samples(kb, n: int, seed: int) -> tuple[list[dict[str, Any]], int]:
             if t.role == "recommender" and k > 0 and movies:
                 candidates.append({"id": f"{d.id}/{k}", "movie": movies[0], "reference": t.text,
                                    "context": [(x.role, x.text) for x in d.turns[:k]]})
-    return random.Random(seed).sample(candidates, min(n, len(candidates))), len(candidates)
+    return random.Random(seed).sample(candidates, min(n, len(candidates))), candidates
 
 
 def detect_emotions(samples: list[dict[str, Any]]) -> str:
@@ -100,7 +100,8 @@ def run_system(name: str, samples, generate) -> list[dict[str, Any]]:
     return rows
 
 
-def scores(rows: list[dict[str, Any]], refs: dict[str, str], checker, knowledge) -> dict[str, Any]:
+def scores(rows: list[dict[str, Any]], refs: dict[str, str], checker, knowledge,
+           facts: dict[str, list[str]]) -> dict[str, Any]:
     if not rows:
         return {"n": 0}
     hyps = [r["reply"] for r in rows]
@@ -118,6 +119,9 @@ def scores(rows: list[dict[str, Any]], refs: dict[str, str], checker, knowledge)
     out["grounding_error_rate_before_repair"] = round(sum(bool(r["violations"]) for r in rows) / len(rows), 4)
     out["grounding_error_rate_served"] = round(sum(bool(v) for v in after) / len(rows), 4)
     out["replies_with_violations_before_repair"] = sum(bool(r["violations"]) for r in rows)
+    # Informativeness proxy: the reply names at least one of the prompt's related entities or KG-fact entities.
+    out["knowledge_use_rate"] = round(sum(any(f.lower() in r["reply"].lower() for f in facts[r["id"]])
+                                          for r in rows) / len(rows), 4)
     return out
 
 
@@ -126,6 +130,7 @@ def main() -> None:
     ap.add_argument("--model", default="artifacts/generator/smollm2")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--n-plain", type=int, default=100)
+    ap.add_argument("--n-seen-extra", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-tokens", type=int, default=60)
     args = ap.parse_args()
@@ -136,7 +141,15 @@ def main() -> None:
 
     kb = load_review_kb()
     seen_movies = {m.entity for m in kb.with_reviews()}
-    samples, n_candidates = test_samples(kb, args.n, args.seed)
+    samples, candidates = test_samples(kb, args.n, args.seed)
+    n_candidates = len(candidates)
+    # Few test turns recommend a movie with training reviews: add a seeded sample of those turns so the
+    # seen/unseen split has enough seen samples. "all" stays the unbiased random sample.
+    chosen = {s["id"] for s in samples}
+    seen_pool = [c for c in candidates if c["movie"] in seen_movies and c["id"] not in chosen]
+    extra = random.Random(args.seed + 1).sample(seen_pool, min(args.n_seen_extra, len(seen_pool)))
+    random_ids = set(chosen)
+    samples = samples + extra
     emotion_source = detect_emotions(samples)
     linker = build_redial_linker()
     checker = GroundingChecker(linker)
@@ -153,15 +166,17 @@ def main() -> None:
         "template": (template, samples),
         "zero_shot_chat": (lambda s: zero.generate_detailed(s["movie"], use_dialogue=False), samples),
         "zero_shot_plain": (lambda s: zero_plain.generate_detailed(s["movie"], use_dialogue=False),
-                            samples[:args.n_plain]),
+                            samples[:args.n_plain]),  # random-sample turns only
         "finetuned": (lambda s: tuned.generate_detailed(s["movie"], use_dialogue=False), samples),
         "finetuned_dialogue_emotion": (
             lambda s: tuned.generate_detailed(s["movie"], s["context"], s["emotion"], use_dialogue=True), samples),
     }
     refs = {s["id"]: s["reference"] for s in samples}
     knowledge = {}
+    facts = {}
     for s in samples:  # the ECR prompt's knowledge (the dialogue variant may also draw on the dialogue)
-        _, knowledge[s["id"]] = tuned.prompt(s["movie"], use_dialogue=False)
+        p, knowledge[s["id"]] = tuned.prompt(s["movie"], use_dialogue=False)
+        facts[s["id"]] = [*p.entities, *(e for _, e in p.triples)]
     know_dialogue = {s["id"]: tuned.prompt(s["movie"], s["context"], s["emotion"], use_dialogue=True)[1]
                      for s in samples}
     table, examples = {}, {}
@@ -170,12 +185,15 @@ def main() -> None:
         rows = run_system(name, subset, fn)
         know = know_dialogue if name == "finetuned_dialogue_emotion" else knowledge
         table[name] = {
-            "all": scores(rows, refs, checker, know),
-            "seen_movies": scores([r for r in rows if r["movie"] in seen_movies], refs, checker, know),
-            "unseen_movies": scores([r for r in rows if r["movie"] not in seen_movies], refs, checker, know),
+            "all": scores([r for r in rows if r["id"] in random_ids], refs, checker, know, facts),
+            "seen_movies": scores([r for r in rows if r["movie"] in seen_movies], refs, checker, know, facts),
+            "unseen_movies": scores([r for r in rows if r["movie"] not in seen_movies], refs, checker, know, facts),
             "seconds": round(time.time() - t0, 1),
         }
         examples[name] = [{"reference": refs[r["id"]], "reply": r["reply"], "raw": r["raw"]} for r in rows[:3]]
+        if name == "finetuned_dialogue_emotion":
+            examples["dialogue_context_of_those"] = [next(s for s in samples if s["id"] == r["id"])["context"][-2:]
+                                                     for r in rows[:3]]
         a = table[name]["all"]
         print(f"{name:28s} n={a['n']:3d} D1 {a['distinct_1']:.3f} D2 {a['distinct_2']:.3f} BLEU {a['bleu']:.2f} "
               f"len {a['length_words']:.1f} ground-err {a['grounding_error_rate_before_repair']:.3f} -> "
@@ -187,7 +205,12 @@ def main() -> None:
                     "candidates": n_candidates, "seed": args.seed,
                     "definition": "recommender turns mentioning >= 1 catalogue movie; one sample per turn "
                                   "(its first catalogue movie); seeded random subset for CPU time",
-                    "seen_movies": sum(s["movie"] in seen_movies for s in samples)},
+                    "seen_in_random_sample": sum(s["movie"] in seen_movies for s in samples if s["id"] in random_ids),
+                    "seen_extra": len(extra),
+                    "seen_pool": len(seen_pool) + sum(s["movie"] in seen_movies for s in samples
+                                                      if s["id"] in random_ids),
+                    "split_note": "'all' = the random sample only; 'seen_movies' / 'unseen_movies' also include "
+                                  "the extra seeded sample of turns whose movie has training reviews"},
         "emotion_source": emotion_source,
         "decoding": {"greedy": True, "no_repeat_ngram": 3, "max_new_tokens": args.max_tokens,
                      "served_reply": "first sentence + continuation sentences that pass the grounding check; "
@@ -198,14 +221,32 @@ def main() -> None:
             "bleu": "sacrebleu corpus BLEU-4 vs the real recommender reply; bleu_1/2 individual orders",
             "grounding": "share of replies with a year or a linked person/movie/company name absent from the "
                          "prompt's knowledge (genres and lowercase words are not names)",
+            "knowledge_use_rate": "share of replies naming >= 1 of the prompt's related entities or KG-fact "
+                                  "entities (an informativeness proxy)",
         },
         "table": table,
         "examples": examples,
         "judge": "not run in this session (pairwise Qwen2.5-1.5B judge is optional)",
-        "model": {"dir": args.model,
-                  "train_log": json.loads(train_log.read_text()) if train_log.exists() else None},
+        "model": args.model,
         "seconds": round(time.time() - t_start, 1),
     })
+    update_results("review_kb", kb.stats)
+    if train_log.exists():
+        log = json.loads(train_log.read_text())
+        last = log["history"][-1] if log["history"] else {}
+        update_results("training", {
+            "base": log["config"]["base"], "format": log["config"]["format"], "max_len": log["config"]["max_len"],
+            "lora": log["config"]["lora"], "lr": log["config"]["train"]["lr"],
+            "batch_size": log["config"]["train"]["batch_size"], "steps": log["steps"],
+            "examples_seen": log["steps"] * log["config"]["train"]["batch_size"],
+            "train_examples": log["train_examples"], "valid_examples": log["valid_examples"],
+            "example_stats": log["examples"], "tokens_per_row": log["tokens_per_row"],
+            "emotion_source_in_training": log["emotion_source"],
+            "train_seconds": log["train_seconds_total"], "seconds_per_step": log["seconds_per_step"],
+            "setup_seconds": log["data_seconds"], "wall_seconds": log["wall_seconds"],
+            "valid_loss_base": log.get("valid_loss_base"), "valid_loss_finetuned": last.get("valid_loss"),
+            "budget_bar": "<= 60 min on 2 cores for the bundled data",
+        })
 
 
 if __name__ == "__main__":

@@ -392,6 +392,12 @@ def train_generator(cfg: GeneratorTrainConfig) -> dict[str, Any]:
         best["state"] = {n: v.clone() for n, v in view.state_dict().items()}
         best["epoch"] = state.epoch
 
+    # The base model's validation loss, for scale (LoRA starts at B = 0, so this is also step 0).
+    base_log = out / "valid_loss_base.json"
+    if not base_log.exists():
+        with model.disable_adapter():
+            base_log.write_text(json.dumps({"valid_loss": task.validate()["valid_loss"]}) + "\n")
+    valid_loss_base = json.loads(base_log.read_text())["valid_loss"]
     t_train = time.time()
     state = train_loop(task, view, optimizer, cfg.train, out, metric="neg_valid_loss", save_best=save_best,
                        desc="generator")
@@ -421,7 +427,7 @@ def train_generator(cfg: GeneratorTrainConfig) -> dict[str, Any]:
         "movies": len({x.movie for x in examples}), "emotion_source": emotion_source,
         "tokens_per_row": {"mean": float(lengths.mean()), "max": int(lengths.max()),
                            "cut_at_max_len": int((lengths >= cfg.max_len).sum())},
-        "steps": state.step, "history": state.history, "train_seconds_this_session": round(train_seconds, 1),
+        "steps": state.step, "history": state.history, "valid_loss_base": round(valid_loss_base, 4), "train_seconds_this_session": round(train_seconds, 1),
         "train_seconds_total": round(state.seconds, 1), "data_seconds": round(t_data, 1),
         "seconds_per_step": round(state.seconds / max(state.step, 1), 2),
         "wall_seconds": round(time.time() - t_start, 1),
