@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ class LoopConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 0
+    schedule: Literal["constant", "linear", "cosine"] = "constant"  # after warmup, down to 0 at the last epoch
     max_grad_norm: float = 0.0  # 0 = no clipping
     max_steps: int = 0  # 0 = no budget; else stop after this many optimizer steps (reduced-budget runs)
     patience: int = 3  # epochs without a better validation metric before stopping; 0 = never stop early
@@ -133,8 +134,17 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def lr_lambda(warmup: int):
-    return lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+def lr_lambda(warmup: int, schedule: str = "constant", total: int = 0):
+    """Multiplier of the base learning rate at optimizer step `step`: linear warmup, then constant or a linear /
+    cosine decay reaching 0 at step `total` (the planned number of steps; early stopping may end sooner)."""
+    def f(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant" or total <= warmup:
+            return 1.0
+        done = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 1.0 - done if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * done))
+    return f
 
 
 def train_loop(
@@ -158,7 +168,11 @@ def train_loop(
     dist = dist or Dist()
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "checkpoint.pt"
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup_steps))
+    per_step_rows = cfg.batch_size
+    planned = (task.n_rows // per_step_rows) * cfg.epochs
+    if cfg.max_steps > 0:
+        planned = min(planned, cfg.max_steps) if planned else cfg.max_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup_steps, cfg.schedule, planned))
     state = LoopState()
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dist.device, weights_only=False)

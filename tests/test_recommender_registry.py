@@ -1,0 +1,82 @@
+"""Trained runs behind the Recommender contract, and evaluate's NAME:RUNS rows (mean ± std over seeds)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tiny_recommender import N_MOVIES, tiny_samples, write_tiny_dataset
+
+from ecrs.config import load_config
+from ecrs.errors import EcrsError
+from ecrs.models.recommender import score_items
+from ecrs.models.registry import TrainedRecommender, load_recommender
+from ecrs.recipes.evaluate import aggregate, run_dirs
+from ecrs.training.recommender import RecommenderTrainConfig, load_kg, train_recommender
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    kg_dir, data_dir, cache_dir = write_tiny_dataset(root)
+    runs = []
+    for seed in (0, 1):
+        cfg = load_config(RecommenderTrainConfig, None, [
+            f"out_dir={root}/runs/{{name}}-s{{seed}}", f"data.data_dir={data_dir}", f"data.kg_dir={kg_dir}",
+            f"data.embedding_cache={cache_dir}", "model.d_kg=8", "model.d_model=8", "model.d_emotion=4",
+            "model.n_task_tokens=2", "model.max_turns=4", "model.max_entities=4", "model.reader_layers=1",
+            "model.reader_heads=2", "model.dropout=0.0", "model.copy_context=true", "model.global_scoring=true",
+            "train.epochs=3", "train.batch_size=8", "train.lr=0.003", f"train.seed={seed}", "threads=1"])
+        summary = train_recommender(cfg)
+        runs.append((cfg, summary))
+    return root, kg_dir, runs
+
+
+def test_run_folder_is_self_describing(trained):
+    root, _, runs = trained
+    cfg, summary = runs[0]
+    out = cfg.resolved_out_dir()
+    for name in ("model.pt", "config.yaml", "metrics.json", "checkpoint.pt", "cooccurrence.npz"):
+        assert (out / name).exists(), name
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["seed"] == 0 and m["optimizer_steps"] == 15 and m["wall_seconds"] > 0 and "hardware" in m
+    assert m["training_data"]["path"].endswith("redial/train")
+
+
+def test_loaded_scores_match_the_trained_model(trained):
+    _, kg_dir, runs = trained
+    out = runs[0][0].resolved_out_dir()
+    rec = load_recommender(f"ecr:{out}")
+    kg = load_kg("redial", str(kg_dir))
+    rec.fit([], kg)
+    samples = tiny_samples()
+    scores = rec.score(samples)
+    assert scores.shape == (10, N_MOVIES) and scores.dtype == np.float32
+    want = score_items(rec.model, rec.featurize(samples), kg.item_ids)  # full logits, movie columns
+    np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-5)
+    assert rec.top_k(samples[0], k=5) == [kg.item_ids[i] for i in np.argsort(-scores[0], kind="stable")[:5]]
+    # Without the global votes the registry scores only the movie rows of the cached table: same numbers.
+    rec.model.head.global_score = None
+    np.testing.assert_allclose(rec.score(samples), score_items(rec.model, rec.featurize(samples), kg.item_ids),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_fit_refuses_another_graph(trained):
+    _, _, runs = trained
+    rec = TrainedRecommender.load(runs[0][0].resolved_out_dir())
+    other = load_kg("redial", "")  # the bundled 31k-entity graph
+    with pytest.raises(EcrsError, match="another graph"):
+        rec.fit([], other)
+
+
+def test_run_glob_and_aggregate(trained):
+    root, _, _ = trained
+    dirs = run_dirs(str(root / "runs" / "ecr-fast-s*"), "redial")
+    assert [d.name for d in dirs] == ["ecr-fast-s0", "ecr-fast-s1"]
+    agg = aggregate([{"R@50": 0.2, "n_samples": 10, "AUC": None}, {"R@50": 0.4, "n_samples": 10, "AUC": None}])
+    assert agg["R@50"]["mean"] == pytest.approx(0.3)
+    assert agg["R@50"]["std"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    assert agg["n_samples"] == 10 and agg["AUC"] is None
