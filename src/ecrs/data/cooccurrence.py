@@ -76,20 +76,27 @@ class Cooccurrence:
     the full P.
     """
 
-    def __init__(self, counts: sp.csr_matrix, by_dialogue: dict[str, dict[int, dict[int, int]]] | None = None):
+    def __init__(self, counts: sp.csr_matrix, by_dialogue: dict[str, dict[int, dict[int, int]]] | None = None,
+                 normalised: bool = False):
+        """`normalised=True`: `counts` already holds P (possibly restricted to some columns) and rows are served
+        as they are."""
         self.counts = sp.csr_matrix(counts, dtype=np.float64)
         self.by_dialogue = by_dialogue or {}
+        self.normalised = normalised
 
     @property
     def n_entities(self) -> int:
-        return self.counts.shape[0]
+        return self.counts.shape[1]  # columns: the entities a row spreads over
 
     def matrix(self) -> sp.csr_matrix:
-        return _normalise_rows(self.counts)
+        return sp.csr_matrix(self.counts, dtype=np.float32) if self.normalised else _normalise_rows(self.counts)
 
     def rows(self, entities: np.ndarray, dialogues: Sequence[str | None] | None = None) -> sp.csr_matrix:
         """(M, N) float32 CSR: row m = P(· | entities[m]) (all zero for entities[m] < 0)."""
         ents = np.asarray(entities, dtype=np.int64)
+        if self.normalised:
+            return sp.csr_matrix(sp.diags((ents >= 0).astype(np.float64)) @ self.counts[np.maximum(ents, 0)],
+                                 dtype=np.float32)
         c = self.counts[np.maximum(ents, 0)].tocoo()
         r, col, val = [c.row], [c.col], [c.data]
         if dialogues is not None and self.by_dialogue:

@@ -47,6 +47,7 @@ class TrainedRecommender:
         self._item_bias: torch.Tensor | None = None
         self._column: torch.Tensor | None = None  # entity id -> movie column (-1 for other entities)
         self._cols: torch.Tensor | None = None
+        self._cooc_items = None  # P(· | x) restricted to the movie columns, for the global votes
 
     @classmethod
     def load(cls, run_dir: str | Path, name: str | None = None, kg: KnowledgeGraph | None = None,
@@ -81,7 +82,9 @@ class TrainedRecommender:
         if cfg.kind == "ecr" and cfg.global_emotion:
             from ecrs.data.cooccurrence import load_matrix
 
-            cooc = load_matrix(run_dir / "cooccurrence.npz")
+            from ecrs.data.cooccurrence import Cooccurrence
+
+            cooc = Cooccurrence(load_matrix(run_dir / "cooccurrence.npz"), normalised=True)  # wrapped once
         if not (cfg.kind == "ecr" and cfg.backbone == "fast"):
             vectors = None  # the turn texts are not read (KBRD, lm backbone)
         info = {k: ck.get(k) for k in ("dataset", "name", "epoch", "valid_R@50")}
@@ -117,16 +120,31 @@ class TrainedRecommender:
         out = []
         for start in range(0, len(samples), batch_size):
             b = feats.batch(np.arange(start, min(start + batch_size, len(samples))))
-            head = self.model.head
-            if getattr(head, "global_score", None) is not None:  # needs the whole entity axis
-                out.append(head(b, self._table).logits[:, self._cols].numpy())
-                continue
-            q = head.query(b, self._table)  # (B, d)
-            scores = q @ self._items.T + self._item_bias  # (B, n_items): only the movie rows of the table
-            if head.scorer.copy is not None:
-                scores = head.scorer.copy(scores, b.entities, b.entity_mask, self._column)
-            out.append(scores.numpy())
+            out.append(self._score_batch(b).numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(self.kg.item_ids)), np.float32)
+
+    def _score_batch(self, b) -> torch.Tensor:
+        """(B, n_items): every score term restricted to the movie columns (the other 25k entities are never
+        ranked at inference, so their logits are not computed)."""
+        head = self.model.head
+        if not hasattr(head, "query_and_prompt"):  # KBRD
+            q = head.query(b, self._table)
+            return q @ self._items.T + self._item_bias
+        q, prompt = head.query_and_prompt(b, self._table)  # (B, d)
+        scores = q @ self._items.T + self._item_bias  # (B, n_items)
+        if head.scorer.copy is not None:
+            scores = head.scorer.copy(scores, b.entities, b.entity_mask, self._column)
+        if head.global_score is not None:
+            from ecrs.models.recommender import _sparse_rows
+
+            if self._cooc_items is None:
+                from ecrs.data.cooccurrence import Cooccurrence
+
+                # P restricted to the movie columns; rows of P(· | e_j) stay normalised over all entities.
+                self._cooc_items = Cooccurrence(self.cooccurrence.matrix()[:, self._cols.numpy()], normalised=True)
+            rows = _sparse_rows(self._cooc_items, b.entities.numpy(), b.entity_mask.numpy())
+            scores = head.global_score(scores, rows, prompt.emotion)
+        return scores
 
     @torch.no_grad()
     def top_k(self, sample: Sample, k: int = 50) -> list[int]:
