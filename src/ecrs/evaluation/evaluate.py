@@ -142,14 +142,20 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     lines = ["# Recommendation results", "",
              "Produced by `ecrs evaluate` (see each row's command and commit in recommendation.json). "
              "Trained on the public part of ReDial bundled here, not the paper's full data: compare rows with "
-             "each other, not with the paper's numbers.", ""]
+             "each other, not with the paper's numbers. Trained systems: mean ± std (sample std) over the runs "
+             "(seeds) in the `runs` column; `train min` is the wall time of one training run (mean), with the "
+             "hardware and per-run numbers in recommendation.json.", ""]
     for dataset in sorted({r["dataset"] for r in rows}):
         lines += [f"## {dataset}", "",
-                  "| system | " + " | ".join(cols) + " | " + " | ".join(f"dedup {c}" for c in dcols) + " | samples |",
-                  "|---" * (len(cols) + len(dcols) + 2) + "|"]
+                  "| system | " + " | ".join(cols) + " | " + " | ".join(f"dedup {c}" for c in dcols)
+                  + " | samples | runs | train min |",
+                  "|---" * (len(cols) + len(dcols) + 4) + "|"]
         for r in (r for r in rows if r["dataset"] == dataset):
             m, d = r["metrics"]["standard"], r["metrics"]["dedup"]
+            t = r.get("train_seconds")
+            t = t.get("mean") if isinstance(t, dict) else t
             lines.append(f"| {r['system']} | " + " | ".join(_fmt(m.get(c)) for c in cols) + " | "
-                         + " | ".join(_fmt(d.get(c)) for c in dcols) + f" | {m['n_samples']} |")
+                         + " | ".join(_fmt(d.get(c)) for c in dcols) + f" | {m['n_samples']} | "
+                         + f"{r.get('n_runs', '–')} | {'–' if t is None else f'{t / 60:.1f}'} |")
         lines.append("")
     return "\n".join(lines)

@@ -43,12 +43,18 @@ def pretrain_prompt(cfg, model: RecommenderModel, head: nn.Module, window: Entit
     optimizer = torch.optim.AdamW(trainable, lr=cfg.pretrain.loop.lr, weight_decay=cfg.pretrain.loop.weight_decay)
     best: dict[str, torch.Tensor] = {}
 
+    best_path = out / "pretrain" / "best.pt"
+
     def keep_best(state) -> None:
         best.clear()
         best.update({k: v.detach().clone() for k, v in model.trainable_state_dict().items()})
+        best_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(best, best_path)
 
     state = train_loop(task, model, optimizer, cfg.pretrain.loop, out / "pretrain", dist, metric="R@50",
                        save_best=keep_best, desc=f"{cfg.name} pretrain")
+    if not best and best_path.exists():  # pre-training finished in an earlier session
+        best = torch.load(best_path, weights_only=False)
     if best:
         model.load_state_dict(best, strict=False)
     if dist.world > 1:
