@@ -46,3 +46,21 @@ def test_cli_errors_are_one_line(tmp_path):
     bad_line = _ecrs("prepare", "--set", f"redial_dir={broken}", "--set", "emotion_model=''",
                      "--set", f"out_dir={tmp_path / 'out'}")
     assert bad_line.returncode == 2 and "train_data.jsonl:4" in bad_line.stderr, bad_line.stderr
+
+
+def test_own_format_end_to_end(tmp_path):
+    """Own-data dialogues (titles and URIs) prepare into samples with the stated feedback."""
+    import json
+
+    d = {"id": "o1", "turns": [
+        {"role": "seeker", "text": "I loved Titanic, any romance like it?"},
+        {"role": "recommender", "text": "Try The Notebook!", "movies": ["The Notebook (2004)"]},
+        {"role": "seeker", "text": "Perfect, thanks!"}], "feedback": {"The Notebook (2004)": "liked"}}
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.jsonl").write_text(json.dumps(d) + "\n")
+    cfg = PrepareConfig(dataset="own", own_train=str(tmp_path / "train.jsonl"), own_test=str(tmp_path / "test.jsonl"),
+                        emotion_model="", out_dir=str(tmp_path / "out"))
+    result = prepare(cfg)
+    (sample,) = result.splits["test"]
+    assert [t.feedback for t in sample.targets] == ["liked"]
+    assert sample.entities  # Titanic (and the romance genre) linked from the free text

@@ -86,12 +86,29 @@ def load_raw(cfg: PrepareConfig) -> tuple[KnowledgeGraph, dict[str, list[Dialogu
         return kg, dialogues, [p for ps in files.values() for p in ps]
     if not (cfg.own_train and cfg.own_test):
         raise DataError("dataset 'own' needs own_train and own_test (paths to own-data JSONL files)")
-    from ecrs.data.linking import build_redial_linker
-
-    resolve = build_redial_linker(kg).resolve_movie
+    resolve = movie_resolver(kg)
     files = {"train": [Path(cfg.own_train)], "test": [Path(cfg.own_test)]}
     dialogues = {s: [d for p in ps for d in load_own(p, resolve)] for s, ps in files.items()}
     return kg, dialogues, [p for ps in files.values() for p in ps]
+
+
+def movie_resolver(kg: KnowledgeGraph):
+    """`resolve(str) -> entity id | None` for own-data movies: a DBpedia URI of the graph, or a catalogue title
+    with or without year (case-insensitive; a title shared by several movies resolves to the first in catalogue
+    order, so give the year to be exact)."""
+    from ecrs.data.catalogue import load_catalogue
+
+    by_name: dict[str, int] = {}
+    for movie in load_catalogue(kg).values():
+        by_name.setdefault(movie.display.lower(), movie.entity)
+        by_name.setdefault(movie.title.lower(), movie.entity)
+
+    def resolve(name: str) -> int | None:
+        if name in kg.entity2id:
+            return kg.entity2id[name]
+        return by_name.get(" ".join(name.split()).lower())
+
+    return resolve
 
 
 # ---------------------------------------------------------------- linking and emotions
