@@ -18,12 +18,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
-# Main job: train the emotion classifier, prepare ReDial and INSPIRED, evaluate the recommenders.
+# Main job (~25 min on 2 cores): train the emotion classifier, prepare ReDial and INSPIRED, train ECR on the fast
+# backbone, evaluate it beside the baselines. Then `ecrs chat` or `ecrs serve` use what it trained.
 run: setup
 	$(ECRS) train emotion
 	$(ECRS) prepare --set dataset=redial
 	$(ECRS) prepare --set dataset=inspired
-	$(ECRS) evaluate
+	$(ECRS) train recommender --config configs/recommender/ecr-fast.yaml
+	$(ECRS) evaluate --set datasets=[inspired] --set 'systems=[popularity, repeat-context]'
+	$(ECRS) evaluate --set datasets=[redial] \
+	  --set 'systems=[popularity, repeat-context, "ecr-fast:artifacts/recommender/{dataset}/ecr-fast-s*"]'
 
 test: setup
 	$(PY) -m pytest

@@ -379,11 +379,17 @@ def template_reply(emotions: Emotions, recs: list[Recommendation]) -> Iterator[s
 # ---------------------------------------------------------------- artifact loading
 
 def load_scorer(kg: KnowledgeGraph, artifacts: Path, spec: str | None) -> Scorer:
-    """A trained recommender checkpoint, else popularity over the prepared training samples."""
-    if spec:
-        from ecrs.models.registry import load_recommender  # type: ignore[import-not-found]
+    """A trained recommender run folder (`ecrs train recommender`), else popularity over the prepared samples.
 
-        return load_recommender(spec, kg)
+    `spec=None` takes the default ECR run (`make run` trains it) when present; `spec="popularity"` forces the baseline.
+    """
+    default = artifacts / "recommender" / "redial" / "ecr-fast-s0"
+    if spec is None and (default / "model.pt").exists():
+        spec = str(default)
+    if spec and spec != "popularity":
+        from ecrs.models.registry import TrainedRecommender
+
+        return TrainedRecommender.load(spec, kg=kg)
     from ecrs.data.prepare import load_samples
     from ecrs.models.baselines import Popularity
 
@@ -393,9 +399,14 @@ def load_scorer(kg: KnowledgeGraph, artifacts: Path, spec: str | None) -> Scorer
 
 
 def load_generator(artifacts: Path, spec: str | None):
-    if not spec:
+    """A fine-tuned generator folder (`ecrs train generator`); `None` takes the default one when present;
+    `"template"` (or nothing trained) gives the grounded template reply."""
+    default = artifacts / "generator" / "smollm2"
+    if spec is None and (default / "generator.json").exists():
+        spec = str(default)
+    if not spec or spec == "template":
         return None
-    from ecrs.models.generator import ResponseGenerator  # type: ignore[import-not-found]
+    from ecrs.models.generator import ResponseGenerator
 
     return ResponseGenerator.load(spec)
 

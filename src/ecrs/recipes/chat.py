@@ -9,8 +9,8 @@ from ecrs.errors import EcrsError
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifacts", default="artifacts", help="folder with trained artifacts")
-    p.add_argument("--recommender", default=None, help="recommender checkpoint (default: popularity)")
-    p.add_argument("--generator", default=None, help="generator checkpoint (default: grounded template)")
+    p.add_argument("--recommender", default=None, help="recommender run folder, or 'popularity' (default: the trained ECR run if present)")
+    p.add_argument("--generator", default=None, help="generator folder, or 'template' (default: the fine-tuned generator if present)")
     p.add_argument("--show", action="store_true", help="show detected emotions and linked entities")
 
 

@@ -20,8 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db-url", default="sqlite:///artifacts/sessions.db",
                    help="SQLAlchemy URL of the sessions database (default: %(default)s)")
     p.add_argument("--artifacts", default="artifacts", help="folder with trained artifacts")
-    p.add_argument("--recommender", default=None, help="recommender checkpoint (default: popularity)")
-    p.add_argument("--generator", default=None, help="generator checkpoint (default: grounded template)")
+    p.add_argument("--recommender", default=None,
+                   help="recommender run folder, or 'popularity' (default: the trained ECR run if present)")
+    p.add_argument("--generator", default=None, help="generator folder, or 'template' (default: the fine-tuned generator if present)")
     p.add_argument("--pipeline", default=None, metavar="MODULE:FUNCTION",
                    help="build the pipeline with this zero-argument function instead of loading --artifacts")
     p.add_argument("--rate-per-minute", type=float, default=60.0,
