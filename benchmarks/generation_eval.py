@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import update_json  # noqa: E402  (benchmarks/common.py, beside this script)
+
 from ecrs.data.bundle import bundled
 from ecrs.data.dialogues import load_redial
 from ecrs.data.kg import load_redial_kg, redial_movie_entities
@@ -43,10 +45,7 @@ CACHE = Path("artifacts/generator/eval")
 
 
 def update_results(key: str, value) -> None:
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data[key] = value
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    update_json(RESULTS, key, value)
 
 
 def test_samples(kb, n: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

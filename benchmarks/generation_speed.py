@@ -25,6 +25,8 @@ import statistics
 import time
 from pathlib import Path
 
+from common import update_json  # noqa: E402  (benchmarks/common.py, beside this script)
+
 from ecrs.data.reviews import load_review_kb
 from ecrs.inference.llama import LlamaCppEngine, smollm2_gguf
 from ecrs.inference.prompts import render, serve_prompt
@@ -33,10 +35,7 @@ RESULTS = Path("benchmarks/results/generation.json")
 
 
 def update_results(key: str, value) -> None:
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data[key] = value
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    update_json(RESULTS, key, value)
 
 
 def main() -> None:

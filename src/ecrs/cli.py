@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("ecrs.recipes.chat", "chat with the recommender in the terminal"),
     "serve": ("ecrs.recipes.serve", "serve the HTTP API and web chat page"),
     "export-feedback": ("ecrs.recipes.export_feedback", "export chat sessions as own-data JSONL"),
+    "annotate-emotions": ("ecrs.recipes.annotate_emotions", "label utterances' emotions with an LLM"),
 }
 # `ecrs train X` -> recipe
 TRAIN_COMMANDS: dict[str, tuple[str, str]] = {

@@ -22,7 +22,13 @@ from tqdm import tqdm
 from ecrs.config import save_config
 from ecrs.data.bundle import _sha256, bundled, data_dir
 from ecrs.data.dialogues import Dialogue, load_inspired, load_own, load_redial
-from ecrs.data.kg import KnowledgeGraph, load_inspired_kg, load_redial_kg, redial_movie_entities, redial_titles
+from ecrs.data.kg import (
+    KnowledgeGraph,
+    load_inspired_kg,
+    load_redial_kg,
+    redial_movie_entities,
+    redial_titles,
+)
 from ecrs.data.samples import Sample, build_samples, split_train_valid, turn_emotions
 from ecrs.emotions import BETA
 from ecrs.errors import DataError

@@ -126,7 +126,8 @@ def update_results(path: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any
     return merged
 
 
-def _fmt(x: Any) -> str:
+def fmt(x: Any) -> str:
+    """A metric for tables and logs: 3 decimals, `mean±std` over seeds, `–` when undefined."""
     if x is None:
         return "–"
     if isinstance(x, float):
@@ -154,8 +155,8 @@ def render_table(rows: list[dict[str, Any]]) -> str:
             m, d = r["metrics"]["standard"], r["metrics"]["dedup"]
             t = r.get("train_seconds")
             t = t.get("mean") if isinstance(t, dict) else t
-            lines.append(f"| {r['system']} | " + " | ".join(_fmt(m.get(c)) for c in cols) + " | "
-                         + " | ".join(_fmt(d.get(c)) for c in dcols) + f" | {m['n_samples']} | "
+            lines.append(f"| {r['system']} | " + " | ".join(fmt(m.get(c)) for c in cols) + " | "
+                         + " | ".join(fmt(d.get(c)) for c in dcols) + f" | {m['n_samples']} | "
                          + f"{r.get('n_runs', '–')} | {'–' if t is None else f'{t / 60:.1f}'} |")
         lines.append("")
     return "\n".join(lines)

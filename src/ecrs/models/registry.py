@@ -80,9 +80,7 @@ class TrainedRecommender:
                             f"unexpected {unexpected[:3]})")
         cooc = None
         if cfg.kind == "ecr" and cfg.global_emotion:
-            from ecrs.data.cooccurrence import load_matrix
-
-            from ecrs.data.cooccurrence import Cooccurrence
+            from ecrs.data.cooccurrence import Cooccurrence, load_matrix
 
             cooc = Cooccurrence(load_matrix(run_dir / "cooccurrence.npz"), normalised=True)  # wrapped once
         if not (cfg.kind == "ecr" and cfg.backbone == "fast"):

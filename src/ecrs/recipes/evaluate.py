@@ -23,7 +23,7 @@ from ecrs.config import load_config  # noqa: E402
 from ecrs.data.kg import load_inspired_kg, load_redial_kg  # noqa: E402
 from ecrs.data.prepare import load_samples  # noqa: E402
 from ecrs.errors import EcrsError  # noqa: E402
-from ecrs.evaluation.evaluate import evaluate_recommender, provenance, update_results  # noqa: E402
+from ecrs.evaluation.evaluate import evaluate_recommender, fmt, provenance, update_results  # noqa: E402
 from ecrs.models.baselines import Popularity, RepeatContext  # noqa: E402
 
 BASELINES = {"popularity": Popularity, "repeat-context": RepeatContext}
@@ -68,14 +68,6 @@ def aggregate(values: list[Any]) -> Any:
         return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
                 "n": len(arr), "values": [round(float(v), 6) for v in arr]}
     return first
-
-
-def _num(x: Any) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, dict):
-        return f"{x['mean']:.3f}±{x['std']:.3f}"
-    return f"{x:.3f}"
 
 
 def _trained_row(system: str, pattern: str, dataset: str, kg, train, test, split: str) -> dict[str, Any]:
@@ -149,9 +141,9 @@ def run(args: argparse.Namespace) -> int:
                 row["test_subset"] = subset
             rows.append(row)
             m, d = row["metrics"]["standard"], row["metrics"]["dedup"]
-            print(f"{dataset:9s} {row['system']:15s} R@1 {_num(m['R@1'])} R@10 {_num(m['R@10'])} "
-                  f"R@50 {_num(m['R@50'])} RT@50 {_num(m.get('RT@50'))} AUC {_num(m.get('AUC'))} | dedup R@10 "
-                  f"{_num(d['R@10'])} ({m['n_samples']} samples)")
+            print(f"{dataset:9s} {row['system']:15s} R@1 {fmt(m['R@1'])} R@10 {fmt(m['R@10'])} "
+                  f"R@50 {fmt(m['R@50'])} RT@50 {fmt(m.get('RT@50'))} AUC {fmt(m.get('AUC'))} | dedup R@10 "
+                  f"{fmt(d['R@10'])} ({m['n_samples']} samples)")
     update_results(Path(cfg.results), rows)
     print(f"wrote {cfg.results} and {Path(cfg.results).with_suffix('.md')}")
     return 0
