@@ -10,10 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from ecrs.data.bundle import bundled, read_json
-from ecrs.data.kg import KnowledgeGraph, redial_movie_entities
-
-_YEAR_IN_TITLE = re.compile(r"\s*\((\d{4})\)\s*$")
-_DBPEDIA_FILM = re.compile(r"\s*\((?:(\d{4}) )?(?:[\w ]+ )?film\)\s*$")
+from ecrs.data.kg import KnowledgeGraph, redial_movie_entities, split_title
 
 
 @dataclass
@@ -42,17 +39,6 @@ class Movie:
         if self.stars:
             parts.append("starring " + " and ".join(self.stars[:2]))
         return ", ".join(parts)
-
-
-def split_title(name: str) -> tuple[str, int | None]:
-    """`Titanic (1997)` or DBpedia `Titanic (1997 film)` -> (`Titanic`, 1997)."""
-    m = _YEAR_IN_TITLE.search(name)
-    if m:
-        return name[: m.start()].strip(), int(m.group(1))
-    m = _DBPEDIA_FILM.search(name)
-    if m:
-        return name[: m.start()].strip(), int(m.group(1)) if m.group(1) else None
-    return name.strip(), None
 
 
 def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:

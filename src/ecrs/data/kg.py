@@ -19,6 +19,8 @@ from ecrs.errors import DataError
 
 _URI = re.compile(r"^<http://dbpedia\.org/resource/(.+)>$")
 _SUFFIX = re.compile(r"__\w+__\d+$")  # UniCRS role suffixes such as "__PersonFunction__1"
+TITLE_QUALIFIER = re.compile(r"\s*\(([^()]*)\)\s*$")  # "(1997 film)", "(TV series)", "(1997)"
+YEAR_IN = re.compile(r"\b((?:18|19|20)\d\d)\b")
 
 
 def entity_name(uri: str) -> str:
@@ -94,6 +96,16 @@ class KnowledgeGraph:
                 continue
             adj.setdefault(h, []).append((relation_name(rel), t))
         return adj
+
+
+def split_title(name: str) -> tuple[str, int | None]:
+    """"Titanic (1997)" / "Titanic (1997 film)" / "Titanic (film)" -> ("Titanic", 1997 or None)."""
+    name = " ".join(name.split())
+    m = TITLE_QUALIFIER.search(name)
+    if not m or m.start() == 0:
+        return name, None
+    year = YEAR_IN.search(m.group(1))
+    return name[:m.start()].strip(), int(year.group(1)) if year else None
 
 
 def relation_name(uri: str) -> str:

@@ -36,7 +36,8 @@ from typing import Literal
 import ahocorasick
 
 from ecrs.data.bundle import bundled, iter_jsonl, open_text, read_json
-from ecrs.data.kg import KnowledgeGraph, load_redial_kg, redial_movie_entities
+from ecrs.data.kg import TITLE_QUALIFIER as _QUALIFIER
+from ecrs.data.kg import KnowledgeGraph, load_redial_kg, redial_movie_entities, split_title
 
 __all__ = [
     "GENRE_LEXICON",
@@ -176,8 +177,6 @@ _WORD = re.compile(r"[^\W_]+")
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
 _CAPITAL_RUN = re.compile(r"\b[A-Z][A-Za-z0-9'’]*(?:[ \t]+(?:(?:of|the|and|in|a|on|to)[ \t]+)*[A-Z][A-Za-z0-9'’]*)+")
 _YEAR_AFTER = re.compile(r"[ \t]*,?[ \t]*[(\[]?[ \t]*((?:18|19|20)\d\d)(?:[ \t]*[)\]])?(?!\w)")
-_QUALIFIER = re.compile(r"\s*\(([^()]*)\)\s*$")
-_YEAR_IN = re.compile(r"\b((?:18|19|20)\d\d)\b")
 _SENTENCE_FIRST = re.compile(r"(?:^|[.!?]|@\d+)[^A-Za-z0-9\n]*([A-Za-z0-9]+)", re.MULTILINE)
 _REDIAL_ID = re.compile(r"@(\d+)")
 _SENTENCE_END = frozenset(".!?…\n")
@@ -484,16 +483,6 @@ def _sentence_start(text: str, start: int) -> bool:
 
 
 # --- alias tables ------------------------------------------------------------------------------------------------
-
-
-def split_title(name: str) -> tuple[str, int | None]:
-    """"Titanic (1997)" / "Titanic (1997 film)" / "Titanic (film)" -> ("Titanic", 1997 or None)."""
-    name = " ".join(name.split())
-    m = _QUALIFIER.search(name)
-    if not m or m.start() == 0:
-        return name, None
-    year = _YEAR_IN.search(m.group(1))
-    return name[:m.start()].strip(), int(year.group(1)) if year else None
 
 
 def _film_like(name: str) -> bool:
