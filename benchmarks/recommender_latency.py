@@ -26,10 +26,11 @@ from ecrs.models.context_encoder import TurnEmbeddingCache, load_minilm  # noqa:
 from ecrs.models.registry import TrainedRecommender  # noqa: E402
 
 
-def percentiles(ms: list[float]) -> dict[str, float]:
+def percentiles(ms: list[float]) -> dict[str, float | list[float]]:
     a = np.asarray(ms)
     return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2),
-            "mean": round(float(a.mean()), 2), "n": len(a)}
+            "mean": round(float(a.mean()), 2), "n": len(a),
+            "samples_ms": [round(float(x), 3) for x in a]}  # raw per-call times, in call order (latency histogram)
 
 
 def main() -> None:

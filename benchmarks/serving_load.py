@@ -66,10 +66,11 @@ def percentile(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def summary(values: list[float]) -> dict[str, float | int]:
+def summary(values: list[float]) -> dict[str, float | int | list[float]]:
     return {"n": len(values), "p50_s": round(percentile(values, 0.5), 5), "p95_s": round(percentile(values, 0.95), 5),
             "mean_s": round(statistics.fmean(values), 5) if values else float("nan"),
-            "max_s": round(max(values), 5) if values else float("nan")}
+            "max_s": round(max(values), 5) if values else float("nan"),
+            "samples_s": [round(v, 5) for v in values]}  # raw per-request times, in order (latency histogram)
 
 
 class RssSampler:

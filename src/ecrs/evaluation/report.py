@@ -1,0 +1,578 @@
+"""The results report: `benchmarks/results/*.json` -> `reports/README.md` (markdown tables) and PNG plots.
+
+Every number of ours comes from the JSON files; the only constants here are the paper's published values
+(ECR_SPEC §7, ECR Table 1 and its ablation, on the full ReDial training data), always labelled as the paper's.
+The output depends only on the JSON files, so re-running on the same results writes byte-identical files.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecrs.errors import DataError
+from ecrs.evaluation.evaluate import fmt
+
+# ---------------------------------------------------------------- the paper's numbers (ECR_SPEC §7)
+
+PAPER_LABEL = "paper (full ReDial)"
+PAPER_NOTE = ("Paper rows: ECR (Zhang et al., RecSys 2024) Table 1 and ablation, ReDial test, trained on the full "
+              "ReDial data (10,006 dialogues); the paper's AUC is the per-batch-of-32 variant, so it sits in the "
+              "`AUC b32` column.")
+# The paper's AUC is averaged over evaluation batches of 32 (ECR_SPEC §6), hence the AUC_batch32 key.
+PAPER_TABLE1: dict[str, dict[str, float]] = {
+    "KBRD": {"AUC_batch32": 0.503, "RT@1": 0.040, "RT@10": 0.182, "RT@50": 0.381, "R@1": 0.037, "R@10": 0.175,
+             "R@50": 0.360},
+    "KGSF": {"AUC_batch32": 0.513, "RT@1": 0.043, "RT@10": 0.195, "RT@50": 0.383, "R@1": 0.040, "R@10": 0.182,
+             "R@50": 0.361},
+    "UniCRS": {"AUC_batch32": 0.506, "RT@1": 0.052, "RT@10": 0.229, "RT@50": 0.439, "R@1": 0.047, "R@10": 0.212,
+               "R@50": 0.414},
+    "ECR": {"AUC_batch32": 0.541, "RT@1": 0.055, "RT@10": 0.238, "RT@50": 0.452, "R@1": 0.049, "R@10": 0.220,
+            "R@50": 0.428},
+}
+PAPER_ABLATION: dict[str, dict[str, float]] = {
+    "UniCRS": {k: PAPER_TABLE1["UniCRS"][k] for k in ("AUC_batch32", "RT@10", "RT@50", "R@10", "R@50")},
+    "ECR[L]": {"AUC_batch32": 0.535, "RT@10": 0.229, "RT@50": 0.444, "R@10": 0.213, "R@50": 0.420},
+    "ECR[LS]": {"AUC_batch32": 0.541, "RT@10": 0.232, "RT@50": 0.442, "R@10": 0.216, "R@50": 0.420},
+    "ECR[LG]": {"AUC_batch32": 0.535, "RT@10": 0.232, "RT@50": 0.453, "R@10": 0.216, "R@50": 0.428},
+    "ECR": {k: PAPER_TABLE1["ECR"][k] for k in ("AUC_batch32", "RT@10", "RT@50", "R@10", "R@50")},
+}
+PAPER_DEDUP_ECR = {"R@1": 0.026, "R@10": 0.181, "R@50": 0.337}  # ECR with repeated items removed
+PAPER_DATASET = "redial"  # the only dataset with published numbers in ECR_SPEC
+
+# Ablation rows (ECR_SPEC §4.8) -> system-name prefix in recommendation.json; the suffix is the backbone.
+ABLATION = [("UniCRS", "unicrs"), ("ECR[L]", "ecr-l"), ("ECR[LS]", "ecr-ls"), ("ECR[LG]", "ecr-lg"), ("ECR", "ecr")]
+BACKBONES = ("fast", "lm")
+TABLE1_COLS = ["AUC", "AUC_batch32", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R@50"]
+ABLATION_COLS = ["AUC", "AUC_batch32", "RT@10", "RT@50", "R@10", "R@50"]
+HEADER = {"AUC_batch32": "AUC b32"}
+RESULT_FILES = ["recommendation", "emotion", "entity_linking", "generation", "recommender_latency", "serving",
+                "annotation"]
+
+
+@dataclass
+class Report:
+    markdown: str
+    files: list[Path] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- small helpers
+
+def load_results(results_dir: Path) -> dict[str, Any]:
+    """Every `*.json` of the results folder by file stem; a malformed file is an error naming it."""
+    out: dict[str, Any] = {}
+    for path in sorted(Path(results_dir).glob("*.json")):
+        try:
+            out[path.stem] = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise DataError(f"not valid JSON ({e.msg})", path, e.lineno) from None
+    return out
+
+
+def mean_std(x: Any) -> tuple[float, float] | None:
+    """A metric as stored (a float, or `{mean, std, ...}` over seeds) -> (mean, std); None when undefined."""
+    if isinstance(x, dict) and "mean" in x:
+        return float(x["mean"]), float(x.get("std") or 0.0)
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x), 0.0
+    return None
+
+
+def num(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows), ""]
+
+
+def display_name(system: str) -> str:
+    """`ecr-lg-fast` -> `ECR[LG] (fast)`; baselines and unknown names stay as they are."""
+    for label, prefix in ABLATION:
+        for backbone in BACKBONES:
+            if system == f"{prefix}-{backbone}":
+                return f"{label} ({backbone})"
+    return {"kbrd": "KBRD"}.get(system, system)
+
+
+def _provenance(name: str, obj: Any) -> str:
+    if not isinstance(obj, dict):
+        return f"`{name}.json`"
+    bits = [f"`{name}.json`"]
+    row_commits = sorted({str(r.get("git_commit"))[:10] for r in _rows(obj) if r.get("git_commit")})
+    if row_commits:
+        bits.append(f"rows from commit{'s' if len(row_commits) > 1 else ''} {', '.join(row_commits)}")
+    if obj.get("command"):
+        bits.append(f"command `{obj['command']}`")
+    if obj.get("git_commit"):
+        bits.append(f"commit {str(obj['git_commit'])[:10]}")
+    return ", ".join(bits)
+
+
+def _savefig(fig, path: Path) -> None:
+    # No "Software" text chunk: the PNG bytes then depend only on the data, not on the matplotlib version string.
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "ecrs", "font.size": 9})
+    return plt
+
+
+# ---------------------------------------------------------------- recommendation
+
+def _rows(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(rec.get("rows", [])) if isinstance(rec, dict) else []
+
+
+def _seeds(row: dict[str, Any]) -> str:
+    n = row.get("n_runs")
+    return "–" if n is None else str(n)
+
+
+def _recommendation_section(rec: dict[str, Any] | None) -> list[str]:
+    lines = ["## Recommendation", ""]
+    if rec is None:
+        return lines + ["_No `recommendation.json`: run `ecrs evaluate`._", ""]
+    rows = _rows(rec)
+    lines += [
+        "Ours: the bundled public part of ReDial / INSPIRED (training samples per row in `recommendation.json`), "
+        "test split; trained systems are mean±std (sample std) over the seeds in the `seeds` column (no ± = one "
+        "seed). Compare our rows with each other; the paper's rows were trained on the full data. " + PAPER_NOTE, ""]
+    for dataset in sorted({r["dataset"] for r in rows}):
+        ours = [r for r in rows if r["dataset"] == dataset]
+        train_n = sorted({r.get("train_samples") for r in ours if r.get("train_samples") is not None})
+        lines += [f"### {dataset} (Table 1 style)", "",
+                  f"Test samples: {ours[0]['metrics']['standard'].get('n_samples')}; our training samples: "
+                  f"{', '.join(map(str, train_n)) or '–'}.", ""]
+        body = [[display_name(r["system"]), "ours", _seeds(r)] + [fmt(r["metrics"]["standard"].get(c))
+                                                                   for c in TABLE1_COLS] for r in ours]
+        if dataset != PAPER_DATASET:
+            lines += [f"No published ECR numbers on {dataset} in ECR_SPEC: our rows only.", ""]
+        else:
+            body += [[name, PAPER_LABEL, "–"] + [num(v.get(c)) for c in TABLE1_COLS]
+                     for name, v in PAPER_TABLE1.items()]
+        lines += table(["system", "numbers", "seeds"] + [HEADER.get(c, c) for c in TABLE1_COLS], body)
+        dcols = ["R@1", "R@10", "R@50"]
+        lines += [f"Dedup ({dataset}): movies mentioned earlier in the dialogue removed from targets and ranking.", ""]
+        body = [[display_name(r["system"]), "ours", str(r["metrics"]["dedup"].get("n_samples", "–"))]
+                + [fmt(r["metrics"]["dedup"].get(c)) for c in dcols] for r in ours]
+        if dataset == PAPER_DATASET:
+            body.append(["ECR", PAPER_LABEL, "–"] + [num(PAPER_DEDUP_ECR[c]) for c in dcols])
+        lines += table(["system", "numbers", "samples"] + dcols, body)
+    lines += ["![recall@n per system](recall_curves.png)", ""]
+    return lines
+
+
+def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, list[tuple[str, dict]]]]:
+    """The ablation tables and, per dataset, the present (label, row) pairs for the plot."""
+    lines = ["## Ablation (ECR_SPEC §4.8)", ""]
+    found: dict[str, list[tuple[str, dict]]] = {}
+    rows = _rows(rec) if rec else []
+    by_key = {(r["system"], r["dataset"]): r for r in rows}
+    datasets = sorted({r["dataset"] for r in rows})
+    lines += ["UniCRS = fusion only; L = + local emotion-aware entities; S = + feedback-aware reweighting; "
+              "G = + global (emotion-filtered co-occurrence) entities; ECR = all. Paper column: "
+              "AUC b32 / RT@10 / RT@50 / R@10 / R@50 on the full ReDial data.", ""]
+    for dataset in datasets:
+        for backbone in BACKBONES:
+            present = [(label, by_key[(f"{p}-{backbone}", dataset)]) for label, p in ABLATION
+                       if (f"{p}-{backbone}", dataset) in by_key]
+            if not present:
+                continue
+            missing = [f"{label} (`{p}-{backbone}`)" for label, p in ABLATION
+                       if (f"{p}-{backbone}", dataset) not in by_key]
+            found.setdefault(dataset, []).extend((f"{label} ({backbone})", r) for label, r in present)
+            paper = dataset == PAPER_DATASET
+            header = ["row", "system", "seeds"] + [HEADER.get(c, c) for c in ABLATION_COLS]
+            header += ["paper (full ReDial)"] if paper else []
+            body = []
+            for label, r in present:
+                cells = [label, r["system"], _seeds(r)] + [fmt(r["metrics"]["standard"].get(c)) for c in ABLATION_COLS]
+                if paper:
+                    cells.append(" / ".join(num(PAPER_ABLATION[label][c]) for c in ABLATION_COLS if c != "AUC"))
+                body.append(cells)
+            lines += [f"### {dataset}, {backbone} backbone", "", *table(header, body)]
+            if missing:
+                lines += [f"Not in `recommendation.json` yet: {', '.join(missing)} (train with `ecrs train "
+                          f"recommender --config configs/recommender/<row>.yaml`, then `ecrs evaluate`).", ""]
+    if not found:
+        lines += ["_No ablation rows in `recommendation.json` yet._", ""]
+    else:
+        lines += ["![ablation bars, error bars = std over seeds](ablation.png)", ""]
+    return lines, found
+
+
+def plot_recall_curves(rec: dict[str, Any], out: Path) -> bool:
+    rows = _rows(rec)
+    datasets = sorted({r["dataset"] for r in rows})
+    if not datasets:
+        return False
+    plt = _pyplot()
+    ks = [1, 10, 50]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        for r in (r for r in rows if r["dataset"] == dataset):
+            vals = [mean_std(r["metrics"]["standard"].get(f"R@{k}")) for k in ks]
+            if any(v is None for v in vals):
+                continue
+            ax.errorbar(ks, [v[0] for v in vals], yerr=[v[1] for v in vals], marker="o", capsize=3,
+                        label=f"{display_name(r['system'])} (n={r.get('n_runs', 1)})")
+        if dataset == PAPER_DATASET:
+            for name in ("UniCRS", "ECR"):
+                ax.plot(ks, [PAPER_TABLE1[name][f"R@{k}"] for k in ks], ls="--", marker="x", color="grey",
+                        alpha=0.6 if name == "UniCRS" else 1.0, label=f"{name}, {PAPER_LABEL}")
+        ax.set_xscale("log")
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.set_xlabel("n")
+        ax.set_ylabel("Recall@n")
+        ax.set_title(f"{dataset} test")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _savefig(fig, out)
+    return True
+
+
+def plot_ablation(found: dict[str, list[tuple[str, dict]]], out: Path) -> bool:
+    if not found:
+        return False
+    import numpy as np
+
+    plt = _pyplot()
+    metrics = ["R@10", "R@50", "RT@50", "AUC"]
+    fig, axes = plt.subplots(1, len(found), figsize=(6 * len(found), 4), squeeze=False)
+    for ax, (dataset, present) in zip(axes[0], sorted(found.items())):
+        width = 0.8 / len(present)
+        x = np.arange(len(metrics))
+        for i, (label, r) in enumerate(present):
+            vals = [mean_std(r["metrics"]["standard"].get(m)) or (np.nan, 0.0) for m in metrics]
+            ax.bar(x + i * width - 0.4 + width / 2, [v[0] for v in vals], width, yerr=[v[1] for v in vals],
+                   capsize=3, label=f"{label} n={r.get('n_runs', 1)}")
+        ax.set_xticks(x, metrics)
+        ax.set_title(f"ablation, {dataset} test (error bars: std over seeds)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _savefig(fig, out)
+    return True
+
+
+# ---------------------------------------------------------------- generation
+
+def _scalar_table(mapping: dict[str, Any], first: str) -> list[str]:
+    """{name: {key: scalar}} -> a table with the union of keys (in first-seen order) as columns."""
+    cols: list[str] = []
+    for v in mapping.values():
+        for k, x in v.items():
+            if k not in cols and not isinstance(x, (dict, list)):
+                cols.append(k)
+    return table([first, *cols], ([name, *(num(v.get(c)) for c in cols)] for name, v in mapping.items()))
+
+
+def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(obj, dict):
+        return [kv for k, v in obj.items() for kv in _flatten(v, f"{prefix}{k}.")]
+    if isinstance(obj, list) and obj and all(isinstance(x, (dict, list)) for x in obj):
+        return [kv for i, v in enumerate(obj) for kv in _flatten(v, f"{prefix}{i}.")]
+    return [(prefix[:-1], obj)]
+
+
+def render_any(obj: Any) -> list[str]:
+    """A result of unknown shape (e.g. the judge's, when present): a table of its {name: {scalars}} parts, else
+    every leaf value as `key: value`."""
+    if isinstance(obj, str):
+        return [f"_{obj}_", ""]
+    if isinstance(obj, dict):
+        lines: list[str] = []
+        tables = {k: v for k, v in obj.items() if isinstance(v, dict) and v
+                  and all(isinstance(x, dict) and x and not any(isinstance(y, (dict, list)) for y in x.values())
+                          for x in v.values())}
+        for k, v in tables.items():
+            lines += [f"**{k}**", "", *_scalar_table(v, "")]
+        rest = {k: v for k, v in obj.items() if k not in tables}
+        leaves = _flatten(rest)
+        if leaves:
+            lines += [f"- {k}: {num(v) if not isinstance(v, list) else json.dumps(v)}" for k, v in leaves] + [""]
+        return lines
+    return [f"- {json.dumps(obj)}", ""]
+
+
+GEN_COLS = ["n", "distinct_1", "distinct_2", "distinct_4", "bleu", "length_words",
+            "grounding_error_rate_before_repair", "grounding_error_rate_served", "knowledge_use_rate"]
+GEN_HEADER = {"grounding_error_rate_before_repair": "grounding err (raw)",
+              "grounding_error_rate_served": "grounding err (served)", "knowledge_use_rate": "knowledge use",
+              "length_words": "words"}
+
+
+def _generation_section(gen: dict[str, Any] | None) -> list[str]:
+    lines = ["## Generation", ""]
+    if gen is None:
+        return lines + ["_No `generation.json`: run `benchmarks/generation_eval.py` and "
+                        "`benchmarks/generation_speed.py`._", ""]
+    ev = gen.get("evaluation") or {}
+    tab = ev.get("table") or {}
+    if tab:
+        samples = ev.get("samples") or {}
+        lines += [f"{samples.get('split', 'test')}: {samples.get('n', '–')} samples drawn (seed "
+                  f"{samples.get('seed', '–')}; `n` = replies scored per system); Distinct-n is the true ratio over all replies; BLEU is sacrebleu corpus BLEU-4. Split columns: "
+                  "all / movies with reviews in training (seen) / without (unseen).", ""]
+        for split in ("all", "seen_movies", "unseen_movies"):
+            body = [[name] + [num(v.get(split, {}).get(c)) for c in GEN_COLS] for name, v in tab.items()
+                    if isinstance(v, dict) and split in v]
+            if body:
+                lines += [f"**{split}**", "", *table(["system"] + [GEN_HEADER.get(c, c) for c in GEN_COLS], body)]
+    judge = gen.get("judge", ev.get("judge"))
+    lines += ["### LLM judge (pairwise preferences)", ""]
+    lines += render_any(judge) if judge is not None else ["_No judge results in `generation.json`._", ""]
+    speed = gen.get("speed") or {}
+    if speed:
+        lines += ["### Generation speed (llama.cpp)", ""]
+        med = speed.get("median") or {}
+        lines += table(["model", "decode tok/s", "served tok/s", "first piece s"],
+                       ([k, num(v.get("decode_tok_s"), 2), num(v.get("serve_tok_s"), 2),
+                         num(v.get("first_piece_s"), 2)] for k, v in med.items()))
+        lines += [f"Decode speed of the fine-tuned model vs the base: {num(speed.get('decode_ratio_finetuned_vs_base'))}"
+                  f" (bar: {speed.get('bar', '–')}; met: {num(speed.get('bar_met'))}; medians of "
+                  f"{speed.get('n_runs', '–')} runs).", ""]
+    tr = gen.get("training") or {}
+    if tr:
+        lines += [f"Training: {tr.get('steps', '–')} steps of batch {tr.get('batch_size', '–')} "
+                  f"({tr.get('examples_seen', '–')} of {tr.get('train_examples', '–')} examples), "
+                  f"{num(tr.get('train_seconds'), 0)} s; valid loss {num(tr.get('valid_loss_base'))} (base) -> "
+                  f"{num(tr.get('valid_loss_finetuned'))} (fine-tuned).", ""]
+    return lines
+
+
+# ---------------------------------------------------------------- emotion
+
+def _emotion_section(emo: dict[str, Any] | None) -> list[str]:
+    lines = ["## Emotion classifier", ""]
+    if emo is None:
+        return lines + ["_No `emotion.json`: run `benchmarks/emotion.py`._", ""]
+    m = emo.get("model") or {}
+    models = {m.get("model", "model"): m} | {v.get("model", f"variant {i}"): v
+                                             for i, v in enumerate(emo.get("variants") or [])}
+    cols = ["recall@1", "recall@2", "recall@3", "micro_f1", "macro_f1"]
+    body = [[name] + [num(v.get(c)) for c in cols] + [num((v.get("latency_batch1") or {}).get("p50_ms"), 2),
+                                                       num(v.get("size_mb"), 2)] for name, v in models.items()]
+    body += [[f"baseline: {name}"] + [num(v.get(c)) for c in cols] + ["–", "–"]
+             for name, v in (emo.get("baselines") or {}).items()]
+    lines += [f"Held-out: {m.get('n_heldout', '–')} utterances ({(emo.get('definitions') or {}).get('heldout', '')})."
+              "", "", *table(["model", *cols, "p50 ms (batch 1)", "MB"], body)]
+    if emo.get("paper_reference"):
+        lines += [f"Paper: {emo['paper_reference']}.", ""]
+    per = m.get("per_label") or {}
+    if per:
+        lines += table(["label", "precision", "recall", "F1", "support"],
+                       ([k, num(v.get("precision")), num(v.get("recall")), num(v.get("f1")), num(v.get("support"))]
+                        for k, v in per.items()))
+    if emo.get("confusion_row_normalised"):
+        lines += ["![emotion confusion matrix, rows normalised](emotion_confusion.png)", ""]
+    return lines
+
+
+def plot_confusion(emo: dict[str, Any], out: Path) -> bool:
+    conf, labels = emo.get("confusion_row_normalised"), emo.get("labels")
+    if not conf or not labels:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    im = ax.imshow(conf, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i, row in enumerate(conf):
+        for j, v in enumerate(row):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.5 else "black")
+    ax.set_xlabel("top-1 predicted")
+    ax.set_ylabel("gold primary label")
+    ax.set_title(f"{(emo.get('model') or {}).get('model', 'emotion classifier')}\n"
+                 f"held-out n={(emo.get('model') or {}).get('n_heldout', '?')}, rows normalised", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    _savefig(fig, out)
+    return True
+
+
+# ---------------------------------------------------------------- linking, annotation
+
+def _linking_section(el: dict[str, Any] | None) -> list[str]:
+    lines = ["## Entity linking", ""]
+    if el is None:
+        return lines + ["_No `entity_linking.json`: run `benchmarks/entity_linking.py`._", ""]
+    cols = ["gold_movies", "movie_precision", "movie_recall", "movie_f1", "strict_movie_precision_unjudged_counted_as_false",
+            "p50_latency_ms", "p95_latency_ms", "passes_all"]
+    head = {"strict_movie_precision_unjudged_counted_as_false": "strict precision"}
+    lines += [f"ReDial {el.get('split', 'test')} split, movies typed by people (variant = titles with or "
+              "without the year).", "",
+              *table(["variant"] + [head.get(c, c) for c in cols],
+                     ([k] + [num(v.get(c), 4 if "latency" in c else 3) for c in cols]
+                      for k, v in (el.get("variants") or {}).items()))]
+    return lines
+
+
+def _annotation_section(an: dict[str, Any] | None) -> list[str]:
+    if an is None:
+        return []
+    cols = ["backend", "model", "n_gold", "n_labelled", "n_failed", "primary_agreement", "kappa_primary",
+            "hit_rate", "wall_seconds"]
+    sample = an.get("sample") or {}
+    return ["## Emotion annotation by LLM (`ecrs annotate-emotions`)", "",
+            f"{sample.get('n', '–')} bundled utterances (seed {sample.get('seed', '–')}), agreement with the "
+            "bundled labels.", "",
+            *table(["run", *cols], ([k] + [num(v.get(c)) for c in cols] for k, v in (an.get("runs") or {}).items()))]
+
+
+# ---------------------------------------------------------------- latency
+
+def _latency_series(lat: dict[str, Any] | None, serving: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every latency measurement as {name, unit_ms: factor, p50, p95, samples (ms) or None}."""
+    out: list[dict[str, Any]] = []
+    for key, v in (lat or {}).items():
+        if isinstance(v, dict) and "p50" in v:
+            out.append({"name": f"recommender: {key.removesuffix('_ms')}", "p50": v.get("p50"), "p95": v.get("p95"),
+                        "n": v.get("n"), "samples": v.get("samples_ms")})
+    res = (serving or {}).get("results") or {}
+
+    def add(name: str, v: dict[str, Any]) -> None:
+        if isinstance(v, dict) and "p50_s" in v:
+            out.append({"name": f"serving: {name}", "p50": v["p50_s"] * 1000, "p95": (v.get("p95_s") or 0) * 1000,
+                        "n": v.get("n"),
+                        "samples": [x * 1000 for x in v["samples_s"]] if v.get("samples_s") else None})
+
+    for name, v in res.items():
+        if not isinstance(v, dict):
+            continue
+        add(name, v)
+        for sub, w in v.items():
+            add(f"{name} {sub}", w)
+    return out
+
+
+def _latency_section(lat: dict[str, Any] | None, serving: dict[str, Any] | None,
+                     series: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Latency and serving", ""]
+    if not series:
+        return lines + ["_No `recommender_latency.json` or `serving.json`._", ""]
+    if lat:
+        lines += [f"Recommender turn ({lat.get('model', '–')}, {lat.get('task', '')}); machine: "
+                  f"{json.dumps(lat.get('machine', {}))}.", ""]
+    if serving:
+        pipe = serving.get("pipeline") or {}
+        lines += [f"Serving over HTTP on loopback, pipeline: {pipe.get('kind', '–')} "
+                  f"({pipe.get('description', pipe.get('artifacts', ''))}).", ""]
+    lines += table(["measurement", "n", "p50 ms", "p95 ms", "raw samples"],
+                   ([s["name"], num(s["n"]), num(float(s["p50"]), 2), num(float(s["p95"]), 2),
+                     str(len(s["samples"])) if s["samples"] else "no raw samples"] for s in series))
+    res = (serving or {}).get("results") or {}
+    conc = {k: v for k, v in res.items() if isinstance(v, dict) and "turns_per_s" in v}
+    if conc:
+        lines += table(["phase", "clients", "turns", "turns/s", "errors"],
+                       ([k, num(v.get("clients")), num(v.get("turns")), num(v.get("turns_per_s"), 2),
+                         num(v.get("errors"))] for k, v in conc.items()))
+    if isinstance(res.get("server_rss"), dict):
+        lines += [f"Server memory: {', '.join(f'{k} {v}' for k, v in res['server_rss'].items())}.", ""]
+    bars = (serving or {}).get("bars") or {}
+    if bars:
+        lines += table(["bar", "value", "target", "met"],
+                       ([k, num(v.get("value")), str(v.get("bar")), num(v.get("met"))] for k, v in bars.items()))
+    raw = any(s["samples"] for s in series)
+    lines += ["![latency](latency.png)" if raw else
+              "![latency percentiles (no raw samples stored)](latency.png)", ""]
+    if not raw:
+        lines += ["No raw samples stored in these results (the benchmarks record them from now on as "
+                  "`samples_ms` / `samples_s`): the plot shows p50 / p95 only.", ""]
+    return lines
+
+
+def plot_latency(series: list[dict[str, Any]], out: Path) -> bool:
+    if not series:
+        return False
+    plt = _pyplot()
+    raw = [s for s in series if s["samples"]]
+    if raw:
+        fig, axes = plt.subplots(len(raw), 1, figsize=(6, 1.8 * len(raw) + 0.6), squeeze=False)
+        for ax, s in zip(axes[:, 0], raw):
+            ax.hist(s["samples"], bins=40, color="tab:blue", alpha=0.8)
+            ax.axvline(s["p50"], color="k", ls="--", lw=1, label=f"p50 {s['p50']:.1f} ms")
+            ax.axvline(s["p95"], color="tab:red", ls=":", lw=1, label=f"p95 {s['p95']:.1f} ms")
+            ax.set_title(f"{s['name']} (n={len(s['samples'])})", fontsize=8)
+            ax.set_xlabel("ms")
+            ax.legend(fontsize=7)
+    else:
+        import numpy as np
+
+        fig, ax = plt.subplots(figsize=(7, 0.35 * len(series) + 1.2))
+        y = np.arange(len(series))
+        ax.barh(y - 0.2, [s["p50"] for s in series], 0.4, label="p50")
+        ax.barh(y + 0.2, [s["p95"] for s in series], 0.4, label="p95")
+        ax.set_yticks(y, [s["name"] for s in series], fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel("ms (log)")
+        ax.set_title("latency percentiles (no raw samples stored)", fontsize=9)
+        ax.invert_yaxis()
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _savefig(fig, out)
+    return True
+
+
+# ---------------------------------------------------------------- the whole report
+
+def render_report(results_dir: Path, out_dir: Path) -> Report:
+    """Read `results_dir/*.json`, write `out_dir/README.md` and the PNGs; returns the markdown and files written."""
+    res = load_results(results_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rec = res.get("recommendation")
+    files: list[Path] = []
+    lines = ["# ecrs results report", "",
+             f"Generated by `ecrs report` from `{Path(results_dir).as_posix()}/*.json`; every number of ours is read "
+             "from those files (regenerate after new runs). Sources:", ""]
+    lines += [f"- {_provenance(n, res[n])}" for n in RESULT_FILES if n in res]
+    missing = [f"`{n}.json`" for n in RESULT_FILES if n not in res]
+    if missing:
+        lines.append(f"- missing: {', '.join(missing)}")
+    lines.append("")
+
+    lines += _recommendation_section(rec)
+    ablation, found = _ablation_section(rec)
+    lines += ablation
+    lines += _generation_section(res.get("generation"))
+    lines += _emotion_section(res.get("emotion"))
+    lines += _linking_section(res.get("entity_linking"))
+    series = _latency_series(res.get("recommender_latency"), res.get("serving"))
+    lines += _latency_section(res.get("recommender_latency"), res.get("serving"), series)
+    lines += _annotation_section(res.get("annotation"))
+
+    plots = [("recall_curves.png", lambda p: bool(rec) and plot_recall_curves(rec, p)),
+             ("ablation.png", lambda p: plot_ablation(found, p)),
+             ("emotion_confusion.png", lambda p: bool(res.get("emotion")) and plot_confusion(res["emotion"], p)),
+             ("latency.png", lambda p: plot_latency(series, p))]
+    for name, draw in plots:
+        path = out_dir / name
+        if draw(path):
+            files.append(path)
+        else:
+            path.unlink(missing_ok=True)  # a stale plot from an earlier run would contradict the markdown
+            lines = [x for x in lines if f"]({name})" not in x]
+    markdown = "\n".join(lines).rstrip("\n") + "\n"
+    (out_dir / "README.md").write_text(markdown)
+    return Report(markdown=markdown, files=[out_dir / "README.md", *files])
