@@ -287,32 +287,30 @@ def _scalar_table(mapping: dict[str, Any], first: str) -> list[str]:
     return table([first, *cols], ([name, *(num(v.get(c)) for c in cols)] for name, v in mapping.items()))
 
 
-def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(obj, dict):
-        return [kv for k, v in obj.items() for kv in _flatten(v, f"{prefix}{k}.")]
-    if isinstance(obj, list) and obj and all(isinstance(x, (dict, list)) for x in obj):
-        return [kv for i, v in enumerate(obj) for kv in _flatten(v, f"{prefix}{i}.")]
-    return [(prefix[:-1], obj)]
+def _is_table(v: Any) -> bool:
+    """{name: {key: scalar}}: renders as one table."""
+    return isinstance(v, dict) and bool(v) and all(
+        isinstance(x, dict) and x and not any(isinstance(y, (dict, list)) for y in x.values()) for x in v.values())
 
 
-def render_any(obj: Any) -> list[str]:
-    """A result of unknown shape (e.g. the judge's, when present): a table of its {name: {scalars}} parts, else
-    every leaf value as `key: value`."""
+def render_any(obj: Any, title: str = "") -> list[str]:
+    """A result of unknown shape (e.g. the judge's, when present): scalars as one `key: value` line, every
+    {name: {scalars}} part as a table, other mappings recursively under their key path."""
     if isinstance(obj, str):
         return [f"_{obj}_", ""]
-    if isinstance(obj, dict):
-        lines: list[str] = []
-        tables = {k: v for k, v in obj.items() if isinstance(v, dict) and v
-                  and all(isinstance(x, dict) and x and not any(isinstance(y, (dict, list)) for y in x.values())
-                          for x in v.values())}
-        for k, v in tables.items():
-            lines += [f"**{k}**", "", *_scalar_table(v, "")]
-        rest = {k: v for k, v in obj.items() if k not in tables}
-        leaves = _flatten(rest)
-        if leaves:
-            lines += [f"- {k}: {num(v) if not isinstance(v, list) else json.dumps(v)}" for k, v in leaves] + [""]
-        return lines
-    return [f"- {json.dumps(obj)}", ""]
+    if not isinstance(obj, dict):
+        return [f"- {title}{json.dumps(obj)}", ""]
+    lines: list[str] = []
+    leaves = {k: v for k, v in obj.items() if not isinstance(v, dict)}
+    if leaves:
+        lines += [(f"**{title[:-3]}**: " if title else "") + "; ".join(
+            f"{k}: {num(v) if not isinstance(v, list) else json.dumps(v)}" for k, v in leaves.items()), ""]
+    for k, v in obj.items():
+        if _is_table(v):
+            lines += [f"**{title}{k}**", "", *_scalar_table(v, "")]
+        elif isinstance(v, dict):
+            lines += render_any(v, f"{title}{k} / ")
+    return lines
 
 
 GEN_COLS = ["n", "distinct_1", "distinct_2", "distinct_4", "bleu", "length_words",
