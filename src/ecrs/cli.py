@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-feedback": ("ecrs.recipes.export_feedback", "export chat sessions as own-data JSONL"),
     "annotate-emotions": ("ecrs.recipes.annotate_emotions", "label utterances' emotions with an LLM"),
     "report": ("ecrs.recipes.report", "render benchmarks/results as reports/README.md with plots"),
+    "reproduce": ("ecrs.recipes.reproduce", "run every stage from bundled data to reports/ (CPU)"),
 }
 # `ecrs train X` -> recipe
 TRAIN_COMMANDS: dict[str, tuple[str, str]] = {

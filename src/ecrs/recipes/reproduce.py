@@ -1,0 +1,243 @@
+"""`ecrs reproduce`: every stage from the bundled data to `reports/`, on CPU, one command.
+
+    ecrs reproduce --dry-run                      # the plan, with time estimates, runs nothing
+    ecrs reproduce                                # emotion -> prepare -> ECR (fast, seed 0) -> generator -> ...
+    ecrs reproduce --config configs/recommender/unicrs-fast.yaml --config configs/recommender/ecr-fast.yaml \\
+        --seeds 0 1 2 --skip generator
+    ecrs reproduce --only evaluate,report --force
+
+Stages run one after another, each as its own process (the same commands as `make run`, plus the generator,
+the benchmarks and the report), and stop at the first failure. A stage whose outputs exist and are newer than its
+inputs is skipped (trainers also resume an interrupted run); `--force` runs it anyway.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ecrs.errors import EcrsError
+
+GROUPS = ("emotion", "prepare", "recommender", "generator", "evaluate", "benchmarks", "report")
+DEFAULT_CONFIGS = ["configs/recommender/ecr-fast.yaml"]
+# The committed generator (generation.json "notes"): 90 steps at lr 3e-4, ~30 min here; the config default
+# (one epoch at the paper's lr 1e-4) takes ~2 h on 2 cores.
+GENERATOR_ARGS = ["--set", "train.max_steps=90", "--set", "train.lr=0.0003"]
+
+# Wall seconds per stage, measured on the shared 2-core CPU machine this project is developed on (from the
+# artifacts' metrics.json / report.json / manifest.json and benchmarks/results; load average 1-9, so +-50 %).
+# Keys are stage names, or `train-<config name>-<dataset>` for recommenders.
+MEASURED_S: dict[str, float] = {
+    "train-emotion": 180,  # report.json train_seconds 164 + loading
+    "prepare-redial": 142,
+    "prepare-inspired": 41,
+    "train-ecr-fast-redial": 595,
+    "train-unicrs-fast-redial": 478,
+    "train-kbrd-redial": 92,
+    "train-generator": 1822,  # 90 steps of 18 s + 44 s setup + GGUF export
+    "evaluate-inspired": 20,
+    "evaluate-redial": 40,  # baselines 4 s + 17 s per trained run + loading
+    "bench-linking": 8,
+    "bench-generation": 276,
+    "report": 10,
+}
+# Stages never timed here: a rough guess, shown as such.
+GUESS_S: dict[str, float] = {"train": 600, "evaluate": 40, "bench-emotion": 60, "bench-latency": 40}
+
+
+@dataclass
+class Stage:
+    name: str
+    group: str
+    argv: list[str]  # a command line: `ecrs ...` or `python benchmarks/...`
+    outputs: list[Path]
+    inputs: list[Path] = field(default_factory=list)
+    # Extra completeness test beyond "outputs newer than inputs" (a finished flag, rows present in a results file).
+    complete: Callable[[], bool] | None = None
+
+    def estimate(self) -> tuple[float, bool]:
+        """(seconds, measured?)"""
+        key = re.sub(r"-s\d+$", "", self.name)  # every seed of a recommender takes as long
+        if key in MEASURED_S:
+            return MEASURED_S[key], True
+        for key, s in GUESS_S.items():
+            if self.name == key or self.name.startswith(key + "-"):
+                return s, False
+        return 60.0, False
+
+    def done(self) -> bool:
+        if not all(p.exists() for p in self.outputs):
+            return False
+        newest_input = max((p.stat().st_mtime for p in self.inputs if p.exists()), default=0.0)
+        if min(p.stat().st_mtime for p in self.outputs) < newest_input:
+            return False  # an input changed since (e.g. the emotion classifier was retrained): stale
+        return self.complete() if self.complete else True
+
+
+@dataclass
+class RecommenderRun:
+    config: str
+    name: str
+    dataset: str
+    seed: int
+    out_dir: Path
+    glob: str  # every seed of this config, with `{dataset}` for `ecrs evaluate`
+
+
+def recommender_run(config: str, seed: int) -> RecommenderRun:
+    """The run a config trains with `train.seed=seed`, read from its YAML (defaults as RecommenderTrainConfig's;
+    reading YAML keeps `--dry-run` free of the torch import)."""
+    path = Path(config)
+    if not path.exists():
+        raise EcrsError(f"{config}: recommender config not found (see configs/recommender/)")
+    raw = yaml.safe_load(path.read_text()) or {}
+    name = raw.get("name", "ecr-fast")
+    dataset = (raw.get("data") or {}).get("dataset", "redial")
+    pattern = raw.get("out_dir", "artifacts/recommender/{dataset}/{name}-s{seed}")
+    return RecommenderRun(config=config, name=name, dataset=dataset, seed=seed,
+                          out_dir=Path(pattern.format(dataset=dataset, name=name, seed=seed)),
+                          glob=pattern.format(dataset="{dataset}", name=name, seed="*"))
+
+
+def _finished(metrics: Path) -> Callable[[], bool]:
+    return lambda: bool(json.loads(metrics.read_text()).get("finished", True))
+
+
+def _has_rows(results: Path, keys: set[tuple[str, str]]) -> Callable[[], bool]:
+    def check() -> bool:
+        rows = json.loads(results.read_text()).get("rows", [])
+        return keys <= {(r.get("system"), r.get("dataset")) for r in rows}
+
+    return check
+
+
+def ecrs_command() -> list[str]:
+    """The `ecrs` entry point of this interpreter (so results record `ecrs ...` as their command)."""
+    script = Path(sys.executable).with_name("ecrs")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ecrs.cli"]
+
+
+def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts"),
+         results: Path = Path("benchmarks/results"), reports: Path = Path("reports")) -> list[Stage]:
+    """Every stage in order. Paths are the recipes' defaults (relative to the repository root)."""
+    ecrs = ecrs_command()
+    py = [sys.executable]
+    emotion = artifacts / "emotion"
+    emotion_files = [emotion / "emotion_model.json", emotion / "emotion_head.npz"]
+    data = artifacts / "data"
+    runs = [recommender_run(c, s) for c in configs for s in seeds]
+    stages = [Stage("train-emotion", "emotion", [*ecrs, "train", "emotion"], [emotion / "report.json"])]
+    for dataset in ("redial", "inspired"):
+        stages.append(Stage(f"prepare-{dataset}", "prepare", [*ecrs, "prepare", "--set", f"dataset={dataset}"],
+                            [data / dataset / "manifest.json"], inputs=emotion_files))
+    for r in runs:
+        metrics = r.out_dir / "metrics.json"
+        stages.append(Stage(f"train-{r.name}-{r.dataset}-s{r.seed}", "recommender",
+                            [*ecrs, "train", "recommender", "--config", r.config, "--set", f"train.seed={r.seed}"],
+                            [metrics], inputs=[data / r.dataset / "manifest.json"], complete=_finished(metrics)))
+    gguf = artifacts / "generator" / "smollm2" / "model.gguf"
+    stages.append(Stage("train-generator", "generator", [*ecrs, "train", "generator", *GENERATOR_ARGS], [gguf],
+                        inputs=emotion_files))
+    rec_json = results / "recommendation.json"
+    for dataset in ("inspired", "redial"):  # the Makefile's order
+        names = list(dict.fromkeys((r.name, r.glob) for r in runs if r.dataset == dataset))
+        systems = ["popularity", "repeat-context"] + [f'"{n}:{g}"' for n, g in names]
+        stages.append(Stage(
+            f"evaluate-{dataset}", "evaluate",
+            [*ecrs, "evaluate", "--set", f"datasets=[{dataset}]", "--set", f"systems=[{', '.join(systems)}]"],
+            [rec_json], inputs=[data / dataset / "manifest.json"]
+            + [r.out_dir / "metrics.json" for r in runs if r.dataset == dataset],
+            complete=_has_rows(rec_json, {(s.split(":")[0].strip('"'), dataset) for s in systems})))
+    compare = ["--compare", str(artifacts / "emotion_minilm")] if (artifacts / "emotion_minilm").exists() else []
+    stages.append(Stage("bench-emotion", "benchmarks", [*py, "benchmarks/emotion.py", *compare],
+                        [results / "emotion.json"], inputs=emotion_files))
+    stages.append(Stage("bench-linking", "benchmarks", [*py, "benchmarks/entity_linking.py"],
+                        [results / "entity_linking.json"]))
+    # The latency benchmark times a fast-backbone ECR-family run on ReDial (KBRD and the lm backbone do not fit it).
+    latency_run = next((r for r in runs if r.dataset == "redial" and r.name.endswith("-fast")), None)
+    if latency_run is not None:
+        stages.append(Stage("bench-latency", "benchmarks",
+                            [*py, "benchmarks/recommender_latency.py", "--run", str(latency_run.out_dir)],
+                            [results / "recommender_latency.json"], inputs=[latency_run.out_dir / "metrics.json"]))
+    stages.append(Stage("bench-generation", "benchmarks", [*py, "benchmarks/generation_eval.py"],
+                        [results / "generation.json"], inputs=[gguf]))
+    stages.append(Stage("report", "report", [*ecrs, "report", "--results", str(results), "--out", str(reports)],
+                        [reports / "README.md"], inputs=sorted(results.glob("*.json"))))
+    return stages
+
+
+def select(stages: list[Stage], only: list[str], skip: list[str]) -> list[Stage]:
+    """Stages named (by stage name or group) in `only` (all when empty), minus those in `skip`."""
+    known = {s.name for s in stages} | set(GROUPS)
+    for name in only + skip:
+        if name not in known:
+            raise EcrsError(f"unknown stage {name!r} (groups: {', '.join(GROUPS)}; stages: "
+                            f"{', '.join(s.name for s in stages)})")
+    return [s for s in stages if (not only or s.name in only or s.group in only)
+            and s.name not in skip and s.group not in skip]
+
+
+def hms(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for x in values for v in x.split(",") if v.strip()]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", action="append", dest="configs", metavar="YAML",
+                   help=f"recommender config to train (repeatable; default: {DEFAULT_CONFIGS[0]})")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default: 0)")
+    p.add_argument("--only", action="append", default=[], metavar="STAGES",
+                   help=f"run only these stages or groups, comma-separated (groups: {', '.join(GROUPS)})")
+    p.add_argument("--skip", action="append", default=[], metavar="STAGES", help="leave out these stages or groups")
+    p.add_argument("--force", action="store_true", help="run selected stages even when their outputs exist")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and the time estimate, run nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    stages = select(plan(args.configs or DEFAULT_CONFIGS, args.seeds), _split(args.only), _split(args.skip))
+    scripts = [a for s in stages for a in s.argv if a.startswith("benchmarks/")]
+    if any(not Path(a).exists() for a in scripts):
+        raise EcrsError("run `ecrs reproduce` from the repository root (benchmarks/ not found here), or --skip "
+                        "benchmarks")
+    todo = [s for s in stages if args.force or not s.done()]
+    total = sum(s.estimate()[0] for s in todo)
+    print(f"ecrs reproduce: {len(todo)} of {len(stages)} selected stages to run, estimated {hms(total)} "
+          "(durations measured on a shared 2-core CPU; * = not measured, a guess)")
+    for s in stages:
+        sec, measured = s.estimate()
+        state = "run" if s in todo else "skip (outputs exist; --force to rerun)"
+        print(f"  {s.name:32s} {hms(sec):>8s}{' ' if measured else '*'}  {state}")
+        print(f"      $ {shlex.join(s.argv)}")
+    if args.dry_run:
+        return 0
+    t_all, ran = time.time(), 0
+    for i, s in enumerate(stages, 1):
+        # Checked again here: a stage that just ran (new emotion model) makes later outputs stale.
+        if not args.force and s.done():
+            print(f"[{i}/{len(stages)}] {s.name}: outputs up to date, skipped", flush=True)
+            continue
+        print(f"\n[{i}/{len(stages)}] {s.name} (estimate {hms(s.estimate()[0])}, {hms(time.time() - t_all)} "
+              f"elapsed)\n$ {shlex.join(s.argv)}", flush=True)
+        t0 = time.time()
+        rc = subprocess.call(s.argv)
+        if rc != 0:
+            print(f"ecrs reproduce: stage {s.name} failed (exit {rc}) after {hms(time.time() - t0)}; fix it and rerun "
+                  "(finished stages are skipped)", file=sys.stderr)
+            return rc
+        ran += 1
+        print(f"[{i}/{len(stages)}] {s.name} done in {hms(time.time() - t0)}", flush=True)
+    print(f"\necrs reproduce: {ran} stages run in {hms(time.time() - t_all)}; see reports/README.md")
+    return 0

@@ -1,0 +1,62 @@
+"""`ecrs reproduce`: the plan (stages, commands, estimates), stage selection, and one cheap stage (report) run end
+to end in a scratch folder, then skipped when its outputs are up to date."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ecrs.cli import main
+from ecrs.data.bundle import REPO_ROOT
+from ecrs.errors import EcrsError
+from ecrs.recipes.reproduce import plan, select
+
+ECR_FAST = str(REPO_ROOT / "configs/recommender/ecr-fast.yaml")
+UNICRS_INSPIRED = str(REPO_ROOT / "configs/recommender/unicrs-fast-inspired.yaml")
+
+
+def test_plan_follows_the_makefile(tmp_path: Path) -> None:
+    stages = plan([ECR_FAST, UNICRS_INSPIRED], [0, 1], artifacts=tmp_path / "a")
+    names = [s.name for s in stages]
+    assert names[:3] == ["train-emotion", "prepare-redial", "prepare-inspired"]
+    assert {"train-ecr-fast-redial-s0", "train-ecr-fast-redial-s1", "train-unicrs-fast-inspired-s1"} <= set(names)
+    assert names.index("train-generator") < names.index("evaluate-inspired") < names.index("report")
+    by_name = {s.name: s for s in stages}
+    redial = by_name["evaluate-redial"].argv
+    assert redial[-4:] == ["--set", "datasets=[redial]", "--set",
+                           'systems=[popularity, repeat-context, "ecr-fast:artifacts/recommender/{dataset}/ecr-fast-s*"]']
+    assert "unicrs-fast:artifacts/recommender/{dataset}/unicrs-fast-s*" in by_name["evaluate-inspired"].argv[-1]
+    assert by_name["train-ecr-fast-redial-s1"].argv[-4:] == ["--config", ECR_FAST, "--set", "train.seed=1"]
+    assert [s.name for s in select(stages, ["prepare", "report"], ["prepare-inspired"])] == ["prepare-redial", "report"]
+    with pytest.raises(EcrsError, match="unknown stage"):
+        select(stages, ["trian"], [])
+
+
+def test_dry_run_prints_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", "--dry-run", "--config", ECR_FAST, "--skip", "generator"]) == 0
+    out = capsys.readouterr().out
+    assert "estimated" in out and "2-core" in out
+    for text in ("train-emotion", "prepare --set dataset=redial", "train recommender --config", "evaluate-redial",
+                 "benchmarks/generation_eval.py", "ecrs report"):
+        assert text in out, text
+    assert "train-generator" not in out
+
+
+def test_report_stage_runs_then_skips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "entity_linking.json").write_text(json.dumps(
+        {"variants": {"no_year": {"movie_precision": 0.9182, "movie_recall": 0.9503}}}))
+    args = ["reproduce", "--config", ECR_FAST, "--only", "report"]
+    assert main(args) == 0
+    assert "0.918" in (tmp_path / "reports" / "README.md").read_text()
+    assert "report done in" in capsys.readouterr().out
+    assert main(args) == 0  # up to date now
+    assert "outputs up to date, skipped" in capsys.readouterr().out
+    os.utime(results / "entity_linking.json", (1e10, 1e10))  # a newer result: the report is stale
+    assert main(args) == 0
+    assert "report done in" in capsys.readouterr().out
