@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("ecrs.recipes.serve", "serve the HTTP API and web chat page"),
     "export-feedback": ("ecrs.recipes.export_feedback", "export chat sessions as own-data JSONL"),
     "annotate-emotions": ("ecrs.recipes.annotate_emotions", "label utterances' emotions with an LLM"),
+    "judge": ("ecrs.recipes.judge", "rate replies with an LLM judge (pairwise / absolute) and against people"),
     "report": ("ecrs.recipes.report", "render benchmarks/results as reports/README.md with plots"),
     "reproduce": ("ecrs.recipes.reproduce", "run every stage from bundled data to reports/ (CPU)"),
 }

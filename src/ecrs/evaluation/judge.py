@@ -1,0 +1,664 @@
+"""LLM judge of recommender replies on ECR's five subjective dimensions (ECR_SPEC §6), each 0-9:
+
+    emotional_intensity, emotional_persuasiveness, logic_persuasiveness, informativeness, lifelikeness
+
+The paper's GPT-4 prompt was not published; `JUDGE_PROMPT_VERSION` names ours (changing the wording = a new
+version, so cached answers of the old wording are never reused). Two modes:
+
+    judge = Judge(backend, cache="artifacts/judge/cache.sqlite")
+    rows = judge.absolute([ReplyItem(id, context, reply), ...])          # {"scores": {dim: 0-9}}
+    rows = judge.pairwise([PairItem(id, context, a, b), ...])            # {"preference": {dim: a|b|tie}}
+    summary = summarize_pairwise(rows)                                   # win/loss/tie rates, order agreement
+
+Pairwise asks twice, with the replies shown as (A=a, B=b) and as (A=b, B=a). A preference counts only when both
+orders name the same reply; any disagreement (a position-biased answer) becomes a tie, and the share of dimension
+judgements on which the two orders agree is reported as the order-agreement rate. Small local judges (Qwen2.5-1.5B)
+are reliable only this way (docs/MODELS.md).
+
+Every request is greedy (temperature 0). Answers are strict JSON (`parse_scores`, `parse_preferences`); a
+malformed answer or a backend error is retried with backoff and, after the last attempt, returned as a row with
+"failed" (never dropped). Parsed answers are cached in SQLite keyed by sha256(model id, prompt version, messages),
+so a rerun makes no request for what it has already judged.
+
+Agreement: `preference_kappa` (Cohen's kappa of two judges' a/b/tie outcomes, per dimension and pooled);
+`scores_to_preferences` turns two systems' absolute scores into the same a/b/tie outcomes. Human rating:
+`export_form` writes a blinded sample as CSV + a self-contained HTML page + a key, `import_form` reads a filled
+CSV back into a/b/tie outcomes, comparable to the judge with `preference_kappa`.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import hashlib
+import html
+import json
+import random
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecrs.data.annotate import (
+    BackendError,
+    FatalBackendError,
+    LlamaCppBackend,
+    _json_objects,
+    cohen_kappa,
+)
+from ecrs.errors import DataError, EcrsError
+
+__all__ = [
+    "DIMENSIONS",
+    "JUDGE_PROMPT_VERSION",
+    "Judge",
+    "JudgeCache",
+    "JudgeLlamaBackend",
+    "JudgeParseError",
+    "PairItem",
+    "ReplyItem",
+    "absolute_messages",
+    "absolute_schema",
+    "combine_orders",
+    "compact_grammar",
+    "export_form",
+    "import_form",
+    "pairwise_messages",
+    "pairwise_schema",
+    "parse_preferences",
+    "parse_scores",
+    "preference_kappa",
+    "render_context",
+    "scores_to_preferences",
+    "summarize_absolute",
+    "summarize_pairwise",
+]
+
+JUDGE_PROMPT_VERSION = "judge-v1"
+
+# ECR's five dimensions (paper §5.3), in its order; the wording is ours (part of JUDGE_PROMPT_VERSION).
+DIMENSION_DEFINITIONS: dict[str, str] = {
+    "emotional_intensity": "how strongly the reply conveys emotion (enthusiasm, warmth, empathy) to the user",
+    "emotional_persuasiveness": "how well the reply connects with the user's feelings to make them want the movie",
+    "logic_persuasiveness": "how well the reply gives coherent, relevant reasons why this movie suits the user",
+    "informativeness": "how much concrete, useful information about the recommended movie the reply gives "
+                       "(plot, genre, cast, what makes it good)",
+    "lifelikeness": "how natural, fluent and human-like the reply sounds as a reply in this conversation",
+}
+DIMENSIONS: tuple[str, ...] = tuple(DIMENSION_DEFINITIONS)
+PREFERENCES = ("A", "B", "tie")
+
+_DIMS_TEXT = "\n".join(f"- {d}: {t}" for d, t in DIMENSION_DEFINITIONS.items())
+_ABSOLUTE_SYSTEM = (
+    "You rate the recommender's reply in a movie-recommendation chat on five dimensions:\n" + _DIMS_TEXT + "\n\n"
+    "Score each dimension from 0 (absent) to 9 (excellent), independently of the others. Judge only the reply; "
+    "the conversation is context. A short generic reply scores low on informativeness and persuasiveness.\n"
+    "Answer with a JSON object only, the five dimensions as keys and integers 0-9 as values, e.g. "
+    + json.dumps({d: 5 for d in DIMENSIONS}) + "."
+)
+_PAIRWISE_SYSTEM = (
+    "You compare two candidate replies, A and B, of a recommender in a movie-recommendation chat on five "
+    "dimensions:\n" + _DIMS_TEXT + "\n\n"
+    'For each dimension say which reply is better: "A", "B", or "tie" when they are about equally good. '
+    "Judge each dimension independently; the order in which the replies are shown does not matter.\n"
+    "Answer with a JSON object only, the five dimensions as keys, e.g. "
+    + json.dumps(dict(zip(DIMENSIONS, ["A", "B", "tie", "A", "B"]))) + "."
+)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Items and prompts
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReplyItem:
+    """One reply to rate (absolute mode)."""
+    id: str
+    context: str
+    reply: str
+
+
+@dataclass(frozen=True)
+class PairItem:
+    """Two replies to the same context (pairwise mode); `a_name` / `b_name` name the systems in the output."""
+    id: str
+    context: str
+    a: str
+    b: str
+    a_name: str = "a"
+    b_name: str = "b"
+
+
+def render_context(turns: Sequence[tuple[str, str]] | str, max_turns: int = 4, max_chars: int = 300) -> str:
+    """The last `max_turns` turns as "User: ..." / "Recommender: ..." lines, each cut to `max_chars` (a longer
+    prompt costs the local judge seconds and the last turns decide what a good reply is)."""
+    if isinstance(turns, str):
+        return turns.strip()
+    lines = []
+    for role, text in list(turns)[-max_turns:]:
+        who = "Recommender" if role == "recommender" else "User"
+        text = " ".join(text.split())
+        lines.append(f"{who}: {text[:max_chars] + ('...' if len(text) > max_chars else '')}")
+    return "\n".join(lines)
+
+
+def absolute_messages(context: str, reply: str) -> list[dict[str, str]]:
+    user = (f"Conversation so far:\n{context or '(none)'}\n\n"
+            f"Recommender's reply:\n{reply.strip() or '(empty)'}\n\n"
+            "Rate the reply. Answer the JSON object only.")
+    return [{"role": "system", "content": _ABSOLUTE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def pairwise_messages(context: str, first: str, second: str) -> list[dict[str, str]]:
+    # The context comes before the replies so both orders (and all systems) share the cached prompt prefix.
+    user = (f"Conversation so far:\n{context or '(none)'}\n\n"
+            f"Reply A:\n{first.strip() or '(empty)'}\n\n"
+            f"Reply B:\n{second.strip() or '(empty)'}\n\n"
+            "Which reply is better on each dimension? Answer the JSON object only.")
+    return [{"role": "system", "content": _PAIRWISE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def absolute_schema() -> dict[str, Any]:
+    """JSON schema of a valid absolute answer (for llama.cpp's grammar-constrained decoding)."""
+    return {"type": "object", "properties": {d: {"type": "integer", "enum": list(range(10))} for d in DIMENSIONS},
+            "required": list(DIMENSIONS), "additionalProperties": False}
+
+
+def pairwise_schema() -> dict[str, Any]:
+    return {"type": "object", "properties": {d: {"type": "string", "enum": list(PREFERENCES)} for d in DIMENSIONS},
+            "required": list(DIMENSIONS), "additionalProperties": False}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------------------------------------------
+
+class JudgeParseError(ValueError):
+    """The judge's answer is not a JSON object with exactly the five dimensions and valid values."""
+
+
+def _dimension_object(raw: str) -> dict[str, Any]:
+    """The first JSON object in `raw` (alone or embedded in text / a code fence) that has a dimension key; it must
+    hold exactly the five dimensions."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise JudgeParseError("empty answer")
+    for obj in _json_objects(raw):
+        if isinstance(obj, dict) and any(d in obj for d in DIMENSIONS):
+            missing = [d for d in DIMENSIONS if d not in obj]
+            extra = [k for k in obj if k not in DIMENSION_DEFINITIONS]
+            if missing or extra:
+                raise JudgeParseError(f"dimensions missing {missing} / unknown {extra}")
+            return obj
+    raise JudgeParseError("no JSON object with the five dimensions")
+
+
+def parse_scores(raw: str) -> dict[str, int]:
+    """{dimension: integer 0-9} from an absolute answer; anything else (floats, strings, out of range, missing or
+    extra keys) raises JudgeParseError."""
+    obj = _dimension_object(raw)
+    out = {}
+    for d in DIMENSIONS:
+        v = obj[d]
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 9:
+            raise JudgeParseError(f"{d}: expected an integer 0-9, got {json.dumps(v)}")
+        out[d] = v
+    return out
+
+
+def parse_preferences(raw: str) -> dict[str, str]:
+    """{dimension: "A" | "B" | "tie"} from a pairwise answer (case ignored); anything else raises JudgeParseError."""
+    obj = _dimension_object(raw)
+    canon = {p.lower(): p for p in PREFERENCES}
+    out = {}
+    for d in DIMENSIONS:
+        v = obj[d]
+        if not isinstance(v, str) or v.strip().lower() not in canon:
+            raise JudgeParseError(f'{d}: expected "A", "B" or "tie", got {json.dumps(v)}')
+        out[d] = canon[v.strip().lower()]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Backend and cache
+# ---------------------------------------------------------------------------------------------------------------
+
+def compact_grammar(schema: Mapping[str, Any]) -> str:
+    """llama.cpp GBNF for one of the judge's schemas (an object whose properties are enums), in property order and
+    with no whitespace. Why not llama.cpp's own JSON-schema grammar: it lets the model pretty-print (61 instead of
+    42 answer tokens for a pairwise verdict), and on a loaded 2-core CPU each token costs 0.15-1 s."""
+    parts = []
+    for i, (k, p) in enumerate(schema["properties"].items()):
+        alts = " | ".join(json.dumps(json.dumps(v)) for v in p["enum"])  # a GBNF literal is a JSON-quoted string
+        parts.append(f'{json.dumps(("," if i else "") + json.dumps(k) + ":")} ({alts})')
+    return 'root ::= "{" ' + " ".join(parts) + ' "}"\n'
+
+
+class JudgeLlamaBackend(LlamaCppBackend):
+    """`LlamaCppBackend` (greedy, temperature 0) constrained to the judge's answer (`compact_grammar`) instead of
+    the emotion-label schema; `complete_schema` is what the Judge calls. Defaults to the installed
+    Qwen2.5-Coder-1.5B GGUF."""
+
+    def __init__(self, path: str | Path | None = None, n_threads: int = 2, n_ctx: int = 4096,
+                 max_tokens: int = 96, json_schema: bool = True):
+        if path is None:
+            from ecrs.inference.models import qwen_gguf
+
+            path = qwen_gguf("1.5b")
+        super().__init__(path, n_threads=n_threads, n_ctx=n_ctx, max_tokens=max_tokens, json_schema=False)
+        self.constrain = json_schema
+
+    def complete_schema(self, messages: list[dict[str, str]], schema: dict[str, Any] | None) -> str:
+        req: dict[str, Any] = {"messages": messages, "temperature": 0.0, "max_tokens": self.max_tokens}
+        if self.constrain and schema is not None:
+            req["grammar"] = compact_grammar(schema)
+        try:
+            with self._lock:
+                r = self.engine.server.handle_chat_completions(req)
+        except (ValueError, RuntimeError) as e:
+            raise BackendError(f"llama.cpp: {e}") from None
+        choices = r.get("choices") if isinstance(r, dict) else None
+        content = choices[0].get("message", {}).get("content") if choices else None
+        if not isinstance(content, str):
+            raise BackendError(f"llama.cpp: no message content in {str(r)[:200]}")
+        return content
+
+
+class JudgeCache:
+    """Parsed-OK judge answers in SQLite, keyed by sha256 of (model id, prompt version, messages). Only answers that
+    parsed are stored, so a rerun retries failures. Thread-safe."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, "
+                             "prompt_version TEXT, raw TEXT NOT NULL, created REAL)")
+        return self._db
+
+    @staticmethod
+    def key(model: str, messages: list[dict[str, str]]) -> str:
+        blob = json.dumps({"model": model, "prompt_version": JUDGE_PROMPT_VERSION, "messages": messages},
+                          sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn().execute("SELECT raw FROM answers WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def put(self, key: str, model: str, raw: str) -> None:
+        with self._lock:
+            db = self._conn()
+            db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
+                       (key, model, JUDGE_PROMPT_VERSION, raw, time.time()))
+            db.commit()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The judge
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Answer:
+    value: dict[str, Any] | None
+    raw: str | None
+    error: str | None = None
+    kind: str = "ok"  # "ok" | "parse" | "backend"
+    attempts: int = 0
+    cached: bool = False
+
+
+class Judge:
+    """Asks `backend` (an annotate backend: `complete(messages) -> str`, or one with `complete_schema`) for
+    absolute scores or pairwise preferences, through the cache, with retries. `requests` counts backend calls."""
+
+    def __init__(self, backend: Any, cache: JudgeCache | str | Path | None = None, *, attempts: int = 3,
+                 backoff: float = 1.0, max_backoff: float = 30.0, concurrency: int = 1,
+                 max_consecutive_errors: int = 5, sleep: Callable[[float], None] = time.sleep):
+        if attempts < 1 or concurrency < 1:
+            raise EcrsError("attempts and concurrency must be >= 1")
+        self.backend = backend
+        self.cache = JudgeCache(cache) if isinstance(cache, (str, Path)) else cache
+        self.attempts, self.backoff, self.max_backoff, self.sleep = attempts, backoff, max_backoff, sleep
+        self.max_consecutive_errors = max_consecutive_errors
+        self.concurrency = max(1, min(concurrency, getattr(backend, "max_concurrency", 1)))
+        self.requests = 0
+        self.cache_hits = 0
+        self._count = threading.Lock()
+
+    @property
+    def meta(self) -> dict[str, str]:
+        return {"backend": self.backend.name, "model": self.backend.model, "prompt_version": JUDGE_PROMPT_VERSION}
+
+    def _complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> str:
+        with self._count:
+            self.requests += 1
+        fn = getattr(self.backend, "complete_schema", None)
+        return fn(messages, schema) if fn is not None else self.backend.complete(messages)
+
+    def ask(self, messages: list[dict[str, str]], parse: Callable[[str], dict[str, Any]],
+            schema: dict[str, Any]) -> _Answer:
+        key = JudgeCache.key(self.backend.model, messages)
+        if self.cache is not None and (raw := self.cache.get(key)) is not None:
+            try:
+                value = parse(raw)
+                with self._count:
+                    self.cache_hits += 1
+                return _Answer(value, raw, cached=True)
+            except JudgeParseError:
+                pass  # a stricter parser than the one that cached it: ask again
+        ans = _Answer(None, None, kind="backend")
+        for attempt in range(1, self.attempts + 1):
+            ans.attempts = attempt
+            retry_after = None
+            try:
+                ans.raw = self._complete(messages, schema)
+                ans.value, ans.error, ans.kind = parse(ans.raw), None, "ok"
+                if self.cache is not None:
+                    self.cache.put(key, self.backend.model, ans.raw)
+                return ans
+            except JudgeParseError as e:
+                ans.error, ans.kind = f"unparseable answer: {e}", "parse"
+            except BackendError as e:  # FatalBackendError (an EcrsError) propagates: no retry can fix it
+                ans.error, ans.kind, ans.raw, retry_after = str(e), "backend", None, e.retry_after
+            if attempt < self.attempts:
+                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+                self.sleep(max(delay, min(retry_after or 0.0, self.max_backoff)))
+        return ans
+
+    def _map(self, fn: Callable[[Any], dict[str, Any]], items: Sequence[Any], progress: bool,
+             desc: str) -> list[dict[str, Any]]:
+        from tqdm.auto import tqdm
+
+        ids = [it.id for it in items]
+        if len(set(ids)) != len(ids):
+            raise EcrsError("item ids must be unique")
+        ex = cf.ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
+            bar = tqdm(total=len(items), desc=desc, unit="item", disable=not progress, dynamic_ncols=True)
+            rows, consecutive = [], 0
+            for row in ex.map(fn, items):  # input order
+                rows.append(row)
+                bar.update(1)
+                consecutive = consecutive + 1 if row.get("kind") == "backend" else 0
+                if self.max_consecutive_errors and consecutive >= self.max_consecutive_errors:
+                    # The endpoint is down, not the items: stop instead of failing every remaining item slowly.
+                    raise FatalBackendError(f"{consecutive} items in a row failed on backend errors (last: "
+                                            f"{row['failed']}); stopping. Answers so far are cached: rerun to resume")
+            bar.close()
+        finally:
+            ex.shutdown(wait=False, cancel_futures=True)  # a stop or Ctrl-C leaves no queued requests
+        return rows
+
+    def absolute(self, items: Sequence[ReplyItem], progress: bool = False) -> list[dict[str, Any]]:
+        """One row per item: {"id", "scores": {dim: 0-9}, "cached", backend/model/prompt_version} or, when every
+        attempt failed, {"id", "failed": reason, "kind", "attempts", "raw"?, ...}."""
+        def one(it: ReplyItem) -> dict[str, Any]:
+            ans = self.ask(absolute_messages(it.context, it.reply), parse_scores, absolute_schema())
+            if ans.value is None:
+                return _failed(it.id, ans, None, self.meta)
+            return {"id": it.id, "scores": ans.value, "cached": ans.cached, **self.meta}
+
+        return self._map(one, items, progress, "judging")
+
+    def pairwise(self, items: Sequence[PairItem], progress: bool = False) -> list[dict[str, Any]]:
+        """One row per item:
+
+            {"id", "a", "b" (system names), "ab": {dim: A|B|tie} (A shown = a), "ba": {dim: A|B|tie} (A shown = b),
+             "preference": {dim: "a"|"b"|"tie"}, "agree": {dim: bool}, "cached": [ab, ba], backend/model/prompt}
+
+        `preference` is a or b only when both orders chose it; `agree` says whether the two orders gave the same
+        verdict (the same reply, or tie in both). When either order fails every attempt the row is
+        {"id", "a", "b", "failed", "kind", "order", ...} instead."""
+        def one(it: PairItem) -> dict[str, Any]:
+            names = {"a": it.a_name, "b": it.b_name}
+            ab = self.ask(pairwise_messages(it.context, it.a, it.b), parse_preferences, pairwise_schema())
+            if ab.value is None:
+                return _failed(it.id, ab, "ab", {**names, **self.meta})
+            ba = self.ask(pairwise_messages(it.context, it.b, it.a), parse_preferences, pairwise_schema())
+            if ba.value is None:
+                return _failed(it.id, ba, "ba", {**names, **self.meta})
+            pref, agree = combine_orders(ab.value, ba.value)
+            return {"id": it.id, **names, "ab": ab.value, "ba": ba.value, "preference": pref, "agree": agree,
+                    "cached": [ab.cached, ba.cached], **self.meta}
+
+        return self._map(one, items, progress, "judging pairs")
+
+
+def _failed(item_id: str, ans: _Answer, order: str | None, meta: Mapping[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"id": item_id, **meta, "failed": ans.error, "kind": ans.kind, "attempts": ans.attempts}
+    if order is not None:
+        row["order"] = order
+    if ans.raw is not None:
+        row["raw"] = ans.raw
+    return row
+
+
+def combine_orders(ab: Mapping[str, str], ba: Mapping[str, str]) -> tuple[dict[str, str], dict[str, bool]]:
+    """Per dimension: the (A=a, B=b) verdict and the (A=b, B=a) verdict, mapped back to a/b/tie; kept when the two
+    agree, else tie. Returns (preference, agree)."""
+    first = {"A": "a", "B": "b", "tie": "tie"}
+    swapped = {"A": "b", "B": "a", "tie": "tie"}
+    pref, agree = {}, {}
+    for d in DIMENSIONS:
+        x, y = first[ab[d]], swapped[ba[d]]
+        agree[d] = x == y
+        pref[d] = x if x == y else "tie"
+    return pref, agree
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Summaries and agreement
+# ---------------------------------------------------------------------------------------------------------------
+
+def _rate(k: int, n: int) -> float | None:
+    return round(k / n, 4) if n else None
+
+
+def summarize_pairwise(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Win/loss/tie rates of a over b per dimension, over judged rows (failed rows are counted, not rated).
+
+    win = both orders preferred a; loss = both preferred b; tie = both said tie or the orders disagreed.
+    order_agreement = share of dimension verdicts on which the two orders agreed (same reply or both tie).
+    first_position_rate = share of single-order non-tie verdicts that picked the reply shown first (0.5 = no
+    position bias)."""
+    rows = list(rows)
+    ok = [r for r in rows if "preference" in r]
+    n = len(ok)
+    dims: dict[str, Any] = {}
+    first = decisive = 0
+    for d in DIMENSIONS:
+        c = Counter(r["preference"][d] for r in ok)
+        agree = sum(r["agree"][d] for r in ok)
+        dims[d] = {"win": _rate(c["a"], n), "loss": _rate(c["b"], n), "tie": _rate(c["tie"], n),
+                   "wins": c["a"], "losses": c["b"], "ties": c["tie"], "n": n,
+                   "order_agreement": _rate(agree, n)}
+        for r in ok:
+            for v in (r["ab"][d], r["ba"][d]):
+                decisive += v != "tie"
+                first += v == "A"
+    agree_all = sum(r["agree"][d] for r in ok for d in DIMENSIONS)
+    return {"n": n, "n_failed": len(rows) - n, "dimensions": dims,
+            "order_agreement": _rate(agree_all, n * len(DIMENSIONS)),
+            "first_position_rate": _rate(first, decisive), "decisive_single_order_verdicts": decisive}
+
+
+def summarize_absolute(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean score per dimension over rated rows (failed rows counted apart)."""
+    rows = list(rows)
+    ok = [r for r in rows if "scores" in r]
+    return {"n": len(ok), "n_failed": len(rows) - len(ok),
+            "mean": {d: round(sum(r["scores"][d] for r in ok) / len(ok), 3) if ok else None for d in DIMENSIONS}}
+
+
+def scores_to_preferences(a: Mapping[str, Mapping[str, int]], b: Mapping[str, Mapping[str, int]]
+                          ) -> dict[str, dict[str, str]]:
+    """Absolute scores of two systems on the same ids -> {id: {dim: "a" | "b" | "tie"}} (higher score wins), so an
+    absolute judge's ranking can be compared with a pairwise one or with people."""
+    return {i: {d: "a" if a[i][d] > b[i][d] else "b" if a[i][d] < b[i][d] else "tie" for d in DIMENSIONS}
+            for i in a if i in b}
+
+
+def preference_kappa(x: Mapping[str, Mapping[str, str]], y: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """Cohen's kappa of two raters' a/b/tie outcomes ({id: {dim: outcome}}), per dimension and pooled over all
+    (id, dimension) pairs both rated; None where kappa is undefined (one label throughout)."""
+    out: dict[str, Any] = {"dimensions": {}}
+    pooled_x, pooled_y = [], []
+    for d in DIMENSIONS:
+        ids = [i for i in x if i in y and d in x[i] and d in y[i]]
+        xs, ys = [x[i][d] for i in ids], [y[i][d] for i in ids]
+        k = cohen_kappa(xs, ys)
+        out["dimensions"][d] = {"n": len(ids), "kappa": None if k is None else round(k, 4),
+                                "agreement": _rate(sum(p == q for p, q in zip(xs, ys)), len(ids))}
+        pooled_x += xs
+        pooled_y += ys
+    k = cohen_kappa(pooled_x, pooled_y)
+    out.update({"n": len(pooled_x), "kappa": None if k is None else round(k, 4),
+                "agreement": _rate(sum(p == q for p, q in zip(pooled_x, pooled_y)), len(pooled_x))})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Human rating form
+# ---------------------------------------------------------------------------------------------------------------
+
+FORM_VALUES = ("1", "2", "tie")  # reply 1 better, reply 2 better, equal; an empty cell = not rated
+_FORM_FIELDS = ("item", "context", "reply_1", "reply_2", *DIMENSIONS)
+
+
+def form_paths(csv_path: str | Path) -> tuple[Path, Path, Path]:
+    """(form.csv, form.html, form.key.json) of a form."""
+    p = Path(csv_path)
+    return p, p.with_suffix(".html"), p.with_suffix(".key.json")
+
+
+def export_form(items: Sequence[PairItem], csv_path: str | Path, n: int | None = None, seed: int = 0) -> list[Path]:
+    """Write a blinded rating form for `n` seeded-random items (all when None): a CSV to fill in a spreadsheet,
+    the same as a self-contained HTML page whose button downloads the filled CSV, and a key file (which system
+    is reply 1) that the raters should not see. Replies are shown in a random order per item so people cannot
+    learn which position holds which system."""
+    ids = [it.id for it in items]
+    if len(set(ids)) != len(ids):
+        raise EcrsError("item ids must be unique")
+    rng = random.Random(seed)
+    sample = rng.sample(list(items), min(n, len(items))) if n is not None else list(items)
+    if not sample:
+        raise EcrsError("no items to put in the form")
+    csv_p, html_p, key_p = form_paths(csv_path)
+    csv_p.parent.mkdir(parents=True, exist_ok=True)
+    key, rows = {}, []
+    for it in sample:
+        swapped = rng.random() < 0.5
+        first, second = (it.b, it.a) if swapped else (it.a, it.b)
+        key[it.id] = {"reply_1": it.b_name if swapped else it.a_name, "reply_2": it.a_name if swapped else it.b_name,
+                      "swapped": swapped}
+        rows.append({"item": it.id, "context": it.context, "reply_1": first, "reply_2": second,
+                     **{d: "" for d in DIMENSIONS}})
+    with csv_p.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=_FORM_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    key_p.write_text(json.dumps({"prompt_version": JUDGE_PROMPT_VERSION, "seed": seed, "items": key}, indent=1)
+                     + "\n")
+    html_p.write_text(_form_html(rows), encoding="utf-8")
+    return [csv_p, html_p, key_p]
+
+
+def _form_html(rows: list[dict[str, str]]) -> str:
+    data = json.dumps({"fields": _FORM_FIELDS, "dims": DIMENSION_DEFINITIONS, "rows": rows}, ensure_ascii=False)
+    data = data.replace("</", "<\\/")  # a reply containing "</script>" must not end the script element
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Rate recommender replies ({html.escape(JUDGE_PROMPT_VERSION)})
+</title>
+<style>body{{font:15px system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
+.item{{border:1px solid #ccc;border-radius:6px;padding:1rem;margin:1rem 0}}pre{{white-space:pre-wrap;
+background:#f6f6f6;padding:.5rem}}.replies{{display:grid;grid-template-columns:1fr 1fr;gap:1rem}}
+td{{padding:.2rem .6rem}}</style></head><body>
+<h1>Which reply is better?</h1>
+<p>For each conversation, compare reply 1 and reply 2 on each dimension: 1, 2, or tie. Dimensions:</p>
+<ul id="dims"></ul><div id="items"></div>
+<button id="save">Download filled CSV</button>
+<script id="data" type="application/json">{data}</script>
+<script>
+const D = JSON.parse(document.getElementById("data").textContent);
+const el = (t, a = {{}}, txt) => {{ const e = document.createElement(t); Object.assign(e, a);
+  if (txt !== undefined) e.textContent = txt; return e; }};
+for (const [d, t] of Object.entries(D.dims)) document.getElementById("dims").append(el("li", {{}}, d + ": " + t));
+D.rows.forEach((r, i) => {{
+  const box = el("div", {{className: "item"}});
+  box.append(el("h3", {{}}, "Item " + (i + 1)), el("pre", {{}}, r.context));
+  const reps = el("div", {{className: "replies"}});
+  for (const k of ["reply_1", "reply_2"]) {{ const c = el("div"); c.append(el("b", {{}}, k.replace("_", " ")),
+    el("pre", {{}}, r[k])); reps.append(c); }}
+  const tab = el("table");
+  for (const d of Object.keys(D.dims)) {{
+    const tr = el("tr"); tr.append(el("td", {{}}, d));
+    for (const v of ["1", "2", "tie"]) {{ const td = el("td"), lab = el("label");
+      const inp = el("input", {{type: "radio", name: i + ":" + d, value: v}});
+      inp.onchange = () => {{ r[d] = v; }}; lab.append(inp, " " + v); td.append(lab); tr.append(td); }}
+    tab.append(tr);
+  }}
+  box.append(reps, tab); document.getElementById("items").append(box);
+}});
+const q = s => '"' + String(s).replaceAll('"', '""') + '"';
+document.getElementById("save").onclick = () => {{
+  const lines = [D.fields.join(",")].concat(D.rows.map(r => D.fields.map(f => q(r[f] ?? "")).join(",")));
+  const a = el("a", {{href: URL.createObjectURL(new Blob([lines.join("\\r\\n") + "\\r\\n"], {{type: "text/csv"}})),
+    download: "ratings.csv"}});
+  a.click();
+}};
+</script></body></html>
+"""
+
+
+def import_form(csv_path: str | Path, key_path: str | Path | None = None) -> dict[str, dict[str, str]]:
+    """A filled form -> {item: {dim: "a" | "b" | "tie"}} (un-blinded with the key; default: the form's own key
+    file). Empty cells are unrated and left out; any other value than 1, 2, tie raises DataError with the line."""
+    csv_p = Path(csv_path)
+    key_p = Path(key_path) if key_path is not None else form_paths(csv_p)[2]
+    if not csv_p.exists():
+        raise DataError("form not found", csv_p)
+    if not key_p.exists():
+        raise DataError("key file not found (written by export-form beside the CSV)", key_p)
+    try:
+        key = json.loads(key_p.read_text())["items"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DataError(f"not a form key ({type(e).__name__})", key_p) from None
+    out: dict[str, dict[str, str]] = {}
+    with csv_p.open(newline="", encoding="utf-8-sig") as f:  # utf-8-sig: spreadsheets often add a BOM
+        reader = csv.DictReader(f)
+        missing = [c for c in ("item", *DIMENSIONS) if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"missing columns {missing}", csv_p, 1)
+        for row in reader:
+            line = reader.line_num
+            item = (row["item"] or "").strip()
+            if item not in key:
+                raise DataError(f"item {item!r} is not in the key {key_p}", csv_p, line)
+            if item in out:
+                raise DataError(f"item {item!r} twice", csv_p, line)
+            swapped = bool(key[item]["swapped"])
+            to_ab = {"1": "b" if swapped else "a", "2": "a" if swapped else "b", "tie": "tie"}
+            rated = {}
+            for d in DIMENSIONS:
+                v = (row[d] or "").strip().lower()
+                if not v:
+                    continue
+                if v not in to_ab:
+                    raise DataError(f"{d}: {row[d]!r} is not one of 1, 2, tie (or empty)", csv_p, line)
+                rated[d] = to_ab[v]
+            out[item] = rated
+    return out

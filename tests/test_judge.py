@@ -1,0 +1,314 @@
+"""The LLM judge (ecrs.evaluation.judge, `ecrs judge`): strict parsing, order-swapped pairwise verdicts, caching,
+failures, the human rating form and kappa.
+
+The backend talks to a REAL OpenAI-compatible server on a loopback port (FastAPI + uvicorn in a thread) whose
+verdicts are known by construction:
+    pairwise: on every dimension the reply containing "GOOD" wins ("tie" when both or neither do);
+              a conversation containing "BIASED" gets "A" (the first reply) on every dimension, in both orders;
+    absolute: every dimension scores the number of "!" in the reply (at most 9);
+    "ALWAYS-BAD" in the conversation -> unparseable text every time; "FLAKY" -> unparseable on the first request.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ecrs.cli import main as cli_main
+from ecrs.data.annotate import OpenAIChatBackend
+from ecrs.errors import DataError
+from ecrs.evaluation.judge import (
+    DIMENSIONS,
+    Judge,
+    JudgeParseError,
+    PairItem,
+    ReplyItem,
+    combine_orders,
+    compact_grammar,
+    export_form,
+    import_form,
+    pairwise_schema,
+    parse_preferences,
+    parse_scores,
+    preference_kappa,
+    scores_to_preferences,
+    summarize_pairwise,
+)
+
+# ---------------------------------------------------------------- the fake endpoint
+
+
+def _section(text: str, head: str) -> str:
+    return text.split(head + ":\n", 1)[1].split("\n\n", 1)[0]
+
+
+class FakeState:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen: Counter[str] = Counter()
+
+    @property
+    def requests(self) -> int:
+        return sum(self.seen.values())
+
+
+def make_app(state: FakeState) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        body = await request.json()
+        if body.get("temperature") != 0:
+            return JSONResponse({"error": "temperature must be 0"}, status_code=400)
+        user = body["messages"][-1]["content"]
+        with state.lock:
+            state.seen[user] += 1
+            n = state.seen[user]
+        context = _section(user, "Conversation so far")
+        if "ALWAYS-BAD" in context or ("FLAKY" in context and n == 1):
+            content = "Reply A is clearly better overall."
+        elif "Reply A" in user:
+            a, b = _section(user, "Reply A"), _section(user, "Reply B")
+            verdict = ("A" if "BIASED" in context else
+                       "A" if "GOOD" in a and "GOOD" not in b else
+                       "B" if "GOOD" in b and "GOOD" not in a else "tie")
+            content = "```json\n" + json.dumps({d: verdict for d in DIMENSIONS}) + "\n```"  # embedded object
+        else:
+            score = min(9, _section(user, "Recommender's reply").count("!"))
+            content = json.dumps({d: score for d in DIMENSIONS})
+        return {"object": "chat.completion", "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]}
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def server():
+    import uvicorn
+
+    state = FakeState()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(make_app(state), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "fake endpoint did not start"
+        time.sleep(0.02)
+    yield state, f"http://127.0.0.1:{port}/v1"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _judge(url: str, cache: Path | None, model: str = "fake-judge") -> Judge:
+    return Judge(OpenAIChatBackend(url, model, max_tokens=200), cache=cache, sleep=lambda s: None)
+
+
+PAIRS = [  # (id, context, a, b, expected preference, orders agree)
+    ("p1", "User: any comedy?", "GOOD: Airplane! is a classic spoof.", "You might like Airplane!.", "a", True),
+    ("p2", "User: any drama?", "Try Heat.", "GOOD: Heat has a great cast.", "b", True),
+    ("p3", "User: hi", "Try Up.", "Try Up (2009).", "tie", True),
+    ("p4", "User: BIASED judge here", "GOOD: Alien is tense.", "Alien.", "tie", False),
+]
+
+
+def _pairs() -> list[PairItem]:
+    return [PairItem(i, c, a, b, "sys", "base") for i, c, a, b, _, _ in PAIRS]
+
+
+# ---------------------------------------------------------------- parsing
+
+def test_parse_scores_accepts_exact_objects_only():
+    ok = {d: i for i, d in enumerate(DIMENSIONS)}
+    assert parse_scores(json.dumps(ok)) == ok
+    assert parse_scores("Scores:\n```json\n" + json.dumps(ok) + "\n```") == ok
+    for bad in ("", "no json here", json.dumps({**ok, "emotional_intensity": 10}),
+                json.dumps({**ok, "lifelikeness": 7.5}), json.dumps({**ok, "lifelikeness": "7"}),
+                json.dumps({**ok, "lifelikeness": True}), json.dumps({k: v for k, v in ok.items() if k != "lifelikeness"}),
+                json.dumps({**ok, "overall": 5})):
+        with pytest.raises(JudgeParseError):
+            parse_scores(bad)
+
+
+def test_parse_preferences():
+    raw = json.dumps(dict(zip(DIMENSIONS, ["A", "b", "TIE", " tie ", "B"])))
+    assert parse_preferences(raw) == dict(zip(DIMENSIONS, ["A", "B", "tie", "tie", "B"]))
+    for bad in ('{"emotional_intensity": "A"}', json.dumps({d: "C" for d in DIMENSIONS}),
+                json.dumps({d: 1 for d in DIMENSIONS}), "A A tie B A"):
+        with pytest.raises(JudgeParseError):
+            parse_preferences(bad)
+
+
+def test_compact_grammar_lists_every_dimension_in_order():
+    g = compact_grammar(pairwise_schema())
+    assert g.startswith('root ::= "{" "\\"emotional_intensity\\":" ("\\"A\\"" | "\\"B\\"" | "\\"tie\\"")')
+    assert [g.index(d) for d in DIMENSIONS] == sorted(g.index(d) for d in DIMENSIONS)
+
+
+def test_combine_orders():
+    ab = dict(zip(DIMENSIONS, ["A", "A", "tie", "B", "tie"]))
+    ba = dict(zip(DIMENSIONS, ["B", "A", "tie", "A", "A"]))  # shown swapped: "B" here means a
+    pref, agree = combine_orders(ab, ba)
+    assert pref == dict(zip(DIMENSIONS, ["a", "tie", "tie", "b", "tie"]))
+    assert agree == dict(zip(DIMENSIONS, [True, False, True, True, False]))
+
+
+# ---------------------------------------------------------------- judging through the real endpoint
+
+def test_pairwise_both_orders_and_summary(server, tmp_path):
+    state, url = server
+    judge = _judge(url, tmp_path / "cache.sqlite")
+    before = state.requests
+    rows = judge.pairwise(_pairs())
+    assert state.requests - before == judge.requests == 2 * len(PAIRS)
+    for row, (iid, *_, pref, agree) in zip(rows, PAIRS):
+        assert row["id"] == iid and (row["a"], row["b"]) == ("sys", "base")
+        assert set(row["preference"].values()) == {pref}
+        assert set(row["agree"].values()) == {agree}
+    s = summarize_pairwise(rows)
+    assert (s["n"], s["n_failed"]) == (4, 0)
+    for d in DIMENSIONS:
+        v = s["dimensions"][d]
+        assert (v["wins"], v["losses"], v["ties"]) == (1, 1, 2)
+        assert (v["win"], v["loss"], v["tie"], v["order_agreement"]) == (0.25, 0.25, 0.5, 0.75)
+    assert s["order_agreement"] == 0.75
+    # decisive single-order verdicts per dimension: p1 A,B  p2 B,A  p4 A,A -> 4 of 6 picked the first reply
+    assert s["first_position_rate"] == round(4 / 6, 4)
+
+
+def test_cache_makes_a_rerun_free(server, tmp_path):
+    state, url = server
+    cache = tmp_path / "cache.sqlite"
+    first = _judge(url, cache).pairwise(_pairs())
+    before = state.requests
+    again = _judge(url, cache)
+    rows = again.pairwise(_pairs())
+    assert state.requests == before and again.requests == 0 and again.cache_hits == 2 * len(PAIRS)
+    assert [r["preference"] for r in rows] == [r["preference"] for r in first]
+    assert all(r["cached"] == [True, True] for r in rows)
+    other = _judge(url, cache, model="another-judge")  # the model id is part of the key
+    other.pairwise(_pairs()[:1])
+    assert other.requests == 2 and state.requests == before + 2
+
+
+def test_failures_are_retried_then_recorded(server, tmp_path):
+    state, url = server
+    judge = _judge(url, tmp_path / "c.sqlite")
+    items = [PairItem("bad", "User: ALWAYS-BAD", "GOOD x", "y"), PairItem("flaky", "User: FLAKY", "GOOD x", "y")]
+    bad, flaky = judge.pairwise(items)
+    assert bad["failed"].startswith("unparseable answer") and bad["kind"] == "parse"
+    assert bad["attempts"] == 3 and bad["order"] == "ab" and "raw" in bad
+    assert set(flaky["preference"].values()) == {"a"}
+    assert summarize_pairwise([bad, flaky])["n_failed"] == 1
+    # a failure is not cached: the next run asks again
+    again = _judge(url, tmp_path / "c.sqlite")
+    assert "failed" in again.pairwise(items[:1])[0] and again.requests == 3
+
+
+def test_absolute_scores(server, tmp_path):
+    _, url = server
+    rows = _judge(url, None).absolute([ReplyItem("r1", "User: hi", "Great!!!"), ReplyItem("r2", "", "Ok.")])
+    assert rows[0]["scores"] == {d: 3 for d in DIMENSIONS} and rows[1]["scores"] == {d: 0 for d in DIMENSIONS}
+    prefs = scores_to_preferences({"t": rows[0]["scores"]}, {"t": rows[1]["scores"]})
+    assert prefs == {"t": {d: "a" for d in DIMENSIONS}}
+
+
+# ---------------------------------------------------------------- agreement and the human form
+
+def test_preference_kappa_hand_computed():
+    dim = DIMENSIONS[0]
+    x = {str(i): {dim: v} for i, v in enumerate(["a", "a", "b", "tie"])}
+    y = {str(i): {dim: v} for i, v in enumerate(["a", "b", "b", "tie"])}
+    k = preference_kappa(x, y)
+    # p_o = 3/4; p_e = (2*1 + 1*2 + 1*1) / 16 = 5/16; kappa = (3/4 - 5/16) / (1 - 5/16) = 7/11
+    assert k["dimensions"][dim] == {"n": 4, "kappa": round(7 / 11, 4), "agreement": 0.75}
+    assert k["kappa"] == round(7 / 11, 4) and k["n"] == 4
+    assert preference_kappa(x, x)["kappa"] == 1.0
+
+
+def _fill(path: Path, rater) -> None:
+    """Fill a form CSV as a rater who applies `rater(reply_1, reply_2) -> "1" | "2" | "tie"` to every dimension."""
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r.update({d: rater(r["reply_1"], r["reply_2"]) for d in DIMENSIONS})
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_form_round_trip_and_kappa_with_judge(server, tmp_path):
+    _, url = server
+    items = [PairItem(f"i{k}", "User: hi", *(("GOOD one", "plain") if k % 2 else ("plain", "GOOD two")))
+             for k in range(12)]
+    items.append(PairItem("script", "User: x", "GOOD </script><b>", "plain"))
+    csv_p, html_p, key_p = export_form(items, tmp_path / "form.csv", n=None, seed=3)
+    key = json.loads(key_p.read_text())["items"]
+    assert 0 < sum(v["swapped"] for v in key.values()) < len(items)  # blinded: both orders occur
+    page = html_p.read_text()
+    assert "<\\/script><b>" in page and "</script><b>" not in page  # a reply cannot end the script element
+    assert "src=" not in page and "http" not in page  # self-contained
+    _fill(csv_p, lambda r1, r2: "1" if "GOOD" in r1 else "2" if "GOOD" in r2 else "tie")
+    people = import_form(csv_p)
+    truth = {it.id: {d: "a" if "GOOD" in it.a else "b" for d in DIMENSIONS} for it in items}
+    assert people == truth
+    judged = {r["id"]: r["preference"] for r in _judge(url, None).pairwise(items)}
+    assert preference_kappa(people, judged)["kappa"] == 1.0
+
+
+def test_import_form_rejects_bad_values(tmp_path):
+    csv_p, _, _ = export_form([PairItem("x", "c", "a", "b"), PairItem("y", "c", "a", "b")], tmp_path / "f.csv")
+    _fill(csv_p, lambda r1, r2: "maybe")
+    with pytest.raises(DataError, match=r"f\.csv:2: .*'maybe' is not one of 1, 2, tie"):
+        import_form(csv_p)
+    _fill(csv_p, lambda r1, r2: "")  # unrated cells are left out, not guessed
+    assert import_form(csv_p) == {"x": {}, "y": {}}
+
+
+# ---------------------------------------------------------------- the command
+
+def _write_jsonl(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_cli_pairwise_forms_and_errors(server, tmp_path, capsys):
+    _, url = server
+    a = _write_jsonl(tmp_path / "sys.jsonl", [{"id": i, "reply": x, "context": [["seeker", c]]}
+                                              for i, c, x, *_ in PAIRS])
+    b = _write_jsonl(tmp_path / "base.jsonl", [{"id": i, "reply": y} for i, _, _, y, *_ in PAIRS])
+    out = tmp_path / "v.jsonl"
+    common = ["--a", a, "--b", b, "--backend", "openai", "--base-url", url, "--model", "fake",
+              "--cache", str(tmp_path / "c.sqlite"), "--no-progress"]
+    assert cli_main(["judge", "pairwise", *common, "--out", str(out)]) == 0
+    summary = json.loads(Path(f"{out}.summary.json").read_text())
+    assert summary["n"] == 4 and summary["order_agreement"] == 0.75 and summary["requests"] == 8
+    assert [json.loads(x)["a"] for x in out.read_text().splitlines()] == ["sys"] * 4
+    assert cli_main(["judge", "agreement", str(out), str(out)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["kappa"] == 1.0
+
+    form = tmp_path / "form.csv"
+    assert cli_main(["judge", "export-form", "--a", a, "--b", b, "--n", "3", "--out", str(form)]) == 0
+    _fill(form, lambda r1, r2: "1" if "GOOD" in r1 else "2" if "GOOD" in r2 else "tie")
+    assert cli_main(["judge", "import-form", str(form), "--judge", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["rater_vs_judge"]) == [str(form)]
+
+    capsys.readouterr()
+    assert cli_main(["judge", "pairwise", "--a", a, "--b", b, "--backend", "openai", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == "ecrs: error: --backend openai needs --base-url and --model"
+    bad = _write_jsonl(tmp_path / "bad.jsonl", [{"id": "p1", "text": 3}])
+    assert cli_main(["judge", "pairwise", "--a", bad, "--b", b, *common[4:], "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ecrs: error: ") and "bad.jsonl:1" in err and "\n" not in err
