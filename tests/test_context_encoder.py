@@ -1,0 +1,34 @@
+"""The frozen MiniLM turn encoder: the ONNX Runtime path used for live turns gives the vectors sentence-transformers
+gives (which fill the training cache), so a model trained on cached vectors reads live turns the same way."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecrs.models.context_encoder import OnnxMiniLM, TurnEmbeddingCache, load_minilm
+
+TEXTS = ["I loved Titanic, something romantic but not too sad please", "Have you seen it?", "", "ok " * 300]
+
+
+@pytest.fixture(scope="module")
+def onnx_encoder(tmp_path_factory):
+    return OnnxMiniLM(tmp_path_factory.mktemp("onnx") / "minilm.onnx")
+
+
+def test_onnx_matches_sentence_transformers(onnx_encoder):
+    reference = load_minilm().encode(TEXTS, convert_to_numpy=True, normalize_embeddings=True)
+    one_by_one = np.stack([onnx_encoder.encode([t])[0] for t in TEXTS])
+    batched = onnx_encoder.encode(TEXTS)  # padding inside a batch changes nothing
+    np.testing.assert_allclose(one_by_one, reference, atol=1e-5)
+    np.testing.assert_allclose(batched, reference, atol=1e-5)
+    assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+
+
+def test_encode_live_uses_the_cache_first(tmp_path):
+    cache = TurnEmbeddingCache(tmp_path)
+    cache.ensure(TEXTS[:1], progress=False)
+    stored = cache.vectors(TEXTS[:1])
+    live = cache.encode_live(TEXTS[:2])
+    np.testing.assert_array_equal(live[0], stored[0])  # the cached float16 vector, not a re-encoding
+    assert (tmp_path / "all-MiniLM-L6-v2.onnx").exists() and len(cache) == 1  # live texts are not persisted
+    np.testing.assert_allclose(live[1], load_minilm().encode(TEXTS[1], normalize_embeddings=True), atol=1e-5)
