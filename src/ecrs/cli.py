@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-feedback": ("ecrs.recipes.export_feedback", "export chat sessions as own-data JSONL"),
     "annotate-emotions": ("ecrs.recipes.annotate_emotions", "label utterances' emotions with an LLM"),
     "judge": ("ecrs.recipes.judge", "rate replies with an LLM judge (pairwise / absolute) and against people"),
+    "simulate": ("ecrs.recipes.simulate", "interactive evaluation with simulated seekers (iEvaLM style)"),
     "report": ("ecrs.recipes.report", "render benchmarks/results as reports/README.md with plots"),
     "reproduce": ("ecrs.recipes.reproduce", "run every stage from bundled data to reports/ (CPU)"),
 }
