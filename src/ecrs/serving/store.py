@@ -7,6 +7,11 @@ same state (the loser gets `Conflict`). A turn is acknowledged to the client onl
 in WAL mode with `synchronous=FULL`, so an acknowledged turn survives the server being killed (SIGKILL) or the
 machine losing power.
 
+PostgreSQL (several servers behind a load balancer sharing sessions): `pip install -e '.[serve]'` brings the
+psycopg 3 driver; run each server with `ecrs serve --db-url postgresql+psycopg://USER:PASSWORD@HOST:5432/DB`.
+Tables are created at startup (safe with all servers starting at once); an acknowledged turn is as durable as
+PostgreSQL's commit (its defaults, fsync and synchronous_commit on). Tested in tests/test_postgres.py.
+
     store = SessionStore("sqlite:///sessions.db")
     sid = store.create_session()
     state, version = store.load_state(sid)
@@ -48,6 +53,7 @@ from ecrs.inference.pipeline import ConversationState
 __all__ = ["Conflict", "FeedbackRecord", "SessionStore", "TurnRecord", "UnknownSession", "export_feedback"]
 
 FEEDBACK_VALUES = ("liked", "disliked", "seen")
+_DDL_LOCK_KEY = 0x65637273  # "ecrs": the PostgreSQL advisory lock that serializes create_tables across processes
 
 metadata = MetaData()
 sessions = Table(
@@ -142,7 +148,15 @@ class SessionStore:
         self.engine = make_engine(url)
 
     def create_tables(self) -> None:
-        metadata.create_all(self.engine)
+        if self.engine.dialect.name != "postgresql":
+            metadata.create_all(self.engine)
+            return
+        # Several servers starting at once on a new PostgreSQL database race: create_all's "does the table
+        # exist?" check and its CREATE TABLE are not atomic, so all but one fail (duplicate pg_type key). A
+        # transaction-scoped advisory lock makes them take turns; the later ones then find the tables there.
+        with self.engine.begin() as conn:
+            conn.execute(select(func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
+            metadata.create_all(conn)
 
     def close(self) -> None:
         self.engine.dispose()
