@@ -268,7 +268,8 @@ class JudgeLlamaBackend(LlamaCppBackend):
 
 class JudgeCache:
     """Parsed-OK judge answers in SQLite, keyed by sha256 of (model id, prompt version, messages). Only answers that
-    parsed are stored, so a rerun retries failures. Thread-safe."""
+    parsed are stored, so a rerun retries failures. Thread-safe. The model id of a local judge is its GGUF file
+    name: give a changed model file a new name (or use another cache file)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

@@ -1,0 +1,145 @@
+"""Pairwise LLM judge of the generation systems vs the zero-shot base (ECR_SPEC §6 subjective scores).
+
+    nice -n 10 .venv/bin/python benchmarks/judge.py [--n 10] [--systems template,finetuned,...] [--threads 1]
+
+Replies: the outputs cached by benchmarks/generation_eval.py under artifacts/generator/eval/ (same ReDial test
+turns, same order); the first `--n` turns of its random sample that every judged system covers. Judge: the local
+Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF through llama.cpp (ecrs.evaluation.judge, prompt JUDGE_PROMPT_VERSION),
+greedy, all five dimensions in one answer per order, each pair judged in both orders; a preference counts only when
+the orders agree. Answers are cached in artifacts/judge/cache.sqlite, so a rerun (or a larger --n) asks only for
+what is new. Writes benchmarks/results/judge.json and the "judge" key of benchmarks/results/generation.json.
+
+Threads: on this 2-core machine, shared with training jobs, llama.cpp with 2 threads decoded at 0.3-1.1 tok/s and
+with 1 thread at ~6.7 tok/s (measured before this run: with 2 threads each thread waits for a preempted partner),
+so the default is 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import update_json  # noqa: E402  (benchmarks/common.py, beside this script)
+from generation_eval import CACHE, test_samples
+
+from ecrs.data.reviews import load_review_kb
+from ecrs.evaluation.judge import (
+    DIMENSIONS,
+    JUDGE_PROMPT_VERSION,
+    Judge,
+    JudgeLlamaBackend,
+    PairItem,
+    render_context,
+    summarize_pairwise,
+)
+
+RESULTS = Path("benchmarks/results/judge.json")
+GENERATION = Path("benchmarks/results/generation.json")
+ROWS = Path("artifacts/judge/benchmark_rows.jsonl")
+
+
+def read_outputs(name: str) -> dict[str, dict]:
+    path = CACHE / f"{name}.jsonl"
+    if not path.exists():
+        sys.exit(f"{path} missing: run benchmarks/generation_eval.py first")
+    return {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+
+
+def git_commit() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
+def generation_summary(result: dict) -> dict:
+    """The preference bar for benchmarks/results/generation.json: win/loss/tie per system and dimension."""
+    return {
+        "judge_model": result["judge_model"], "prompt_version": result["prompt_version"], "base": result["base"],
+        "n_turns": result["n_turns"], "details": str(RESULTS),
+        "win_loss_tie": {name: {d: {k: s["dimensions"][d][k] for k in ("win", "loss", "tie")} for d in DIMENSIONS}
+                         for name, s in result["systems"].items()},
+        "order_agreement": {name: s["order_agreement"] for name, s in result["systems"].items()},
+        "first_position_rate": {name: s["first_position_rate"] for name, s in result["systems"].items()},
+        "n_failed": {name: s["n_failed"] for name, s in result["systems"].items()},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=10, help="test turns per system")
+    ap.add_argument("--systems", default="template,finetuned,finetuned_dialogue_emotion")
+    ap.add_argument("--base", default="zero_shot_chat")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gguf", help="judge GGUF (default: the installed Qwen2.5-Coder-1.5B Q4_K_M)")
+    ap.add_argument("--cache", default="artifacts/judge/cache.sqlite")
+    ap.add_argument("--max-turns", type=int, default=3, help="dialogue turns shown to the judge")
+    args = ap.parse_args()
+    systems = args.systems.split(",")
+    t_start = time.time()
+    load_before = os.getloadavg()[0]
+
+    gen = json.loads(GENERATION.read_text())["evaluation"]["samples"]
+    # The random sample of generation_eval, same seed, for the dialogue context of each turn.
+    samples, _ = test_samples(load_review_kb(), gen["n"] - gen["seen_extra"], gen["seed"])
+    base = read_outputs(args.base)
+    outputs = {s: read_outputs(s) for s in systems}
+    turns = [s for s in samples if s["id"] in base and all(s["id"] in o for o in outputs.values())][:args.n]
+    # Turn-major order: consecutive requests share the system prompt and the dialogue context, which llama.cpp
+    # keeps in its prompt cache.
+    items = [PairItem(f"{name}|{s['id']}", render_context(s["context"], max_turns=args.max_turns),
+                      outputs[name][s["id"]]["reply"], base[s["id"]]["reply"], name, args.base)
+             for s in turns for name in systems]
+
+    backend = JudgeLlamaBackend(args.gguf, n_threads=args.threads)
+    judge = Judge(backend, cache=args.cache)
+    t0 = time.time()
+    rows = judge.pairwise(items, progress=True)
+    judge_seconds = time.time() - t0
+    ROWS.parent.mkdir(parents=True, exist_ok=True)
+    ROWS.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    per_system = {name: summarize_pairwise([r for r in rows if r["a"] == name]) for name in systems}
+    for name, s in per_system.items():
+        line = " ".join(f"{d[:12]} {v['win']}/{v['loss']}/{v['tie']}" for d, v in s["dimensions"].items())
+        print(f"{name:28s} n={s['n']} agree={s['order_agreement']} first-pos={s['first_position_rate']} | {line}")
+    result = {
+        "what": f"pairwise judge, each system (a) vs {args.base} (b), both orders, five dimensions per answer",
+        "judge_model": backend.model,
+        "prompt_version": JUDGE_PROMPT_VERSION,
+        "base": args.base,
+        "n_turns": len(turns),
+        "turn_ids": [s["id"] for s in turns],
+        "systems": per_system,
+        "definitions": {
+            "win": "share of turns where both orders preferred the system over the base",
+            "loss": "share where both orders preferred the base",
+            "tie": "share where both orders said tie or the two orders disagreed",
+            "order_agreement": "share of (turn, dimension) verdicts on which the two orders agreed",
+            "first_position_rate": "share of single-order non-tie verdicts that picked the reply shown first "
+                                   "(0.5 = no position bias)",
+        },
+        "requests": judge.requests,
+        "cache_hits": judge.cache_hits,
+        "seconds_judging": round(judge_seconds, 1),
+        "seconds_per_request": round(judge_seconds / judge.requests, 2) if judge.requests else None,
+        "seconds_total": round(time.time() - t_start, 1),
+        "cache_note": "answers cached earlier (e.g. by a sizing run on the first turns) are reused, not re-asked; "
+                      "seconds_per_request is over the fresh requests of this run",
+        "decoding": {"temperature": 0, "grammar": "compact JSON of the five dimensions",
+                     "threads": args.threads, "dialogue_turns_shown": args.max_turns},
+        "command": "nice -n 10 .venv/bin/python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "git_commit": git_commit(),
+        "machine": {"cpu": platform.machine(), "cores": os.cpu_count(),
+                    "loadavg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                    "note": "2 cores shared with model training during the run"},
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    update_json(GENERATION, "judge", generation_summary(result))
+
+if __name__ == "__main__":
+    main()
