@@ -18,7 +18,7 @@ ratio over the corpus (and the UniCRS/ECR per-sentence variant, distinct n-grams
 (sacrebleu) and BLEU-1/2, mean length in words; grounding-error rate = share of replies naming a year or a person /
 movie / company absent from the prompt's knowledge, before and after the repair. Split by whether the movie has
 reviews in the training data (seen) or not (unseen). Outputs are cached per system under artifacts/generator/eval/.
-Writes the "evaluation" field of benchmarks/results/generation.json. The pairwise LLM judge is not run here.
+Writes the "evaluation" field of benchmarks/results/generation.json. The pairwise LLM judge is benchmarks/judge.py.
 """
 from __future__ import annotations
 
@@ -225,7 +225,7 @@ def main() -> None:
         },
         "table": table,
         "examples": examples,
-        "judge": "not run in this session (pairwise Qwen2.5-1.5B judge is optional)",
+        "judge": "run separately by benchmarks/judge.py: see the top-level `judge` key and benchmarks/results/judge.json",
         "model": args.model,
         "seconds": round(time.time() - t_start, 1),
     })

@@ -101,6 +101,12 @@ def test_prompt_local_and_global_equations():
     torch.testing.assert_close(out.tokens[0, 5], prompt.mlp(torch.cat([e_global, f0])))  # E'_j, same MLP
     torch.testing.assert_close(out.tokens[0, 6], prompt.mlp(torch.cat([table[7], torch.zeros(4)])))
 
+    prompt.residual = True  # ours: the MLP's output is added to the entity instead of replacing it
+    res = prompt(table, ents, mask, torch.zeros(1, 1, d), torch.zeros(1, 1, dtype=torch.bool), labels, probs,
+                 _sparse_rows(p, ents.numpy(), mask.numpy()))
+    torch.testing.assert_close(res.tokens[0, 2], table[21] + prompt.mlp(torch.cat([table[21], f0])))
+    torch.testing.assert_close(res.tokens[0, 5], e_global + prompt.mlp(torch.cat([e_global, f0])))
+
 
 def test_global_needs_local():
     with pytest.raises(ValueError, match="local"):

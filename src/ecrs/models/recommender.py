@@ -53,6 +53,7 @@ class ModelConfig:
     # Which ordered pairs the global part counts: "emotion" = ECR's rule (the pair shares an emotion label),
     # "all" = plain co-occurrence (an ablation of the emotion filter)
     cooccurrence: Literal["emotion", "all"] = "emotion"
+    local_residual: bool = False  # ours: ẽ'_j = ẽ_j + MLP([ẽ_j ; F_j]) (and E'_j likewise) instead of MLP(...)
     copy_context: bool = False  # ours, not the paper's: ContextCopy (a learned bonus for context entities)
     global_scoring: bool = False  # ours: GlobalScore (the global co-occurrence also votes in the scores)
     # ours: the training softmax runs over the movies (the set that is ranked) instead of all entities (paper); it
@@ -413,7 +414,7 @@ class ECRHead(nn.Module):
     def __init__(self, cfg: ModelConfig, n_entities: int, backbone: nn.Module, item_ids: list[int]):
         super().__init__()
         self.prompt = EmotionAwarePrompt(cfg.d_model, cfg.n_task_tokens, cfg.fusion, cfg.local_emotion,
-                                         cfg.global_emotion, cfg.d_emotion, cfg.dropout)
+                                         cfg.global_emotion, cfg.d_emotion, cfg.dropout, cfg.local_residual)
         self.backbone = backbone
         copy = ContextCopy(n_entities, item_ids, cfg.max_entities) if cfg.copy_context else None
         self.scorer = _Scorer(n_entities, copy, item_ids if cfg.item_scoring else None)
