@@ -69,6 +69,8 @@ class FakeState:
     def reset(self) -> None:
         self.seen: Counter[str] = Counter()
         self.auth: list[str | None] = []
+        self.gate_after: int | None = None  # model "gated": requests beyond this many wait for `gate_open`
+        self.gate_open = threading.Event()
 
     def requested(self, marker: str) -> int:
         return sum(n for t, n in self.seen.items() if marker in t)
@@ -90,6 +92,9 @@ def make_app(state: FakeState):
             state.auth.append(request.headers.get("authorization"))
         if body["model"] == "slow":
             await asyncio.sleep(0.08)
+        if body["model"] == "gated" and state.gate_after is not None and sum(state.seen.values()) > state.gate_after:
+            while not state.gate_open.is_set():  # hold the client mid-run, however slow the machine is
+                await asyncio.sleep(0.02)
         if "ALWAYS-500" in text or ("FLAKY-500" in text and n == 1):
             return JSONResponse({"error": {"message": "internal error"}}, status_code=500)
         if "ALWAYS-BAD" in text or ("FLAKY-JSON" in text and n == 1):
@@ -288,14 +293,17 @@ def test_cli_interrupt_and_resume(fake, tmp_path):
     inp.write_text("".join(json.dumps({"id": f"x{i}", "text": t, "context": ""}) + "\n" for i, t in enumerate(texts)))
     out = tmp_path / "out.jsonl"
     cmd = [sys.executable, "-m", "ecrs.cli", "annotate-emotions", str(inp), "--out", str(out), "--base-url", url,
-           "--model", "slow", "--no-progress", "--backoff", "0"]
+           "--model", "gated", "--no-progress", "--backoff", "0"]
     env = {**os.environ, "OPENAI_API_KEY": ""}
+    state.gate_after = 4  # the 5th request waits, so the interrupt always lands mid-run
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while not (out.exists() and out.read_text().count("\n") >= 4):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    state.gate_open.set()  # the held request may now finish: the interrupted run exits after it
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     first = _rows(out)
@@ -305,7 +313,7 @@ def test_cli_interrupt_and_resume(fake, tmp_path):
     assert done.returncode == 0, done.stderr
     assert not any(state.seen[texts[int(r["id"][1:])]] for r in first)  # done ids skipped
     ref = tmp_path / "ref.jsonl"
-    annotate(read_items(inp), OpenAIChatBackend(url, "slow"), ref, progress=False)
+    annotate(read_items(inp), OpenAIChatBackend(url, "gated"), ref, progress=False)
     assert out.read_bytes() == ref.read_bytes()
 
 
