@@ -40,9 +40,13 @@ MEASURED_S: dict[str, float] = {
     "train-emotion": 180,  # report.json train_seconds 164 + loading
     "prepare-redial": 142,
     "prepare-inspired": 41,
-    "train-ecr-fast-redial": 595,
-    "train-unicrs-fast-redial": 478,
+    # recommenders: metrics.json wall_seconds, seed 0, one torch thread with a second run beside it
+    "train-ecr-fast-redial": 557,
+    "train-unicrs-fast-redial": 391,
     "train-kbrd-redial": 92,
+    "train-ecr-fast-inspired": 85,
+    "train-unicrs-fast-inspired": 81,
+    "train-kbrd-inspired": 19,
     "train-generator": 1822,  # 90 steps of 18 s + 44 s setup + GGUF export
     "evaluate-inspired": 20,
     "evaluate-redial": 40,  # baselines 4 s + 17 s per trained run + loading
