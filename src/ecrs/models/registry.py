@@ -47,7 +47,6 @@ class TrainedRecommender:
         self._item_bias: torch.Tensor | None = None
         self._column: torch.Tensor | None = None  # entity id -> movie column (-1 for other entities)
         self._cols: torch.Tensor | None = None
-        self._cooc_items = None  # P(· | x) restricted to the movie columns, for the global votes
 
     @classmethod
     def load(cls, run_dir: str | Path, name: str | None = None, kg: KnowledgeGraph | None = None,
@@ -132,16 +131,8 @@ class TrainedRecommender:
         scores = q @ self._items.T + self._item_bias  # (B, n_items)
         if head.scorer.copy is not None:
             scores = head.scorer.copy(scores, b.entities, b.entity_mask, self._column)
-        if head.global_score is not None:
-            from ecrs.models.recommender import _sparse_rows
-
-            if self._cooc_items is None:
-                from ecrs.data.cooccurrence import Cooccurrence
-
-                # P restricted to the movie columns; rows of P(· | e_j) stay normalised over all entities.
-                self._cooc_items = Cooccurrence(self.cooccurrence.matrix()[:, self._cols.numpy()], normalised=True)
-            rows = _sparse_rows(self._cooc_items, b.entities.numpy(), b.entity_mask.numpy())
-            scores = head.global_score(scores, rows, prompt.emotion)
+        if head.global_score is not None:  # the batch's rows of P over all entities, mapped to the movie columns
+            scores = head.global_score(scores, b.global_rows, prompt.emotion, self._column)
         return scores
 
     @torch.no_grad()
