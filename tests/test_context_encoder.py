@@ -32,3 +32,16 @@ def test_encode_live_uses_the_cache_first(tmp_path):
     np.testing.assert_array_equal(live[0], stored[0])  # the cached float16 vector, not a re-encoding
     assert (tmp_path / "all-MiniLM-L6-v2.onnx").exists() and len(cache) == 1  # live texts are not persisted
     np.testing.assert_allclose(live[1], load_minilm().encode(TEXTS[1], normalize_embeddings=True), atol=1e-5)
+
+
+def test_encode_live_memoises_live_turns(tmp_path):
+    """A conversation's earlier live turns are encoded once, not again on every later turn."""
+    cache = TurnEmbeddingCache(tmp_path)
+    first = cache.encode_live(TEXTS[:2])
+    calls: list[list[str]] = []
+    live = cache._live
+    cache._live = lambda texts: calls.append(list(texts)) or live(texts)
+    again = cache.encode_live([TEXTS[1], TEXTS[0], TEXTS[2], TEXTS[2]])
+    assert calls == [[TEXTS[2]]]  # only the new text, once
+    np.testing.assert_array_equal(again[:2], first[::-1])
+    np.testing.assert_array_equal(again[2], again[3])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 
 MODEL_TAG = "all-MiniLM-L6-v2"
 DIM = 384
+LIVE_MEMO_SIZE = 20_000  # live turn vectors kept in memory (~30 MB)
 
 
 def text_key(text: str, model_tag: str = MODEL_TAG) -> str:
@@ -106,6 +108,9 @@ class TurnEmbeddingCache:
         self._loaded = False
         self._encoder = None
         self._live = None
+        # Live turns embedded at inference, kept in memory (not on disk): each chat turn re-reads the whole
+        # context, so without this every earlier turn of a conversation was re-encoded on every turn.
+        self._live_memo: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _load(self) -> None:
         if self._loaded:
@@ -174,8 +179,24 @@ class TurnEmbeddingCache:
                 todo.append(j)
             else:
                 out[j] = self._vectors[i]
+        todo = [j for j in todo if not self._from_memo(texts[j], out, j)]
         if todo:
             if self._live is None:
                 self._live = load_live_encoder(self.path.parent)
-            out[todo] = self._live([texts[j] for j in todo])
+            new = self._live(list(dict.fromkeys(texts[j] for j in todo)))
+            index = {t: i for i, t in enumerate(dict.fromkeys(texts[j] for j in todo))}
+            for j in todo:
+                out[j] = new[index[texts[j]]]
+            for t, i in index.items():
+                self._live_memo[t] = new[i]
+            while len(self._live_memo) > LIVE_MEMO_SIZE:
+                self._live_memo.popitem(last=False)
         return out
+
+    def _from_memo(self, text: str, out: np.ndarray, j: int) -> bool:
+        v = self._live_memo.get(text)
+        if v is None:
+            return False
+        self._live_memo.move_to_end(text)
+        out[j] = v
+        return True
