@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from serving_fixtures import ThreadServer, free_port
 
 from ecrs.data.annotate import (
     LABEL_DEFINITIONS,
@@ -114,29 +114,11 @@ def make_app(state: FakeState):
     return app
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    import uvicorn
-
     state = FakeState()
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(make_app(state), host="127.0.0.1", port=port, log_level="warning",
-                                        access_log=False))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "fake endpoint did not start"
-        time.sleep(0.02)
-    yield state, f"http://127.0.0.1:{port}/v1"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with ThreadServer(make_app(state)) as srv:
+        yield state, f"{srv.url}/v1"
 
 
 @pytest.fixture()
@@ -256,7 +238,7 @@ def test_fatal_and_unreachable_endpoints_stop_the_run(fake, tmp_path):
     with pytest.raises(FatalBackendError, match="401"):
         annotate(_items("Thanks"), OpenAIChatBackend(url.replace("/v1", "/denied/v1"), "m"), tmp_path / "a.jsonl",
                  progress=False)
-    dead = f"http://127.0.0.1:{_free_port()}/v1"
+    dead = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(FatalBackendError, match="in a row"):
         annotate(_items("a", "b", "c", "d"), OpenAIChatBackend(dead, "m", timeout=2), tmp_path / "b.jsonl",
                  attempts=1, max_consecutive_errors=2, progress=False)

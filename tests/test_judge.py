@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from serving_fixtures import ThreadServer
 
 from ecrs.cli import main as cli_main
 from ecrs.data.annotate import OpenAIChatBackend
@@ -92,22 +91,9 @@ def make_app(state: FakeState) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def server():
-    import uvicorn
-
     state = FakeState()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(make_app(state), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "fake endpoint did not start"
-        time.sleep(0.02)
-    yield state, f"http://127.0.0.1:{port}/v1"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with ThreadServer(make_app(state)) as srv:
+        yield state, f"{srv.url}/v1"
 
 
 def _judge(url: str, cache: Path | None, model: str = "fake-judge") -> Judge:
