@@ -90,7 +90,7 @@ def make_app(state: FakeState):
             state.seen[text] += 1
             n = state.seen[text]
             state.auth.append(request.headers.get("authorization"))
-        if body["model"] == "slow":
+        if body["model"] in ("slow", "gated"):
             await asyncio.sleep(0.08)
         if body["model"] == "gated" and state.gate_after is not None and sum(state.seen.values()) > state.gate_after:
             while not state.gate_open.is_set():  # hold the client mid-run, however slow the machine is
