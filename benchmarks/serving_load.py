@@ -10,7 +10,8 @@ latency is the client's `time.perf_counter()` around each request:
   concurrency_N        N clients at once (N = 8, 32), each with its own session, each sending its turns one after
                        another: turns per second over the phase, latency p50/p95, errors (non-200, transport error)
   server_rss           resident memory of the server process (psutil), peak over the run, sampled every 50 ms
-Conversations cycle through realistic messages; a new session every 6 turns. A few warm-up turns come first.
+Conversations replay the seeker's messages of ReDial test dialogues (at most 6 turns, each dialogue once, every
+text new to the server), one session per dialogue. A few warm-up turns come first.
 Pipeline: the real artifacts when artifacts/emotion and artifacts/data/redial exist, else the small test pipeline
 of tests/serving_fixtures.py (bundled graph and catalogue, live linker, briefly trained emotion classifier,
 popularity); the JSON says which. The 2-core machine is shared: the load average is recorded with the numbers.
@@ -24,6 +25,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -36,25 +38,34 @@ from typing import Self
 import httpx
 import psutil
 
-from ecrs.data.bundle import REPO_ROOT
+from ecrs.data.bundle import REPO_ROOT, bundled, iter_jsonl
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from serving_fixtures import ServerProcess, parse_sse, pickled_pipeline_path
 
 BARS = {"full_reply_p50_s": 1.5, "first_token_p50_s": 0.5, "recommendation_only_p50_s": 0.030,
         "errors_at_32_clients": 0, "server_rss_peak_gb": 2.0}
-MESSAGES = [
-    "Hi! I loved Titanic, anything like it?",
-    "Something funny for tonight, maybe a comedy",
-    "Anything with Tom Hanks?",
-    "I've seen that one already",
-    "My kids really liked Frozen",
-    "Not a fan of horror, nothing too scary please",
-    "What about a Christopher Nolan film?",
-    "Something recent would be great",
-    "Thanks, that sounds good!",
-]
 TURNS_PER_SESSION = 6
+
+
+def seeker_dialogues(n: int = 400) -> list[list[str]]:
+    """The seeker's messages of the first `n` bundled ReDial test dialogues, `@id` mentions written as the titles
+    they stand for: real, varied text, so no turn is served from the encoder's memo of texts already seen."""
+    out = []
+    for _, d in iter_jsonl(bundled("redial/test.jsonl.gz")):
+        titles = d.get("movieMentions") or {}
+        said = [_MENTION.sub(lambda m: (titles.get(m.group(1)) or "that movie").strip(), msg["text"]).strip()
+                for msg in d["messages"] if msg["senderWorkerId"] == d["initiatorWorkerId"]]
+        said = [t for t in said if t]
+        if len(said) >= 2:
+            out.append(said[:TURNS_PER_SESSION])
+        if len(out) == n:
+            break
+    return out
+
+
+_MENTION = re.compile(r"@(\d+)")
+DIALOGUES = seeker_dialogues()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -101,19 +112,22 @@ class RssSampler:
 
 
 class Conversation:
-    """A client's conversation: cycles the messages, starts a new session every TURNS_PER_SESSION turns."""
+    """A client's conversations: replays the seeker side of ReDial test dialogues (at most TURNS_PER_SESSION turns
+    each), one new session per dialogue; every conversation takes the next dialogue no one has replayed yet."""
 
-    def __init__(self, client: httpx.AsyncClient, offset: int = 0):
-        self.client, self.i, self.sid = client, offset, ""
+    _next_dialogue = 0  # shared by every Conversation of the run: no dialogue (hence no text) is replayed twice
+
+    def __init__(self, client: httpx.AsyncClient):
+        self.client, self.sid, self.queue = client, "", []
 
     async def next(self) -> tuple[str, str]:
-        if not self.sid or self.i % TURNS_PER_SESSION == 0:
+        if not self.queue:
+            self.queue = list(DIALOGUES[Conversation._next_dialogue % len(DIALOGUES)])
+            Conversation._next_dialogue += 1
             r = await self.client.post("/sessions")
             r.raise_for_status()
             self.sid = r.json()["id"]
-        text = MESSAGES[self.i % len(MESSAGES)]
-        self.i += 1
-        return self.sid, text
+        return self.sid, self.queue.pop(0)
 
 
 async def sequential(url: str, turns: int, reply: bool) -> dict:
@@ -162,7 +176,7 @@ async def concurrent(url: str, clients: int, turns_each: int) -> dict:
 
         async def one(k: int) -> None:
             nonlocal errors
-            conv = Conversation(c, offset=k)
+            conv = Conversation(c)
             for _ in range(turns_each):
                 try:
                     sid, text = await conv.next()

@@ -277,3 +277,15 @@ def test_unknown_movie_is_a_clear_error():
 
     with pytest.raises(EcrsError, match="not in the catalogue"):
         _generator("x").generate(999)
+
+
+def test_serve_reply_length_overrides_the_generator_setting(tmp_path):
+    """`ecrs serve/chat --reply-tokens N` reach the engine; N < 1 is refused. (A folder without a trained generator
+    gives the zero-shot SmolLM2, loaded from its GGUF package.)"""
+    from ecrs.errors import EcrsError
+    from ecrs.inference.pipeline import load_generator
+
+    gen = load_generator(tmp_path, str(tmp_path / "untrained"), max_tokens=7)
+    assert gen.settings.max_tokens == 7
+    with pytest.raises(EcrsError, match="reply tokens"):
+        load_generator(tmp_path, str(tmp_path / "untrained"), max_tokens=0)

@@ -180,6 +180,25 @@ def test_constraint_masks_match_the_per_movie_rule(pipeline, texts):
     assert pipeline._allowed(state).tolist() == _allowed_reference(pipeline, state)
 
 
+def test_impossible_constraints_are_relaxed_with_one_scoring_pass(pipeline):
+    """No movie is a horror film with Will Ferrell that is also no comedy and recent: the pipeline drops the stated
+    constraints (never the memory of seen movies) and reuses the scores it computed instead of scoring again."""
+    state = ConversationState()
+    pipeline.turn(state, "I've seen Titanic")
+    for text in ("horror with Will Ferrell", "no comedy, something recent"):
+        pipeline.understand(state, text)
+    assert not pipeline._allowed(state).any()
+    calls = []
+    real = pipeline.recommender.score
+    pipeline.recommender.score = lambda samples: calls.append(1) or real(samples)
+    try:
+        recs = pipeline.recommend(state)
+    finally:
+        del pipeline.recommender.score
+    assert len(calls) == 1 and len(recs) == pipeline.top_k
+    assert not {r.entity for r in recs} & (state.excluded() | set(state.entities))
+
+
 # ---------------------------------------------------------------- errors
 
 def test_unknown_session_is_404(client):

@@ -27,6 +27,9 @@ MAX_MESSAGE_CHARS = 2000  # longer messages are truncated for the models (the AP
 _SEEN = re.compile(r"\b(seen|saw|watched|watch(ed)? it)\b", re.I)
 _NOT_SEEN = re.compile(r"\b(not|never|haven'?t|havent|didn'?t|hadn'?t)\b[^.?!]{0,20}\b(seen|saw|watched)\b", re.I)
 _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
+# Serve / chat reply length: greedy decoding makes a 40-token reply the first ~35 words of the 60-token one the
+# generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
+CHAT_REPLY_TOKENS = 40
 RECENT_YEAR = 2010  # ReDial was collected in 2017-2018
 FEEDBACK_EMOTIONS: dict[str, Emotions] = {"liked": [("like", 1.0)], "disliked": [("negative", 1.0)]}
 
@@ -150,8 +153,10 @@ class EmpatheticRecommender:
 
     @classmethod
     def load(cls, artifacts: str | Path = "artifacts", recommender: str | None = None,
-             generator: str | None = None, top_k: int = 3) -> EmpatheticRecommender:
-        """Load every artifact; a missing one is a clear error naming the command that makes it."""
+             generator: str | None = None, top_k: int = 3,
+             reply_tokens: int | None = None) -> EmpatheticRecommender:
+        """Load every artifact; a missing one is a clear error naming the command that makes it.
+        `reply_tokens` caps the generated continuation (None: the generator's own setting)."""
         from ecrs.data.linking import build_redial_linker
         from ecrs.models.emotion import EmotionClassifier
 
@@ -166,7 +171,7 @@ class EmpatheticRecommender:
             linker=build_redial_linker(kg),
             emotion=EmotionClassifier.load(emotion_dir),
             recommender=load_scorer(kg, artifacts, recommender),
-            generator=load_generator(artifacts, generator),
+            generator=load_generator(artifacts, generator, reply_tokens),
             top_k=top_k,
         )
 
@@ -232,12 +237,10 @@ class EmpatheticRecommender:
             mentioned_items=[e for e in state.entities if e in self.kg.item_set], targets=[], response="",
             seeker_emotion=state.entity_emotions[-1] if state.entity_emotions else [],
         )
-        scores = self.recommender.score([sample])[0].astype(np.float64)
-        allowed = self._allowed(state)
-        scores[~allowed] = -np.inf
+        raw = self.recommender.score([sample])[0].astype(np.float64)
+        scores = np.where(self._allowed(state), raw, -np.inf)
         if not np.isfinite(scores).any():  # constraints too strict: relax them rather than say nothing
-            scores = self.recommender.score([sample])[0].astype(np.float64)
-            scores[~self._allowed(state, constraints=False)] = -np.inf
+            scores = np.where(self._allowed(state, constraints=False), raw, -np.inf)
         top = np.argsort(-scores, kind="stable")[:k]
         out = []
         for i in top:
@@ -389,7 +392,9 @@ def load_scorer(kg: KnowledgeGraph, artifacts: Path, spec: str | None) -> Scorer
     if spec and spec != "popularity":
         from ecrs.models.registry import TrainedRecommender
 
-        return TrainedRecommender.load(spec, kg=kg)
+        # One torch thread: a chat turn scores one context (ops too small to split), and with OpenMP's spinning
+        # a second thread fighting the generator or another process for 2 cores made a turn ~10x slower.
+        return TrainedRecommender.load(spec, kg=kg, threads=1)
     from ecrs.data.prepare import load_samples
     from ecrs.models.baselines import Popularity
 
@@ -398,9 +403,9 @@ def load_scorer(kg: KnowledgeGraph, artifacts: Path, spec: str | None) -> Scorer
     return model
 
 
-def load_generator(artifacts: Path, spec: str | None):
+def load_generator(artifacts: Path, spec: str | None, max_tokens: int | None = None):
     """A fine-tuned generator folder (`ecrs train generator`); `None` takes the default one when present;
-    `"template"` (or nothing trained) gives the grounded template reply."""
+    `"template"` (or nothing trained) gives the grounded template reply. `max_tokens` overrides its length."""
     default = artifacts / "generator" / "smollm2"
     if spec is None and (default / "generator.json").exists():
         spec = str(default)
@@ -408,7 +413,11 @@ def load_generator(artifacts: Path, spec: str | None):
         return None
     from ecrs.models.generator import ResponseGenerator
 
-    return ResponseGenerator.load(spec)
+    if max_tokens is None:
+        return ResponseGenerator.load(spec)
+    if max_tokens < 1:
+        raise EcrsError(f"reply tokens must be >= 1, got {max_tokens}")
+    return ResponseGenerator.load(spec, max_tokens=max_tokens)
 
 
 __all__ = ["ConversationState", "EmpatheticRecommender", "Recommendation", "TurnResult", "TurnStart", "EMOTIONS"]

@@ -5,12 +5,15 @@ import argparse
 import sys
 
 from ecrs.errors import EcrsError
+from ecrs.inference.pipeline import CHAT_REPLY_TOKENS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifacts", default="artifacts", help="folder with trained artifacts")
     p.add_argument("--recommender", default=None, help="recommender run folder, or 'popularity' (default: the trained ECR run if present)")
     p.add_argument("--generator", default=None, help="generator folder, or 'template' (default: the fine-tuned generator if present)")
+    p.add_argument("--reply-tokens", type=int, default=CHAT_REPLY_TOKENS,
+                   help="most new tokens of a generated reply (default: %(default)s; the generation benchmarks use 60)")
     p.add_argument("--show", action="store_true", help="show detected emotions and linked entities")
 
 
@@ -18,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     from ecrs.inference.pipeline import ConversationState, EmpatheticRecommender, TurnStart
 
     print("loading…", end="", flush=True, file=sys.stderr)
-    bot = EmpatheticRecommender.load(args.artifacts, args.recommender, args.generator)
+    bot = EmpatheticRecommender.load(args.artifacts, args.recommender, args.generator,
+                                                  reply_tokens=args.reply_tokens)
     print("\rType a message (empty line or Ctrl-D to quit).", file=sys.stderr)
     state = ConversationState()
     while True:

@@ -12,6 +12,7 @@ import importlib
 from pathlib import Path
 
 from ecrs.errors import EcrsError
+from ecrs.inference.pipeline import CHAT_REPLY_TOKENS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recommender", default=None,
                    help="recommender run folder, or 'popularity' (default: the trained ECR run if present)")
     p.add_argument("--generator", default=None, help="generator folder, or 'template' (default: the fine-tuned generator if present)")
+    p.add_argument("--reply-tokens", type=int, default=CHAT_REPLY_TOKENS,
+                   help="most new tokens of a generated reply (default: %(default)s; the generation benchmarks use 60)")
     p.add_argument("--pipeline", default=None, metavar="MODULE:FUNCTION",
                    help="build the pipeline with this zero-argument function instead of loading --artifacts")
     p.add_argument("--rate-per-minute", type=float, default=60.0,
@@ -48,7 +51,8 @@ def _factory(args: argparse.Namespace):
         raise EcrsError(f"{emotion}: emotion classifier not found; train it with `ecrs train emotion`")
     from ecrs.inference.pipeline import EmpatheticRecommender
 
-    return lambda: EmpatheticRecommender.load(args.artifacts, args.recommender, args.generator)
+    return lambda: EmpatheticRecommender.load(args.artifacts, args.recommender, args.generator,
+                                                  reply_tokens=args.reply_tokens)
 
 
 def run(args: argparse.Namespace) -> int:
