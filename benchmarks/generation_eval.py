@@ -1,6 +1,7 @@
 """Response-generation evaluation on ReDial test (ECR_SPEC §6): Distinct-n, BLEU, length, grounding errors.
 
-    .venv/bin/python benchmarks/generation_eval.py [--model artifacts/generator/smollm2] [--n 200] [--n-plain 100]
+    .venv/bin/python benchmarks/generation_eval.py [--model artifacts/generator/smollm2] [--n 200] [--n-plain 100] \\
+        [--extra finetuned_qwen05=artifacts/generator/qwen05]
 
 Samples: recommender turns of the bundled ReDial *test* dialogues that mention at least one catalogue movie; one
 sample per turn (its first such movie = the movie to recommend), a seeded random subset of `--n` (CPU time; all
@@ -12,7 +13,8 @@ Systems (same knowledge and first sentence for every model system):
                     samples, the plain-text prompt: which format works for the base model)
   fine-tuned        our LoRA fine-tune served from the Q8_0 GGUF, ECR prompt
   fine-tuned+dialogue  the same model, prompt with the last two turns and the user's emotion
-Decoding: greedy, no repeated 3-gram in the continuation, 60 new tokens (the serve default); the served reply drops
+  --extra NAME=DIR  any other fine-tuned generator (the Qwen2.5-0.5B role), ECR prompt
+Decoding: greedy, no repeated 3-gram in the continuation, 60 new tokens (`ecrs serve` cuts replies at 40); the served reply drops
 ungrounded and unfinished sentences (grounding repair). Metrics on the served replies: Distinct-1..4 as the true
 ratio over the corpus (and the UniCRS/ECR per-sentence variant, distinct n-grams / #replies, named so), corpus BLEU
 (sacrebleu) and BLEU-1/2, mean length in words; grounding-error rate = share of replies naming a year or a person /
@@ -132,7 +134,13 @@ def main() -> None:
     ap.add_argument("--n-seen-extra", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-tokens", type=int, default=60)
+    ap.add_argument("--extra", action="append", default=[], metavar="NAME=DIR",
+                    help="another fine-tuned generator, scored as system NAME with the ECR prompt "
+                         "(e.g. finetuned_qwen05=artifacts/generator/qwen05)")
     args = ap.parse_args()
+    extras = dict(e.split("=", 1) for e in args.extra)
+    if any(not Path(d, "generator.json").exists() for d in extras.values()):
+        ap.error(f"--extra: no trained generator (generator.json) in {', '.join(extras.values())}")
     CACHE.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
 
@@ -170,6 +178,9 @@ def main() -> None:
         "finetuned_dialogue_emotion": (
             lambda s: tuned.generate_detailed(s["movie"], s["context"], s["emotion"], use_dialogue=True), samples),
     }
+    for name, directory in extras.items():
+        extra_gen = ResponseGenerator.load(directory, linker=linker, kb=kb, max_tokens=args.max_tokens)
+        systems[name] = (lambda s, g=extra_gen: g.generate_detailed(s["movie"], use_dialogue=False), samples)
     refs = {s["id"]: s["reference"] for s in samples}
     knowledge = {}
     facts = {}
@@ -197,7 +208,6 @@ def main() -> None:
         print(f"{name:28s} n={a['n']:3d} D1 {a['distinct_1']:.3f} D2 {a['distinct_2']:.3f} BLEU {a['bleu']:.2f} "
               f"len {a['length_words']:.1f} ground-err {a['grounding_error_rate_before_repair']:.3f} -> "
               f"{a['grounding_error_rate_served']:.3f}", flush=True)
-    train_log = Path(args.model) / "train_log.json"
     update_results("evaluation", {
         "samples": {"split": "ReDial test (bundled official test split)", "n": len(samples),
                     "n_plain_format": min(args.n_plain, len(samples)),
@@ -227,26 +237,33 @@ def main() -> None:
         "examples": examples,
         "judge": "run separately by benchmarks/judge.py: see the top-level `judge` key and benchmarks/results/judge.json",
         "model": args.model,
+        "extra_models": extras,
         "seconds": round(time.time() - t_start, 1),
     })
     update_results("review_kb", kb.stats)
-    if train_log.exists():
-        log = json.loads(train_log.read_text())
-        last = log["history"][-1] if log["history"] else {}
-        update_results("training", {
-            "base": log["config"]["base"], "format": log["config"]["format"], "max_len": log["config"]["max_len"],
-            "lora": log["config"]["lora"], "lr": log["config"]["train"]["lr"],
-            "batch_size": log["config"]["train"]["batch_size"], "steps": log["steps"],
-            "examples_seen": log["steps"] * log["config"]["train"]["batch_size"],
-            "train_examples": log["train_examples"], "valid_examples": log["valid_examples"],
-            "example_stats": log["examples"], "tokens_per_row": log["tokens_per_row"],
-            "emotion_source_in_training": log["emotion_source"],
-            "train_seconds": log["train_seconds_total"], "seconds_per_step": log["seconds_per_step"],
-            "setup_seconds": log["data_seconds"], "wall_seconds": log["wall_seconds"],
-            "valid_loss_base": log.get("valid_loss_base"), "valid_loss_finetuned": last.get("valid_loss"),
-            "budget_bar": "<= 60 min on 2 cores for the bundled data",
-        })
+    if (Path(args.model) / "train_log.json").exists():
+        update_results("training", training_summary(Path(args.model)))
+    if extras:
+        update_results("training_extra", {name: training_summary(Path(d)) for name, d in extras.items()
+                                          if (Path(d) / "train_log.json").exists()})
 
+
+def training_summary(model_dir: Path) -> dict[str, Any]:
+    log = json.loads((model_dir / "train_log.json").read_text())
+    last = log["history"][-1] if log["history"] else {}
+    return {
+        "base": log["config"]["base"], "format": log["config"]["format"], "max_len": log["config"]["max_len"],
+        "lora": log["config"]["lora"], "lr": log["config"]["train"]["lr"],
+        "batch_size": log["config"]["train"]["batch_size"], "steps": log["steps"],
+        "examples_seen": log["steps"] * log["config"]["train"]["batch_size"],
+        "train_examples": log["train_examples"], "valid_examples": log["valid_examples"],
+        "example_stats": log["examples"], "tokens_per_row": log["tokens_per_row"],
+        "emotion_source_in_training": log["emotion_source"],
+        "train_seconds": log["train_seconds_total"], "seconds_per_step": log["seconds_per_step"],
+        "setup_seconds": log["data_seconds"], "wall_seconds": log["wall_seconds"],
+        "valid_loss_base": log.get("valid_loss_base"), "valid_loss_finetuned": last.get("valid_loss"),
+        "budget_bar": "<= 60 min on 2 cores for the bundled data",
+    }
 
 if __name__ == "__main__":
     main()

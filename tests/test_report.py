@@ -54,7 +54,10 @@ def results(tmp_path: Path) -> Path:
                           "latency": {"n": 2, "p50_s": 0.06, "p95_s": 0.1, "samples_s": [0.05, 0.07]}}}}))
     (d / "generation.json").write_text(json.dumps({
         "evaluation": {"table": {"finetuned": {"all": {"n": 20, "distinct_2": 0.1924, "bleu": 8.169}}}},
-        "judge": {"prompt_version": "judge-v1", "pairwise": {"finetuned vs template": {"wins": 13, "losses": 7}}}}))
+        "judge": {"prompt_version": "judge-v1", "pairwise": {"finetuned vs template": {"wins": 13, "losses": 7}}},
+        "training_extra": {"finetuned_qwen05": {"base": "models/qwen-0.5b.gguf", "steps": 90, "batch_size": 4,
+                                                "train_seconds": 1500.4, "valid_loss_base": 3.7,
+                                                "valid_loss_finetuned": 3.1}}}))
     return d
 
 
@@ -74,7 +77,8 @@ def test_report_numbers_plots_and_determinism(results: Path, tmp_path: Path) -> 
     # generation, the judge when present, emotion, latency
     for text in ("0.192", "8.169", "judge-v1", "| finetuned vs template | 13 | 7 |", "0.919", "1.23", "0.818",
                  "GPT-2 Recall@2 0.8775", "28.59", "| serving: full_reply | 3 | 10.60 | 14.40 | no raw samples |",
-                 "| serving: concurrency_8 latency | 2 | 60.00 | 100.00 | 2 |", "65.76"):
+                 "| serving: concurrency_8 latency | 2 | 60.00 | 100.00 | 2 |", "65.76",
+                 "`finetuned_qwen05` (qwen-0.5b.gguf): 90 steps of batch 4, 1500 s"):
         assert text in md, text
     assert "missing: `entity_linking.json`" in md
     pngs = sorted(p.name for p in out.glob("*.png"))

@@ -356,6 +356,10 @@ def _generation_section(gen: dict[str, Any] | None) -> list[str]:
                   f"({tr.get('examples_seen', '–')} of {tr.get('train_examples', '–')} examples), "
                   f"{num(tr.get('train_seconds'), 0)} s; valid loss {num(tr.get('valid_loss_base'))} (base) -> "
                   f"{num(tr.get('valid_loss_finetuned'))} (fine-tuned).", ""]
+    for name, t in (gen.get("training_extra") or {}).items():
+        lines += [f"Training of `{name}` ({Path(str(t.get('base', '–'))).name}): {t.get('steps', '–')} steps of batch "
+                  f"{t.get('batch_size', '–')}, {num(t.get('train_seconds'), 0)} s; valid loss "
+                  f"{num(t.get('valid_loss_base'))} (base) -> {num(t.get('valid_loss_finetuned'))} (fine-tuned).", ""]
     return lines
 
 
