@@ -289,3 +289,14 @@ def test_serve_reply_length_overrides_the_generator_setting(tmp_path):
     assert gen.settings.max_tokens == 7
     with pytest.raises(EcrsError, match="reply tokens"):
         load_generator(tmp_path, str(tmp_path / "untrained"), max_tokens=0)
+
+
+def test_generator_base_names_resolve_or_fail_clearly(tmp_path):
+    from ecrs.errors import EcrsError
+    from ecrs.training.generator import resolve_base
+
+    assert resolve_base(str(tmp_path)) == tmp_path
+    with pytest.raises(EcrsError, match="no such file"):
+        resolve_base(str(tmp_path / "missing.gguf"))
+    with pytest.raises(EcrsError, match="unknown Qwen size"):
+        resolve_base("qwen-7b")

