@@ -39,6 +39,7 @@ import httpx
 import psutil
 
 from ecrs.data.bundle import REPO_ROOT, bundled, iter_jsonl
+from ecrs.inference.pipeline import CHAT_REPLY_TOKENS
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from serving_fixtures import ServerProcess, parse_sse, pickled_pipeline_path
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{tmp}/sessions.db"
         if real:
-            pipeline = {"kind": "artifacts", "artifacts": str(artifacts)}
+            pipeline = {"kind": "artifacts", "artifacts": str(artifacts),
+                        "reply_tokens": CHAT_REPLY_TOKENS}  # `ecrs serve`'s default, which the server runs with
             server = ServerProcess(db, None, "--artifacts", str(artifacts), "--rate-per-minute", "0")
         else:
             pipeline = {"kind": "fixture", "description": "tests/serving_fixtures.py: bundled ReDial graph and "
