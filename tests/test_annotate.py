@@ -233,6 +233,15 @@ def test_concurrency_gives_the_same_labels(fake, tmp_path):
     assert parallel < 12 * 0.08  # requests overlapped
 
 
+def test_rows_are_written_in_input_order_at_concurrency_1(fake, tmp_path):
+    """Two requests are in flight even at concurrency 1; when both have finished by the time the writer looks, the
+    rows still go out in input order (they once came out in swapped pairs with a fast endpoint)."""
+    _, url = fake
+    items = _items(*(f"I love movie {i}" for i in range(40)))
+    annotate(items, OpenAIChatBackend(url, "instant"), tmp_path / "o.jsonl", progress=False)
+    assert [r["id"] for r in _rows(tmp_path / "o.jsonl")] == [it.id for it in items]
+
+
 def test_fatal_and_unreachable_endpoints_stop_the_run(fake, tmp_path):
     _, url = fake
     with pytest.raises(FatalBackendError, match="401"):

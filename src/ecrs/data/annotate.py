@@ -487,17 +487,20 @@ def annotate(items: Sequence[AnnotationItem], backend: Backend, out: str | Path,
     try:
         with out.open("a", encoding="utf-8") as fo, fpath.open("a", encoding="utf-8") as ff:
             pending: set[cf.Future] = set()
+            order: dict[cf.Future, int] = {}  # submission number: rows of one wait() are written in input order
             queue = iter(todo)
             while True:
                 while len(pending) < 2 * workers:  # bounded: a Ctrl-C leaves few requests in flight
                     it = next(queue, None)
                     if it is None:
                         break
-                    pending.add(ex.submit(_label_one, it, backend, attempts, backoff, max_backoff, sleep))
+                    fut = ex.submit(_label_one, it, backend, attempts, backoff, max_backoff, sleep)
+                    order[fut] = len(order)
+                    pending.add(fut)
                 if not pending:
                     break
                 finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                for fut in finished:
+                for fut in sorted(finished, key=order.__getitem__):
                     o: _Outcome = fut.result()  # FatalBackendError propagates
                     if o.labels is not None:
                         row = {"id": o.item.id, "labels": o.labels, **base}
