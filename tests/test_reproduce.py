@@ -51,6 +51,9 @@ def test_report_stage_runs_then_skips(tmp_path: Path, monkeypatch: pytest.Monkey
     results.mkdir(parents=True)
     (results / "entity_linking.json").write_text(json.dumps(
         {"variants": {"no_year": {"movie_precision": 0.9182, "movie_recall": 0.9503}}}))
+    # A committed report, newer than the results, as in a fresh clone: not this checkout's run, so not skipped.
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "README.md").write_text("committed report")
     args = ["reproduce", "--config", ECR_FAST, "--only", "report"]
     assert main(args) == 0
     assert "0.918" in (tmp_path / "reports" / "README.md").read_text()

@@ -67,6 +67,10 @@ class Stage:
     inputs: list[Path] = field(default_factory=list)
     # Extra completeness test beyond "outputs newer than inputs" (a finished flag, rows present in a results file).
     complete: Callable[[], bool] | None = None
+    # Written when the stage succeeds, for stages whose outputs are committed files (benchmarks/results, reports):
+    # those exist in a fresh clone, and two stages may share one (recommendation.json), so only a stamp says that
+    # this checkout's run made them.
+    stamp: Path | None = None
 
     def estimate(self) -> tuple[float, bool]:
         """(seconds, measured?)"""
@@ -79,10 +83,11 @@ class Stage:
         return 60.0, False
 
     def done(self) -> bool:
-        if not all(p.exists() for p in self.outputs):
+        outputs = [*self.outputs, *([self.stamp] if self.stamp else [])]
+        if not all(p.exists() for p in outputs):
             return False
         newest_input = max((p.stat().st_mtime for p in self.inputs if p.exists()), default=0.0)
-        if min(p.stat().st_mtime for p in self.outputs) < newest_input:
+        if min(p.stat().st_mtime for p in outputs) < newest_input:
             return False  # an input changed since (e.g. the emotion classifier was retrained): stale
         return self.complete() if self.complete else True
 
@@ -176,6 +181,9 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
                         [results / "generation.json"], inputs=[gguf]))
     stages.append(Stage("report", "report", [*ecrs, "report", "--results", str(results), "--out", str(reports)],
                         [reports / "README.md"], inputs=sorted(results.glob("*.json"))))
+    for s in stages:
+        if any(p.is_relative_to(results) or p.is_relative_to(reports) for p in s.outputs):
+            s.stamp = artifacts / "reproduce" / f"{s.name}.done"
     return stages
 
 
@@ -242,6 +250,9 @@ def run(args: argparse.Namespace) -> int:
                   "(finished stages are skipped)", file=sys.stderr)
             return rc
         ran += 1
+        if s.stamp:
+            s.stamp.parent.mkdir(parents=True, exist_ok=True)
+            s.stamp.write_text(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(s.argv)}\n")
         print(f"[{i}/{len(stages)}] {s.name} done in {hms(time.time() - t0)}", flush=True)
     print(f"\necrs reproduce: {ran} stages run in {hms(time.time() - t_all)}; see reports/README.md")
     return 0
