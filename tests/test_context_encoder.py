@@ -45,3 +45,22 @@ def test_encode_live_memoises_live_turns(tmp_path):
     assert calls == [[TEXTS[2]]]  # only the new text, once
     np.testing.assert_array_equal(again[:2], first[::-1])
     np.testing.assert_array_equal(again[2], again[3])
+
+
+def test_prefetch_embeds_in_the_background_once(tmp_path):
+    """A prefetched text is embedded on the prefetch thread; `encode_live` then waits for it instead of embedding it
+    again, and gets the same vector as a direct encoding."""
+    import threading
+
+    cache = TurnEmbeddingCache(tmp_path)
+    direct = cache.encode_live(TEXTS[:1])
+    calls: list[tuple[str, list[str]]] = []
+    live = cache._live
+    cache._live = lambda texts: calls.append((threading.current_thread().name, list(texts))) or live(texts)
+    cache.prefetch([TEXTS[1], TEXTS[1], TEXTS[0]])  # TEXTS[0] is in the memo already
+    got = cache.encode_live([TEXTS[1], TEXTS[0]])
+    assert [texts for _, texts in calls] == [[TEXTS[1]]] and calls[0][0].startswith("turn-prefetch")
+    np.testing.assert_array_equal(got[1], direct[0])
+    np.testing.assert_allclose(got[0], load_minilm().encode(TEXTS[1], normalize_embeddings=True), atol=1e-5)
+    cache.prefetch([TEXTS[1]])  # known now: nothing to do
+    assert len(calls) == 1

@@ -326,6 +326,9 @@ class EmpatheticRecommender:
 
     def _finish_turn(self, state: ConversationState, reply: str, recs: list[Recommendation]) -> None:
         state.turns.append(("recommender", reply))
+        prefetch = getattr(self.recommender, "prefetch", None)
+        if prefetch is not None:  # embed our reply while the user reads it, not on their next turn
+            prefetch([reply])
         rec_entities = [r.entity for r in recs]
         state.recommended += rec_entities
         state.awaiting_reaction = list(range(len(state.entities), len(state.entities) + len(rec_entities)))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +113,9 @@ class TurnEmbeddingCache:
         # Live turns embedded at inference, kept in memory (not on disk): each chat turn re-reads the whole
         # context, so without this every earlier turn of a conversation was re-encoded on every turn.
         self._live_memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._pending: dict[str, Future] = {}  # texts being embedded by `prefetch`
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     def _load(self) -> None:
         if self._loaded:
@@ -169,7 +174,8 @@ class TurnEmbeddingCache:
             (0, DIM), np.float32)
 
     def encode_live(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors for texts at inference: cached where possible, the rest embedded now (not persisted)."""
+        """Vectors for texts at inference: cached where possible, the rest embedded now (not persisted).
+        Thread-safe: a server scores several sessions at once."""
         self._load()
         out = np.empty((len(texts), DIM), dtype=np.float32)
         todo = []
@@ -179,24 +185,53 @@ class TurnEmbeddingCache:
                 todo.append(j)
             else:
                 out[j] = self._vectors[i]
+        for fut in {self._pending.get(texts[j]) for j in todo} - {None}:
+            fut.result()  # being prefetched: wait for it rather than embed it twice
         todo = [j for j in todo if not self._from_memo(texts[j], out, j)]
         if todo:
-            if self._live is None:
-                self._live = load_live_encoder(self.path.parent)
-            new = self._live(list(dict.fromkeys(texts[j] for j in todo)))
-            index = {t: i for i, t in enumerate(dict.fromkeys(texts[j] for j in todo))}
+            new = self._embed(list(dict.fromkeys(texts[j] for j in todo)))
             for j in todo:
-                out[j] = new[index[texts[j]]]
-            for t, i in index.items():
-                self._live_memo[t] = new[i]
-            while len(self._live_memo) > LIVE_MEMO_SIZE:
-                self._live_memo.popitem(last=False)
+                out[j] = new[texts[j]]
         return out
 
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Start embedding `texts` on a background thread (ONNX Runtime releases the GIL) so that a later
+        `encode_live` finds them ready: the system's own reply is embedded while the user reads it and types,
+        not on the critical path of their next turn."""
+        self._load()
+        with self._lock:
+            new = [t for t in dict.fromkeys(texts) if text_key(t, self.model_tag) not in self._index
+                   and t not in self._live_memo and t not in self._pending]
+            if not new:
+                return
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="turn-prefetch")
+            fut = self._executor.submit(self._embed, new)
+            for t in new:
+                self._pending[t] = fut
+
+    def _embed(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Embed live texts and remember them in the memo (newest last; the oldest are dropped past the limit)."""
+        with self._lock:
+            if self._live is None:
+                self._live = load_live_encoder(self.path.parent)
+        vectors: dict[str, np.ndarray] = {}
+        try:
+            vectors = dict(zip(texts, self._live(texts)))
+        finally:
+            with self._lock:  # in the memo before it leaves `_pending`: a reader finds it in one or the other
+                self._live_memo.update(vectors)
+                while len(self._live_memo) > LIVE_MEMO_SIZE:
+                    self._live_memo.popitem(last=False)
+                for t in texts:
+                    self._pending.pop(t, None)
+        return vectors
+
     def _from_memo(self, text: str, out: np.ndarray, j: int) -> bool:
-        v = self._live_memo.get(text)
-        if v is None:
-            return False
-        self._live_memo.move_to_end(text)
+        with self._lock:
+            v = self._live_memo.get(text)
+            if v is None:
+                return False
+            self._live_memo.move_to_end(text)
         out[j] = v
         return True

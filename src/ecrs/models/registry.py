@@ -135,6 +135,12 @@ class TrainedRecommender:
             scores = head.global_score(scores, b.global_rows, prompt.emotion, self._column)
         return scores
 
+    def prefetch(self, texts: list[str]) -> None:
+        """Start embedding turns that a later `score` will read (the system's reply), in the background."""
+        owner = getattr(self.turn_vectors, "__self__", None)  # the TurnEmbeddingCache of `encode_live`
+        if hasattr(owner, "prefetch"):
+            owner.prefetch(texts)
+
     @torch.no_grad()
     def top_k(self, sample: Sample, k: int = 50) -> list[int]:
         """The k best movies (entity ids) for one dialogue turn."""
