@@ -33,29 +33,32 @@ DEFAULT_CONFIGS = ["configs/recommender/ecr-fast.yaml"]
 # (one epoch at the paper's lr 1e-4) takes ~2 h on 2 cores.
 GENERATOR_ARGS = ["--set", "train.max_steps=90", "--set", "train.lr=0.0003"]
 
-# Wall seconds per stage, measured on the shared 2-core CPU machine this project is developed on (from the
-# artifacts' metrics.json / report.json / manifest.json and benchmarks/results; load average 1-9, so +-50 %).
+# Wall seconds per stage, measured on the shared 2-core CPU machine this project is developed on: the default plan's
+# stages from a fresh-clone `ecrs reproduce` (2026-11-26, 62.5 min in all; other jobs shared the cores during the
+# ECR training), the other recommenders from their metrics.json. Load varies, so +-50 %.
 # Keys are stage names, or `train-<config name>-<dataset>` for recommenders.
 MEASURED_S: dict[str, float] = {
-    "train-emotion": 180,  # report.json train_seconds 164 + loading
-    "prepare-redial": 142,
-    "prepare-inspired": 41,
-    # recommenders: metrics.json wall_seconds, seed 0, one torch thread with a second run beside it
-    "train-ecr-fast-redial": 557,
+    "train-emotion": 32,
+    "prepare-redial": 32,
+    "prepare-inspired": 11,
+    # the other recommenders: metrics.json wall_seconds, seed 0, one torch thread with a second run beside it
+    "train-ecr-fast-redial": 970,
     "train-unicrs-fast-redial": 391,
     "train-kbrd-redial": 92,
     "train-ecr-fast-inspired": 85,
     "train-unicrs-fast-inspired": 81,
     "train-kbrd-inspired": 19,
-    "train-generator": 1822,  # 90 steps of 18 s + 44 s setup + GGUF export
-    "evaluate-inspired": 20,
-    "evaluate-redial": 40,  # baselines 4 s + 17 s per trained run + loading
-    "bench-linking": 8,
-    "bench-generation": 276,
-    "report": 10,
+    "train-generator": 801,
+    "evaluate-inspired": 1,
+    "evaluate-redial": 359,
+    "bench-linking": 5,
+    "bench-generation": 1495,
+    "report": 5,
+    "bench-emotion": 7,
+    "bench-latency": 31,
 }
 # Stages never timed here: a rough guess, shown as such.
-GUESS_S: dict[str, float] = {"train": 600, "evaluate": 40, "bench-emotion": 60, "bench-latency": 40}
+GUESS_S: dict[str, float] = {"train": 600, "evaluate": 40}
 
 
 @dataclass
