@@ -53,8 +53,9 @@ class OnnxMiniLM:
         from transformers import AutoTokenizer
 
         # The tokenizer and its length alone: the torch model (~250 MB resident) is loaded only to export once.
-        self.tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
-        self.max_length = json.loads((minilm_dir() / "sentence_bert_config.json").read_text())["max_seq_length"]
+        model_dir = minilm_dir()
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.max_length = json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"]
         path = Path(path)
         if not path.exists():
             _export_onnx(load_minilm()[0].auto_model.eval(), self.tokenizer, path)

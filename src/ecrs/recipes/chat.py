@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     print("loading…", end="", flush=True, file=sys.stderr)
     bot = EmpatheticRecommender.load(args.artifacts, args.recommender, args.generator,
-                                                  reply_tokens=args.reply_tokens)
+                                     reply_tokens=args.reply_tokens)
     print("\rType a message (empty line or Ctrl-D to quit).", file=sys.stderr)
     state = ConversationState()
     while True:

@@ -52,7 +52,7 @@ def _factory(args: argparse.Namespace):
     from ecrs.inference.pipeline import EmpatheticRecommender
 
     return lambda: EmpatheticRecommender.load(args.artifacts, args.recommender, args.generator,
-                                                  reply_tokens=args.reply_tokens)
+                                              reply_tokens=args.reply_tokens)
 
 
 def run(args: argparse.Namespace) -> int:
