@@ -1,7 +1,8 @@
 """Serving load benchmark (ECR_SPEC §8: replies in about a second on a laptop CPU, streamed).
 
-Everything is measured over HTTP on loopback, against `ecrs serve` in its own process (SQLite with
-synchronous=FULL, so every turn waits for its fsync; rate limit off), from an httpx async client in this process;
+Everything is measured over HTTP on loopback, against `ecrs serve` in its own process (SQLite, the server's
+default `--durability process`: WAL with synchronous=NORMAL, an acknowledged turn survives SIGKILL; `--durability
+power` measures synchronous=FULL, an fsync per turn; rate limit off), from an httpx async client in this process;
 latency is the client's `time.perf_counter()` around each request:
   recommendation_only  POST /sessions/{id}/messages {"reply": false}; one client, turns one after another
   full_reply           POST /sessions/{id}/messages; one client, one after another
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--turns", type=int, default=60, help="turns per sequential measurement")
     ap.add_argument("--artifacts", default=str(REPO_ROOT / "artifacts"))
+    ap.add_argument("--durability", default="process", choices=["process", "power"], help="the server's SQLite sync")
     ap.add_argument("--out", default=str(REPO_ROOT / "benchmarks/results/serving.json"))
     args = ap.parse_args(argv)
 
@@ -214,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         if real:
             pipeline = {"kind": "artifacts", "artifacts": str(artifacts),
                         "reply_tokens": CHAT_REPLY_TOKENS}  # `ecrs serve`'s default, which the server runs with
-            server = ServerProcess(db, None, "--artifacts", str(artifacts), "--rate-per-minute", "0")
+            server = ServerProcess(db, None, "--artifacts", str(artifacts), "--rate-per-minute", "0",
+                                   "--durability", args.durability)
         else:
             pipeline = {"kind": "fixture", "description": "tests/serving_fixtures.py: bundled ReDial graph and "
                         "catalogue, live linker, emotion classifier trained briefly on a slice of the bundled "
@@ -222,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             pickle_path = pickled_pipeline_path()
             pipeline["build_s"] = round(time.perf_counter() - t0, 1)
-            server = ServerProcess(db, pickle_path, "--rate-per-minute", "0")
+            server = ServerProcess(db, pickle_path, "--rate-per-minute", "0", "--durability", args.durability)
         t0 = time.perf_counter()
         with server:
             startup = time.perf_counter() - t0
@@ -250,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "serving_load",
         "definition": __doc__,
         "pipeline": pipeline,
+        "durability": args.durability,
         "results": results,
         "bars": bars,
         "all_bars_met": all(b["met"] for b in bars.values()),

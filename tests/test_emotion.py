@@ -72,6 +72,25 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[EmotionClassifier, o
     return EmotionClassifier(feats, w, b), tmp_path_factory.mktemp("emotion")
 
 
+# ---- features ----
+
+def test_tfidf_matches_scikit_learn_block_by_block():
+    """Each block is scikit-learn's sublinear, smooth-idf, L2-normalised TF-IDF over our own analyzers; the char
+    block is scaled by char_weight. Unknown grams and empty texts give empty rows."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = ["I loved it, loved it!", "so sad and scary", "loved the scary part", "meh", "a a a b"]
+    feats = NgramTfidf.fit(texts, min_df=1, char_weight=0.5)
+    x = feats.transform(texts + ["", "zzzz qqqq"]).toarray()
+    words = TfidfVectorizer(analyzer=feats.word_grams, sublinear_tf=True).fit(texts)
+    chars = TfidfVectorizer(analyzer=feats.char_grams, sublinear_tf=True).fit(texts)
+    assert list(words.get_feature_names_out()) == sorted(feats.words)
+    np.testing.assert_allclose(x[:5, : len(feats.words)], words.transform(texts).toarray(), atol=1e-6)
+    np.testing.assert_allclose(x[:5, len(feats.words):], 0.5 * chars.transform(texts).toarray(), atol=1e-6)
+    assert not x[5].any() and not x[6].any()
+    assert feats.transform([]).shape == (0, feats.dim)
+
+
 # ---- split ----
 
 def test_split_is_deterministic_disjoint_and_stratified():

@@ -36,11 +36,17 @@ def store(tmp_path):
     s.close()
 
 
-def test_sqlite_runs_in_wal_mode_with_full_sync(store, tmp_path):
+def test_sqlite_runs_in_wal_mode_with_the_chosen_sync(store, tmp_path):
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL: survives SIGKILL
     assert (tmp_path / "db" / "sessions.db").exists()
+    power = SessionStore(f"sqlite:///{tmp_path / 'power.db'}", durability="power")
+    with power.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: an fsync per commit
+    power.close()
+    with pytest.raises(EcrsError, match="durability 'fsync'"):
+        SessionStore(f"sqlite:///{tmp_path / 'x.db'}", durability="fsync")
 
 
 def test_turns_feedback_and_state_round_trip(store):

@@ -46,9 +46,14 @@ class OnnxMiniLM:
     """The same MiniLM for live turns, run by ONNX Runtime: `encode(texts)` -> (n, 384) float32, L2-normalised mean
     pooling exactly as sentence-transformers does it (max abs difference ~2e-7), ~2.7x faster at batch 1 on these
     cores, which is most of a chat turn's recommendation latency. The graph is exported from the installed model once
-    (`torch.onnx.export`, ~4 s) into `path` and reused."""
+    (`torch.onnx.export`, ~4 s) into `path` and reused.
 
-    def __init__(self, path: str | Path, threads: int = 1):
+    `int8=True` runs a dynamically quantised copy (int8 weights, per output channel; `<path stem>.int8.onnx`,
+    made once from the float graph): ~1.6x faster again at batch 1. Its vectors have cosine ~0.99 to the float
+    ones (min ~0.95 on 400 ReDial turns), and ECR's ReDial test R@50 is unchanged with them (0.333 both;
+    R@10 0.154 vs 0.156), so the server uses it; training and evaluation embed with the float model."""
+
+    def __init__(self, path: str | Path, threads: int = 1, int8: bool = False):
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
@@ -59,6 +64,9 @@ class OnnxMiniLM:
         path = Path(path)
         if not path.exists():
             _export_onnx(load_minilm()[0].auto_model.eval(), self.tokenizer, path)
+        if int8:
+            path = _quantized(path)
+        self.path = path  # the graph that runs
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -95,10 +103,23 @@ def _export_onnx(model, tokenizer, path: Path) -> None:
     tmp.replace(path)
 
 
-def load_live_encoder(folder: str | Path):
-    """`texts -> (n, 384)` for turns said at inference: ONNX Runtime when installed, else sentence-transformers."""
+def _quantized(path: Path) -> Path:
+    """`path`'s int8 copy (weights quantised per output channel, activations at run time), made once."""
+    out = path.with_suffix(".int8.onnx")
+    if not out.exists():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        tmp = path.with_suffix(".int8.tmp.onnx")
+        quantize_dynamic(str(path), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
+        tmp.replace(out)
+    return out
+
+
+def load_live_encoder(folder: str | Path, int8: bool = False):
+    """`texts -> (n, 384)` for turns said at inference: ONNX Runtime when installed (int8-quantised if asked),
+    else sentence-transformers."""
     try:
-        return OnnxMiniLM(Path(folder) / f"{MODEL_TAG}.onnx").encode
+        return OnnxMiniLM(Path(folder) / f"{MODEL_TAG}.onnx", int8=int8).encode
     except ImportError:
         st = load_minilm()
         return lambda texts: st.encode(list(texts), convert_to_numpy=True, normalize_embeddings=True,
@@ -111,9 +132,10 @@ class TurnEmbeddingCache:
     `ensure(texts)` embeds whatever is missing (batched, with a progress bar) and saves; lookups never embed.
     """
 
-    def __init__(self, folder: str | Path, model_tag: str = MODEL_TAG):
+    def __init__(self, folder: str | Path, model_tag: str = MODEL_TAG, live_int8: bool = False):
         self.path = Path(folder) / "turn_embeddings.npz"
         self.model_tag = model_tag
+        self.live_int8 = live_int8  # texts first seen at inference: the quantised encoder (OnnxMiniLM)
         self._index: dict[str, int] = {}
         self._vectors = np.zeros((0, DIM), dtype=np.float16)
         self._loaded = False
@@ -223,7 +245,7 @@ class TurnEmbeddingCache:
         """Embed live texts and remember them in the memo (newest last; the oldest are dropped past the limit)."""
         with self._lock:
             if self._live is None:
-                self._live = load_live_encoder(self.path.parent)
+                self._live = load_live_encoder(self.path.parent, self.live_int8)
         vectors: dict[str, np.ndarray] = {}
         try:
             vectors = dict(zip(texts, self._live(texts)))

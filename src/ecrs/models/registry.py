@@ -50,7 +50,7 @@ class TrainedRecommender:
 
     @classmethod
     def load(cls, run_dir: str | Path, name: str | None = None, kg: KnowledgeGraph | None = None,
-             threads: int = 0) -> TrainedRecommender:
+             threads: int = 0, live_int8: bool = False) -> TrainedRecommender:
         run_dir = Path(run_dir)
         path = run_dir / "model.pt"
         if not path.exists():
@@ -70,7 +70,8 @@ class TrainedRecommender:
         if (cfg.kind == "ecr" and cfg.backbone == "fast") or cfg.entity_name_features:
             from ecrs.models.context_encoder import TurnEmbeddingCache
 
-            vectors = TurnEmbeddingCache(ck.get("embedding_cache", "artifacts/cache/minilm")).encode_live
+            vectors = TurnEmbeddingCache(ck.get("embedding_cache", "artifacts/cache/minilm"),
+                                         live_int8=live_int8).encode_live
         names = entity_name_vectors(kg, vectors) if cfg.entity_name_features else None
         model = build_model(cfg, kg, lm, names)
         missing, unexpected = model.load_state_dict(ck["model"], strict=False)

@@ -20,6 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--db-url", default="sqlite:///artifacts/sessions.db",
                    help="SQLAlchemy URL of the sessions database (default: %(default)s)")
+    p.add_argument("--durability", default="process", choices=["process", "power"],
+                   help="SQLite: an acknowledged turn survives the server being killed ('process', WAL with "
+                        "synchronous=NORMAL) or also a power loss ('power', synchronous=FULL: an fsync per turn)")
     p.add_argument("--artifacts", default="artifacts", help="folder with trained artifacts")
     p.add_argument("--recommender", default=None,
                    help="recommender run folder, or 'popularity' (default: the trained ECR run if present)")
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ecrs.serving.app import ServeSettings, create_app
 
-    settings = ServeSettings.from_env(db_url=args.db_url, rate_per_minute=args.rate_per_minute,
+    settings = ServeSettings.from_env(db_url=args.db_url, durability=args.durability,
+                                      rate_per_minute=args.rate_per_minute,
                                       rate_burst=args.rate_burst, max_message_chars=args.max_message_chars,
                                       pipeline_threads=args.threads)
     app = create_app(_factory(args), settings)

@@ -61,6 +61,7 @@ T = TypeVar("T")
 @dataclass
 class ServeSettings:
     db_url: str = "sqlite:///artifacts/sessions.db"
+    durability: str = "process"  # SQLite: "process" survives SIGKILL, "power" also power loss (store.py)
     api_key: str | None = None  # None: no authentication
     max_message_chars: int = 2000  # longer messages get 413
     max_body_bytes: int = 64 * 1024  # any larger request body gets 413 before it is parsed
@@ -507,7 +508,7 @@ def create_app(pipeline_factory: Callable[[], EmpatheticRecommender], settings: 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        store = SessionStore(settings.db_url)
+        store = SessionStore(settings.db_url, settings.durability)
         await anyio.to_thread.run_sync(store.create_tables)
         pipeline = await anyio.to_thread.run_sync(pipeline_factory)
         app.state.service = ChatService(pipeline, store, settings)

@@ -3,9 +3,12 @@ server processes share sessions).
 
 The conversation state lives in the database, not in a process: every turn reads it, and commits the new state
 and the turn's record in one transaction, guarded by a version number so two processes cannot both extend the
-same state (the loser gets `Conflict`). A turn is acknowledged to the client only after that commit; SQLite runs
-in WAL mode with `synchronous=FULL`, so an acknowledged turn survives the server being killed (SIGKILL) or the
-machine losing power.
+same state (the loser gets `Conflict`). A turn is acknowledged to the client only after that commit. SQLite runs
+in WAL mode, and `durability` picks its `synchronous` setting:
+  "process" (default, synchronous=NORMAL): an acknowledged turn survives the server being killed (SIGKILL, a
+            crash); only the OS crashing or the machine losing power can roll back the last turns. The WAL is
+            fsynced at checkpoints, not at every commit (~3.5 ms less per turn on these disks).
+  "power"   (synchronous=FULL): the WAL is fsynced before every acknowledgement, so turns also survive power loss.
 
 PostgreSQL (several servers behind a load balancer sharing sessions): `pip install -e '.[serve]'` brings the
 psycopg 3 driver; run each server with `ecrs serve --db-url postgresql+psycopg://USER:PASSWORD@HOST:5432/DB`.
@@ -117,25 +120,32 @@ class FeedbackRecord:
     created_at: float = 0.0
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL: readers never block the writer; FULL: the WAL is fsynced at every commit, so an acknowledged turn is
-    # on disk before the reply leaves. busy_timeout: wait for another process's write instead of failing.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+SQLITE_SYNCHRONOUS = {"process": "NORMAL", "power": "FULL"}  # durability -> PRAGMA synchronous
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get WAL + synchronous=FULL and their folder is created."""
+def _sqlite_pragmas(synchronous: str):
+    def apply(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        # WAL: readers never block the writer, and a commit is in the WAL file before it returns (NORMAL) or
+        # also fsynced (FULL). busy_timeout: wait for another process's write instead of failing.
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+    return apply
+
+
+def make_engine(url: str, durability: str = "process") -> Engine:
+    """An engine for `url`; SQLite files get WAL, `synchronous` from `durability`, and their folder created."""
+    if durability not in SQLITE_SYNCHRONOUS:
+        raise EcrsError(f"durability {durability!r}: expected one of {sorted(SQLITE_SYNCHRONOUS)}")
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(SQLITE_SYNCHRONOUS[durability]))
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -143,9 +153,9 @@ def make_engine(url: str) -> Engine:
 class SessionStore:
     """The database of conversations; thread-safe (each call uses its own connection from the pool)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, durability: str = "process"):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, durability)
 
     def create_tables(self) -> None:
         if self.engine.dialect.name != "postgresql":
