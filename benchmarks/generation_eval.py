@@ -77,8 +77,8 @@ def detect_emotions(samples: list[dict[str, Any]]) -> str:
     return source
 
 
-def run_system(name: str, samples, generate) -> list[dict[str, Any]]:
-    """Generate (or reuse cached outputs) for every sample."""
+def run_system(name: str, samples, generate) -> tuple[list[dict[str, Any]], int]:
+    """Generate (or reuse cached outputs) for every sample; returns the rows and how many were generated now."""
     path = CACHE / f"{name}.jsonl"
     cached = {}
     if path.exists():
@@ -98,7 +98,7 @@ def run_system(name: str, samples, generate) -> list[dict[str, Any]]:
             fresh += 1
             if fresh % 20 == 0:
                 print(f"  {name}: {i + 1}/{len(samples)} ({(time.time() - t0) / fresh:.1f} s/reply)", flush=True)
-    return rows
+    return rows, fresh
 
 
 def scores(rows: list[dict[str, Any]], refs: dict[str, str], checker, knowledge,
@@ -192,13 +192,14 @@ def main() -> None:
     table, examples = {}, {}
     for name, (fn, subset) in systems.items():
         t0 = time.time()
-        rows = run_system(name, subset, fn)
+        rows, fresh = run_system(name, subset, fn)
         know = know_dialogue if name == "finetuned_dialogue_emotion" else knowledge
         table[name] = {
             "all": scores([r for r in rows if r["id"] in random_ids], refs, checker, know, facts),
             "seen_movies": scores([r for r in rows if r["movie"] in seen_movies], refs, checker, know, facts),
             "unseen_movies": scores([r for r in rows if r["movie"] not in seen_movies], refs, checker, know, facts),
-            "seconds": round(time.time() - t0, 1),
+            "seconds": round(time.time() - t0, 1),  # this run's; with cached replies, little was generated now
+            "replies_generated_now": fresh,
         }
         examples[name] = [{"reference": refs[r["id"]], "reply": r["reply"], "raw": r["raw"]} for r in rows[:3]]
         if name == "finetuned_dialogue_emotion":

@@ -43,6 +43,7 @@ def main() -> None:
     # vs 24 ms on the 2-core machine); a server also answers other sessions on the other core.
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default)")
     ap.add_argument("--out", default="benchmarks/results/recommender_latency.json")
+    ap.add_argument("--float-encoder", action="store_true", help="embed the new utterance with the float32 MiniLM")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -55,7 +56,8 @@ def main() -> None:
         raise SystemExit("this benchmark is for the fast backbone")
     ck = torch.load(Path(args.run) / "model.pt", map_location="cpu", weights_only=False)
     cache = TurnEmbeddingCache(ck["embedding_cache"])  # earlier turns: embedded when they were said
-    encoder = load_live_encoder(cache.path.parent)  # what the chat pipeline uses (ONNX Runtime when installed)
+    # What the chat pipeline uses: ONNX Runtime when installed, int8 unless --float-encoder.
+    encoder = load_live_encoder(cache.path.parent, int8=not args.float_encoder)
     samples = [s for s in load_samples(args.data_dir, args.dataset, "test") if s.context]
     rng = np.random.default_rng(0)
     picks = [samples[i] for i in rng.choice(len(samples), min(args.turns, len(samples)), replace=False)]
@@ -97,7 +99,8 @@ def main() -> None:
                 f"{len(rec.kg.item_ids)} movies against the cached entity table",
         "turn_ms": percentiles(total_ms), "encode_new_utterance_ms": percentiles(enc_ms),
         "recommend_ms": percentiles(model_ms), "load_seconds": round(load_s, 2),
-        "live_encoder": "onnxruntime" if hasattr(encoder, "__self__") else "sentence-transformers",
+        "live_encoder": (("onnxruntime-float32" if args.float_encoder else "onnxruntime-int8")
+                         if hasattr(encoder, "__self__") else "sentence-transformers"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "load_average_1m": round(os.getloadavg()[0], 2)},
     }
