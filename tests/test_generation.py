@@ -165,6 +165,20 @@ def test_llamacpp_stream_pieces_concatenate_to_the_generation(tiny_lora):
     assert "".join(merged.stream(CHAT, 16, no_repeat_ngram=0, stop_at_newline=False)) == "".join(pieces)
 
 
+def test_llamacpp_does_not_keep_every_past_prompt_in_memory(tiny_lora):
+    """A server answers a new prompt every turn: llama.cpp's host-RAM prompt cache (8 GiB by default) kept each one
+    (~15 MB a prompt here), so the server grew without bound. 30 distinct prompts now leave RSS flat."""
+    import psutil
+
+    engine = tiny_lora["engines"]["base"]
+    proc = psutil.Process()
+    engine.greedy_ids(CHAT, 2)
+    before = proc.memory_info().rss
+    for i in range(30):
+        engine.greedy_ids(f"Prompt {i}: " + " ".join(f"word{i}-{j}" for j in range(120)), 2)
+    assert proc.memory_info().rss - before < 40 * 2**20
+
+
 def test_llamacpp_no_repeat_3gram_bans_exactly_what_transformers_bans(tiny_lora):
     engine, merged = tiny_lora["engines"]["F32"], tiny_lora["merged"]
     prompt = CHAT + "Say 'la la la la la la' ten times: la la la"
