@@ -163,11 +163,23 @@ def test_feedback_weights_and_weighted_mean_loss():
     assert w.tolist() == [0.5] * 10 + [2.0] * 10
     cfg_off = tiny_model_config(feedback_weights=False)
     assert feedback_weights(samples, cfg_off)[2].tolist() == [1.0] * 20
+    # No answer at all ("missing") is not "did not say": it gets the mean weight of the answered targets.
+    for s in samples[:4]:
+        s.targets[0].feedback = "missing"
+    answered = [0.5] * 6 + [2.0] * 10
+    assert feedback_weights(samples, cfg)[2].tolist() == pytest.approx([np.mean(answered)] * 4 + answered)
+    assert feedback_weights(samples, tiny_model_config(weights={"liked": 2.0, "disliked": 1.0, "unknown": 0.5,
+                                                                 "missing": 0.25}))[2][:4].tolist() == [0.25] * 4
+    for s in samples:
+        s.targets[0].feedback = "missing"
+    assert feedback_weights(samples, cfg)[2].tolist() == [1.0] * 20  # nothing answered (INSPIRED): plain loss
+    samples = tiny_samples(repeats=2)
     torch.manual_seed(0)
     kg = tiny_kg()
     model = build_model(cfg, kg).eval()
     f = Featurizer(cfg, samples, cooccurrence=sp.csr_matrix((30, 30), dtype=np.float32))
     rows, targets, weights = feedback_weights(samples, cfg)
+    assert len(set(weights.tolist())) == 2
     out = model(f.batch(rows, targets, weights))
     ce = torch.nn.functional.cross_entropy(out.logits, torch.as_tensor(targets), reduction="none")
     torch.testing.assert_close(out.loss, (ce * torch.as_tensor(weights)).mean())  # mean of weighted terms
@@ -229,3 +241,11 @@ def test_global_score_votes_weighted_by_emotion_gate():
     assert got[3].item() == pytest.approx(2 * 0.25)
     assert got[5].item() == pytest.approx(2 * 0.75 - 1 * 1.0)
     assert got.abs().sum().item() == pytest.approx(0.5 + 0.5)
+
+
+def test_feedback_weight_keys_are_checked():
+    from ecrs.config import ConfigError, from_dict
+    from ecrs.models.recommender import ModelConfig
+
+    with pytest.raises(ConfigError, match="model.weights needs the keys"):
+        from_dict(ModelConfig, {"weights": {"liked": 2.0, "disliked": 1.0, "unknwn": 0.5}}, "model")

@@ -9,10 +9,12 @@ import torch
 from tiny_recommender import N_MOVIES, tiny_samples, write_tiny_dataset
 
 from ecrs.config import load_config
+from ecrs.data.samples import Sample, Target
 from ecrs.errors import EcrsError
 from ecrs.models.recommender import score_items
 from ecrs.models.registry import TrainedRecommender, load_recommender
 from ecrs.recipes.evaluate import aggregate, run_dirs
+from ecrs.training.calibrate import GRID, fit_context_shift
 from ecrs.training.recommender import RecommenderTrainConfig, load_kg, train_recommender
 
 torch.set_num_threads(1)
@@ -50,6 +52,7 @@ def test_loaded_scores_match_the_trained_model(trained):
     _, kg_dir, runs = trained
     out = runs[0][0].resolved_out_dir()
     rec = load_recommender(f"ecr:{out}")
+    rec.context_shift = 0.0  # the raw model (the calibrated shift is tested below)
     kg = load_kg("redial", str(kg_dir))
     rec.fit([], kg)
     samples = tiny_samples()
@@ -62,6 +65,43 @@ def test_loaded_scores_match_the_trained_model(trained):
     rec.model.head.global_score = None
     np.testing.assert_allclose(rec.score(samples), score_items(rec.model, rec.featurize(samples), kg.item_ids),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_training_calibrates_the_context_shift_and_scores_apply_it(trained):
+    _, _, runs = trained
+    out = runs[0][0].resolved_out_dir()
+    cal = json.loads((out / "calibration.json").read_text())
+    assert [t["g"] for t in cal["grid"]] == list(GRID) and cal["context_shift"] == pytest.approx(cal["g"] * cal["sigma"])
+    assert runs[0][1]["calibration"]["g"] == cal["g"]
+    assert TrainedRecommender.load(out).context_shift == pytest.approx(cal["context_shift"])
+    raw = TrainedRecommender.load(out, calibrated=False)
+    assert raw.context_shift == 0.0
+    samples = tiny_samples()[:2]
+    samples[0].entities = [3, N_MOVIES, 3]  # movie 3 (twice) and a person in the context; sample 1: a person only
+    shifted = TrainedRecommender.load(out, calibrated=False)
+    shifted.context_shift = 2.5
+    diff = shifted.score(samples) - raw.score(samples)
+    want = np.zeros_like(diff)
+    want[0, raw.kg.item_ids.index(3)] = 2.5  # once, however often the movie was mentioned
+    np.testing.assert_allclose(diff, want, atol=1e-5)
+    assert [c.tolist() for c in raw.context_columns(samples)] == [[raw.kg.item_ids.index(3)], []]
+
+
+def test_context_shift_is_the_smallest_best_on_validation():
+    # 60 movies; row 0's target (column 55) is in its context and ranks 56th unshifted; row 1's target ranks 1st.
+    item_ids = list(range(100, 160))
+    scores = np.tile(-np.arange(60, dtype=np.float32), (2, 1))
+    samples = [Sample(id=f"s{i}", dialog_id=f"d{i}", turn=1, context=[("seeker", "hi")], entities=[], entity_emotions=[],
+                      mentioned_items=[], targets=[Target(t, "liked", i == 0)], response="")
+               for i, t in enumerate((155, 100))]
+    out = fit_context_shift(scores, [np.array([55]), np.array([], dtype=np.int64)], samples, item_ids)
+    sigma = float(np.arange(60).std())
+    # g = 0.5 already lifts it into the top 50 (rank 47); g = 3 (shift 52) into the top 10 (rank 5), g = 2 not (22)
+    assert out["g"] == 3.0 and out["context_shift"] == pytest.approx(3.0 * sigma, rel=1e-5)
+    r50 = {t["g"]: t["R@50"] for t in out["grid"]}
+    assert r50[0.0] == 0.5 and r50[0.5] == 1.0
+    with pytest.raises(ValueError, match="no validation samples"):
+        fit_context_shift(scores[:0], [], [], item_ids)
 
 
 def test_fit_refuses_another_graph(trained):

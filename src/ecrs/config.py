@@ -82,7 +82,10 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (valid: {', '.join(sorted(fields))})")
     kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:  # a dataclass's own check of its values (__post_init__)
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -19,7 +19,9 @@ from ecrs.data.bundle import iter_jsonl
 from ecrs.errors import DataError
 
 Role = Literal["seeker", "recommender"]
-Feedback = Literal["liked", "disliked", "unknown"]
+# unknown = the seeker answered the questionnaire with "did not say"; missing = there is no answer for the movie at
+# all (most public ReDial train dialogues come without the questionnaire: ECR's weights are for the first, not this)
+Feedback = Literal["liked", "disliked", "unknown", "missing"]
 REDIAL_MENTION = re.compile(r"@(\d+)")
 _LIKED = {1: "liked", 0: "disliked", 2: "unknown"}
 

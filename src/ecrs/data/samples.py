@@ -96,7 +96,7 @@ def build_samples(
                 entities=ctx_entities[-max_entities:],
                 entity_emotions=ctx_emotions[-max_entities:],
                 mentioned_items=list(dict.fromkeys(mentioned)),
-                targets=[Target(m, dialogue.feedback.get(m, "unknown"), m in seen) for m in targets],
+                targets=[Target(m, dialogue.feedback.get(m, "missing"), m in seen) for m in targets],
                 response=turn.text,
                 seeker_emotion=last_seeker,
             ))

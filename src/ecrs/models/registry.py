@@ -7,6 +7,7 @@ inference only the query side runs (prompt + backbone), then one (B, d) x (d, n_
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,17 @@ from ecrs.models.recommender import (
     entity_name_vectors,
 )
 
-__all__ = ["TrainedRecommender", "load_recommender"]
+__all__ = ["CALIBRATION_FILE", "TrainedRecommender", "load_recommender"]
+
+CALIBRATION_FILE = "calibration.json"  # the context shift fitted on validation (`ecrs.training.calibrate`)
 
 
 class TrainedRecommender:
     """A trained checkpoint. `fit` only checks that the graph matches (training is `ecrs train recommender`)."""
 
     def __init__(self, name: str, run_dir: Path, cfg: ModelConfig, model: RecommenderModel, kg: KnowledgeGraph,
-                 turn_vectors=None, tokenizer=None, cooccurrence=None, info: dict[str, Any] | None = None):
+                 turn_vectors=None, tokenizer=None, cooccurrence=None, info: dict[str, Any] | None = None,
+                 context_shift: float = 0.0):
         self.name = name
         self.run_dir = run_dir
         self.cfg = cfg
@@ -42,6 +46,7 @@ class TrainedRecommender:
         self.tokenizer = tokenizer
         self.cooccurrence = cooccurrence
         self.info = info or {}
+        self.context_shift = context_shift  # added to the scores of the context's movies (0 = uncalibrated)
         self._table: torch.Tensor | None = None
         self._items: torch.Tensor | None = None
         self._item_bias: torch.Tensor | None = None
@@ -50,7 +55,8 @@ class TrainedRecommender:
 
     @classmethod
     def load(cls, run_dir: str | Path, name: str | None = None, kg: KnowledgeGraph | None = None,
-             threads: int = 0, live_int8: bool = False) -> TrainedRecommender:
+             threads: int = 0, live_int8: bool = False, calibrated: bool = True) -> TrainedRecommender:
+        """`calibrated`: apply the context shift fitted on validation when the run has one (`calibration.json`)."""
         run_dir = Path(run_dir)
         path = run_dir / "model.pt"
         if not path.exists():
@@ -86,7 +92,10 @@ class TrainedRecommender:
         if not (cfg.kind == "ecr" and cfg.backbone == "fast"):
             vectors = None  # the turn texts are not read (KBRD, lm backbone)
         info = {k: ck.get(k) for k in ("dataset", "name", "epoch", "valid_R@50")}
-        return cls(name or ck.get("name", run_dir.name), run_dir, cfg, model, kg, vectors, tok, cooc, info)
+        shift = 0.0
+        if calibrated and (run_dir / CALIBRATION_FILE).exists():
+            shift = float(json.loads((run_dir / CALIBRATION_FILE).read_text())["context_shift"])
+        return cls(name or ck.get("name", run_dir.name), run_dir, cfg, model, kg, vectors, tok, cooc, info, shift)
 
     # ------------------------------------------------------------ the Recommender contract
 
@@ -121,19 +130,35 @@ class TrainedRecommender:
             out.append(self._score_batch(b).numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(self.kg.item_ids)), np.float32)
 
+    def context_columns(self, samples: list[Sample]) -> list[np.ndarray]:
+        """Movie columns among each sample's context entities (the ones the model reads): what the shift moves."""
+        self.cache_table()
+        column = self._column.numpy()
+        out = []
+        for s in samples:
+            c = column[np.asarray(s.entities[-self.cfg.max_entities:], dtype=np.int64)]
+            out.append(np.unique(c[c >= 0]))
+        return out
+
     def _score_batch(self, b) -> torch.Tensor:
         """(B, n_items): every score term restricted to the movie columns (the other 25k entities are never
-        ranked at inference, so their logits are not computed)."""
+        ranked at inference, so their logits are not computed), plus the calibrated context shift."""
         head = self.model.head
         if not hasattr(head, "query_and_prompt"):  # KBRD
             q = head.query(b, self._table)
-            return q @ self._items.T + self._item_bias
-        q, prompt = head.query_and_prompt(b, self._table)  # (B, d)
-        scores = q @ self._items.T + self._item_bias  # (B, n_items)
-        if head.scorer.copy is not None:
-            scores = head.scorer.copy(scores, b.entities, b.entity_mask, self._column)
-        if head.global_score is not None:  # the batch's rows of P over all entities, mapped to the movie columns
-            scores = head.global_score(scores, b.global_rows, prompt.emotion, self._column)
+            scores = q @ self._items.T + self._item_bias
+        else:
+            q, prompt = head.query_and_prompt(b, self._table)  # (B, d)
+            scores = q @ self._items.T + self._item_bias  # (B, n_items)
+            if head.scorer.copy is not None:
+                scores = head.scorer.copy(scores, b.entities, b.entity_mask, self._column)
+            if head.global_score is not None:  # the batch's rows of P over all entities, mapped to the movie columns
+                scores = head.global_score(scores, b.global_rows, prompt.emotion, self._column)
+        if self.context_shift:
+            idx = self._column[b.entities]  # (B, L), -1 where the entity is not a movie
+            on = ((idx >= 0) & b.entity_mask.bool()).to(scores.dtype)
+            scores = scores + self.context_shift * torch.zeros_like(scores).scatter_reduce(
+                1, idx.clamp(min=0), on, reduce="amax")  # 1 at each context movie's column, once
         return scores
 
     def prefetch(self, texts: list[str]) -> None:

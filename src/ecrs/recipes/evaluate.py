@@ -37,6 +37,9 @@ class EvaluateConfig:
     split: str = "test"
     max_samples: int = 0  # 0 = the whole split; else a fixed (seed 0) subset of that many samples, recorded per row
     results: str = "benchmarks/results/recommendation.json"
+    # Trained runs: apply the context shift each fitted on validation (`ecrs.training.calibrate`); false = the raw
+    # model scores (name such a row differently, e.g. `ecr-fast-raw:...`)
+    calibrated: bool = True
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,7 +73,8 @@ def aggregate(values: list[Any]) -> Any:
     return first
 
 
-def _trained_row(system: str, pattern: str, dataset: str, kg, train, test, split: str) -> dict[str, Any]:
+def _trained_row(system: str, pattern: str, dataset: str, kg, train, test, split: str,
+                 calibrated: bool = True) -> dict[str, Any]:
     from ecrs.models.registry import TrainedRecommender
 
     dirs = run_dirs(pattern, dataset)
@@ -80,7 +84,7 @@ def _trained_row(system: str, pattern: str, dataset: str, kg, train, test, split
     per_run, infos = [], []
     for d in dirs:
         t0 = time.time()
-        model = TrainedRecommender.load(d, name=system)
+        model = TrainedRecommender.load(d, name=system, calibrated=calibrated)
         model.fit(train, kg)
         metrics = evaluate_recommender(model, train, test, kg)
         seconds = time.time() - t0
@@ -92,6 +96,7 @@ def _trained_row(system: str, pattern: str, dataset: str, kg, train, test, split
             "train_loop_seconds": info.get("loop_seconds"), "optimizer_steps": info.get("optimizer_steps"),
             "world_size": info.get("world_size"), "hardware": info.get("hardware"),
             "pretrain": info.get("pretrain"), "eval_seconds": round(seconds, 1),
+            "context_shift": model.context_shift,
         })
     first = json.loads((dirs[0] / "metrics.json").read_text()) if (dirs[0] / "metrics.json").exists() else {}
     cfg_text = (dirs[0] / "config.yaml").read_text() if (dirs[0] / "config.yaml").exists() else ""
@@ -127,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             name, sep, pattern = system.partition(":")
             t0 = time.time()
             if sep:
-                row = _trained_row(name, pattern, dataset, kg, train, test, cfg.split)
+                row = _trained_row(name, pattern, dataset, kg, train, test, cfg.split, cfg.calibrated)
             elif system in BASELINES:
                 model = BASELINES[system]()
                 model.fit(train, kg)

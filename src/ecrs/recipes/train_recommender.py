@@ -10,18 +10,33 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ecrs.config import load_config  # noqa: E402
+from ecrs.errors import EcrsError  # noqa: E402
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file with RecommenderTrainConfig keys (configs/recommender/*.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. train.seed=1")
+    p.add_argument("--calibrate-only", action="store_true",
+                   help="only (re)fit the context shift of the run this config names, on validation")
 
 
 def run(args: argparse.Namespace) -> int:
     from ecrs.training.recommender import RecommenderTrainConfig, train_recommender
 
     cfg = load_config(RecommenderTrainConfig, args.config, args.set)
+    if args.calibrate_only:
+        from ecrs.training.calibrate import calibrate_run
+        from ecrs.training.recommender import load_valid
+
+        out = cfg.resolved_out_dir()
+        if not (out / "model.pt").exists():
+            raise EcrsError(f"{out}: no trained run to calibrate (train it first)")
+        c = calibrate_run(out, load_valid(cfg.data))
+        best = next(t for t in c["grid"] if t["g"] == c["g"])
+        print(f"{out}: context shift {c['context_shift']:.3f} ({c['g']} sigma), valid R@50 "
+              f"{c['grid'][0]['R@50']:.4f} -> {best['R@50']:.4f}")
+        return 0
     summary = train_recommender(cfg)
     if summary.get("world_size", 1) == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(f"{cfg.name} ({cfg.data.dataset}, seed {cfg.train.seed}): best valid R@50 "

@@ -7,7 +7,8 @@ train: rows = (sample, target movie, feedback weight); the entity table is recom
        window); only the head runs under DistributedDataParallel;
        validation R@50 (movies only) each epoch drives early stopping;
 save:  `<out_dir>/model.pt` (best weights + model config), `cooccurrence.npz`, `config.yaml`, `metrics.json`
-       (history, times, hardware, training data manifest), `checkpoint.pt` (resume).
+       (history, times, hardware, training data manifest), `checkpoint.pt` (resume);
+then:  the context shift fitted on validation, `calibration.json` (`ecrs.training.calibrate`).
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from ecrs.models.recommender import (
     feedback_weights,
     score_items,
 )
+from ecrs.training.calibrate import calibrate_run
 from ecrs.training.loop import Dist, LoopConfig, init_distributed, seed_everything, train_loop
 
 
@@ -84,6 +86,15 @@ def load_kg(dataset: str, kg_dir: str = "") -> KnowledgeGraph:
         return load_kg_files(d / "dbpedia_subkg.json", d / "entity2id.json", d / "relation2id.json",
                              d / "item_ids.json")
     return load_inspired_kg() if dataset == "inspired" else load_redial_kg()
+
+
+def load_valid(data: DataConfig) -> list[Sample]:
+    valid = load_samples(data.data_dir, data.dataset, "valid")
+    if data.max_valid_samples and len(valid) > data.max_valid_samples:
+        # A fixed, seed-independent subset so every run validates on the same dialogues.
+        keep = np.random.default_rng(0).choice(len(valid), data.max_valid_samples, replace=False)
+        valid = [valid[i] for i in sorted(keep)]
+    return valid
 
 
 def turn_vector_lookup(cache_dir: str):
@@ -154,11 +165,7 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
     mcfg = cfg.model
     kg = load_kg(cfg.data.dataset, cfg.data.kg_dir)
     train = load_samples(cfg.data.data_dir, cfg.data.dataset, "train")
-    valid = load_samples(cfg.data.data_dir, cfg.data.dataset, "valid")
-    if cfg.data.max_valid_samples and len(valid) > cfg.data.max_valid_samples:
-        # A fixed, seed-independent subset so every run validates on the same dialogues.
-        keep = np.random.default_rng(0).choice(len(valid), cfg.data.max_valid_samples, replace=False)
-        valid = [valid[i] for i in sorted(keep)]
+    valid = load_valid(cfg.data)
 
     cooc: Cooccurrence | None = None
     if mcfg.kind == "ecr" and mcfg.global_emotion:
@@ -235,6 +242,9 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
                        "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad)},
     }
     if dist.main:
+        if state.best_epoch is not None and (out / "model.pt").exists():
+            c = calibrate_run(out, valid)  # the context shift, on validation (`ecrs.training.calibrate`)
+            summary["calibration"] = {"context_shift": c["context_shift"], "g": c["g"]}
         (out / "metrics.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
