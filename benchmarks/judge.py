@@ -9,6 +9,10 @@ greedy, all five dimensions in one answer per order, each pair judged in both or
 the orders agree. Answers are cached in artifacts/judge/cache.sqlite, so a rerun (or a larger --n) asks only for
 what is new. Writes benchmarks/results/judge.json and the "judge" key of benchmarks/results/generation.json.
 
+`--absolute` also rates every reply on its own (0-9 per dimension, no second reply in view: no position to be biased
+by) and compares each system with the base by those scores (higher wins, equal = tie): a second, independent
+reading of the same bar, reported beside the pairwise one, never in its place.
+
 Threads: on this 2-core machine, shared with training jobs, llama.cpp with 2 threads decoded at 0.3-1.1 tok/s and
 with 1 thread at ~6.7 tok/s (measured before this run: with 2 threads each thread waits for a preempted partner),
 so the default is 1.
@@ -35,7 +39,10 @@ from ecrs.evaluation.judge import (
     Judge,
     JudgeLlamaBackend,
     PairItem,
+    ReplyItem,
     render_context,
+    scores_to_preferences,
+    summarize_absolute,
     summarize_pairwise,
 )
 
@@ -65,7 +72,27 @@ def generation_summary(result: dict) -> dict:
         "order_agreement": {name: s["order_agreement"] for name, s in result["systems"].items()},
         "first_position_rate": {name: s["first_position_rate"] for name, s in result["systems"].items()},
         "n_failed": {name: s["n_failed"] for name, s in result["systems"].items()},
+        "absolute_win_loss_tie": {name: a["dimensions"] for name, a in (result.get("absolute") or {}).items()
+                                  if name != "base_mean"} or None,
     }
+
+
+def absolute_comparison(rows: list[dict], systems: list[str], base: str) -> dict:
+    """Absolute rows (ids `system|turn`) -> per system: mean scores, and win/loss/tie against the base by score."""
+    scores: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        if "scores" in r:
+            name, _, turn = r["id"].partition("|")
+            scores.setdefault(name, {})[turn] = r["scores"]
+    out = {"base_mean": summarize_absolute([r for r in rows if r["id"].startswith(base + "|")])}
+    for name in systems:
+        prefs = scores_to_preferences(scores.get(name, {}), scores.get(base, {}))
+        n = len(prefs)
+        out[name] = {
+            "n": n, "mean": summarize_absolute([r for r in rows if r["id"].startswith(name + "|")])["mean"],
+            "dimensions": {d: {k: round(sum(p[d] == v for p in prefs.values()) / n, 4) if n else None
+                               for k, v in (("win", "a"), ("loss", "b"), ("tie", "tie"))} for d in DIMENSIONS}}
+    return out
 
 
 def main() -> None:
@@ -77,6 +104,7 @@ def main() -> None:
     ap.add_argument("--gguf", help="judge GGUF (default: the installed Qwen2.5-Coder-1.5B Q4_K_M)")
     ap.add_argument("--cache", default="artifacts/judge/cache.sqlite")
     ap.add_argument("--max-turns", type=int, default=3, help="dialogue turns shown to the judge")
+    ap.add_argument("--absolute", action="store_true", help="also rate each reply alone and compare by scores")
     args = ap.parse_args()
     systems = args.systems.split(",")
     t_start = time.time()
@@ -98,10 +126,19 @@ def main() -> None:
     judge = Judge(backend, cache=args.cache)
     t0 = time.time()
     rows = judge.pairwise(items, progress=True)
-    judge_seconds = time.time() - t0
     ROWS.parent.mkdir(parents=True, exist_ok=True)
     ROWS.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
+    absolute = None
+    if args.absolute:
+        singles = [ReplyItem(f"{name}|{s['id']}", render_context(s["context"], max_turns=args.max_turns),
+                             (base if name == args.base else outputs[name])[s["id"]]["reply"])
+                   for s in turns for name in [args.base, *systems]]
+        absolute = absolute_comparison(judge.absolute(singles, progress=True), systems, args.base)
+        for name in systems:
+            line = " ".join(f"{d[:12]} {v['win']}/{v['loss']}/{v['tie']}" for d, v in absolute[name]["dimensions"].items())
+            print(f"absolute {name:19s} n={absolute[name]['n']} | {line}")
+    judge_seconds = time.time() - t0
     per_system = {name: summarize_pairwise([r for r in rows if r["a"] == name]) for name in systems}
     for name, s in per_system.items():
         line = " ".join(f"{d[:12]} {v['win']}/{v['loss']}/{v['tie']}" for d, v in s["dimensions"].items())
@@ -122,6 +159,9 @@ def main() -> None:
             "first_position_rate": "share of single-order non-tie verdicts that picked the reply shown first "
                                    "(0.5 = no position bias)",
         },
+        "absolute": absolute,
+        "absolute_definition": "each reply rated alone 0-9 per dimension; win / loss / tie = share of turns where "
+                               "the system's score is higher / lower / equal to the base's" if absolute else None,
         "requests": judge.requests,
         "cache_hits": judge.cache_hits,
         "seconds_judging": round(judge_seconds, 1),

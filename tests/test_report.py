@@ -99,3 +99,11 @@ def test_report_cli_on_empty_results(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "No `recommendation.json`" in md and "missing: `recommendation.json`" in md
     assert not list(out.glob("*.png")) and ".png" not in md
     assert "wrote" in capsys.readouterr().out
+
+
+def test_display_names():
+    from ecrs.evaluation.report import display_name
+
+    assert display_name("ecr-lg-fast") == "ECR[LG] (fast)"
+    assert display_name("unicrs-fast-raw") == "UniCRS (fast), no context shift"
+    assert display_name("popularity") == "popularity"
