@@ -158,7 +158,10 @@ def _recommendation_section(rec: dict[str, Any] | None) -> list[str]:
     lines += [
         "Ours: the bundled public part of ReDial / INSPIRED (training samples per row in `recommendation.json`), "
         "test split; trained systems are mean±std (sample std) over the seeds in the `seeds` column (no ± = one "
-        "seed). Compare our rows with each other; the paper's rows were trained on the full data. " + PAPER_NOTE, ""]
+        "seed). Compare our rows with each other; the paper's rows were trained on the full data. Trained rows "
+        "apply the context shift each run fitted on validation (movies already mentioned in the dialogue move up the "
+        "ranking, `ecrs.training.calibrate`); rows marked \"no context shift\" are the same runs without it (the "
+        "dedup metrics, which remove those movies, are the same for both). " + PAPER_NOTE, ""]
     for dataset in sorted({r["dataset"] for r in rows}):
         ours = [r for r in rows if r["dataset"] == dataset]
         train_n = sorted({r.get("train_samples") for r in ours if r.get("train_samples") is not None})
@@ -232,7 +235,8 @@ def plot_recall_curves(rec: dict[str, Any], out: Path) -> bool:
     ks = [1, 10, 50]
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        for r in (r for r in rows if r["dataset"] == dataset):
+        # Rows without the context shift (`-raw`) stay in the tables; here they would double the legend.
+        for r in (r for r in rows if r["dataset"] == dataset and not r["system"].endswith("-raw")):
             vals = [mean_std(r["metrics"]["standard"].get(f"R@{k}")) for k in ks]
             if any(v is None for v in vals):
                 continue
