@@ -104,6 +104,14 @@ def test_context_shift_is_the_smallest_best_on_validation():
         fit_context_shift(scores[:0], [], [], item_ids)
 
 
+def test_warm_up_caches_the_table_before_the_first_turn(trained):
+    _, _, runs = trained
+    rec = TrainedRecommender.load(runs[0][0].resolved_out_dir())
+    assert rec._table is None
+    rec.warm_up()  # the real turn encoder embeds one text
+    assert rec._table is not None and rec._items.shape[0] == N_MOVIES
+
+
 def test_fit_refuses_another_graph(trained):
     _, _, runs = trained
     rec = TrainedRecommender.load(runs[0][0].resolved_out_dir())

@@ -398,7 +398,9 @@ def load_scorer(kg: KnowledgeGraph, artifacts: Path, spec: str | None) -> Scorer
         # One torch thread: a chat turn scores one context (ops too small to split), and with OpenMP's spinning
         # a second thread fighting the generator or another process for 2 cores made a turn ~10x slower.
         # Turns are embedded by the int8 MiniLM (same test recall as the float one, ~1.6x faster per turn).
-        return TrainedRecommender.load(spec, kg=kg, threads=1, live_int8=True)
+        rec = TrainedRecommender.load(spec, kg=kg, threads=1, live_int8=True)
+        rec.warm_up()  # at startup, not in the first turn
+        return rec
     from ecrs.data.prepare import load_samples
     from ecrs.models.baselines import Popularity
 

@@ -105,6 +105,13 @@ class TrainedRecommender:
                             f"{len(self.kg.item_ids)} movies) than the one given ({kg.num_entities}, "
                             f"{len(kg.item_ids)})")
 
+    def warm_up(self) -> None:
+        """Pay the one-off costs now, not in the first chat turn: the entity table and the turn encoder (whose
+        first call may export and quantise the ONNX graph)."""
+        self.cache_table()
+        if self.turn_vectors is not None:
+            self.turn_vectors(["ecrs warm-up: not a cached turn"])
+
     def featurize(self, samples: list[Sample]) -> Featurizer:
         return Featurizer(self.cfg, samples, self.turn_vectors, self.tokenizer, self.cooccurrence)
 
