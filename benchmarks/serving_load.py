@@ -41,6 +41,7 @@ import psutil
 
 from ecrs.data.bundle import REPO_ROOT, bundled, iter_jsonl
 from ecrs.inference.pipeline import CHAT_REPLY_TOKENS
+from ecrs.serving.store import SQLITE_SYNCHRONOUS
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from serving_fixtures import ServerProcess, parse_sse, pickled_pipeline_path
@@ -204,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--turns", type=int, default=60, help="turns per sequential measurement")
     ap.add_argument("--artifacts", default=str(REPO_ROOT / "artifacts"))
-    ap.add_argument("--durability", default="process", choices=["process", "power"], help="the server's SQLite sync")
+    ap.add_argument("--durability", default="process", choices=sorted(SQLITE_SYNCHRONOUS),
+                    help="the server's SQLite sync")
     ap.add_argument("--out", default=str(REPO_ROOT / "benchmarks/results/serving.json"))
     args = ap.parse_args(argv)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ecrs.errors import EcrsError
 from ecrs.inference.pipeline import CHAT_REPLY_TOKENS
+from ecrs.serving.store import SQLITE_SYNCHRONOUS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--db-url", default="sqlite:///artifacts/sessions.db",
                    help="SQLAlchemy URL of the sessions database (default: %(default)s)")
-    p.add_argument("--durability", default="process", choices=["process", "power"],
+    p.add_argument("--durability", default="process", choices=sorted(SQLITE_SYNCHRONOUS),
                    help="SQLite: an acknowledged turn survives the server being killed ('process', WAL with "
                         "synchronous=NORMAL) or also a power loss ('power', synchronous=FULL: an fsync per turn)")
     p.add_argument("--artifacts", default="artifacts", help="folder with trained artifacts")
