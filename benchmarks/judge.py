@@ -73,7 +73,7 @@ def generation_summary(result: dict) -> dict:
         "first_position_rate": {name: s["first_position_rate"] for name, s in result["systems"].items()},
         "n_failed": {name: s["n_failed"] for name, s in result["systems"].items()},
         "absolute_win_loss_tie": {name: a["dimensions"] for name, a in (result.get("absolute") or {}).items()
-                                  if name != "base_mean"} or None,
+                                  if name in result["systems"]} or None,
     }
 
 
@@ -84,7 +84,11 @@ def absolute_comparison(rows: list[dict], systems: list[str], base: str) -> dict
         if "scores" in r:
             name, _, turn = r["id"].partition("|")
             scores.setdefault(name, {})[turn] = r["scores"]
-    out = {"base_mean": summarize_absolute([r for r in rows if r["id"].startswith(base + "|")])}
+    rated = [r["scores"] for r in rows if "scores" in r]
+    # A judge that gives a reply the same number on all five dimensions rates overall quality, not each dimension.
+    out = {"base_mean": summarize_absolute([r for r in rows if r["id"].startswith(base + "|")]),
+           "share_of_replies_with_one_score_on_all_dimensions":
+               round(sum(len(set(sc.values())) == 1 for sc in rated) / len(rated), 4) if rated else None}
     for name in systems:
         prefs = scores_to_preferences(scores.get(name, {}), scores.get(base, {}))
         n = len(prefs)
