@@ -74,6 +74,8 @@ def generation_summary(result: dict) -> dict:
         "n_failed": {name: s["n_failed"] for name, s in result["systems"].items()},
         "absolute_win_loss_tie": {name: a["dimensions"] for name, a in (result.get("absolute") or {}).items()
                                   if name in result["systems"]} or None,
+        "absolute_share_of_replies_with_one_score_on_all_dimensions":
+            (result.get("absolute") or {}).get("share_of_replies_with_one_score_on_all_dimensions"),
     }
 
 
