@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ecrs.data.prepare import load_samples  # noqa: E402
+from ecrs.evaluation.evaluate import provenance  # noqa: E402
 from ecrs.models.context_encoder import TurnEmbeddingCache, load_live_encoder  # noqa: E402
 from ecrs.models.registry import TrainedRecommender  # noqa: E402
 
@@ -93,8 +94,10 @@ def main() -> None:
         enc_ms.append(e)
         model_ms.append(m)
         total_ms.append(e + m)
+    prov = provenance()
     result = {
-        "run": args.run, "model": rec.name, "backbone": rec.cfg.backbone,
+        "command": ".venv/bin/python " + prov["command"], "git_commit": prov["git_commit"], "git_dirty": prov["git_dirty"],
+        "run": args.run, "model": rec.name, "backbone": rec.cfg.backbone, "context_shift": rec.context_shift,
         "task": "one dialogue turn: embed the new utterance (MiniLM), featurize, prompt + reader, top-50 of "
                 f"{len(rec.kg.item_ids)} movies against the cached entity table",
         "turn_ms": percentiles(total_ms), "encode_new_utterance_ms": percentiles(enc_ms),
