@@ -81,12 +81,12 @@ def generation_summary(result: dict) -> dict:
 
 def absolute_comparison(rows: list[dict], systems: list[str], base: str) -> dict:
     """Absolute rows (ids `system|turn`) -> per system: mean scores, and win/loss/tie against the base by score."""
-    scores: dict[str, dict[str, dict]] = {}
+    scores: dict[str, dict[str, dict]] = {}  # system -> turn -> {dim: score}
     for r in rows:
         if "scores" in r:
             name, _, turn = r["id"].partition("|")
             scores.setdefault(name, {})[turn] = r["scores"]
-    rated = [r["scores"] for r in rows if "scores" in r]
+    rated = [sc for per_turn in scores.values() for sc in per_turn.values()]
     # A judge that gives a reply the same number on all five dimensions rates overall quality, not each dimension.
     out = {"base_mean": summarize_absolute([r for r in rows if r["id"].startswith(base + "|")]),
            "share_of_replies_with_one_score_on_all_dimensions":
