@@ -1,9 +1,10 @@
 """Pairwise LLM judge of the generation systems vs the zero-shot base (ECR_SPEC §6 subjective scores).
 
-    nice -n 10 .venv/bin/python benchmarks/judge.py [--n 10] [--systems template,finetuned,...] [--threads 1]
+    nice -n 10 .venv/bin/python benchmarks/judge.py [--n 10] [--systems template,finetuned:100,...] [--threads 1]
 
 Replies: the outputs cached by benchmarks/generation_eval.py under artifacts/generator/eval/ (same ReDial test
-turns, same order); the first `--n` turns of its random sample that every judged system covers. Judge: the local
+turns, same order); the first `--n` turns of its random sample that every judged system covers (`name:N` judges
+that system on the first N instead, e.g. more turns for the system a bar is about). Judge: the local
 Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF through llama.cpp (ecrs.evaluation.judge, prompt JUDGE_PROMPT_VERSION),
 greedy, all five dimensions in one answer per order, each pair judged in both orders; a preference counts only when
 the orders agree. Answers are cached in artifacts/judge/cache.sqlite, so a rerun (or a larger --n) asks only for
@@ -67,8 +68,11 @@ def generation_summary(result: dict) -> dict:
     return {
         "judge_model": result["judge_model"], "prompt_version": result["prompt_version"], "base": result["base"],
         "n_turns": result["n_turns"], "details": str(RESULTS),
+        "n_turns_per_system": {name: s["n"] for name, s in result["systems"].items()},
         "win_loss_tie": {name: {d: {k: s["dimensions"][d][k] for k in ("win", "loss", "tie")} for d in DIMENSIONS}
                          for name, s in result["systems"].items()},
+        "single_order_win_loss_tie": {name: {d: s["dimensions"][d]["single_order"] for d in DIMENSIONS}
+                                      for name, s in result["systems"].items()},
         "order_agreement": {name: s["order_agreement"] for name, s in result["systems"].items()},
         "first_position_rate": {name: s["first_position_rate"] for name, s in result["systems"].items()},
         "n_failed": {name: s["n_failed"] for name, s in result["systems"].items()},
@@ -104,7 +108,8 @@ def absolute_comparison(rows: list[dict], systems: list[str], base: str) -> dict
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10, help="test turns per system")
-    ap.add_argument("--systems", default="template,finetuned,finetuned_dialogue_emotion")
+    ap.add_argument("--systems", default="template,finetuned,finetuned_dialogue_emotion",
+                    help="comma-separated; name:N judges that system on the first N turns instead of --n")
     ap.add_argument("--base", default="zero_shot_chat")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--gguf", help="judge GGUF (default: the installed Qwen2.5-Coder-1.5B Q4_K_M)")
@@ -112,7 +117,8 @@ def main() -> None:
     ap.add_argument("--max-turns", type=int, default=3, help="dialogue turns shown to the judge")
     ap.add_argument("--absolute", action="store_true", help="also rate each reply alone and compare by scores")
     args = ap.parse_args()
-    systems = args.systems.split(",")
+    n_of = {name: int(n or args.n) for name, _, n in (s.partition(":") for s in args.systems.split(","))}
+    systems = list(n_of)
     t_start = time.time()
     load_before = os.getloadavg()[0]
 
@@ -121,12 +127,12 @@ def main() -> None:
     samples, _ = test_samples(load_review_kb(), gen["n"] - gen["seen_extra"], gen["seed"])
     base = read_outputs(args.base)
     outputs = {s: read_outputs(s) for s in systems}
-    turns = [s for s in samples if s["id"] in base and all(s["id"] in o for o in outputs.values())][:args.n]
+    turns = [s for s in samples if s["id"] in base and all(s["id"] in o for o in outputs.values())][:max(n_of.values())]
     # Turn-major order: consecutive requests share the system prompt and the dialogue context, which llama.cpp
     # keeps in its prompt cache.
     items = [PairItem(f"{name}|{s['id']}", render_context(s["context"], max_turns=args.max_turns),
                       outputs[name][s["id"]]["reply"], base[s["id"]]["reply"], name, args.base)
-             for s in turns for name in systems]
+             for i, s in enumerate(turns) for name in systems if i < n_of[name]]
 
     backend = JudgeLlamaBackend(args.gguf, n_threads=args.threads)
     judge = Judge(backend, cache=args.cache)
@@ -139,7 +145,7 @@ def main() -> None:
     if args.absolute:
         singles = [ReplyItem(f"{name}|{s['id']}", render_context(s["context"], max_turns=args.max_turns),
                              (base if name == args.base else outputs[name])[s["id"]]["reply"])
-                   for s in turns for name in [args.base, *systems]]
+                   for i, s in enumerate(turns) for name in [args.base, *systems] if i < n_of.get(name, len(turns))]
         absolute = absolute_comparison(judge.absolute(singles, progress=True), systems, args.base)
         for name in systems:
             line = " ".join(f"{d[:12]} {v['win']}/{v['loss']}/{v['tie']}" for d, v in absolute[name]["dimensions"].items())
@@ -147,7 +153,8 @@ def main() -> None:
     judge_seconds = time.time() - t0
     per_system = {name: summarize_pairwise([r for r in rows if r["a"] == name]) for name in systems}
     for name, s in per_system.items():
-        line = " ".join(f"{d[:12]} {v['win']}/{v['loss']}/{v['tie']}" for d, v in s["dimensions"].items())
+        line = " ".join(f"{d[:12]} {v['win']}/{v['loss']}/{v['tie']} (single {v['single_order']['win']})"
+                        for d, v in s["dimensions"].items())
         print(f"{name:28s} n={s['n']} agree={s['order_agreement']} first-pos={s['first_position_rate']} | {line}")
     result = {
         "what": f"pairwise judge, each system (a) vs {args.base} (b), both orders, five dimensions per answer",
@@ -164,6 +171,8 @@ def main() -> None:
             "order_agreement": "share of (turn, dimension) verdicts on which the two orders agreed",
             "first_position_rate": "share of single-order non-tie verdicts that picked the reply shown first "
                                    "(0.5 = no position bias)",
+            "single_order": "win / loss / tie over the 2n single-order judgements (each order one judgement; "
+                            "each pair is shown once in each position, so position bias adds to both sides)",
         },
         "absolute": absolute,
         "absolute_definition": "each reply rated alone 0-9 per dimension; win / loss / tie = share of turns where "

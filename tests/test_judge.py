@@ -170,6 +170,8 @@ def test_pairwise_both_orders_and_summary(server, tmp_path):
     assert s["order_agreement"] == 0.75
     # decisive single-order verdicts per dimension: p1 A,B  p2 B,A  p4 A,A -> 4 of 6 picked the first reply
     assert s["first_position_rate"] == round(4 / 6, 4)
+    # single orders: a named by p1 (both) and p4 (ab); b by p2 (both) and p4 (ba); p3 tie twice -> 3 / 3 / 2 of 8
+    assert s["dimensions"][DIMENSIONS[0]]["single_order"] == {"win": 0.375, "loss": 0.375, "tie": 0.25, "n": 8}
 
 
 def test_cache_makes_a_rerun_free(server, tmp_path):

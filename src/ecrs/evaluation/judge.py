@@ -448,14 +448,16 @@ def _failed(item_id: str, ans: _Answer, order: str | None, meta: Mapping[str, An
     return row
 
 
+_SHOWN_AB = {"A": "a", "B": "b", "tie": "tie"}  # one order's verdict as the system it names (a shown first)
+_SHOWN_BA = {"A": "b", "B": "a", "tie": "tie"}  # (b shown first)
+
+
 def combine_orders(ab: Mapping[str, str], ba: Mapping[str, str]) -> tuple[dict[str, str], dict[str, bool]]:
     """Per dimension: the (A=a, B=b) verdict and the (A=b, B=a) verdict, mapped back to a/b/tie; kept when the two
     agree, else tie. Returns (preference, agree)."""
-    first = {"A": "a", "B": "b", "tie": "tie"}
-    swapped = {"A": "b", "B": "a", "tie": "tie"}
     pref, agree = {}, {}
     for d in DIMENSIONS:
-        x, y = first[ab[d]], swapped[ba[d]]
+        x, y = _SHOWN_AB[ab[d]], _SHOWN_BA[ba[d]]
         agree[d] = x == y
         pref[d] = x if x == y else "tie"
     return pref, agree
@@ -475,7 +477,10 @@ def summarize_pairwise(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     win = both orders preferred a; loss = both preferred b; tie = both said tie or the orders disagreed.
     order_agreement = share of dimension verdicts on which the two orders agreed (same reply or both tie).
     first_position_rate = share of single-order non-tie verdicts that picked the reply shown first (0.5 = no
-    position bias)."""
+    position bias).
+    single_order = the same win/loss/tie counted over the 2n single-order judgements (each order one judgement):
+    every pair is shown once in each position, so position bias adds as much to a as to b; ties only where the
+    judge said tie. A second reading of "share of pairwise judgements", beside the both-orders one."""
     rows = list(rows)
     ok = [r for r in rows if "preference" in r]
     n = len(ok)
@@ -484,9 +489,12 @@ def summarize_pairwise(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for d in DIMENSIONS:
         c = Counter(r["preference"][d] for r in ok)
         agree = sum(r["agree"][d] for r in ok)
+        single = Counter(v for r in ok for v in (_SHOWN_AB[r["ab"][d]], _SHOWN_BA[r["ba"][d]]))
         dims[d] = {"win": _rate(c["a"], n), "loss": _rate(c["b"], n), "tie": _rate(c["tie"], n),
                    "wins": c["a"], "losses": c["b"], "ties": c["tie"], "n": n,
-                   "order_agreement": _rate(agree, n)}
+                   "order_agreement": _rate(agree, n),
+                   "single_order": {"win": _rate(single["a"], 2 * n), "loss": _rate(single["b"], 2 * n),
+                                    "tie": _rate(single["tie"], 2 * n), "n": 2 * n}}
         for r in ok:
             for v in (r["ab"][d], r["ba"][d]):
                 decisive += v != "tie"
