@@ -21,6 +21,7 @@ from ecrs.evaluation.metrics import (
     recall_at_k,
     recall_true_at_k,
     summarize_ranking,
+    target_log_probs,
 )
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -346,3 +347,43 @@ def test_bleu_invalid_input_raises():
         bleu([], [])
     with pytest.raises(ValueError):
         bleu_n(["a"], ["a"], 5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Target log-probabilities (what the AUC compares across rows)
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_target_log_probs_hand_worked():
+    # row 0: logits (ln 3, 0, 0) -> p(target 0) = 3/5; row 1: equal logits -> 1/3 for any target
+    scores = np.array([[np.log(3.0), 0.0, 0.0], [10.0, 10.0, 10.0]])
+    got = target_log_probs(scores, np.array([0, 2]))
+    assert np.exp(got) == pytest.approx([3 / 5, 1 / 3])
+
+
+def test_target_log_probs_ignore_row_offsets_that_raw_logits_do_not():
+    # The liked target has the lower raw logit but the larger probability: the logit AUC is 0, the AUC on
+    # probabilities is 1 (shifting a row by a constant changes no probability).
+    scores = np.array([[2.0, 0.0, 0.0], [10.0, 10.0, 10.0]])
+    labels = np.array([1, 0])
+    assert auc(scores[:, 0], labels) == 0.0
+    assert auc(target_log_probs(scores, np.array([0, 0])), labels) == 1.0
+    shifted = scores + np.array([[-50.0], [7.0]])
+    assert target_log_probs(shifted, np.array([0, 0])) == pytest.approx(target_log_probs(scores, np.array([0, 0])))
+
+
+def test_target_log_probs_exclude_renormalises_over_the_rest():
+    scores = np.zeros((1, 4))
+    assert np.exp(target_log_probs(scores, np.array([1]), exclude=[[0, 3]])) == pytest.approx([0.5])
+    with pytest.raises(ValueError, match="contains the target"):
+        target_log_probs(scores, np.array([1]), exclude=[[1]])
+
+
+@pytest.mark.parametrize("scores,targets", [
+    (np.zeros((0, 3)), np.zeros(0, dtype=int)),
+    (np.array([[0.0, np.inf]]), np.array([0])),
+    (np.zeros((2, 3)), np.array([0, 3])),
+    (np.zeros((2, 3)), np.array([0.0, 1.0])),
+])
+def test_target_log_probs_rejects_malformed(scores, targets):
+    with pytest.raises(ValueError):
+        target_log_probs(scores, targets)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ecrs.data.kg import KnowledgeGraph
 from ecrs.data.samples import Sample
-from ecrs.evaluation.metrics import auc, batch_auc, ranks_of_targets, summarize_ranking
+from ecrs.evaluation.metrics import auc, batch_auc, ranks_of_targets, summarize_ranking, target_log_probs
 
 KS = (1, 10, 50)
 
@@ -40,16 +40,18 @@ def flatten(samples: list[Sample], column: dict[int, int]) -> Flat:
     )
 
 
-def _auc_block(scores: np.ndarray, feedback: list[str]) -> dict[str, Any]:
-    labelled = np.array([f in ("liked", "disliked") for f in feedback])
-    labels = np.array([f == "liked" for f in feedback])[labelled].astype(int)
-    s = scores[labelled]
+def _auc_block(log_probs: np.ndarray, logits: np.ndarray, feedback: list[str]) -> dict[str, Any]:
+    """AUC and the paper's batch-32 AUC on the target's softmax probability (as ECR's reference code scores it:
+    see `target_log_probs`), and `AUC_logit` on the raw target score, which earlier results used."""
+    labelled = np.array([f in ("liked", "disliked") for f in feedback], dtype=bool)
+    labels = np.array([f == "liked" for f in feedback], dtype=bool)[labelled].astype(int)
     out: dict[str, Any] = {"n_liked": int(labels.sum()), "n_disliked": int((1 - labels).sum())}
     try:
-        out["AUC"] = auc(s, labels)
-        b = batch_auc(s, labels, batch_size=32)
+        out["AUC"] = auc(log_probs[labelled], labels)
+        b = batch_auc(log_probs[labelled], labels, batch_size=32)
         out["AUC_batch32"] = b.value
         out["AUC_batch32_batches_used"] = b.batches_used
+        out["AUC_logit"] = auc(logits[labelled], labels)
     except ValueError as e:  # one class only (e.g. INSPIRED has no questionnaire): undefined, say why
         out["AUC"] = None
         out["AUC_note"] = str(e)
@@ -66,13 +68,15 @@ def evaluate_scores(scores: np.ndarray, samples: list[Sample], kg: KnowledgeGrap
     out: dict[str, Any] = {"standard": {}, "dedup": {}}
 
     ranks = ranks_of_targets(row_scores, flat.column)
-    out["standard"] = _summary(ranks, liked) | _auc_block(target_scores, flat.feedback)
+    log_probs = target_log_probs(row_scores, flat.column)
+    out["standard"] = _summary(ranks, liked) | _auc_block(log_probs, target_scores, flat.feedback)
 
     keep = ~flat.mentioned_before
     exclude = [[column[m] for m in samples[i].mentioned_items] for i in flat.sample[keep]]
     d_ranks = ranks_of_targets(row_scores[keep], flat.column[keep], exclude=exclude)
+    d_log_probs = target_log_probs(row_scores[keep], flat.column[keep], exclude=exclude)
     out["dedup"] = _summary(d_ranks, liked[keep]) | _auc_block(
-        target_scores[keep], [f for f, k in zip(flat.feedback, keep) if k])
+        d_log_probs, target_scores[keep], [f for f, k in zip(flat.feedback, keep) if k])
     return out
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "recall_at_k",
     "recall_true_at_k",
     "summarize_ranking",
+    "target_log_probs",
 ]
 
 # Rows of the (N, C) score matrix compared at once: bounds the temporary boolean arrays to ~CHUNK × C.
@@ -264,6 +265,52 @@ def _check_scores_labels(scores: np.ndarray, labels: np.ndarray) -> tuple[np.nda
         raise ValueError("scores contain NaN or infinity")
     labels = _check_mask(labels, scores.shape[0], "labels")
     return scores, labels
+
+
+def target_log_probs(
+    scores: np.ndarray, targets: np.ndarray, exclude: Sequence[Iterable[int] | np.ndarray] | None = None,
+) -> np.ndarray:
+    """log softmax(scores[i])[targets[i]]: the share of row i's probability that its target gets.
+
+    The AUC compares targets *across* rows, so every row's scores must be on one scale. A softmax recommender's
+    logits are not: adding a constant to a row changes no probability, so training never pins the offset. The
+    ECR reference code therefore feeds its AUC softmax probabilities; this is that transform (log: same order,
+    no underflow). `exclude[i]` lists columns removed from row i's candidates (the dedup evaluation), which then
+    take no probability.
+
+    Args:
+        scores: (N, C) finite float logits (or any scores; the softmax is taken over the C columns).
+        targets: (N,) int in [0, C).
+        exclude: None, or N array-likes of column indices (never the row's target).
+
+    Returns:
+        (N,) float64 log-probabilities, each ≤ 0.
+    """
+    scores = np.asarray(scores)
+    targets = np.asarray(targets)
+    if scores.ndim != 2 or scores.shape[0] == 0 or scores.shape[1] == 0:
+        raise ValueError(f"scores must be a non-empty 2-D (N, C) array, got shape {scores.shape}")
+    if not np.issubdtype(scores.dtype, np.number) or not np.all(np.isfinite(scores)):
+        raise ValueError("scores must be finite real numbers")
+    n, c = scores.shape
+    if targets.shape != (n,) or not np.issubdtype(targets.dtype, np.integer) \
+            or np.any(targets < 0) or np.any(targets >= c):
+        raise ValueError(f"targets must be {n} integers in [0, {c})")
+    if exclude is not None and len(exclude) != n:
+        raise ValueError(f"exclude must have one entry per row ({n}), got {len(exclude)}")
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, _RANK_CHUNK_ROWS):  # float64 copies of one block at a time
+        stop = min(start + _RANK_CHUNK_ROWS, n)
+        block = scores[start:stop].astype(np.float64)  # (B, C)
+        for i in range(start, stop) if exclude is not None else ():
+            idx = np.asarray(list(exclude[i]), dtype=np.int64)
+            if np.any(idx == targets[i]):
+                raise ValueError(f"exclude[{i}] contains the target {int(targets[i])}")
+            block[i - start, idx] = -np.inf
+        top = block.max(axis=1, keepdims=True)
+        log_z = top[:, 0] + np.log(np.exp(block - top).sum(axis=1))
+        out[start:stop] = block[np.arange(stop - start), targets[start:stop]] - log_z
+    return out
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:

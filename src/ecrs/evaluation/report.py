@@ -20,7 +20,9 @@ from ecrs.evaluation.evaluate import fmt
 PAPER_LABEL = "paper (full ReDial)"
 PAPER_NOTE = ("Paper rows: ECR (Zhang et al., RecSys 2024) Table 1 and ablation, ReDial test, trained on the full "
               "ReDial data (10,006 dialogues); the paper's AUC is the per-batch-of-32 variant, so it sits in the "
-              "`AUC b32` column.")
+              "`AUC b32` column. Our AUC columns compare the target's softmax probability over the movies (as ECR's "
+              "reference code feeds its AUC); `AUC_logit` in recommendation.json is the same AUC on the raw target "
+              "score, which carries an arbitrary per-dialogue offset.")
 # The paper's AUC is averaged over evaluation batches of 32 (ECR_SPEC §6), hence the AUC_batch32 key.
 PAPER_TABLE1: dict[str, dict[str, float]] = {
     "KBRD": {"AUC_batch32": 0.503, "RT@1": 0.040, "RT@10": 0.182, "RT@50": 0.381, "R@1": 0.037, "R@10": 0.175,
