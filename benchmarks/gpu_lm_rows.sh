@@ -8,7 +8,7 @@
 # run packed as a tar cut in 15 MB pieces, the device tool's file limit; checkpoints for resuming are left out);
 # SECONDS: a wall-clock limit per training (default none): a run stopped by it keeps its best epoch's model.pt.
 # Back here: `cat OUT/NAME.tar.* | tar -x -C artifacts/recommender/redial`, `ecrs train recommender --config ...
-# --calibrate-only` if calibration.json is missing, then `ecrs evaluate --config configs/evaluate_recommenders_lm.yaml`.
+# --calibrate-only` if calibration.json is missing, then `ecrs evaluate --config configs/evaluate_recommenders_lm_gpu.yaml`.
 set -uo pipefail
 gguf=$1 out=$2 limit=${3:-0}
 shift $(( $# < 3 ? $# : 3 ))

@@ -98,10 +98,12 @@ def table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
 
 
 def display_name(system: str) -> str:
-    """`ecr-lg-fast` -> `ECR[LG] (fast)`; `...-raw` (evaluated without the calibrated context shift) says so;
-    baselines and unknown names stay as they are."""
+    """`ecr-lg-fast` -> `ECR[LG] (fast)`, `ecr-lm-gpu` -> `ECR (lm, GPU budget)`; `...-raw` (evaluated without the
+    calibrated context shift) says so; baselines and unknown names stay as they are."""
     if system.endswith("-raw"):
         return display_name(system.removesuffix("-raw")) + ", no context shift"
+    if system.endswith("-gpu"):  # the GPU-sized training budget (configs/recommender/*-lm-gpu.yaml)
+        return display_name(system.removesuffix("-gpu")).removesuffix(")") + ", GPU budget)"
     for label, prefix in ABLATION:
         for backbone in BACKBONES:
             if system == f"{prefix}-{backbone}":
