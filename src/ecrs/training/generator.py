@@ -298,8 +298,9 @@ class GeneratorTask:
     """Rows = tokenized examples; micro-batches are right-padded; loss = mean CE over target tokens."""
 
     def __init__(self, model, rows: list[tuple[list[int], int]], valid: list[tuple[list[int], int]], pad_id: int,
-                 micro_size: int):
+                 micro_size: int, device: torch.device | str = "cpu"):
         self.model = model
+        self.device = torch.device(device)
         self.rows = rows
         self.valid = valid
         self.pad_id = pad_id
@@ -315,7 +316,8 @@ class GeneratorTask:
             input_ids[b, :len(ids)] = torch.tensor(ids)
             mask[b, :len(ids)] = 1
             labels[b, n_prompt:len(ids)] = torch.tensor(ids[n_prompt:])
-        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+        return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device),
+                "labels": labels.to(self.device)}
 
     def make_micro(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         return self._batch([self.rows[int(i)] for i in rows])
@@ -389,11 +391,14 @@ def train_generator(cfg: GeneratorTrainConfig) -> dict[str, Any]:
     rows = [encode(x, tok, cfg.format, cfg.max_len, eos) for x in train_ex]
     valid = [encode(x, tok, cfg.format, cfg.max_len, eos) for x in valid_ex]
     lengths = np.array([len(r[0]) for r in rows])
-    model = get_peft_model(model, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+    # A GPU when one is present (the paper's Llama-2-7B setting needs one); the same code on the CPU otherwise.
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = get_peft_model(model.to(device), LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                                              target_modules=list(cfg.lora.targets), task_type="CAUSAL_LM"))
     view = LoraView(model)
     optimizer = torch.optim.AdamW(list(view.parameters()), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    task = GeneratorTask(model, rows, valid, pad_id=eos, micro_size=cfg.train.batch_size // cfg.train.grad_accum)
+    task = GeneratorTask(model, rows, valid, pad_id=eos, micro_size=cfg.train.batch_size // cfg.train.grad_accum,
+                         device=device)
 
     best: dict[str, Any] = {}
 
@@ -415,7 +420,7 @@ def train_generator(cfg: GeneratorTrainConfig) -> dict[str, Any]:
         view.load_state_dict(best["state"])
 
     model.save_pretrained(out / "adapter")
-    lora_state = get_peft_model_state_dict(model)
+    lora_state = {k: v.detach().cpu() for k, v in get_peft_model_state_dict(model).items()}
     gguf_path = None
     if cfg.export_gguf:
         if base_path.suffix != ".gguf":
@@ -440,7 +445,8 @@ def train_generator(cfg: GeneratorTrainConfig) -> dict[str, Any]:
         "train_seconds_total": round(state.seconds, 1), "data_seconds": round(t_data, 1),
         "seconds_per_step": round(state.seconds / max(state.step, 1), 2),
         "wall_seconds": round(time.time() - t_start, 1),
-        "hardware": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()},
+        "hardware": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                     "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"},
         "config": to_dict(cfg),
     }
     (out / "train_log.json").write_text(json.dumps(summary, indent=2) + "\n")
