@@ -108,3 +108,12 @@ def test_display_names():
     assert display_name("unicrs-fast-raw") == "UniCRS (fast), no context shift"
     assert display_name("ecr-lm-gpu") == "ECR (lm, GPU budget)"
     assert display_name("popularity") == "popularity"
+
+
+def test_subset_rows_say_so():
+    from ecrs.evaluation.report import _row_label
+
+    row = {"system": "ecr-lm-gpu", "metrics": {"standard": {"n_samples": 2020}}}
+    assert _row_label(row) == "ECR (lm, GPU budget)"
+    assert _row_label({**row, "test_subset": "fixed random subset (seed 0) of 1500 test samples"}) \
+        == "ECR (lm, GPU budget) [test subset: 2020 targets]"

@@ -111,6 +111,12 @@ def display_name(system: str) -> str:
     return {"kbrd": "KBRD"}.get(system, system)
 
 
+def _row_label(row: dict[str, Any]) -> str:
+    """The row's display name, saying so when it was scored on a test subset (`ecrs evaluate` max_samples)."""
+    name = display_name(row["system"])
+    return f"{name} [test subset: {row['metrics']['standard']['n_samples']} targets]" if row.get("test_subset") else name
+
+
 def _provenance(name: str, obj: Any) -> str:
     if not isinstance(obj, dict):
         return f"`{name}.json`"
@@ -172,7 +178,7 @@ def _recommendation_section(rec: dict[str, Any] | None) -> list[str]:
         lines += [f"### {dataset} (Table 1 style)", "",
                   f"Test samples: {ours[0]['metrics']['standard'].get('n_samples')}; our training samples: "
                   f"{', '.join(map(str, train_n)) or '–'}.", ""]
-        body = [[display_name(r["system"]), "ours", _seeds(r)] + [fmt(r["metrics"]["standard"].get(c))
+        body = [[_row_label(r), "ours", _seeds(r)] + [fmt(r["metrics"]["standard"].get(c))
                                                                    for c in TABLE1_COLS] for r in ours]
         if dataset != PAPER_DATASET:
             lines += [f"No published ECR numbers on {dataset} in ECR_SPEC: our rows only.", ""]
@@ -182,7 +188,7 @@ def _recommendation_section(rec: dict[str, Any] | None) -> list[str]:
         lines += table(["system", "numbers", "seeds"] + [HEADER.get(c, c) for c in TABLE1_COLS], body)
         dcols = ["R@1", "R@10", "R@50"]
         lines += [f"Dedup ({dataset}): movies mentioned earlier in the dialogue removed from targets and ranking.", ""]
-        body = [[display_name(r["system"]), "ours", str(r["metrics"]["dedup"].get("n_samples", "–"))]
+        body = [[_row_label(r), "ours", str(r["metrics"]["dedup"].get("n_samples", "–"))]
                 + [fmt(r["metrics"]["dedup"].get(c)) for c in dcols] for r in ours]
         if dataset == PAPER_DATASET:
             body.append(["ECR", PAPER_LABEL, "–"] + [num(PAPER_DEDUP_ECR[c]) for c in dcols])
