@@ -393,8 +393,9 @@ def train_generator(cfg: GeneratorTrainConfig) -> dict[str, Any]:
     lengths = np.array([len(r[0]) for r in rows])
     # A GPU when one is present (the paper's Llama-2-7B setting needs one); the same code on the CPU otherwise.
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = get_peft_model(model.to(device), LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                                             target_modules=list(cfg.lora.targets), task_type="CAUSAL_LM"))
+    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=list(cfg.lora.targets), task_type="CAUSAL_LM")
+    model = get_peft_model(model.to(device), lora)
     view = LoraView(model)
     optimizer = torch.optim.AdamW(list(view.parameters()), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     task = GeneratorTask(model, rows, valid, pad_id=eos, micro_size=cfg.train.batch_size // cfg.train.grad_accum,
