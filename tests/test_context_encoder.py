@@ -46,6 +46,16 @@ def test_encode_live_uses_the_cache_first(tmp_path):
     np.testing.assert_allclose(live[1], load_minilm().encode(TEXTS[1], normalize_embeddings=True), atol=1e-5)
 
 
+def test_encode_cached_embeds_once_and_persists(tmp_path):
+    """Evaluation's path: texts missing from the cache are embedded once and saved, so a second process (the next
+    seed's run) reads them from disk instead of embedding them again."""
+    first = TurnEmbeddingCache(tmp_path).encode_cached(TEXTS[:2])
+    again = TurnEmbeddingCache(tmp_path)
+    assert len(again) == 2 and again.missing(TEXTS[:2]) == []
+    np.testing.assert_array_equal(again.encode_cached([TEXTS[1], TEXTS[0]]), first[::-1])
+    np.testing.assert_allclose(first, load_minilm().encode(TEXTS[:2], normalize_embeddings=True), atol=2e-3)
+
+
 def test_encode_live_memoises_live_turns(tmp_path):
     """A conversation's earlier live turns are encoded once, not again on every later turn."""
     cache = TurnEmbeddingCache(tmp_path)

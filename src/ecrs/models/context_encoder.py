@@ -204,6 +204,12 @@ class TurnEmbeddingCache:
         return self._vectors[np.asarray(rows, dtype=np.int64)].astype(np.float32) if rows else np.zeros(
             (0, DIM), np.float32)
 
+    def encode_cached(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for a known corpus (training, evaluation): what is missing is embedded once, by the same encoder
+        as the training turns, and saved, so the next run over the same texts reads them from disk."""
+        self.ensure(texts)
+        return self.vectors(texts)
+
     def encode_live(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for texts at inference: cached where possible, the rest embedded now (not persisted).
         Thread-safe: a server scores several sessions at once."""

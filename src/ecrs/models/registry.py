@@ -55,8 +55,12 @@ class TrainedRecommender:
 
     @classmethod
     def load(cls, run_dir: str | Path, name: str | None = None, kg: KnowledgeGraph | None = None,
-             threads: int = 0, live_int8: bool = False, calibrated: bool = True) -> TrainedRecommender:
-        """`calibrated`: apply the context shift fitted on validation when the run has one (`calibration.json`)."""
+             threads: int = 0, live_int8: bool = False, calibrated: bool = True,
+             cache_turns: bool = False) -> TrainedRecommender:
+        """`calibrated`: apply the context shift fitted on validation when the run has one (`calibration.json`).
+        `cache_turns`: turns not in the embedding cache are embedded like the training turns and saved there
+        (evaluation: every run and seed then reads the test turns from disk); else they are embedded live and
+        kept in memory only (chat, serving)."""
         run_dir = Path(run_dir)
         path = run_dir / "model.pt"
         if not path.exists():
@@ -76,8 +80,8 @@ class TrainedRecommender:
         if (cfg.kind == "ecr" and cfg.backbone == "fast") or cfg.entity_name_features:
             from ecrs.models.context_encoder import TurnEmbeddingCache
 
-            vectors = TurnEmbeddingCache(ck.get("embedding_cache", "artifacts/cache/minilm"),
-                                         live_int8=live_int8).encode_live
+            cache = TurnEmbeddingCache(ck.get("embedding_cache", "artifacts/cache/minilm"), live_int8=live_int8)
+            vectors = cache.encode_cached if cache_turns else cache.encode_live
         names = entity_name_vectors(kg, vectors) if cfg.entity_name_features else None
         model = build_model(cfg, kg, lm, names)
         missing, unexpected = model.load_state_dict(ck["model"], strict=False)

@@ -53,7 +53,7 @@ def fit_context_shift(scores: np.ndarray, context_columns: list[np.ndarray], sam
 def calibrate_run(run_dir: str | Path, valid: list[Sample]) -> dict[str, Any]:
     """Fit the context shift of one trained run on `valid` and write it beside the model (`calibration.json`)."""
     run_dir = Path(run_dir)
-    rec = TrainedRecommender.load(run_dir, calibrated=False)
+    rec = TrainedRecommender.load(run_dir, calibrated=False, cache_turns=True)
     scores = rec.score(valid)
     out = fit_context_shift(scores, rec.context_columns(valid), valid, rec.kg.item_ids)
     (run_dir / CALIBRATION_FILE).write_text(json.dumps(out, indent=1) + "\n")

@@ -101,13 +101,7 @@ def turn_vector_lookup(cache_dir: str):
     """texts -> (n, 384) vectors from the on-disk MiniLM cache, embedding (and persisting) what is missing."""
     from ecrs.models.context_encoder import TurnEmbeddingCache
 
-    cache = TurnEmbeddingCache(cache_dir)
-
-    def lookup(texts: list[str]) -> np.ndarray:
-        cache.ensure(texts)
-        return cache.vectors(texts)
-
-    return lookup
+    return TurnEmbeddingCache(cache_dir).encode_cached
 
 
 class RecommenderTask:
