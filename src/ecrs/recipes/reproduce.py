@@ -50,7 +50,9 @@ MEASURED_S: dict[str, float] = {
     "train-kbrd-inspired": 19,
     "train-generator": 801,
     "evaluate-inspired": 1,
-    "evaluate-redial": 359,
+    # since the test turns go into the embedding cache (2026-11-27): 42 s for the first trained run (it embeds
+    # them), 10 s for each further one; this is the default plan's 3 runs (359 s when every run re-embedded them)
+    "evaluate-redial": 65,
     "bench-linking": 5,
     "bench-generation": 1495,
     "report": 5,
