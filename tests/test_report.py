@@ -107,6 +107,7 @@ def test_display_names():
     assert display_name("ecr-lg-fast") == "ECR[LG] (fast)"
     assert display_name("unicrs-fast-raw") == "UniCRS (fast), no context shift"
     assert display_name("ecr-lm-gpu") == "ECR (lm, GPU budget)"
+    assert display_name("unicrs-fast-e15") == "UniCRS (fast, 15 epochs)"
     assert display_name("popularity") == "popularity"
 
 

@@ -98,10 +98,13 @@ def table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
 
 
 def display_name(system: str) -> str:
-    """`ecr-lg-fast` -> `ECR[LG] (fast)`, `ecr-lm-gpu` -> `ECR (lm, GPU budget)`; `...-raw` (evaluated without the
-    calibrated context shift) says so; baselines and unknown names stay as they are."""
+    """`ecr-lg-fast` -> `ECR[LG] (fast)`, `ecr-lm-gpu` -> `ECR (lm, GPU budget)`, `ecr-fast-e15` -> `ECR (fast,
+    15 epochs)`; `...-raw` (evaluated without the calibrated context shift) says so; baselines and unknown names
+    stay as they are."""
     if system.endswith("-raw"):
         return display_name(system.removesuffix("-raw")) + ", no context shift"
+    if system.endswith("-e15"):  # the row's config trained for 15 epochs instead of 10 (`--set train.epochs=15`)
+        return display_name(system.removesuffix("-e15")).removesuffix(")") + ", 15 epochs)"
     if system.endswith("-gpu"):  # the GPU-sized training budget (configs/recommender/*-lm-gpu.yaml)
         return display_name(system.removesuffix("-gpu")).removesuffix(")") + ", GPU budget)"
     for label, prefix in ABLATION:
