@@ -108,6 +108,7 @@ def test_display_names():
     assert display_name("unicrs-fast-raw") == "UniCRS (fast), no context shift"
     assert display_name("ecr-lm-gpu") == "ECR (lm, GPU budget)"
     assert display_name("unicrs-fast-e15") == "UniCRS (fast, 15 epochs)"
+    assert display_name("kbrd-e15") == "KBRD (15 epochs)"
     assert display_name("popularity") == "popularity"
 
 

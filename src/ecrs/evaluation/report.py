@@ -103,10 +103,13 @@ def display_name(system: str) -> str:
     stay as they are."""
     if system.endswith("-raw"):
         return display_name(system.removesuffix("-raw")) + ", no context shift"
+    def qualified(base: str, note: str) -> str:  # `ECR (fast)` -> `ECR (fast, note)`; `KBRD` -> `KBRD (note)`
+        return base[:-1] + f", {note})" if base.endswith(")") else f"{base} ({note})"
+
     if system.endswith("-e15"):  # the row's config trained for 15 epochs instead of 10 (`--set train.epochs=15`)
-        return display_name(system.removesuffix("-e15")).removesuffix(")") + ", 15 epochs)"
+        return qualified(display_name(system.removesuffix("-e15")), "15 epochs")
     if system.endswith("-gpu"):  # the GPU-sized training budget (configs/recommender/*-lm-gpu.yaml)
-        return display_name(system.removesuffix("-gpu")).removesuffix(")") + ", GPU budget)"
+        return qualified(display_name(system.removesuffix("-gpu")), "GPU budget")
     for label, prefix in ABLATION:
         for backbone in BACKBONES:
             if system == f"{prefix}-{backbone}":
