@@ -46,7 +46,8 @@ PAPER_DATASET = "redial"  # the only dataset with published numbers in ECR_SPEC
 
 # Ablation rows (ECR_SPEC §4.8) -> system-name prefix in recommendation.json; the suffix is the backbone.
 ABLATION = [("UniCRS", "unicrs"), ("ECR[L]", "ecr-l"), ("ECR[LS]", "ecr-ls"), ("ECR[LG]", "ecr-lg"), ("ECR", "ecr")]
-BACKBONES = ("fast", "lm")
+BACKBONES = ("fast", "fast-e15", "lm")  # fast-e15: the fast rows trained for 15 epochs instead of 10
+BACKBONE_TITLES = {"fast-e15": "fast backbone, 15 epochs"}
 TABLE1_COLS = ["AUC", "AUC_batch32", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R@50"]
 ABLATION_COLS = ["AUC", "AUC_batch32", "RT@10", "RT@50", "R@10", "R@50"]
 HEADER = {"AUC_batch32": "AUC b32"}
@@ -221,7 +222,7 @@ def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, 
                 continue
             missing = [f"{label} (`{p}-{backbone}`)" for label, p in ABLATION
                        if (f"{p}-{backbone}", dataset) not in by_key]
-            found.setdefault(dataset, []).extend((f"{label} ({backbone})", r) for label, r in present)
+            found.setdefault(dataset, []).extend((display_name(r["system"]), r) for label, r in present)
             paper = dataset == PAPER_DATASET
             header = ["row", "system", "seeds"] + [HEADER.get(c, c) for c in ABLATION_COLS]
             header += ["paper (full ReDial)"] if paper else []
@@ -231,7 +232,8 @@ def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, 
                 if paper:
                     cells.append(" / ".join(num(PAPER_ABLATION[label][c]) for c in ABLATION_COLS if c != "AUC"))
                 body.append(cells)
-            lines += [f"### {dataset}, {backbone} backbone", "", *table(header, body)]
+            title = BACKBONE_TITLES.get(backbone, f"{backbone} backbone")
+            lines += [f"### {dataset}, {title}", "", *table(header, body)]
             if missing:
                 lines += [f"Not in `recommendation.json` yet: {', '.join(missing)} (train with `ecrs train "
                           f"recommender --config configs/recommender/<row>.yaml`, then `ecrs evaluate`).", ""]
