@@ -283,7 +283,7 @@ def plot_ablation(found: dict[str, list[tuple[str, dict]]], out: Path) -> bool:
 
     plt = _pyplot()
     metrics = ["R@10", "R@50", "RT@50", "AUC"]
-    fig, axes = plt.subplots(1, len(found), figsize=(6 * len(found), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(found), figsize=(6 * len(found), 5), squeeze=False)
     for ax, (dataset, present) in zip(axes[0], sorted(found.items())):
         width = 0.8 / len(present)
         x = np.arange(len(metrics))
@@ -294,7 +294,7 @@ def plot_ablation(found: dict[str, list[tuple[str, dict]]], out: Path) -> bool:
         ax.set_xticks(x, metrics)
         ax.set_title(f"ablation, {dataset} test (error bars: std over seeds)")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)  # below: bars stay visible
     fig.tight_layout()
     _savefig(fig, out)
     return True
