@@ -98,19 +98,21 @@ def table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
+def _qualified(base: str, note: str) -> str:
+    """`ECR (fast)` -> `ECR (fast, note)`; `KBRD` -> `KBRD (note)`."""
+    return base[:-1] + f", {note})" if base.endswith(")") else f"{base} ({note})"
+
+
 def display_name(system: str) -> str:
     """`ecr-lg-fast` -> `ECR[LG] (fast)`, `ecr-lm-gpu` -> `ECR (lm, GPU budget)`, `ecr-fast-e15` -> `ECR (fast,
     15 epochs)`; `...-raw` (evaluated without the calibrated context shift) says so; baselines and unknown names
     stay as they are."""
     if system.endswith("-raw"):
         return display_name(system.removesuffix("-raw")) + ", no context shift"
-    def qualified(base: str, note: str) -> str:  # `ECR (fast)` -> `ECR (fast, note)`; `KBRD` -> `KBRD (note)`
-        return base[:-1] + f", {note})" if base.endswith(")") else f"{base} ({note})"
-
     if system.endswith("-e15"):  # the row's config trained for 15 epochs instead of 10 (`--set train.epochs=15`)
-        return qualified(display_name(system.removesuffix("-e15")), "15 epochs")
+        return _qualified(display_name(system.removesuffix("-e15")), "15 epochs")
     if system.endswith("-gpu"):  # the GPU-sized training budget (configs/recommender/*-lm-gpu.yaml)
-        return qualified(display_name(system.removesuffix("-gpu")), "GPU budget")
+        return _qualified(display_name(system.removesuffix("-gpu")), "GPU budget")
     for label, prefix in ABLATION:
         for backbone in BACKBONES:
             if system == f"{prefix}-{backbone}":
@@ -222,7 +224,7 @@ def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, 
                 continue
             missing = [f"{label} (`{p}-{backbone}`)" for label, p in ABLATION
                        if (f"{p}-{backbone}", dataset) not in by_key]
-            found.setdefault(dataset, []).extend((display_name(r["system"]), r) for label, r in present)
+            found.setdefault(dataset, []).extend((display_name(r["system"]), r) for _, r in present)
             paper = dataset == PAPER_DATASET
             header = ["row", "system", "seeds"] + [HEADER.get(c, c) for c in ABLATION_COLS]
             header += ["paper (full ReDial)"] if paper else []
