@@ -16,7 +16,7 @@ from tiny_recommender import tiny_kg, tiny_model_config, tiny_samples, write_tin
 
 from ecrs.models.entity_encoder import EntityTableWindow
 from ecrs.models.recommender import Featurizer, build_model
-from ecrs.training.loop import Dist, LoopConfig, train_loop
+from ecrs.training.loop import Dist, LoopConfig, WeightAverage, train_loop
 from ecrs.training.recommender import RecommenderTask
 
 torch.set_num_threads(1)
@@ -74,6 +74,37 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert second.finished and second.step == straight.step
     assert_same(params(m), params(m2))
     assert [h["train_loss"] for h in straight.history] == [h["train_loss"] for h in second.history]
+
+
+def test_weight_average_update_and_swap():
+    p = torch.nn.Parameter(torch.zeros(3))
+    avg = WeightAverage([p], decay=0.99)
+    with torch.no_grad():
+        p.fill_(1.0)
+    avg.update(step=0)  # decay ramps: min(0.99, 1/10) = 0.1 -> 0.1 * 0 + 0.9 * 1
+    torch.testing.assert_close(avg.shadow[0], torch.full((3,), 0.9))
+    avg.update(step=10_000)  # decay 0.99 -> 0.99 * 0.9 + 0.01 * 1
+    torch.testing.assert_close(avg.shadow[0], torch.full((3,), 0.901))
+    with avg.swapped_in():
+        torch.testing.assert_close(p.detach(), torch.full((3,), 0.901))
+    torch.testing.assert_close(p.detach(), torch.ones(3))  # the trained weights are back
+
+
+def test_weight_average_validates_on_the_average_and_resumes(tmp_path):
+    """Averaging changes what validation sees (not the training path), and the checkpoint carries the average."""
+    cfg = LoopConfig(epochs=3, batch_size=8, patience=0, seed=3, ema_decay=0.9)
+    m0, t0, o0 = setup(dropout=0.2)
+    plain = train_loop(t0, m0, o0, LoopConfig(epochs=3, batch_size=8, patience=0, seed=3), tmp_path / "plain")
+    m, t, o = setup(dropout=0.2)
+    straight = train_loop(t, m, o, cfg, tmp_path / "straight")
+    assert_same(params(m0), params(m))  # the model keeps its trained weights; only validation used the average
+    assert [h["train_loss"] for h in plain.history] == [h["train_loss"] for h in straight.history]
+    m1, t1, o1 = setup(dropout=0.2)
+    train_loop(t1, m1, o1, cfg, tmp_path / "resumed", stop_after_epochs=1)
+    m2, t2, o2 = setup(dropout=0.2, seed=123)
+    second = train_loop(t2, m2, o2, cfg, tmp_path / "resumed")
+    assert [h["R@50"] for h in straight.history] == [h["R@50"] for h in second.history]
+    assert [h["R@1"] for h in straight.history] == [h["R@1"] for h in second.history]
 
 
 class Crash(Exception):

@@ -17,6 +17,7 @@ and RNG states, so a resumed run continues exactly where the interrupted one sto
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -46,6 +47,9 @@ class LoopConfig:
     max_steps: int = 0  # 0 = no budget; else stop after this many optimizer steps (reduced-budget runs)
     patience: int = 3  # epochs without a better validation metric before stopping; 0 = never stop early
     checkpoint_every: int = 0  # optimizer steps between mid-epoch checkpoints; 0 = at epoch ends only
+    # Exponential moving average of the weights (0 = off): validation, early stopping and the saved best model use
+    # the average, which smooths the epoch-to-epoch noise of small-data training.
+    ema_decay: float = 0.0
     seed: int = 0
 
 
@@ -134,6 +138,41 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class WeightAverage:
+    """An exponential moving average of parameters, swapped in for validation and saving.
+
+    The decay ramps up as min(decay, (1 + t) / (10 + t)) over optimizer steps t, so the first steps are not pinned to
+    the initial weights (the usual bias correction). Hand-written rather than `torch.optim.swa_utils.AveragedModel`:
+    that keeps a deep copy of the whole model, frozen LM included, and the tasks validate the model they hold.
+    """
+
+    def __init__(self, params: list[nn.Parameter], decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
+        self.params, self.decay = params, decay
+        self.shadow = [p.detach().clone() for p in params]
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for s, p in zip(self.shadow, self.params):
+            s.lerp_(p, 1.0 - d)
+
+    @contextlib.contextmanager
+    def swapped_in(self):
+        """The averaged weights in the model for the duration; the trained ones back after."""
+        with torch.no_grad():
+            live = [p.detach().clone() for p in self.params]
+            for p, s in zip(self.params, self.shadow):
+                p.copy_(s)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, v in zip(self.params, live):
+                    p.copy_(v)
+
+
 def lr_lambda(warmup: int, schedule: str = "constant", total: int = 0):
     """Multiplier of the base learning rate at optimizer step `step`: linear warmup, then constant or a linear /
     cosine decay reaching 0 at step `total` (the planned number of steps; early stopping may end sooner)."""
@@ -174,6 +213,8 @@ def train_loop(
         planned = min(planned, cfg.max_steps) if planned else cfg.max_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup_steps, cfg.schedule, planned))
     state = LoopState()
+    params = [p for p in model.parameters() if p.requires_grad]
+    ema = WeightAverage(params, cfg.ema_decay) if cfg.ema_decay > 0 else None
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dist.device, weights_only=False)
         model.load_state_dict(ck["model"], strict=False)
@@ -181,6 +222,9 @@ def train_loop(
         scheduler.load_state_dict(ck["scheduler"])
         state = LoopState(**ck["state"])
         _set_rng_state(ck["rng"])
+        if ema is not None:
+            for sh, v in zip(ema.shadow, ck["ema"]):
+                sh.copy_(v)
         if dist.main:
             print(f"resumed from {ckpt_path} (epoch {state.epoch}, step {state.step})", flush=True)
     if state.finished:
@@ -195,7 +239,6 @@ def train_loop(
     steps_per_epoch = task.n_rows // cfg.batch_size  # the incomplete tail of an epoch is dropped
     if steps_per_epoch == 0:
         raise ValueError(f"{task.n_rows} training rows are fewer than one batch of {cfg.batch_size}")
-    params = [p for p in model.parameters() if p.requires_grad]
 
     def save_checkpoint() -> None:
         if dist.main:
@@ -203,7 +246,8 @@ def train_loop(
             sd = {n: v for n, v in model.state_dict().items() if ".lm." not in n}  # the frozen LM is reloaded
             tmp = ckpt_path.with_suffix(".tmp")
             torch.save({"model": sd, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "state": asdict(state), "rng": _rng_state()}, tmp)
+                        "state": asdict(state), "rng": _rng_state(),
+                        "ema": ema.shadow if ema is not None else None}, tmp)
             tmp.replace(ckpt_path)
         dist.barrier()
 
@@ -237,6 +281,8 @@ def train_loop(
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                if ema is not None:
+                    ema.update(state.step)
                 state.micro_done = i + 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{running / n_loss:.4f}", refresh=False)
@@ -248,18 +294,19 @@ def train_loop(
                     save_checkpoint()
         bar.close()
         state.seconds += time.time() - t0
-        metrics = task.validate()
-        model.train()
-        value = metrics[metric]
-        record = {"epoch": epoch, "step": state.step, "train_loss": running / max(n_loss, 1),
-                  "seconds": round(state.seconds, 1), **metrics}
-        state.history.append(record)
-        if value > state.best:
-            state.best, state.best_epoch, state.bad_epochs = value, epoch, 0
-            if dist.main and save_best is not None:
-                save_best(state)
-        else:
-            state.bad_epochs += 1
+        with ema.swapped_in() if ema is not None else contextlib.nullcontext():
+            metrics = task.validate()
+            model.train()
+            value = metrics[metric]
+            record = {"epoch": epoch, "step": state.step, "train_loss": running / max(n_loss, 1),
+                      "seconds": round(state.seconds, 1), **metrics}
+            state.history.append(record)
+            if value > state.best:
+                state.best, state.best_epoch, state.bad_epochs = value, epoch, 0
+                if dist.main and save_best is not None:
+                    save_best(state)  # the averaged weights, when averaging
+            else:
+                state.bad_epochs += 1
         if dist.main:
             print(json.dumps({k_: (round(v, 4) if isinstance(v, float) else v) for k_, v in record.items()}),
                   flush=True)
