@@ -9,7 +9,8 @@
 # Carried from a machine that has trained and evaluated before: artifacts/data, artifacts/emotion,
 # artifacts/cache/minilm/turn_embeddings.npz. Writes OUT/results.json (`ecrs evaluate` rows, one per variant) and
 # OUT/runs.tar.gz (each run's log, metrics.json and config.yaml; no weights). A GPU row is comparable only with
-# rows trained in the same sweep: the numerics differ from the CPU's.
+# rows trained in the same sweep: the numerics differ from the CPU's. LIMIT=SECONDS (environment) caps each training's
+# wall time: a run stopped by it keeps its best epoch's model.pt (its log says where it stopped).
 set -uo pipefail
 out=$1 seeds=$2
 shift 2
@@ -25,7 +26,7 @@ for v in "$@"; do
   IFS=, read -ra kv <<< "$overrides"
   for o in "${kv[@]}"; do sets+=(--set "$o"); done
   for s in $seeds; do
-    OMP_NUM_THREADS=1 ecrs train recommender --config "configs/recommender/$config.yaml" "${sets[@]}" \
+    OMP_NUM_THREADS=1 timeout "${LIMIT:-0}" bash -c "$(declare -f ecrs); ecrs \"\$@\"" _ train recommender --config "configs/recommender/$config.yaml" "${sets[@]}" \
       --set "train.seed=$s" > "logs/sweep/$name-s$s.log" 2>&1 &
   done
   names+=("$name")
