@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fast-backbone recommenders trained side by side on one GPU, then evaluated on the ReDial test split on the same
+# Fast-backbone recommenders trained side by side on one GPU, then evaluated on their dataset's test split on the same
 # machine's CPUs: sweeps that would take hours on 2 cores, as run on the `device` machine (CUDA PyTorch and PyG
 # there, no network, no MiniLM: the carried turn cache must hold every train/valid/test turn).
 #
@@ -22,20 +22,22 @@ names=()
 for v in "$@"; do
   name=${v%%=*} spec=${v#*=}
   IFS=, read -r config overrides <<< "$spec"
-  sets=(--set "name=$name" --set threads=1 --set "out_dir=artifacts/recommender/exp/{name}-s{seed}")
+  dataset=$(sed -n 's/^ *dataset: *\([a-z]*\).*/\1/p' "configs/recommender/$config.yaml" | head -1)
+  sets=(--set "name=$name" --set threads=1 --set "out_dir=artifacts/recommender/{dataset}/{name}-s{seed}")
   IFS=, read -ra kv <<< "$overrides"
   for o in "${kv[@]}"; do sets+=(--set "$o"); done
   for s in $seeds; do
     OMP_NUM_THREADS=1 timeout "${LIMIT:-0}" bash -c "$(declare -f ecrs); ecrs \"\$@\"" _ train recommender --config "configs/recommender/$config.yaml" "${sets[@]}" \
-      --set "train.seed=$s" > "logs/sweep/$name-s$s.log" 2>&1 &
+      --set "train.seed=$s" > "logs/sweep/$dataset-$name-s$s.log" 2>&1 &
   done
-  names+=("$name")
+  names+=("$dataset:$name")
 done
 wait
-for n in "${names[@]}"; do
-  grep -h "best valid" logs/sweep/"$n"-s*.log
-  OMP_NUM_THREADS=2 ecrs evaluate --set "datasets=[redial]" --set "systems=[\"$n:artifacts/recommender/exp/$n-s*\"]" \
-    --set "results=logs/sweep/results-$n.json" > "logs/sweep/evaluate-$n.log" 2>&1 &
+for dn in "${names[@]}"; do
+  d=${dn%%:*} n=${dn#*:}
+  grep -h "best valid" logs/sweep/"$d-$n"-s*.log
+  OMP_NUM_THREADS=2 ecrs evaluate --set "datasets=[$d]" --set "systems=[\"$n:artifacts/recommender/$d/$n-s*\"]" \
+    --set "results=logs/sweep/results-$d-$n.json" > "logs/sweep/evaluate-$d-$n.log" 2>&1 &
 done
 wait
 python3 - "$out/results.json" logs/sweep/results-*.json <<'EOF'
@@ -43,7 +45,8 @@ import json, sys
 rows = [r for f in sys.argv[2:] for r in json.load(open(f))["rows"]]
 json.dump({"rows": rows}, open(sys.argv[1], "w"), indent=1)
 for r in rows:
-    m = r["metrics"]["standard"]
-    print(f'{r["system"]:24s} R@50 {m["R@50"]:.4f}  RT@50 {m["RT@50"]:.4f}  AUC {m["AUC"]:.4f}')
+    m = {k: (v or {}).get("mean") if isinstance(v, dict) or v is None else v
+         for k, v in r["metrics"]["standard"].items()}
+    print(r["dataset"], r["system"], *(f"{k} {m[k]:.4f}" for k in ("R@50", "RT@50", "AUC") if m.get(k) is not None))
 EOF
-tar -czf "$out/runs.tar.gz" logs/sweep artifacts/recommender/exp/*/metrics.json artifacts/recommender/exp/*/config.yaml
+tar -czf "$out/runs.tar.gz" logs/sweep artifacts/recommender/*/*/metrics.json artifacts/recommender/*/*/config.yaml
