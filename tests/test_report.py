@@ -105,10 +105,13 @@ def test_display_names():
     from ecrs.evaluation.report import display_name
 
     assert display_name("ecr-lg-fast") == "ECR[LG] (fast)"
-    assert display_name("unicrs-fast-raw") == "UniCRS (fast), no context shift"
+    assert display_name("unicrs-fast-raw") == "UniCRS (fast, no context shift)"
     assert display_name("ecr-lm-gpu") == "ECR (lm, GPU budget)"
     assert display_name("unicrs-fast-e15") == "UniCRS (fast, 15 epochs)"
     assert display_name("kbrd-e15") == "KBRD (15 epochs)"
+    assert display_name("ecr-fast-e15-noavg") == "ECR (fast, 15 epochs, no weight average)"
+    assert display_name("ecr-l-fast-noavg-raw") == "ECR[L] (fast, no weight average, no context shift)"
+    assert display_name("kbrd-h200") == "KBRD (trained on an H200)"
     assert display_name("popularity") == "popularity"
 
 

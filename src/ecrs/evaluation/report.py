@@ -46,8 +46,16 @@ PAPER_DATASET = "redial"  # the only dataset with published numbers in ECR_SPEC
 
 # Ablation rows (ECR_SPEC §4.8) -> system-name prefix in recommendation.json; the suffix is the backbone.
 ABLATION = [("UniCRS", "unicrs"), ("ECR[L]", "ecr-l"), ("ECR[LS]", "ecr-ls"), ("ECR[LG]", "ecr-lg"), ("ECR", "ecr")]
-BACKBONES = ("fast", "fast-e15", "lm")  # fast-e15: the fast rows trained for 15 epochs instead of 10
-BACKBONE_TITLES = {"fast-e15": "fast backbone, 15 epochs"}
+# The fast rows' variants: -noavg = trained before the configs averaged the weights (train.ema_decay), -e15 = 15
+# epochs instead of 10, -h200 = the configs' recipe trained on a lent GPU (evaluated on its CPUs)
+BACKBONES = ("fast", "fast-noavg", "fast-e15-noavg", "fast-h200", "fast-e15-h200", "lm")
+BACKBONE_TITLES = {"fast-noavg": "fast backbone, no weight average",
+                   "fast-e15-noavg": "fast backbone, 15 epochs, no weight average",
+                   "fast-h200": "fast backbone, trained on an H200",
+                   "fast-e15-h200": "fast backbone, 15 epochs, trained on an H200"}
+# name suffix -> qualifier in the display name, stripped from the end of a name in this order
+QUALIFIERS = [("-raw", "no context shift"), ("-noavg", "no weight average"), ("-h200", "trained on an H200"),
+              ("-e15", "15 epochs"), ("-gpu", "GPU budget")]
 TABLE1_COLS = ["AUC", "AUC_batch32", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R@50"]
 ABLATION_COLS = ["AUC", "AUC_batch32", "RT@10", "RT@50", "R@10", "R@50"]
 HEADER = {"AUC_batch32": "AUC b32"}
@@ -104,15 +112,12 @@ def _qualified(base: str, note: str) -> str:
 
 
 def display_name(system: str) -> str:
-    """`ecr-lg-fast` -> `ECR[LG] (fast)`, `ecr-lm-gpu` -> `ECR (lm, GPU budget)`, `ecr-fast-e15` -> `ECR (fast,
-    15 epochs)`; `...-raw` (evaluated without the calibrated context shift) says so; baselines and unknown names
-    stay as they are."""
-    if system.endswith("-raw"):
-        return display_name(system.removesuffix("-raw")) + ", no context shift"
-    if system.endswith("-e15"):  # the row's config trained for 15 epochs instead of 10 (`--set train.epochs=15`)
-        return _qualified(display_name(system.removesuffix("-e15")), "15 epochs")
-    if system.endswith("-gpu"):  # the GPU-sized training budget (configs/recommender/*-lm-gpu.yaml)
-        return _qualified(display_name(system.removesuffix("-gpu")), "GPU budget")
+    """`ecr-lg-fast` -> `ECR[LG] (fast)`, `ecr-lm-gpu` -> `ECR (lm, GPU budget)`, `ecr-fast-e15-noavg` -> `ECR (fast,
+    15 epochs, no weight average)`, `...-raw` (evaluated without the calibrated context shift) says so; baselines and
+    unknown names stay as they are."""
+    for suffix, note in QUALIFIERS:
+        if system.endswith(suffix):
+            return _qualified(display_name(system.removesuffix(suffix)), note)
     for label, prefix in ABLATION:
         for backbone in BACKBONES:
             if system == f"{prefix}-{backbone}":
@@ -246,6 +251,10 @@ def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, 
     return lines, found
 
 
+def _is_variant(system: str) -> bool:
+    return any(system.endswith(suffix) for suffix, _ in QUALIFIERS if suffix != "-gpu")
+
+
 def plot_recall_curves(rec: dict[str, Any], out: Path) -> bool:
     rows = _rows(rec)
     datasets = sorted({r["dataset"] for r in rows})
@@ -255,8 +264,9 @@ def plot_recall_curves(rec: dict[str, Any], out: Path) -> bool:
     ks = [1, 10, 50]
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        # Rows without the context shift (`-raw`) stay in the tables; here they would double the legend.
-        for r in (r for r in rows if r["dataset"] == dataset and not r["system"].endswith("-raw")):
+        # One line per system as its config trains it: the variants (no context shift, no weight average, 15
+        # epochs, another machine) stay in the tables; here they would bury the comparison in look-alike lines.
+        for r in (r for r in rows if r["dataset"] == dataset and not _is_variant(r["system"])):
             vals = [mean_std(r["metrics"]["standard"].get(f"R@{k}")) for k in ks]
             if any(v is None for v in vals):
                 continue
