@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ecrs.data.samples import Sample, Target
-from ecrs.evaluation.evaluate import evaluate_scores
+from ecrs.evaluation.evaluate import TargetOutcomes, compare_outcomes, evaluate_scores
 
 
 def _sample(i: int, feedback: str, mentioned: list[int]) -> Sample:
@@ -31,3 +31,31 @@ def test_dedup_auc_renormalises_without_the_mentioned_movies():
     assert out["standard"]["AUC"] == 1.0
     assert out["dedup"]["AUC"] == 0.0
     assert out["dedup"]["AUC_logit"] == pytest.approx(0.5)  # equal raw target scores: a tie
+
+
+def _outcomes(ranks, log_probs, feedback) -> TargetOutcomes:
+    return TargetOutcomes(np.asarray(ranks, float), np.asarray(log_probs, float), np.asarray(feedback))
+
+
+def test_compare_outcomes_known_gaps():
+    feedback = ["liked", "disliked"] * 20
+    # A: every target in its top 50 and every liked target above every disliked one; B: none in the top 50 and
+    # the opposite order -> A - B = +1 on R@50, RT@50 and AUC, whatever the resample.
+    good = _outcomes([1] * 40, [-1.0, -5.0] * 20, feedback)
+    bad = _outcomes([100] * 40, [-5.0, -1.0] * 20, feedback)
+    gaps = compare_outcomes([good, good], [bad], n_resamples=200)
+    for k in ("R@50", "RT@50", "AUC"):
+        assert gaps[k]["difference"] == gaps[k]["ci_low"] == gaps[k]["ci_high"] == 1.0
+    assert gaps["RT@50"]["n_targets"] == 20 and gaps["R@50"]["n_targets"] == 40
+    # the mean over runs: one run of A hits everything, the other nothing -> A's R@50 is 0.5
+    assert compare_outcomes([good, bad], [bad], n_resamples=200)["R@50"]["difference"] == 0.5
+
+
+def test_compare_outcomes_same_system_is_zero_and_needs_the_same_targets():
+    rng = np.random.default_rng(0)
+    run = _outcomes(rng.integers(1, 200, 300), rng.normal(size=300), ["liked", "disliked", "unknown"] * 100)
+    gaps = compare_outcomes([run], [run], n_resamples=200)
+    assert all(g["difference"] == g["ci_low"] == g["ci_high"] == 0.0 for g in gaps.values())
+    other = _outcomes(run.ranks, run.log_probs, ["liked"] * 300)
+    with pytest.raises(ValueError, match="different test targets"):
+        compare_outcomes([run], [other])

@@ -387,3 +387,18 @@ def test_target_log_probs_exclude_renormalises_over_the_rest():
 def test_target_log_probs_rejects_malformed(scores, targets):
     with pytest.raises(ValueError):
         target_log_probs(scores, targets)
+
+
+def test_paired_bootstrap_resamples_both_arrays_together():
+    from ecrs.evaluation.metrics import paired_bootstrap
+
+    a = np.arange(50, dtype=float)
+    # Paired: a - (a - 1) is 1 on every resample, so the interval collapses to the point. Unpaired resampling
+    # of the two arrays would spread it over about ±8.
+    r = paired_bootstrap(lambda x, y: x.mean() - y.mean(), [a, a - 1], n_resamples=500)
+    assert r.difference == r.low == r.high == pytest.approx(1.0) and r.excludes_zero
+    coin = (np.arange(400) % 2).astype(float)
+    r = paired_bootstrap(lambda x, y: x.mean() - y.mean(), [coin, coin[::-1]], n_resamples=500)
+    assert r.low < 0 < r.high and not r.excludes_zero
+    with pytest.raises(ValueError, match="equal length"):
+        paired_bootstrap(lambda x, y: 0.0, [a, a[:10]])

@@ -25,8 +25,10 @@ def test_inspired_as_own_data_prepare_and_evaluate(tmp_path: Path) -> None:
                  f"own_test={own['test']}", "--set", f"out_dir={data}", "--set", "emotion_model=''"]) == 0
     manifest = json.loads((data / "own" / "manifest.json").read_text())
     assert manifest["stats"]["test"]["dialogues"] == 99 and manifest["stats"]["train"]["samples"] > 100
+    paired = tmp_path / "results" / "paired.json"
     assert main(["evaluate", "--set", "datasets=[own]", "--set", "systems=[popularity, repeat-context]",
-                 "--set", f"data_dir={data}", "--set", f"results={results}"]) == 0
+                 "--set", f"data_dir={data}", "--set", f"results={results}", "--set", "compare=[repeat-context:popularity]",
+                 "--set", f"compare_results={paired}"]) == 0
     rows = {r["system"]: r for r in json.loads(results.read_text())["rows"]}
     assert set(rows) == {"popularity", "repeat-context"}
     for r in rows.values():
@@ -34,3 +36,10 @@ def test_inspired_as_own_data_prepare_and_evaluate(tmp_path: Path) -> None:
         assert r["dataset"] == "own" and m["n_samples"] == manifest["stats"]["test"]["targets"] > 50  # one per (turn, movie)
         assert 0 <= m["R@1"] <= m["R@10"] <= m["R@50"] <= 1
     assert rows["repeat-context"]["metrics"]["standard"]["R@1"] > 0  # INSPIRED recommenders repeat movies too
+    # the paired comparison: the rows' difference, with an interval around it; no feedback -> no RT@50 / AUC
+    (gap,) = json.loads(paired.read_text())["rows"]
+    r50 = gap["difference"]["R@50"]
+    want = rows["repeat-context"]["metrics"]["standard"]["R@50"] - rows["popularity"]["metrics"]["standard"]["R@50"]
+    assert gap["system"] == "repeat-context - popularity" and abs(r50["difference"] - want) < 1e-12
+    assert r50["ci_low"] <= r50["difference"] <= r50["ci_high"] and r50["ci_low"] < r50["ci_high"]
+    assert gap["difference"]["RT@50"] is None and gap["difference"]["AUC"] is None

@@ -1,5 +1,6 @@
 """One evaluation path for every recommender (ECR_SPEC §6): standard and dedup rankings, R@n, RT@n, MRR/NDCG,
-global AUC and the paper's batch-of-32 AUC, written as rows of `benchmarks/results/recommendation.json`."""
+global AUC and the paper's batch-of-32 AUC, written as rows of `benchmarks/results/recommendation.json`; paired
+bootstrap intervals of the difference between two systems on the same test targets (`compare_outcomes`)."""
 from __future__ import annotations
 
 import json
@@ -15,7 +16,14 @@ import numpy as np
 
 from ecrs.data.kg import KnowledgeGraph
 from ecrs.data.samples import Sample
-from ecrs.evaluation.metrics import auc, batch_auc, ranks_of_targets, summarize_ranking, target_log_probs
+from ecrs.evaluation.metrics import (
+    auc,
+    batch_auc,
+    paired_bootstrap,
+    ranks_of_targets,
+    summarize_ranking,
+    target_log_probs,
+)
 
 KS = (1, 10, 50)
 
@@ -58,8 +66,19 @@ def _auc_block(log_probs: np.ndarray, logits: np.ndarray, feedback: list[str]) -
     return out
 
 
-def evaluate_scores(scores: np.ndarray, samples: list[Sample], kg: KnowledgeGraph) -> dict[str, Any]:
-    """Every metric from a (N, n_items) score matrix; `dedup` removes repeated targets and context movies."""
+@dataclass
+class TargetOutcomes:
+    """One run's outcome on each standard test target (sample, target movie), for paired comparisons."""
+
+    ranks: np.ndarray  # (M,) 1-based rank of the target
+    log_probs: np.ndarray  # (M,) the target's log softmax probability over the movies (what AUC compares)
+    feedback: np.ndarray  # (M,) "liked" / "disliked" / "unknown" / "missing"
+
+
+def evaluate_scores(scores: np.ndarray, samples: list[Sample], kg: KnowledgeGraph,
+                    keep_outcomes: bool = False) -> dict[str, Any]:
+    """Every metric from a (N, n_items) score matrix; `dedup` removes repeated targets and context movies.
+    `keep_outcomes` adds `outcomes` (a `TargetOutcomes`, not JSON) for `compare_outcomes`."""
     column = {e: i for i, e in enumerate(kg.item_ids)}
     flat = flatten(samples, column)
     row_scores = scores[flat.sample]  # (M, n_items)
@@ -70,6 +89,8 @@ def evaluate_scores(scores: np.ndarray, samples: list[Sample], kg: KnowledgeGrap
     ranks = ranks_of_targets(row_scores, flat.column)
     log_probs = target_log_probs(row_scores, flat.column)
     out["standard"] = _summary(ranks, liked) | _auc_block(log_probs, target_scores, flat.feedback)
+    if keep_outcomes:
+        out["outcomes"] = TargetOutcomes(ranks, log_probs, np.asarray(flat.feedback))
 
     keep = ~flat.mentioned_before
     exclude = [[column[m] for m in samples[i].mentioned_items] for i in flat.sample[keep]]
@@ -77,6 +98,50 @@ def evaluate_scores(scores: np.ndarray, samples: list[Sample], kg: KnowledgeGrap
     d_log_probs = target_log_probs(row_scores[keep], flat.column[keep], exclude=exclude)
     out["dedup"] = _summary(d_ranks, liked[keep]) | _auc_block(
         d_log_probs, target_scores[keep], [f for f, k in zip(flat.feedback, keep) if k])
+    return out
+
+
+def compare_outcomes(a: list[TargetOutcomes], b: list[TargetOutcomes], k: int = 50, n_resamples: int = 2000,
+                     seed: int = 0) -> dict[str, dict[str, float] | None]:
+    """System A minus system B on R@k, RT@k and AUC, each the mean over a system's runs (seeds), with a 95 %
+    paired bootstrap interval over the test targets: how much of a gap between two rows the test set can resolve.
+    Seed noise is averaged out, not included. RT@k / AUC are None where the targets carry no feedback."""
+    n = len(a[0].ranks)
+    if any(len(o.ranks) != n for o in [*a, *b]) or any((o.feedback != a[0].feedback).any() for o in [*a, *b]):
+        raise ValueError("the runs were scored on different test targets")
+
+    def ci(stat, data) -> dict[str, float] | None:
+        if len(data[0]) < 2:
+            return None
+        r = paired_bootstrap(stat, data, n_resamples=n_resamples, seed=seed)
+        return {"difference": r.difference, "ci_low": r.low, "ci_high": r.high, "level": r.level,
+                "n_resamples": r.n_resamples, "n_targets": len(data[0])}
+
+    def hits(runs: list[TargetOutcomes], rows: np.ndarray) -> np.ndarray:
+        return np.mean([o.ranks[rows] <= k for o in runs], axis=0)
+
+    diff_of_means = lambda x, y: float(x.mean() - y.mean())  # noqa: E731
+    everything = np.ones(n, dtype=bool)
+    liked = a[0].feedback == "liked"
+    labelled = liked | (a[0].feedback == "disliked")
+    out: dict[str, dict[str, float] | None] = {
+        f"R@{k}": ci(diff_of_means, [hits(a, everything), hits(b, everything)]),
+        f"RT@{k}": ci(diff_of_means, [hits(a, liked), hits(b, liked)]) if liked.any() else None,
+        "AUC": None,
+    }
+    labels = liked[labelled]
+    if labels.any() and not labels.all():
+        na = len(a)
+
+        def auc_gap(*arrays):  # arrays: A's runs, B's runs, then the labels, all resampled together
+            y = np.asarray(arrays[-1]) > 0.5  # scipy hands the resampled labels back as floats
+            if y.all() or not y.any():
+                return 0.0  # a resample with one class (vanishingly rare at our sizes)
+            mean_auc = lambda runs: float(np.mean([auc(lp, y) for lp in runs]))  # noqa: E731
+            return mean_auc(arrays[:na]) - mean_auc(arrays[na:-1])
+
+        out["AUC"] = ci(auc_gap, [*(o.log_probs[labelled] for o in a), *(o.log_probs[labelled] for o in b),
+                                  labels])
     return out
 
 
@@ -93,10 +158,10 @@ def _summary(ranks: np.ndarray, liked: np.ndarray) -> dict[str, Any]:
 
 def evaluate_recommender(
     model, train: list[Sample], test: list[Sample], kg: KnowledgeGraph, batch: int = 512,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, keep_outcomes: bool = False,
 ) -> dict[str, Any]:
     scores = np.concatenate([model.score(test[i : i + batch]) for i in range(0, len(test), batch)])
-    return evaluate_scores(scores, test, kg)
+    return evaluate_scores(scores, test, kg, keep_outcomes=keep_outcomes)
 
 
 # ---------------------------------------------------------------- results file
@@ -118,15 +183,17 @@ def provenance() -> dict[str, Any]:
     }
 
 
-def update_results(path: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Replace rows of the same (system, dataset) and keep the rest; sorted for stable diffs."""
+def update_results(path: Path, rows: list[dict[str, Any]], markdown: bool = True) -> list[dict[str, Any]]:
+    """Replace rows of the same (system, dataset) and keep the rest; sorted for stable diffs; `markdown` also writes
+    the table beside the JSON."""
     existing = json.loads(path.read_text())["rows"] if path.exists() else []
     keys = {(r["system"], r["dataset"]) for r in rows}
     merged = [r for r in existing if (r["system"], r["dataset"]) not in keys] + rows
     merged.sort(key=lambda r: (r["dataset"], r.get("order", 99), r["system"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"rows": merged}, indent=1) + "\n")
-    path.with_suffix(".md").write_text(render_table(merged))
+    if markdown:
+        path.with_suffix(".md").write_text(render_table(merged))
     return merged
 
 

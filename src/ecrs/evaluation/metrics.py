@@ -26,6 +26,8 @@ __all__ = [
     "distinct_n_per_sentence",
     "mrr_at_k",
     "ndcg_at_k",
+    "PairedCI",
+    "paired_bootstrap",
     "ranks_of_targets",
     "recall_at_k",
     "recall_true_at_k",
@@ -336,6 +338,41 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
         raise ValueError(f"AUC is undefined with one class (positives={n_pos}, negatives={n_neg})")
     rank_sum_pos = float(_average_ranks(scores)[labels].sum())
     return (rank_sum_pos - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+@dataclass(frozen=True)
+class PairedCI:
+    """A paired statistic (system A's metric minus system B's on the same targets) and its bootstrap interval."""
+
+    difference: float
+    low: float
+    high: float
+    level: float
+    n_resamples: int
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+def paired_bootstrap(statistic, data: Sequence[np.ndarray], n_resamples: int = 2000, level: float = 0.95,
+                     seed: int = 0) -> PairedCI:
+    """Percentile bootstrap interval of `statistic(*data)`, resampling the targets with replacement: the same
+    indices for every array, so both systems are always scored on the same resampled test set (paired).
+
+    Args:
+        statistic: f(*arrays) -> float, e.g. ``lambda a, b: a.mean() - b.mean()``.
+        data: 1-D arrays of equal length, one entry per test target.
+    """
+    from scipy.stats import bootstrap
+
+    data = [np.asarray(x) for x in data]
+    if not data or any(x.ndim != 1 or len(x) != len(data[0]) for x in data) or len(data[0]) < 2:
+        raise ValueError("paired_bootstrap needs 1-D arrays of one equal length >= 2")
+    res = bootstrap(tuple(data), statistic, paired=True, vectorized=False, n_resamples=n_resamples,
+                    confidence_level=level, method="percentile", random_state=np.random.default_rng(seed))
+    ci = res.confidence_interval
+    return PairedCI(float(statistic(*data)), float(ci.low), float(ci.high), level, n_resamples)
 
 
 @dataclass(frozen=True)

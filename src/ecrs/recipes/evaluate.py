@@ -4,6 +4,9 @@ A system is a baseline name (`popularity`, `repeat-context`) or `name:RUNS`, whe
 (`ecrs train recommender` output): a path, a glob, with `{dataset}` filled in per dataset, e.g.
 `ecr-fast:artifacts/recommender/{dataset}/ecr-fast-s*`. Several runs (seeds) give one row whose metrics are
 mean ± std over the runs (sample std, ddof = 1), with each run's numbers, training time, hardware and training data.
+
+`compare: ["a:b", ...]` (names from `systems`) adds, per dataset, a minus b on R@50, RT@50 and AUC with a 95 %
+paired bootstrap interval over the test targets to `compare_results`.
 """
 from __future__ import annotations
 
@@ -23,7 +26,13 @@ from ecrs.config import load_config  # noqa: E402
 from ecrs.data.kg import load_inspired_kg, load_redial_kg  # noqa: E402
 from ecrs.data.prepare import load_samples  # noqa: E402
 from ecrs.errors import EcrsError  # noqa: E402
-from ecrs.evaluation.evaluate import evaluate_recommender, fmt, provenance, update_results  # noqa: E402
+from ecrs.evaluation.evaluate import (  # noqa: E402
+    compare_outcomes,
+    evaluate_recommender,
+    fmt,
+    provenance,
+    update_results,
+)
 from ecrs.models.baselines import Popularity, RepeatContext  # noqa: E402
 
 BASELINES = {"popularity": Popularity, "repeat-context": RepeatContext}
@@ -40,6 +49,8 @@ class EvaluateConfig:
     # Trained runs: apply the context shift each fitted on validation (`ecrs.training.calibrate`); false = the raw
     # model scores (name such a row differently, e.g. `ecr-fast-raw:...`)
     calibrated: bool = True
+    compare: list[str] = field(default_factory=list)  # "a:b" pairs of system names: a minus b, paired bootstrap
+    compare_results: str = "benchmarks/results/recommendation_paired.json"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,7 +85,8 @@ def aggregate(values: list[Any]) -> Any:
 
 
 def _trained_row(system: str, pattern: str, dataset: str, kg, train, test, split: str,
-                 calibrated: bool = True) -> dict[str, Any]:
+                 calibrated: bool = True, outcomes: list | None = None) -> dict[str, Any]:
+    """The row of one trained system (all its runs); each run's per-target outcomes go to `outcomes` if given."""
     from ecrs.models.registry import TrainedRecommender
 
     dirs = run_dirs(pattern, dataset)
@@ -88,7 +100,10 @@ def _trained_row(system: str, pattern: str, dataset: str, kg, train, test, split
         # it every run re-embedded them live, ~5 min per run on 2 cores
         model = TrainedRecommender.load(d, name=system, calibrated=calibrated, cache_turns=True)
         model.fit(train, kg)
-        metrics = evaluate_recommender(model, train, test, kg)
+        metrics = evaluate_recommender(model, train, test, kg, keep_outcomes=True)
+        if outcomes is not None:
+            outcomes.append(metrics["outcomes"])
+        del metrics["outcomes"]
         seconds = time.time() - t0
         info = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
         per_run.append(metrics)
@@ -116,9 +131,21 @@ def _trained_row(system: str, pattern: str, dataset: str, kg, train, test, split
     }
 
 
+def _pairs(cfg: EvaluateConfig) -> list[tuple[str, str]]:
+    names = [s.partition(":")[0] for s in cfg.systems]
+    pairs = []
+    for c in cfg.compare:
+        a, sep, b = c.partition(":")
+        if not sep or a not in names or b not in names:
+            raise EcrsError(f"compare entry {c!r} must be 'a:b' with a and b among the systems ({', '.join(names)})")
+        pairs.append((a, b))
+    return pairs
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(EvaluateConfig, args.config, args.set)
-    rows = []
+    pairs = _pairs(cfg)  # checked before any scoring
+    rows, comparisons = [], []
     for dataset in cfg.datasets:
         kg = load_inspired_kg() if dataset == "inspired" else load_redial_kg()
         train = load_samples(cfg.data_dir, dataset, "train")
@@ -130,16 +157,21 @@ def run(args: argparse.Namespace) -> int:
             keep = sorted(np.random.default_rng(0).choice(len(test), cfg.max_samples, replace=False).tolist())
             test = [test[i] for i in keep]
             subset = f"fixed random subset (seed 0) of {cfg.max_samples} {cfg.split} samples"
+        outcomes: dict[str, list] = {}
         for order, system in enumerate(cfg.systems):
             name, sep, pattern = system.partition(":")
             t0 = time.time()
+            outcomes[name] = []
             if sep:
-                row = _trained_row(name, pattern, dataset, kg, train, test, cfg.split, cfg.calibrated)
+                row = _trained_row(name, pattern, dataset, kg, train, test, cfg.split, cfg.calibrated,
+                                   outcomes[name])
             elif system in BASELINES:
                 model = BASELINES[system]()
                 model.fit(train, kg)
+                metrics = evaluate_recommender(model, train, test, kg, keep_outcomes=True)
+                outcomes[name].append(metrics.pop("outcomes"))
                 row = {"system": system, "dataset": dataset, "split": cfg.split,
-                       "metrics": evaluate_recommender(model, train, test, kg), "train_samples": len(train),
+                       "metrics": metrics, "train_samples": len(train),
                        "training_data": f"{cfg.data_dir}/{dataset}/train (ecrs prepare)"}
             else:
                 raise EcrsError(f"unknown system {system!r} (known: {', '.join(BASELINES)}, or NAME:RUN_DIRS)")
@@ -151,6 +183,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"{dataset:9s} {row['system']:15s} R@1 {fmt(m['R@1'])} R@10 {fmt(m['R@10'])} "
                   f"R@50 {fmt(m['R@50'])} RT@50 {fmt(m.get('RT@50'))} AUC {fmt(m.get('AUC'))} | dedup R@10 "
                   f"{fmt(d['R@10'])} ({m['n_samples']} samples)")
+        for a, b in pairs:
+            gaps = compare_outcomes(outcomes[a], outcomes[b])
+            comparisons.append({"system": f"{a} - {b}", "a": a, "b": b, "dataset": dataset, "split": cfg.split,
+                                "n_runs": [len(outcomes[a]), len(outcomes[b])], "difference": gaps,
+                                **({"test_subset": subset} if subset else {}), **provenance()})
+            print(f"{dataset:9s} {a} - {b}: " + ", ".join(
+                f"{k} {g['difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]"
+                for k, g in gaps.items() if g is not None))
     update_results(Path(cfg.results), rows)
     print(f"wrote {cfg.results} and {Path(cfg.results).with_suffix('.md')}")
+    if comparisons:
+        update_results(Path(cfg.compare_results), comparisons, markdown=False)
+        print(f"wrote {cfg.compare_results}")
     return 0
+
