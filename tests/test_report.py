@@ -40,6 +40,10 @@ def results(tmp_path: Path) -> Path:
          "train_samples": 50},
     ]
     (d / "recommendation.json").write_text(json.dumps({"rows": rows}))
+    gap = {"difference": 0.01, "ci_low": -0.005, "ci_high": 0.025}
+    (d / "recommendation_paired.json").write_text(json.dumps({"rows": [
+        {"system": "ecr-fast - unicrs-fast", "a": "ecr-fast", "b": "unicrs-fast", "dataset": "redial",
+         "n_runs": [3, 1], "difference": {"R@50": gap, "RT@50": {**gap, "ci_low": 0.001}, "AUC": None}}]}))
     labels = ["like", "curious", "happy"]
     (d / "emotion.json").write_text(json.dumps({
         "labels": labels, "confusion_row_normalised": [[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.5, 0.25, 0.25]],
@@ -80,6 +84,7 @@ def test_report_numbers_plots_and_determinism(results: Path, tmp_path: Path) -> 
                  "| serving: concurrency_8 latency | 2 | 60.00 | 100.00 | 2 |", "65.76",
                  "`finetuned_qwen05` (qwen-0.5b.gguf): 90 steps of batch 4, 1500 s"):
         assert text in md, text
+    assert "| ECR (fast) − UniCRS (fast) | redial | 3 / 1 | +0.0100 [-0.0050, +0.0250] | +0.0100 [+0.0010, +0.0250] * | – |" in md
     assert "missing: `entity_linking.json`" in md
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["ablation.png", "emotion_confusion.png", "latency.png", "recall_curves.png"]

@@ -59,7 +59,7 @@ QUALIFIERS = [("-raw", "no context shift"), ("-noavg", "no weight average"), ("-
 TABLE1_COLS = ["AUC", "AUC_batch32", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R@50"]
 ABLATION_COLS = ["AUC", "AUC_batch32", "RT@10", "RT@50", "R@10", "R@50"]
 HEADER = {"AUC_batch32": "AUC b32"}
-RESULT_FILES = ["recommendation", "emotion", "entity_linking", "generation", "recommender_latency", "serving",
+RESULT_FILES = ["recommendation", "recommendation_paired", "emotion", "entity_linking", "generation", "recommender_latency", "serving",
                 "annotation"]
 
 
@@ -209,6 +209,30 @@ def _recommendation_section(rec: dict[str, Any] | None) -> list[str]:
         lines += table(["system", "numbers", "samples"] + dcols, body)
     lines += ["![recall@n per system](recall_curves.png)", ""]
     return lines
+
+
+def _paired_section(paired: dict[str, Any] | None) -> list[str]:
+    """a minus b per dataset with the 95 % paired bootstrap interval (`ecrs evaluate --set compare=[a:b]`)."""
+    rows = _rows(paired) if paired else []
+    if not rows:
+        return []
+    lines = ["### Paired differences", "",
+             "System a minus system b on the same test targets, each the mean over its seeds, with a 95 % percentile "
+             "bootstrap interval over the targets (seed noise is averaged, not included): an interval that spans 0 "
+             "means this test set cannot tell the two rows apart.", ""]
+
+    def cell(g: dict[str, Any] | None) -> str:
+        if g is None:
+            return "–"
+        mark = " *" if g["ci_low"] > 0 or g["ci_high"] < 0 else ""
+        return f"{g['difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]{mark}"
+
+    metrics = ["R@50", "RT@50", "AUC"]
+    body = [[f"{display_name(r['a'])} − {display_name(r['b'])}", r["dataset"],
+             " / ".join(map(str, r.get("n_runs", []))) or "–"] + [cell(r["difference"].get(m)) for m in metrics]
+            for r in sorted(rows, key=lambda r: (r["dataset"], r["system"]))]
+    lines += table(["a − b", "dataset", "seeds"] + metrics, body)
+    return lines + ["\\* the interval excludes 0.", ""]
 
 
 def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, list[tuple[str, dict]]]]:
@@ -592,6 +616,7 @@ def render_report(results_dir: Path, out_dir: Path) -> Report:
     lines.append("")
 
     lines += _recommendation_section(rec)
+    lines += _paired_section(res.get("recommendation_paired"))
     ablation, found = _ablation_section(rec)
     lines += ablation
     lines += _generation_section(res.get("generation"))
