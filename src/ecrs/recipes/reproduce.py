@@ -97,6 +97,10 @@ class Stage:
         return self.complete() if self.complete else True
 
 
+# ECR against the rows it must beat, when both were trained: a minus b with a paired bootstrap interval
+PAIRED = [("ecr-fast", "unicrs-fast"), ("ecr-fast", "kbrd"), ("unicrs-fast", "kbrd")]
+
+
 @dataclass
 class RecommenderRun:
     config: str
@@ -165,9 +169,13 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
     for dataset in ("inspired", "redial"):  # the Makefile's order
         names = list(dict.fromkeys((r.name, r.glob) for r in runs if r.dataset == dataset))
         systems = ["popularity", "repeat-context"] + [f'"{n}:{g}"' for n, g in names]
+        trained = {n for n, _ in names}
+        pairs = [f"{a}:{b}" for a, b in PAIRED if {a, b} <= trained]
+        compare = ["--set", f"compare=[{', '.join(pairs)}]"] if pairs else []
         stages.append(Stage(
             f"evaluate-{dataset}", "evaluate",
-            [*ecrs, "evaluate", "--set", f"datasets=[{dataset}]", "--set", f"systems=[{', '.join(systems)}]"],
+            [*ecrs, "evaluate", "--set", f"datasets=[{dataset}]", "--set", f"systems=[{', '.join(systems)}]",
+             *compare],
             [rec_json], inputs=[data / dataset / "manifest.json"]
             + [r.out_dir / "metrics.json" for r in runs if r.dataset == dataset],
             complete=_has_rows(rec_json, {(s.split(":")[0].strip('"'), dataset) for s in systems})))
