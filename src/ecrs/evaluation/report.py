@@ -49,6 +49,7 @@ ABLATION = [("UniCRS", "unicrs"), ("ECR[L]", "ecr-l"), ("ECR[LS]", "ecr-ls"), ("
 # The fast rows' variants: -noavg = trained before the configs averaged the weights (train.ema_decay), -e15 = 15
 # epochs instead of 10, -h200 = the configs' recipe trained on a lent GPU (evaluated on its CPUs)
 BACKBONES = ("fast", "fast-noavg", "fast-e15-noavg", "fast-h200", "fast-e15-h200", "lm")
+PLOTTED_BACKBONES = ("fast", "lm")
 BACKBONE_TITLES = {"fast-noavg": "fast backbone, no weight average",
                    "fast-e15-noavg": "fast backbone, 15 epochs, no weight average",
                    "fast-h200": "fast backbone, trained on an H200",
@@ -263,7 +264,8 @@ def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, 
                 continue
             missing = [f"{label} (`{p}-{backbone}`)" for label, p in ABLATION
                        if (f"{p}-{backbone}", dataset) not in by_key]
-            found.setdefault(dataset, []).extend((display_name(r["system"]), r) for _, r in present)
+            if backbone in PLOTTED_BACKBONES:  # the variants' tables stay; their bars would bury the plot
+                found.setdefault(dataset, []).extend((display_name(r["system"]), r) for _, r in present)
             paper = dataset == PAPER_DATASET
             header = ["row", "system", "seeds"] + [HEADER.get(c, c) for c in ABLATION_COLS]
             header += ["paper (full ReDial)"] if paper else []
@@ -298,6 +300,7 @@ def plot_recall_curves(rec: dict[str, Any], out: Path) -> bool:
     ks = [1, 10, 50]
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # more systems than the default 10 colours
         # One line per system as its config trains it: the variants (no context shift, no weight average, 15
         # epochs, another machine) stay in the tables; here they would bury the comparison in look-alike lines.
         for r in (r for r in rows if r["dataset"] == dataset and not _is_variant(r["system"])):
