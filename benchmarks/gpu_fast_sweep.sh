@@ -10,7 +10,9 @@
 # artifacts/cache/minilm/turn_embeddings.npz. Writes OUT/results.json (`ecrs evaluate` rows, one per variant) and
 # OUT/runs.tar.gz (each run's log, metrics.json and config.yaml; no weights). A GPU row is comparable only with
 # rows trained in the same sweep: the numerics differ from the CPU's. LIMIT=SECONDS (environment) caps each training's
-# wall time: a run stopped by it keeps its best epoch's model.pt (its log says where it stopped).
+# wall time: a run stopped by it keeps its best epoch's model.pt (its log says where it stopped). The device's copy of
+# the tree has no usable git history: set ECRS_GIT_COMMIT=$(git rev-parse HEAD) (here, before the call) in the command
+# so that the rows record the commit that was sent.
 set -uo pipefail
 out=$1 seeds=$2
 shift 2

@@ -175,9 +175,12 @@ def provenance() -> dict[str, Any]:
 
     import os
 
+    # A copy of the tree without its history (the lent GPU machine's) would report a wrong commit: the caller
+    # names the commit it sent in ECRS_GIT_COMMIT (benchmarks/gpu_fast_sweep.sh).
+    sent = os.environ.get("ECRS_GIT_COMMIT")
     return {
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "git_commit": sent or git("rev-parse", "HEAD"),
+        "git_dirty": False if sent else bool(git("status", "--porcelain", "--untracked-files=no")),
         "command": " ".join(["ecrs", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("ecrs") else " ".join(sys.argv),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
     }
