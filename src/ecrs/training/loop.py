@@ -222,7 +222,7 @@ def train_loop(
         scheduler.load_state_dict(ck["scheduler"])
         state = LoopState(**ck["state"])
         _set_rng_state(ck["rng"])
-        if ema is not None:
+        if ema is not None and ck.get("ema") is not None:  # else (averaging newly turned on) it starts here
             for sh, v in zip(ema.shadow, ck["ema"]):
                 sh.copy_(v)
         if dist.main:
