@@ -60,8 +60,8 @@ QUALIFIERS = [("-raw", "no context shift"), ("-noavg", "no weight average"), ("-
 TABLE1_COLS = ["AUC", "AUC_batch32", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R@50"]
 ABLATION_COLS = ["AUC", "AUC_batch32", "RT@10", "RT@50", "R@10", "R@50"]
 HEADER = {"AUC_batch32": "AUC b32"}
-RESULT_FILES = ["recommendation", "recommendation_paired", "emotion", "entity_linking", "generation", "recommender_latency", "serving",
-                "annotation"]
+RESULT_FILES = ["recommendation", "recommendation_paired", "emotion", "entity_linking", "generation",
+                "recommender_latency", "serving", "annotation"]
 
 
 @dataclass
@@ -288,6 +288,7 @@ def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, 
 
 
 def _is_variant(system: str) -> bool:
+    """Trained or scored another way than its config says; `-gpu` is not: it names the lm backbone's own configs."""
     return any(system.endswith(suffix) for suffix, _ in QUALIFIERS if suffix != "-gpu")
 
 

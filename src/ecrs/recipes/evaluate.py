@@ -101,9 +101,9 @@ def _trained_row(system: str, pattern: str, dataset: str, kg, train, test, split
         model = TrainedRecommender.load(d, name=system, calibrated=calibrated, cache_turns=True)
         model.fit(train, kg)
         metrics = evaluate_recommender(model, train, test, kg, keep_outcomes=True)
+        run_outcomes = metrics.pop("outcomes")
         if outcomes is not None:
-            outcomes.append(metrics["outcomes"])
-        del metrics["outcomes"]
+            outcomes.append(run_outcomes)
         seconds = time.time() - t0
         info = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").exists() else {}
         per_run.append(metrics)
