@@ -39,6 +39,7 @@ from ecrs.data.kg import load_redial_kg, redial_movie_entities
 from ecrs.data.linking import build_redial_linker
 from ecrs.data.prepare import redial_titles
 from ecrs.data.reviews import load_review_kb
+from ecrs.evaluation.evaluate import provenance
 from ecrs.evaluation.grounding import GroundingChecker
 from ecrs.evaluation.metrics import bleu, bleu_n, distinct_n, distinct_n_per_sentence
 
@@ -240,6 +241,7 @@ def main() -> None:
         "model": args.model,
         "extra_models": extras,
         "seconds": round(time.time() - t_start, 1),
+        **provenance(),  # git commit (and whether the tree was dirty), command, machine
     })
     update_results("review_kb", kb.stats)
     if (Path(args.model) / "train_log.json").exists():

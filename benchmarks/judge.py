@@ -7,7 +7,8 @@ turns, same order); the first `--n` turns of its random sample that every judged
 that system on the first N instead, e.g. more turns for the system a bar is about). Judge: the local
 Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF through llama.cpp (ecrs.evaluation.judge, prompt JUDGE_PROMPT_VERSION),
 greedy, all five dimensions in one answer per order, each pair judged in both orders; a preference counts only when
-the orders agree. Answers are cached in artifacts/judge/cache.sqlite, so a rerun (or a larger --n) asks only for
+the orders agree. Beside that rule, the judge's probabilities of "A" / "B" / "tie" averaged over the two orders give a
+position-calibrated verdict per turn and dimension (ecrs.evaluation.judge.calibrate_orders). Answers are cached in artifacts/judge/cache.sqlite, so a rerun (or a larger --n) asks only for
 what is new. Writes benchmarks/results/judge.json and the "judge" key of benchmarks/results/generation.json.
 
 `--absolute` also rates every reply on its own (0-9 per dimension, no second reply in view: no position to be biased
@@ -25,7 +26,6 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,9 +34,11 @@ from common import update_json  # noqa: E402  (benchmarks/common.py, beside this
 from generation_eval import CACHE, test_samples
 
 from ecrs.data.reviews import load_review_kb
+from ecrs.evaluation.evaluate import provenance
 from ecrs.evaluation.judge import (
     DIMENSIONS,
     JUDGE_PROMPT_VERSION,
+    TOP_LOGPROBS,
     Judge,
     JudgeLlamaBackend,
     PairItem,
@@ -59,10 +61,6 @@ def read_outputs(name: str) -> dict[str, dict]:
     return {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
 
 
-def git_commit() -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-
-
 def generation_summary(result: dict) -> dict:
     """The preference bar for benchmarks/results/generation.json: win/loss/tie per system and dimension."""
     return {
@@ -74,7 +72,10 @@ def generation_summary(result: dict) -> dict:
         "single_order_win_loss_tie": {name: {d: s["dimensions"][d]["single_order"] for d in DIMENSIONS}
                                       for name, s in result["systems"].items()},
         "order_agreement": {name: s["order_agreement"] for name, s in result["systems"].items()},
+        "calibrated_win_loss_tie": {name: {d: s["dimensions"][d].get("calibrated") for d in DIMENSIONS}
+                                    for name, s in result["systems"].items()},
         "first_position_rate": {name: s["first_position_rate"] for name, s in result["systems"].items()},
+        "first_position_prob": {name: s.get("first_position_prob") for name, s in result["systems"].items()},
         "n_failed": {name: s["n_failed"] for name, s in result["systems"].items()},
         "absolute_win_loss_tie": {name: a["dimensions"] for name, a in (result.get("absolute") or {}).items()
                                   if name in result["systems"]} or None,
@@ -116,6 +117,7 @@ def main() -> None:
     ap.add_argument("--cache", default="artifacts/judge/cache.sqlite")
     ap.add_argument("--max-turns", type=int, default=3, help="dialogue turns shown to the judge")
     ap.add_argument("--absolute", action="store_true", help="also rate each reply alone and compare by scores")
+    ap.add_argument("--machine-note", default="", help="what else ran on the machine during the run")
     args = ap.parse_args()
     n_of = {name: int(n or args.n) for name, _, n in (s.partition(":") for s in args.systems.split(","))}
     systems = list(n_of)
@@ -153,9 +155,10 @@ def main() -> None:
     judge_seconds = time.time() - t0
     per_system = {name: summarize_pairwise([r for r in rows if r["a"] == name]) for name in systems}
     for name, s in per_system.items():
-        line = " ".join(f"{d[:12]} {v['win']}/{v['loss']}/{v['tie']} (single {v['single_order']['win']})"
-                        for d, v in s["dimensions"].items())
-        print(f"{name:28s} n={s['n']} agree={s['order_agreement']} first-pos={s['first_position_rate']} | {line}")
+        line = " ".join(f"{d[:12]} {v['win']}/{v['loss']}/{v['tie']} (single {v['single_order']['win']}, "
+                        f"calibrated {(v.get('calibrated') or {}).get('win')})" for d, v in s["dimensions"].items())
+        print(f"{name:28s} n={s['n']} agree={s['order_agreement']} first-pos={s['first_position_rate']} "
+              f"first-pos-prob={s.get('first_position_prob')} | {line}")
     result = {
         "what": f"pairwise judge, each system (a) vs {args.base} (b), both orders, five dimensions per answer",
         "judge_model": backend.model,
@@ -173,6 +176,12 @@ def main() -> None:
                                    "(0.5 = no position bias)",
             "single_order": "win / loss / tie over the 2n single-order judgements (each order one judgement; "
                             "each pair is shown once in each position, so position bias adds to both sides)",
+            "calibrated": "win / loss / tie of the position-calibrated verdict: the judge's probabilities of A, B "
+                          "and tie averaged over the two orders (P(system) = (P(A | system first) + P(B | system "
+                          "second)) / 2), the most probable of the three; mean_p_a_minus_p_b = mean P(system) - "
+                          "P(base)",
+            "first_position_prob": "the judge's mean P(A) / (P(A) + P(B)) over both orders and all dimensions "
+                                   "(0.5 = no position bias)",
         },
         "absolute": absolute,
         "absolute_definition": "each reply rated alone 0-9 per dimension; win / loss / tie = share of turns where "
@@ -184,13 +193,15 @@ def main() -> None:
         "seconds_total": round(time.time() - t_start, 1),
         "cache_note": "answers cached earlier (e.g. by a sizing run on the first turns) are reused, not re-asked; "
                       "seconds_per_request is over the fresh requests of this run",
-        "decoding": {"temperature": 0, "grammar": "compact JSON of the five dimensions",
-                     "threads": args.threads, "dialogue_turns_shown": args.max_turns},
+        "decoding": {"temperature": 0, "grammar": "one-line JSON of the five dimensions, spaced as the model "
+                                                  "writes it (judge-v2)",
+                     "top_logprobs": TOP_LOGPROBS, "threads": args.threads, "dialogue_turns_shown": args.max_turns},
         "command": "nice -n 10 .venv/bin/python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "git_commit": git_commit(),
+        "git_commit": (prov := provenance())["git_commit"],
+        "git_dirty": prov["git_dirty"],
         "machine": {"cpu": platform.machine(), "cores": os.cpu_count(),
                     "loadavg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-                    "note": "2 cores shared with model training during the run"},
+                    "note": args.machine_note or None},
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

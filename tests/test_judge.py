@@ -5,6 +5,7 @@ The backend talks to a REAL OpenAI-compatible server on a loopback port (FastAPI
 verdicts are known by construction:
     pairwise: on every dimension the reply containing "GOOD" wins ("tie" when both or neither do);
               a conversation containing "BIASED" gets "A" (the first reply) on every dimension, in both orders;
+              with "logprobs" asked for, each value token carries the choice probabilities of `_probs`;
     absolute: every dimension scores the number of "!" in the reply (at most 9);
     "ALWAYS-BAD" in the conversation -> unparseable text every time; "FLAKY" -> unparseable on the first request.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import threading
 from collections import Counter
 from pathlib import Path
@@ -27,9 +29,14 @@ from ecrs.errors import DataError
 from ecrs.evaluation.judge import (
     DIMENSIONS,
     Judge,
+    JudgeOpenAIBackend,
     JudgeParseError,
     PairItem,
     ReplyItem,
+    answer_probs,
+    answer_text,
+    calibrate_orders,
+    choice_probs,
     combine_orders,
     compact_grammar,
     export_form,
@@ -40,6 +47,7 @@ from ecrs.evaluation.judge import (
     preference_kappa,
     scores_to_preferences,
     summarize_pairwise,
+    with_choice_probs,
 )
 
 # ---------------------------------------------------------------- the fake endpoint
@@ -59,6 +67,33 @@ class FakeState:
         return sum(self.seen.values())
 
 
+def _probs(context: str, a: str, b: str) -> dict[str, float]:
+    """The fake judge's choice probabilities for one order (A shown first): the verdict of `make_app` gets the most."""
+    if "BIASED" in context:
+        return {"A": 0.7, "B": 0.2, "tie": 0.1}
+    if ("GOOD" in a) != ("GOOD" in b):
+        return {"A": 0.6, "B": 0.3, "tie": 0.1} if "GOOD" in a else {"A": 0.3, "B": 0.6, "tie": 0.1}
+    return {"A": 0.25, "B": 0.25, "tie": 0.5}
+
+
+def _logprobs(content: str, probs: dict[str, float]) -> dict:
+    """OpenAI-style logprobs whose tokens spell `content`: each dimension's value is one token whose top tokens
+    are the three verdicts with `probs` plus two tokens no verdict starts with (` "`, `T`)."""
+    cuts = []
+    for d in DIMENSIONS:
+        start = content.index(f'"{d}": "') + len(f'"{d}": "')
+        cuts.append((start, content.index('"', start)))
+    tokens, last = [], 0
+    for start, end in cuts:
+        tokens += [{"token": content[last:start], "logprob": 0.0, "top_logprobs": []},
+                   {"token": content[start:end], "logprob": math.log(probs[content[start:end]]),
+                    "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in
+                                     [*probs.items(), (' "', 0.3), ("T", 0.05)]]}]
+        last = end
+    tokens.append({"token": content[last:], "logprob": 0.0, "top_logprobs": []})
+    return {"content": tokens}
+
+
 def make_app(state: FakeState) -> FastAPI:
     app = FastAPI()
 
@@ -72,6 +107,7 @@ def make_app(state: FakeState) -> FastAPI:
             state.seen[user] += 1
             n = state.seen[user]
         context = _section(user, "Conversation so far")
+        logprobs = None
         if "ALWAYS-BAD" in context or ("FLAKY" in context and n == 1):
             content = "Reply A is clearly better overall."
         elif "Reply A" in user:
@@ -80,11 +116,15 @@ def make_app(state: FakeState) -> FastAPI:
                        "A" if "GOOD" in a and "GOOD" not in b else
                        "B" if "GOOD" in b and "GOOD" not in a else "tie")
             content = "```json\n" + json.dumps({d: verdict for d in DIMENSIONS}) + "\n```"  # embedded object
+            if body.get("logprobs"):
+                logprobs = _logprobs(content, _probs(context, a, b))
         else:
             score = min(9, _section(user, "Recommender's reply").count("!"))
             content = json.dumps({d: score for d in DIMENSIONS})
-        return {"object": "chat.completion", "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]}
+        choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+        if logprobs is not None:
+            choice["logprobs"] = logprobs
+        return {"object": "chat.completion", "model": body["model"], "choices": [choice]}
 
     return app
 
@@ -96,8 +136,10 @@ def server():
         yield state, f"{srv.url}/v1"
 
 
-def _judge(url: str, cache: Path | None, model: str = "fake-judge") -> Judge:
-    return Judge(OpenAIChatBackend(url, model, max_tokens=200), cache=cache, sleep=lambda s: None)
+def _judge(url: str, cache: Path | None, model: str = "fake-judge", logprobs: bool = False) -> Judge:
+    backend = (JudgeOpenAIBackend(url, model, logprobs=True, max_tokens=200) if logprobs else
+               OpenAIChatBackend(url, model, max_tokens=200))
+    return Judge(backend, cache=cache, sleep=lambda s: None)
 
 
 PAIRS = [  # (id, context, a, b, expected preference, orders agree)
@@ -137,8 +179,66 @@ def test_parse_preferences():
 
 def test_compact_grammar_lists_every_dimension_in_order():
     g = compact_grammar(pairwise_schema())
-    assert g.startswith('root ::= "{" "\\"emotional_intensity\\":" ("\\"A\\"" | "\\"B\\"" | "\\"tie\\"")')
+    # spaced as the model writes JSON (judge-v2): a space after each colon and comma
+    assert g.startswith('root ::= "{" "\\"emotional_intensity\\": " ("\\"A\\"" | "\\"B\\"" | "\\"tie\\"") '
+                        '", \\"emotional_persuasiveness\\": "')
     assert [g.index(d) for d in DIMENSIONS] == sorted(g.index(d) for d in DIMENSIONS)
+
+
+def _tok(token: str, top: dict[str, float] | None = None) -> dict:
+    return {"token": token, "logprob": 0.0,
+            "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in (top or {}).items()]}
+
+
+def test_choice_probs_reads_each_value_token():
+    answer = {d: v for d, v in zip(DIMENSIONS, ["A", "B", "tie", "A", "B"])}
+    content = json.dumps(answer)  # {"emotional_intensity": "A", ...}
+    tokens, last = [], 0
+    tops = [{"A": 0.6, "B": 0.3, "tie": 0.1, ' "': 0.2},       # ' "' is no verdict: dropped, the rest renormalised
+            {"B": 0.5, "A": 0.5, "T": 0.4},                    # "T" starts no verdict ("tie" is lower case)
+            {"ti": 0.3, "tie": 0.3, "A": 0.2, "B": 0.2},       # a prefix of "tie" counts for tie
+            {"A": 1.0},                                        # values absent from the top tokens get 0
+            {}]                                                # no mass at all: the dimension is left out
+    for d, top in zip(DIMENSIONS, tops):
+        start = content.index(f'"{d}": "') + len(f'"{d}": "')
+        end = content.index('"', start)
+        tokens += [_tok(content[last:start]), _tok(content[start:end], top)]
+        last = end
+    tokens.append(_tok(content[last:]))
+    probs = choice_probs(content, {"content": tokens}, pairwise_schema())
+    assert probs == {
+        "emotional_intensity": {"A": 0.6, "B": 0.3, "tie": 0.1},
+        "emotional_persuasiveness": {"A": 0.5, "B": 0.5, "tie": 0.0},
+        "logic_persuasiveness": {"A": 0.2, "B": 0.2, "tie": 0.6},
+        "informativeness": {"A": 1.0, "B": 0.0, "tie": 0.0},
+    }
+    # a value token that also holds the opening quote (judge-v1's space-free grammar): matched past the quote
+    v1 = '{"emotional_intensity":"B"}'
+    toks = [_tok('{"emotional_intensity":'), _tok('"B', {'"A': 0.25, '"B': 0.5, '"tie': 0.25, " ": 0.9}), _tok('"}')]
+    assert choice_probs(v1, toks, pairwise_schema()) == {"emotional_intensity": {"A": 0.25, "B": 0.5, "tie": 0.25}}
+    assert choice_probs(content, {"content": tokens[:-1]}, pairwise_schema()) is None  # tokens do not spell it
+    assert choice_probs(content, None, pairwise_schema()) is None
+
+
+def test_choice_probs_envelope_round_trip():
+    content = json.dumps({d: "A" for d in DIMENSIONS})
+    assert with_choice_probs(content, None, pairwise_schema()) == content  # nothing to read: the plain answer
+    toks = [_tok(content)]  # one token spanning everything: no value token starts where a value does
+    assert with_choice_probs(content, toks, pairwise_schema()) == content
+    raw = json.dumps({"answer": content, "choice_probs": {"lifelikeness": {"A": 1.0, "B": 0.0, "tie": 0.0}}})
+    assert answer_text(raw) == content and answer_probs(raw)["lifelikeness"]["A"] == 1.0
+    assert parse_preferences(raw) == {d: "A" for d in DIMENSIONS}
+    assert answer_probs(content) is None and answer_text(content) == content
+
+
+def test_calibrate_orders_cancels_position_bias():
+    biased = {"A": 0.7, "B": 0.2, "tie": 0.1}  # the first reply wins whatever it is: both orders alike
+    ab = {DIMENSIONS[0]: biased, DIMENSIONS[1]: {"A": 0.5, "B": 0.4, "tie": 0.1}, DIMENSIONS[2]: biased}
+    ba = {DIMENSIONS[0]: biased, DIMENSIONS[1]: {"A": 0.6, "B": 0.3, "tie": 0.1}}  # dims[2] missing here
+    verdict, probs = calibrate_orders(ab, ba)
+    assert verdict == {DIMENSIONS[0]: "tie", DIMENSIONS[1]: "b"}  # a: (0.5 + 0.3) / 2 < b: (0.4 + 0.6) / 2
+    assert probs[DIMENSIONS[0]] == {"a": 0.45, "b": 0.45, "tie": 0.1}
+    assert probs[DIMENSIONS[1]] == {"a": 0.4, "b": 0.5, "tie": 0.1}
 
 
 def test_combine_orders():
@@ -187,6 +287,29 @@ def test_cache_makes_a_rerun_free(server, tmp_path):
     other = _judge(url, cache, model="another-judge")  # the model id is part of the key
     other.pairwise(_pairs()[:1])
     assert other.requests == 2 and state.requests == before + 2
+
+
+def test_pairwise_calibrated_verdicts_through_the_endpoint(server, tmp_path):
+    _, url = server
+    cache = tmp_path / "cache.sqlite"
+    rows = _judge(url, cache, logprobs=True).pairwise(_pairs())
+    # p1 a GOOD, p2 b GOOD, p3 neither, p4 BIASED (the first reply at 0.7 in both orders: calibrated to a tie)
+    assert [set(r["calibrated"].values()) for r in rows] == [{"a"}, {"b"}, {"tie"}, {"tie"}]
+    assert rows[0]["calibrated_probs"][DIMENSIONS[0]] == {"a": 0.6, "b": 0.3, "tie": 0.1}
+    assert rows[3]["calibrated_probs"][DIMENSIONS[0]] == {"a": 0.45, "b": 0.45, "tie": 0.1}
+    assert rows[3]["preference"][DIMENSIONS[0]] == "tie" and not rows[3]["agree"][DIMENSIONS[0]]
+    s = summarize_pairwise(rows)
+    for d in DIMENSIONS:
+        assert s["dimensions"][d]["calibrated"] == {"win": 0.25, "loss": 0.25, "tie": 0.5, "n": 4,
+                                                    "mean_p_a_minus_p_b": 0.0}
+    # P(A) / (P(A) + P(B)) per order: p1 2/3 and 1/3, p2 1/3 and 2/3, p3 1/2 twice, p4 7/9 twice
+    assert s["first_position_prob"] == round((2 / 3 + 1 / 3 + 1 / 3 + 2 / 3 + 1 / 2 + 1 / 2 + 7 / 9 + 7 / 9) / 8, 4)
+    again = _judge(url, cache, logprobs=True)  # the probabilities come back from the cache
+    assert [r["calibrated"] for r in again.pairwise(_pairs())] == [r["calibrated"] for r in rows]
+    assert again.requests == 0
+    plain = _judge(url, None).pairwise(_pairs()[:1])[0]  # no logprobs asked: no calibrated verdict, same rule
+    assert "calibrated" not in plain and plain["preference"] == rows[0]["preference"]
+    assert "calibrated" not in summarize_pairwise([plain])["dimensions"][DIMENSIONS[0]]
 
 
 def test_failures_are_retried_then_recorded(server, tmp_path):
@@ -285,6 +408,11 @@ def test_cli_pairwise_forms_and_errors(server, tmp_path, capsys):
     assert [json.loads(x)["a"] for x in out.read_text().splitlines()] == ["sys"] * 4
     assert cli_main(["judge", "agreement", str(out), str(out)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["kappa"] == 1.0
+    # --logprobs: the cached plain answers are not reused (they carry no probabilities)
+    assert cli_main(["judge", "pairwise", *common, "--logprobs", "--out", str(tmp_path / "cal.jsonl")]) == 0
+    summary = json.loads(Path(f"{tmp_path / 'cal.jsonl'}.summary.json").read_text())
+    assert summary["requests"] == 8 and summary["dimensions"][DIMENSIONS[0]]["calibrated"]["n"] == 4
+    capsys.readouterr()
 
     form = tmp_path / "form.csv"
     assert cli_main(["judge", "export-form", "--a", a, "--b", b, "--n", "3", "--out", str(form)]) == 0

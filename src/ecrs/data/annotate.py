@@ -218,12 +218,22 @@ class OpenAIChatBackend:
         self._client = httpx.Client(headers=headers, timeout=timeout)
 
     def complete(self, messages: list[dict[str, str]]) -> str:
+        extra: dict[str, Any] = {}
+        if self.json_schema:
+            extra["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "emotion_labels", "strict": True, "schema": label_schema()}}
+        choice = self.chat(messages, extra)
+        content = choice.get("message", {}).get("content") if isinstance(choice.get("message"), dict) else None
+        if not isinstance(content, str):
+            raise BackendError(f"malformed response: content is {type(content).__name__}")
+        return content
+
+    def chat(self, messages: list[dict[str, str]], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST one greedy chat completion (`extra` adds request fields, e.g. logprobs) and return its first
+        choice. HTTP 401/403/404 raise FatalBackendError; other failures BackendError (retryable)."""
         httpx = self._httpx
         body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0,
-                                "max_tokens": self.max_tokens}
-        if self.json_schema:
-            body["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "emotion_labels", "strict": True, "schema": label_schema()}}
+                                "max_tokens": self.max_tokens, **(extra or {})}
         try:
             r = self._client.post(self.url, json=body)
         except httpx.TimeoutException as e:
@@ -240,12 +250,12 @@ class OpenAIChatBackend:
                 pass
             raise BackendError(f"HTTP {r.status_code}: {r.text[:200]}", retry_after)
         try:
-            content = r.json()["choices"][0]["message"]["content"]
+            choice = r.json()["choices"][0]
         except (ValueError, KeyError, IndexError, TypeError):
             raise BackendError(f"malformed response: {r.text[:200]}") from None
-        if not isinstance(content, str):
-            raise BackendError(f"malformed response: content is {type(content).__name__}")
-        return content
+        if not isinstance(choice, dict):
+            raise BackendError(f"malformed response: {r.text[:200]}")
+        return choice
 
     def close(self) -> None:
         self._client.close()

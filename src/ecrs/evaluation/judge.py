@@ -15,10 +15,23 @@ orders name the same reply; any disagreement (a position-biased answer) becomes 
 judgements on which the two orders agree is reported as the order-agreement rate. Small local judges (Qwen2.5-1.5B)
 are reliable only this way (docs/MODELS.md).
 
+Position-calibrated verdicts (beside the both-orders rule, never in its place): when the backend returns token
+log-probabilities (the local llama.cpp judge always; an OpenAI-compatible endpoint with `logprobs=True`),
+`choice_probs` reads the judge's probability of each answer ("A" / "B" / "tie") at each dimension's value, and
+`calibrate_orders` averages them over the two orders, P(a) = (P_ab(A) + P_ba(B)) / 2 and likewise for b and tie;
+the verdict is the most probable of the three. A judge that always prefers the first position adds as much to a as
+to b, so the bias cancels while its confidence on the content stays (balanced position calibration, Wang et al.
+2023, "Large Language Models are not Fair Evaluators").
+
+judge-v2 (was v1): the grammar writes `{"key": "value", ...}` with a space after each colon and comma, as the model
+writes JSON itself. v1's space-free grammar forced the first dimension's value through a token the model did not
+want: the judge's top token after `":` is ` "` (log-probability 0.00), so the grammar fell back to `"B` at -13.2,
+and the emotional-intensity verdict of v1 was close to arbitrary (measured on one pair, both orders).
+
 Every request is greedy (temperature 0). Answers are strict JSON (`parse_scores`, `parse_preferences`); a
 malformed answer or a backend error is retried with backoff and, after the last attempt, returned as a row with
-"failed" (never dropped). Parsed answers are cached in SQLite keyed by sha256(model id, prompt version, messages),
-so a rerun makes no request for what it has already judged.
+"failed" (never dropped). Parsed answers are cached in SQLite keyed by sha256(model id, prompt version, messages,
+whether log-probabilities were asked for), so a rerun makes no request for what it has already judged.
 
 Agreement: `preference_kappa` (Cohen's kappa of two judges' a/b/tie outcomes, per dimension and pooled);
 `scores_to_preferences` turns two systems' absolute scores into the same a/b/tie outcomes. Human rating:
@@ -27,12 +40,17 @@ CSV back into a/b/tie outcomes, comparable to the judge with `preference_kappa`.
 """
 from __future__ import annotations
 
+import bisect
 import concurrent.futures as cf
 import csv
 import hashlib
 import html
+import itertools
 import json
+import math
+import os
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -46,6 +64,7 @@ from ecrs.data.annotate import (
     BackendError,
     FatalBackendError,
     LlamaCppBackend,
+    OpenAIChatBackend,
     _json_objects,
     cohen_kappa,
 )
@@ -54,14 +73,19 @@ from ecrs.errors import DataError, EcrsError
 __all__ = [
     "DIMENSIONS",
     "JUDGE_PROMPT_VERSION",
+    "TOP_LOGPROBS",
     "Judge",
     "JudgeCache",
     "JudgeLlamaBackend",
+    "JudgeOpenAIBackend",
     "JudgeParseError",
     "PairItem",
     "ReplyItem",
     "absolute_messages",
     "absolute_schema",
+    "answer_text",
+    "calibrate_orders",
+    "choice_probs",
     "combine_orders",
     "compact_grammar",
     "export_form",
@@ -75,9 +99,10 @@ __all__ = [
     "scores_to_preferences",
     "summarize_absolute",
     "summarize_pairwise",
+    "with_choice_probs",
 ]
 
-JUDGE_PROMPT_VERSION = "judge-v1"
+JUDGE_PROMPT_VERSION = "judge-v2"
 
 # ECR's five dimensions (paper §5.3), in its order; the wording is ours (part of JUDGE_PROMPT_VERSION).
 DIMENSION_DEFINITIONS: dict[str, str] = {
@@ -183,6 +208,7 @@ class JudgeParseError(ValueError):
 def _dimension_object(raw: str) -> dict[str, Any]:
     """The first JSON object in `raw` (alone or embedded in text / a code fence) that has a dimension key; it must
     hold exactly the five dimensions."""
+    raw = answer_text(raw)
     if not isinstance(raw, str) or not raw.strip():
         raise JudgeParseError("empty answer")
     for obj in _json_objects(raw):
@@ -222,38 +248,144 @@ def parse_preferences(raw: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Choice probabilities (position calibration)
+# ---------------------------------------------------------------------------------------------------------------
+
+TOP_LOGPROBS = 20  # OpenAI's maximum; the three verdicts sit far inside it
+
+
+def choice_probs(content: str, logprobs: Any, schema: Mapping[str, Any]) -> dict[str, dict[str, str | float]] | None:
+    """{property: {value: probability}} for each enum property of `schema` that the answer `content` states: the
+    judge's probability of each allowed value at the token where it wrote the value, from OpenAI-style `logprobs`
+    ({"content": [{"token", "logprob", "top_logprobs": [{"token", "logprob"}, ...]}, ...]}, as OpenAI and the
+    llama.cpp server return them).
+
+    The value starts where the allowed literals stop sharing a prefix (after the opening quote of "A" / "B" /
+    "tie"); a top token counts for a value when, past the part of the token before that point, it is a prefix of
+    the value's literal or starts with it. The mass is renormalised over the allowed values: a grammar-constrained
+    answer never contains the rest. A property whose value is not found or got no mass is left out; None when the
+    tokens do not spell `content` or nothing was found."""
+    items = logprobs.get("content") if isinstance(logprobs, Mapping) else logprobs
+    if not isinstance(items, list) or not items:
+        return None
+    try:
+        tokens = [str(t["token"]) for t in items]
+    except (KeyError, TypeError):
+        return None
+    if "".join(tokens) != content:
+        return None
+    starts = list(itertools.accumulate([0, *map(len, tokens)]))  # starts[i] = offset of token i in content
+    out: dict[str, dict[str, Any]] = {}
+    for key, prop in schema["properties"].items():
+        values = [str(v) for v in prop["enum"]]
+        literals = [json.dumps(v) for v in prop["enum"]]
+        shared = len(os.path.commonprefix(literals))
+        m = re.search(re.escape(json.dumps(key)) + r"\s*:\s*", content)
+        if m is None or m.end() + shared >= len(content):
+            continue
+        pos = m.end() + shared
+        i = bisect.bisect_right(starts, pos) - 1
+        lead = content[starts[i]:pos]
+        mass = dict.fromkeys(values, 0.0)
+        for top in items[i].get("top_logprobs") or []:
+            tok = str(top.get("token", ""))
+            if len(tok) <= len(lead) or not tok.startswith(lead):
+                continue
+            rest = tok[len(lead):]
+            hits = [v for v, lit in zip(values, literals) if lit[shared:].startswith(rest) or rest.startswith(lit[shared:])]
+            if len(hits) == 1:
+                mass[hits[0]] += math.exp(float(top["logprob"]))
+        total = sum(mass.values())
+        if total > 0:
+            out[key] = {v: round(p / total, 6) for v, p in mass.items()}
+    return out or None
+
+
+def with_choice_probs(content: str, logprobs: Any, schema: Mapping[str, Any]) -> str:
+    """The raw answer a backend returns (and the cache keeps): `content` itself, or, when `choice_probs` could read
+    the log-probabilities, the JSON envelope {"answer": content, "choice_probs": {...}}."""
+    probs = choice_probs(content, logprobs, schema) if logprobs else None
+    return json.dumps({"answer": content, "choice_probs": probs}) if probs else content
+
+
+def _unwrap(raw: Any) -> tuple[Any, dict[str, dict[str, float]] | None]:
+    if isinstance(raw, str) and raw.startswith('{"answer": '):
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError:
+            return raw, None
+        if isinstance(obj, dict) and set(obj) == {"answer", "choice_probs"} and isinstance(obj["answer"], str):
+            return obj["answer"], obj["choice_probs"]
+    return raw, None
+
+
+def answer_text(raw: Any) -> Any:
+    """The judge's answer text of a raw answer (`with_choice_probs` envelope or plain text)."""
+    return _unwrap(raw)[0]
+
+
+def answer_probs(raw: Any) -> dict[str, dict[str, float]] | None:
+    """The choice probabilities of a raw answer, None when it carries none."""
+    return _unwrap(raw)[1]
+
+
+def calibrate_orders(ab: Mapping[str, Mapping[str, float]], ba: Mapping[str, Mapping[str, float]]
+                     ) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+    """Per dimension that both orders' probabilities cover: P(a) = (P_ab(A) + P_ba(B)) / 2, P(b) = (P_ab(B) +
+    P_ba(A)) / 2, P(tie) = the mean of the two; the verdict is the most probable, "tie" when a and b are equal.
+    Returns (verdict, {dim: {"a", "b", "tie"}})."""
+    verdict, probs = {}, {}
+    for d in DIMENSIONS:
+        if d not in ab or d not in ba:
+            continue
+        p = {"a": (ab[d]["A"] + ba[d]["B"]) / 2, "b": (ab[d]["B"] + ba[d]["A"]) / 2,
+             "tie": (ab[d]["tie"] + ba[d]["tie"]) / 2}
+        best = max(p.values())
+        top = [k for k, v in p.items() if math.isclose(v, best, abs_tol=1e-9)]
+        verdict[d] = top[0] if len(top) == 1 else "tie"
+        probs[d] = {k: round(v, 6) for k, v in p.items()}
+    return verdict, probs
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Backend and cache
 # ---------------------------------------------------------------------------------------------------------------
 
 def compact_grammar(schema: Mapping[str, Any]) -> str:
-    """llama.cpp GBNF for one of the judge's schemas (an object whose properties are enums), in property order and
-    with no whitespace. Why not llama.cpp's own JSON-schema grammar: it lets the model pretty-print (61 instead of
-    42 answer tokens for a pairwise verdict), and on a loaded 2-core CPU each token costs 0.15-1 s."""
+    """llama.cpp GBNF for one of the judge's schemas (an object whose properties are enums), on one line, in
+    property order, spaced as the model writes JSON (`{"k": "v", "k2": "v2"}`). Why not llama.cpp's own
+    JSON-schema grammar: it lets the model pretty-print (61 instead of 50 answer tokens for a pairwise verdict),
+    and on a loaded 2-core CPU each token costs 0.15-1 s. Why the spaces: without them the grammar forbids the
+    token the model wants after `":` (` "`) and forces the first value through an unlikely one (judge-v1)."""
     parts = []
     for i, (k, p) in enumerate(schema["properties"].items()):
         alts = " | ".join(json.dumps(json.dumps(v)) for v in p["enum"])  # a GBNF literal is a JSON-quoted string
-        parts.append(f'{json.dumps(("," if i else "") + json.dumps(k) + ":")} ({alts})')
+        parts.append(f'{json.dumps((", " if i else "") + json.dumps(k) + ": ")} ({alts})')
     return 'root ::= "{" ' + " ".join(parts) + ' "}"\n'
 
 
 class JudgeLlamaBackend(LlamaCppBackend):
     """`LlamaCppBackend` (greedy, temperature 0) constrained to the judge's answer (`compact_grammar`) instead of
-    the emotion-label schema; `complete_schema` is what the Judge calls. Defaults to the installed
+    the emotion-label schema; `complete_schema` is what the Judge calls. It returns the answer with its choice
+    probabilities (`with_choice_probs`) when `logprobs` is on (default). Defaults to the installed
     Qwen2.5-Coder-1.5B GGUF."""
 
     def __init__(self, path: str | Path | None = None, n_threads: int = 2, n_ctx: int = 4096,
-                 max_tokens: int = 96, json_schema: bool = True):
+                 max_tokens: int = 96, json_schema: bool = True, logprobs: bool = True):
         if path is None:
             from ecrs.inference.models import qwen_gguf
 
             path = qwen_gguf("1.5b")
         super().__init__(path, n_threads=n_threads, n_ctx=n_ctx, max_tokens=max_tokens, json_schema=False)
         self.constrain = json_schema
+        self.logprobs = logprobs
 
     def complete_schema(self, messages: list[dict[str, str]], schema: dict[str, Any] | None) -> str:
         req: dict[str, Any] = {"messages": messages, "temperature": 0.0, "max_tokens": self.max_tokens}
         if self.constrain and schema is not None:
             req["grammar"] = compact_grammar(schema)
+        if self.logprobs and schema is not None:
+            req.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
         try:
             with self._lock:
                 r = self.engine.server.handle_chat_completions(req)
@@ -263,6 +395,28 @@ class JudgeLlamaBackend(LlamaCppBackend):
         content = choices[0].get("message", {}).get("content") if choices else None
         if not isinstance(content, str):
             raise BackendError(f"llama.cpp: no message content in {str(r)[:200]}")
+        if self.logprobs and schema is not None:
+            return with_choice_probs(content, choices[0].get("logprobs"), schema)
+        return content
+
+
+class JudgeOpenAIBackend(OpenAIChatBackend):
+    """An OpenAI-compatible endpoint as the judge (no grammar: answers are parsed strictly). `logprobs=True` also
+    asks for the top token log-probabilities (OpenAI, llama.cpp and vLLM servers return them), so the verdicts can
+    be position-calibrated; off by default because some endpoints reject the field."""
+
+    def __init__(self, base_url: str, model: str, *, logprobs: bool = False, **kwargs: Any):
+        super().__init__(base_url, model, **kwargs)
+        self.logprobs = logprobs
+
+    def complete_schema(self, messages: list[dict[str, str]], schema: dict[str, Any] | None) -> str:
+        choice = self.chat(messages, {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.logprobs else None)
+        message = choice.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str):
+            raise BackendError(f"malformed response: content is {type(content).__name__}")
+        if self.logprobs and schema is not None:
+            return with_choice_probs(content, choice.get("logprobs"), schema)
         return content
 
 
@@ -285,9 +439,11 @@ class JudgeCache:
         return self._db
 
     @staticmethod
-    def key(model: str, messages: list[dict[str, str]]) -> str:
-        blob = json.dumps({"model": model, "prompt_version": JUDGE_PROMPT_VERSION, "messages": messages},
-                          sort_keys=True, ensure_ascii=False)
+    def key(model: str, messages: list[dict[str, str]], variant: str = "") -> str:
+        """`variant` names what else the request asked for ("logprobs"): an answer without probabilities must not
+        be served to a judge that wants them."""
+        obj = {"model": model, "prompt_version": JUDGE_PROMPT_VERSION, "messages": messages}
+        blob = json.dumps({**obj, "variant": variant} if variant else obj, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def get(self, key: str) -> str | None:
@@ -352,7 +508,7 @@ class Judge:
 
     def ask(self, messages: list[dict[str, str]], parse: Callable[[str], dict[str, Any]],
             schema: dict[str, Any]) -> _Answer:
-        key = JudgeCache.key(self.backend.model, messages)
+        key = JudgeCache.key(self.backend.model, messages, "logprobs" if getattr(self.backend, "logprobs", False) else "")
         if self.cache is not None and (raw := self.cache.get(key)) is not None:
             try:
                 value = parse(raw)
@@ -422,7 +578,9 @@ class Judge:
              "preference": {dim: "a"|"b"|"tie"}, "agree": {dim: bool}, "cached": [ab, ba], backend/model/prompt}
 
         `preference` is a or b only when both orders chose it; `agree` says whether the two orders gave the same
-        verdict (the same reply, or tie in both). When either order fails every attempt the row is
+        verdict (the same reply, or tie in both). When both answers carry choice probabilities the row also has
+        "ab_probs" / "ba_probs" ({dim: {A, B, tie}} as shown) and the position-calibrated "calibrated" ({dim:
+        a|b|tie}) with "calibrated_probs" (`calibrate_orders`). When either order fails every attempt the row is
         {"id", "a", "b", "failed", "kind", "order", ...} instead."""
         def one(it: PairItem) -> dict[str, Any]:
             names = {"a": it.a_name, "b": it.b_name}
@@ -433,8 +591,13 @@ class Judge:
             if ba.value is None:
                 return _failed(it.id, ba, "ba", {**names, **self.meta})
             pref, agree = combine_orders(ab.value, ba.value)
-            return {"id": it.id, **names, "ab": ab.value, "ba": ba.value, "preference": pref, "agree": agree,
-                    "cached": [ab.cached, ba.cached], **self.meta}
+            row = {"id": it.id, **names, "ab": ab.value, "ba": ba.value, "preference": pref, "agree": agree,
+                   "cached": [ab.cached, ba.cached], **self.meta}
+            p_ab, p_ba = answer_probs(ab.raw), answer_probs(ba.raw)
+            if p_ab and p_ba:
+                row["ab_probs"], row["ba_probs"] = p_ab, p_ba
+                row["calibrated"], row["calibrated_probs"] = calibrate_orders(p_ab, p_ba)
+            return row
 
         return self._map(one, items, progress, "judging pairs")
 
@@ -480,7 +643,10 @@ def summarize_pairwise(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     position bias).
     single_order = the same win/loss/tie counted over the 2n single-order judgements (each order one judgement):
     every pair is shown once in each position, so position bias adds as much to a as to b; ties only where the
-    judge said tie. A second reading of "share of pairwise judgements", beside the both-orders one."""
+    judge said tie. A second reading of "share of pairwise judgements", beside the both-orders one.
+    calibrated = win/loss/tie of the position-calibrated verdicts (`calibrate_orders`) over the rows that carry
+    them, with the mean P(a) - P(b); first_position_prob = the judge's mean P(A) / (P(A) + P(B)) over both orders
+    and all dimensions of those rows (0.5 = no position bias). A third reading, present only with probabilities."""
     rows = list(rows)
     ok = [r for r in rows if "preference" in r]
     n = len(ok)
@@ -495,14 +661,26 @@ def summarize_pairwise(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                    "order_agreement": _rate(agree, n),
                    "single_order": {"win": _rate(single["a"], 2 * n), "loss": _rate(single["b"], 2 * n),
                                     "tie": _rate(single["tie"], 2 * n), "n": 2 * n}}
+        cal = [r for r in ok if d in r.get("calibrated", {})]
+        if cal:
+            c = Counter(r["calibrated"][d] for r in cal)
+            margin = sum(r["calibrated_probs"][d]["a"] - r["calibrated_probs"][d]["b"] for r in cal) / len(cal)
+            dims[d]["calibrated"] = {"win": _rate(c["a"], len(cal)), "loss": _rate(c["b"], len(cal)),
+                                     "tie": _rate(c["tie"], len(cal)), "n": len(cal),
+                                     "mean_p_a_minus_p_b": round(margin, 4)}
         for r in ok:
             for v in (r["ab"][d], r["ba"][d]):
                 decisive += v != "tie"
                 first += v == "A"
     agree_all = sum(r["agree"][d] for r in ok for d in DIMENSIONS)
-    return {"n": n, "n_failed": len(rows) - n, "dimensions": dims,
-            "order_agreement": _rate(agree_all, n * len(DIMENSIONS)),
-            "first_position_rate": _rate(first, decisive), "decisive_single_order_verdicts": decisive}
+    out = {"n": n, "n_failed": len(rows) - n, "dimensions": dims,
+           "order_agreement": _rate(agree_all, n * len(DIMENSIONS)),
+           "first_position_rate": _rate(first, decisive), "decisive_single_order_verdicts": decisive}
+    shown = [p[d] for r in ok for key in ("ab_probs", "ba_probs") for p in [r.get(key) or {}] for d in p
+             if p[d]["A"] + p[d]["B"] > 0]
+    if shown:
+        out["first_position_prob"] = round(sum(p["A"] / (p["A"] + p["B"]) for p in shown) / len(shown), 4)
+    return out
 
 
 def summarize_absolute(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

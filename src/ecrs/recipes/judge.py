@@ -1,7 +1,7 @@
 """`ecrs judge MODE ...`: rate recommender replies with an LLM judge on ECR's five dimensions
 (ecrs.evaluation.judge), and compare it with people.
 
-    ecrs judge pairwise --a A.jsonl --b B.jsonl --out verdicts.jsonl [--backend llama|openai ...]
+    ecrs judge pairwise --a A.jsonl --b B.jsonl --out verdicts.jsonl [--backend llama|openai [--logprobs] ...]
     ecrs judge absolute replies.jsonl --out scores.jsonl
     ecrs judge agreement verdicts1.jsonl verdicts2.jsonl            # kappa between two judges
     ecrs judge export-form --a A.jsonl --b B.jsonl --n 30 --out form.csv   # + form.html, form.key.json
@@ -9,7 +9,9 @@
 
 Reply files: JSONL, one {"id", "reply" (or "response"/"text"), "context"?} a line, e.g. the generation outputs of
 benchmarks/generation_eval.py. "context" is the dialogue so far: a string, or a list of [role, text] turns; it is
-taken from --context FILE when given, else from A's rows, else B's."""
+taken from --context FILE when given, else from A's rows, else B's. Pairwise rows carry position-calibrated verdicts
+("calibrated") when the backend returned token log-probabilities: the local judge always, an endpoint with
+--logprobs."""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +34,9 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model name sent to the endpoint")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="variable holding the API key (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per HTTP request (default: %(default)s)")
+    p.add_argument("--logprobs", action="store_true",
+                   help="--backend openai: also ask for token log-probabilities, for position-calibrated verdicts "
+                        "(the local llama.cpp judge always returns them)")
     p.add_argument("--concurrency", type=int, default=1, help="parallel HTTP requests (default: %(default)s)")
     p.add_argument("--attempts", type=int, default=3, help="tries per answer (default: %(default)s)")
     p.add_argument("--cache", default="artifacts/judge/cache.sqlite",
@@ -143,17 +148,17 @@ def _pair_items(args: argparse.Namespace):
 # ---------------------------------------------------------------- judge runs
 
 def _make_judge(args: argparse.Namespace):
-    from ecrs.data.annotate import OpenAIChatBackend
-    from ecrs.evaluation.judge import Judge, JudgeLlamaBackend
+    from ecrs.evaluation.judge import Judge, JudgeLlamaBackend, JudgeOpenAIBackend
 
     if args.backend == "openai":
         if not (args.base_url and args.model):
             raise EcrsError("--backend openai needs --base-url and --model")
-        backend = OpenAIChatBackend(args.base_url, args.model, api_key=os.environ.get(args.api_key_env) or None,
-                                    timeout=args.timeout, max_tokens=200, max_concurrency=max(1, args.concurrency))
+        backend = JudgeOpenAIBackend(args.base_url, args.model, logprobs=args.logprobs,
+                                     api_key=os.environ.get(args.api_key_env) or None, timeout=args.timeout,
+                                     max_tokens=200, max_concurrency=max(1, args.concurrency))
     else:
-        if args.base_url or args.model:
-            raise EcrsError("--base-url/--model are for --backend openai; a local model is --gguf PATH")
+        if args.base_url or args.model or args.logprobs:
+            raise EcrsError("--base-url/--model/--logprobs are for --backend openai; a local model is --gguf PATH")
         backend = JudgeLlamaBackend(args.gguf, n_threads=args.threads, n_ctx=args.n_ctx)
     return Judge(backend, cache=args.cache, attempts=args.attempts, concurrency=args.concurrency)
 
