@@ -135,6 +135,7 @@ def main() -> None:
     ap.add_argument("--n-seen-extra", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-tokens", type=int, default=60)
+    ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (1 when another job shares 2 cores)")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=DIR",
                     help="another fine-tuned generator, scored as system NAME with the ECR prompt "
                          "(e.g. finetuned_qwen05=artifacts/generator/qwen05)")
@@ -161,8 +162,8 @@ def main() -> None:
     emotion_source = detect_emotions(samples)
     linker = build_redial_linker()
     checker = GroundingChecker(linker)
-    tuned = ResponseGenerator.load(args.model, linker=linker, kb=kb, max_tokens=args.max_tokens)
-    zero = ResponseGenerator.zero_shot(linker=linker, kb=kb, max_tokens=args.max_tokens)
+    tuned = ResponseGenerator.load(args.model, linker=linker, kb=kb, max_tokens=args.max_tokens, n_threads=args.threads)
+    zero = ResponseGenerator.zero_shot(linker=linker, kb=kb, max_tokens=args.max_tokens, n_threads=args.threads)
     zero_plain = ResponseGenerator(zero.engine, kb, checker, type(zero.settings)(
         **{**zero.settings.__dict__, "format": "plain"}), name="zero-shot-plain")
 
@@ -180,7 +181,8 @@ def main() -> None:
             lambda s: tuned.generate_detailed(s["movie"], s["context"], s["emotion"], use_dialogue=True), samples),
     }
     for name, directory in extras.items():
-        extra_gen = ResponseGenerator.load(directory, linker=linker, kb=kb, max_tokens=args.max_tokens)
+        extra_gen = ResponseGenerator.load(directory, linker=linker, kb=kb, max_tokens=args.max_tokens,
+                                           n_threads=args.threads)
         systems[name] = (lambda s, g=extra_gen: g.generate_detailed(s["movie"], use_dialogue=False), samples)
     refs = {s["id"]: s["reference"] for s in samples}
     knowledge = {}
