@@ -84,6 +84,24 @@ def generation_summary(result: dict) -> dict:
     }
 
 
+def pair_items(n_of: dict[str, int], base_name: str, max_turns: int
+               ) -> tuple[list[dict], list[PairItem], dict[str, dict], dict[str, dict[str, dict]]]:
+    """(turns, items, base outputs, system outputs): each system's replies against the base's on the first
+    `n_of[system]` turns of generation_eval's random sample that every system covers."""
+    gen = json.loads(GENERATION.read_text())["evaluation"]["samples"]
+    # The random sample of generation_eval, same seed, for the dialogue context of each turn.
+    samples, _ = test_samples(load_review_kb(), gen["n"] - gen["seen_extra"], gen["seed"])
+    base = read_outputs(base_name)
+    outputs = {s: read_outputs(s) for s in n_of}
+    turns = [s for s in samples if s["id"] in base and all(s["id"] in o for o in outputs.values())][:max(n_of.values())]
+    # Turn-major order: consecutive requests share the system prompt and the dialogue context, which llama.cpp
+    # keeps in its prompt cache.
+    items = [PairItem(f"{name}|{s['id']}", render_context(s["context"], max_turns=max_turns),
+                      outputs[name][s["id"]]["reply"], base[s["id"]]["reply"], name, base_name)
+             for i, s in enumerate(turns) for name in n_of if i < n_of[name]]
+    return turns, items, base, outputs
+
+
 def absolute_comparison(rows: list[dict], systems: list[str], base: str) -> dict:
     """Absolute rows (ids `system|turn`) -> per system: mean scores, and win/loss/tie against the base by score."""
     scores: dict[str, dict[str, dict]] = {}  # system -> turn -> {dim: score}
@@ -124,17 +142,7 @@ def main() -> None:
     t_start = time.time()
     load_before = os.getloadavg()[0]
 
-    gen = json.loads(GENERATION.read_text())["evaluation"]["samples"]
-    # The random sample of generation_eval, same seed, for the dialogue context of each turn.
-    samples, _ = test_samples(load_review_kb(), gen["n"] - gen["seen_extra"], gen["seed"])
-    base = read_outputs(args.base)
-    outputs = {s: read_outputs(s) for s in systems}
-    turns = [s for s in samples if s["id"] in base and all(s["id"] in o for o in outputs.values())][:max(n_of.values())]
-    # Turn-major order: consecutive requests share the system prompt and the dialogue context, which llama.cpp
-    # keeps in its prompt cache.
-    items = [PairItem(f"{name}|{s['id']}", render_context(s["context"], max_turns=args.max_turns),
-                      outputs[name][s["id"]]["reply"], base[s["id"]]["reply"], name, args.base)
-             for i, s in enumerate(turns) for name in systems if i < n_of[name]]
+    turns, items, base, outputs = pair_items(n_of, args.base, args.max_turns)
 
     backend = JudgeLlamaBackend(args.gguf, n_threads=args.threads)
     judge = Judge(backend, cache=args.cache)

@@ -183,6 +183,8 @@ def test_compact_grammar_lists_every_dimension_in_order():
     assert g.startswith('root ::= "{" "\\"emotional_intensity\\": " ("\\"A\\"" | "\\"B\\"" | "\\"tie\\"") '
                         '", \\"emotional_persuasiveness\\": "')
     assert [g.index(d) for d in DIMENSIONS] == sorted(g.index(d) for d in DIMENSIONS)
+    v1 = compact_grammar(pairwise_schema(), spaced=False)  # judge-v1's
+    assert '"\\"emotional_intensity\\":" (' in v1 and '",\\"emotional_persuasiveness\\":" (' in v1
 
 
 def _tok(token: str, top: dict[str, float] | None = None) -> dict:

@@ -351,16 +351,18 @@ def calibrate_orders(ab: Mapping[str, Mapping[str, float]], ba: Mapping[str, Map
 # Backend and cache
 # ---------------------------------------------------------------------------------------------------------------
 
-def compact_grammar(schema: Mapping[str, Any]) -> str:
+def compact_grammar(schema: Mapping[str, Any], spaced: bool = True) -> str:
     """llama.cpp GBNF for one of the judge's schemas (an object whose properties are enums), on one line, in
     property order, spaced as the model writes JSON (`{"k": "v", "k2": "v2"}`). Why not llama.cpp's own
     JSON-schema grammar: it lets the model pretty-print (61 instead of 50 answer tokens for a pairwise verdict),
     and on a loaded 2-core CPU each token costs 0.15-1 s. Why the spaces: without them the grammar forbids the
-    token the model wants after `":` (` "`) and forces the first value through an unlikely one (judge-v1)."""
+    token the model wants after `":` (` "`) and forces the first value through an unlikely one. `spaced=False`
+    is judge-v1's grammar, kept for benchmarks/judge_grammar.py, which measures that."""
+    comma, colon = (", ", ": ") if spaced else (",", ":")
     parts = []
     for i, (k, p) in enumerate(schema["properties"].items()):
         alts = " | ".join(json.dumps(json.dumps(v)) for v in p["enum"])  # a GBNF literal is a JSON-quoted string
-        parts.append(f'{json.dumps((", " if i else "") + json.dumps(k) + ": ")} ({alts})')
+        parts.append(f'{json.dumps((comma if i else "") + json.dumps(k) + colon)} ({alts})')
     return 'root ::= "{" ' + " ".join(parts) + ' "}"\n'
 
 
