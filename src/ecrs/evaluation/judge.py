@@ -25,8 +25,9 @@ to b, so the bias cancels while its confidence on the content stays (balanced po
 
 judge-v2 (was v1): the grammar writes `{"key": "value", ...}` with a space after each colon and comma, as the model
 writes JSON itself. v1's space-free grammar forced the first dimension's value through a token the model did not
-want: the judge's top token after `":` is ` "` (log-probability 0.00), so the grammar fell back to `"B` at -13.2,
-and the emotional-intensity verdict of v1 was close to arbitrary (measured on one pair, both orders).
+want: after `":` the judge's top token is ` "` (log-probability 0.00 in the pair first inspected), which v1 forbids,
+so the grammar let through `"B` at -13.2. v1's emotional-intensity verdicts were therefore read from tokens the
+judge itself found very unlikely, not from its answer (benchmarks/judge_grammar.py counts how often).
 
 Every request is greedy (temperature 0). Answers are strict JSON (`parse_scores`, `parse_preferences`); a
 malformed answer or a backend error is retried with backoff and, after the last attempt, returned as a row with
