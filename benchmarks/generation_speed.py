@@ -28,7 +28,7 @@ from pathlib import Path
 from common import update_json  # noqa: E402  (benchmarks/common.py, beside this script)
 
 from ecrs.data.reviews import load_review_kb
-from ecrs.inference.llama import LlamaCppEngine, smollm2_gguf
+from ecrs.inference.llama import LlamaCppEngine, export_merged_gguf, smollm2_gguf
 from ecrs.inference.prompts import render, serve_prompt
 
 RESULTS = Path("benchmarks/results/generation.json")
@@ -38,11 +38,25 @@ def update_results(key: str, value) -> None:
     update_json(RESULTS, key, value)
 
 
+def export_candidate(model: Path, qtype: str) -> Path:
+    """The fine-tune of `model` (its saved peft adapter) merged into the base GGUF as `qtype`, beside model.gguf."""
+    from safetensors.torch import load_file
+
+    cfg = json.loads((model / "adapter" / "adapter_config.json").read_text())
+    state = load_file(str(model / "adapter" / "adapter_model.safetensors"))
+    return export_merged_gguf(smollm2_gguf(), state, cfg["lora_alpha"] / cfg["r"], model / f"model.{qtype.lower()}.gguf",
+                              qtype)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="artifacts/generator/smollm2")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--hf", action="store_true", help="also time the transformers fallback (slow)")
+    ap.add_argument("--candidate-qtype", choices=("Q5_1",),
+                    help="also write the merged fine-tune as this type (MODEL/model.<qtype>.gguf, from MODEL/adapter) "
+                         "and measure it in the same interleaved runs: speed, and greedy agreement with the served file")
+    ap.add_argument("--machine-note", default="", help="what else ran on the machine during the measurement")
     args = ap.parse_args()
     if "OMP_WAIT_POLICY" in os.environ:
         print("warning: OMP_WAIT_POLICY is set; llama.cpp decodes ~3x slower with PASSIVE")
@@ -53,6 +67,8 @@ def main() -> None:
                                    [("like", 0.8), ("curious", 0.3)]), "chat") for m in movies]
     prompt = prompts[-1]
     files = {"base_q4_1": smollm2_gguf(), "finetuned_q8_0": Path(args.model) / "model.gguf"}
+    if args.candidate_qtype:
+        files[f"candidate_{args.candidate_qtype.lower()}"] = export_candidate(Path(args.model), args.candidate_qtype)
     engines = {k: LlamaCppEngine.open(p, n_threads=2) for k, p in files.items()}
     for e in engines.values():  # warm-up: the first request of a fresh server is slow
         e.decode_speed(prompt, 16)
@@ -75,6 +91,20 @@ def main() -> None:
         print(f"run {r}: " + ", ".join(f"{k} {v['decode_tok_s'][-1]:.1f} tok/s" for k, v in runs.items()),
               flush=True)
     load_after = os.getloadavg()
+    candidates = {}
+    for name in (k for k in engines if k.startswith("candidate_")):
+        # Greedy tokens of each run's prompt, candidate vs the served file: how much the export type changes replies.
+        pairs = [(engines["finetuned_q8_0"].greedy_ids(p, 32), engines[name].greedy_ids(p, 32)) for p in prompts]
+        same_prefix = [next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))) for a, b in pairs]
+        candidates[name] = {
+            "decode_ratio_vs_base": round(statistics.median(runs[name]["decode_tok_s"])
+                                          / statistics.median(runs["base_q4_1"]["decode_tok_s"]), 3),
+            "paired_ratio_median": round(statistics.median(
+                b / a for a, b in zip(runs["base_q4_1"]["decode_tok_s"], runs[name]["decode_tok_s"])), 3),
+            "greedy_identical_to_served_32_tokens": round(sum(a == b for a, b in pairs) / len(pairs), 3),
+            "greedy_mean_common_prefix_tokens": round(sum(same_prefix) / len(pairs), 1),
+            "prompts": len(pairs),
+        }
     med = {k: {m: round(statistics.median(v), 2) for m, v in ms.items()} for k, ms in runs.items()}
     ratio = med["finetuned_q8_0"]["decode_tok_s"] / med["base_q4_1"]["decode_tok_s"]
     paired = statistics.median(b / a for a, b in zip(runs["base_q4_1"]["decode_tok_s"],
@@ -92,9 +122,11 @@ def main() -> None:
         "threads": 2,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "loadavg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
-                    "note": "2 cores shared with other jobs during the measurement; absolute tok/s vary with "
-                            "load, the interleaved ratio much less"},
+                    "note": (args.machine_note + "; " if args.machine_note else "")
+                            + "absolute tok/s vary with load, the interleaved ratio much less"},
     }
+    if candidates:
+        out["candidates"] = candidates  # measured, not served: the served file stays finetuned_q8_0
     if args.hf:
         import torch
 

@@ -105,14 +105,16 @@ def _read_gguf(path: str, size: int, mtime: int):
 
 def export_merged_gguf(base: str | Path, lora_state: Mapping[str, Any], scale: float, out: str | Path,
                        qtype: str = "Q8_0") -> Path:
-    """Write `base` with the LoRA deltas merged in; adapted tensors as `qtype` (Q8_0, F16 or F32), every other
-    tensor and every metadata key copied unchanged. `scale` = lora_alpha / r."""
+    """Write `base` with the LoRA deltas merged in; adapted tensors as `qtype` (Q8_0, Q5_1, F16 or F32), every
+    other tensor and every metadata key copied unchanged. `scale` = lora_alpha / r. Q5_1 (6 bits a weight against
+    Q8_0's 8.5) decodes faster on memory-bound CPUs and keeps more of the fine-tune than the base's Q4_1 grid."""
     import gguf
 
-    target = {"Q8_0": gguf.GGMLQuantizationType.Q8_0, "F16": gguf.GGMLQuantizationType.F16,
-              "F32": gguf.GGMLQuantizationType.F32}.get(qtype)
+    types = {"Q8_0": gguf.GGMLQuantizationType.Q8_0, "Q5_1": gguf.GGMLQuantizationType.Q5_1,
+             "F16": gguf.GGMLQuantizationType.F16, "F32": gguf.GGMLQuantizationType.F32}
+    target = types.get(qtype)
     if target is None:
-        raise EcrsError(f"qtype {qtype!r} is not one of Q8_0, F16, F32")
+        raise EcrsError(f"qtype {qtype!r} is not one of {', '.join(types)}")
     reader = read_gguf(base)
     arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
     if arch not in ("llama",):
@@ -136,8 +138,8 @@ def export_merged_gguf(base: str | Path, lora_state: Mapping[str, Any], scale: f
         vtype = kv.types[0]
         sub = kv.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
         value = kv.contents()
-        if kv.name == gguf.Keys.General.FILE_TYPE and qtype == "Q8_0":
-            value = int(gguf.LlamaFileType.MOSTLY_Q8_0)
+        if kv.name == gguf.Keys.General.FILE_TYPE and qtype in ("Q8_0", "Q5_1"):
+            value = int(getattr(gguf.LlamaFileType, f"MOSTLY_{qtype}"))
         writer.add_key_value(kv.name, value, vtype, sub_type=sub)
     written = set()
     for t in reader.tensors:
