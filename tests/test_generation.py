@@ -120,9 +120,9 @@ def tiny_lora(tmp_path_factory):
                 p.normal_(0, 0.05)
     state = get_peft_model_state_dict(peft_model)
     out = tmp_path_factory.mktemp("gguf")
-    files = {q: export_merged_gguf(base, state, 8 / 4, out / f"m_{q}.gguf", q) for q in ("F32", "Q8_0")}
+    files = {q: export_merged_gguf(base, state, 8 / 4, out / f"m_{q}.gguf", q) for q in ("F32", "Q8_0", "Q5_1")}
     merged = HFEngine(peft_model.merge_and_unload().eval(), tok)
-    engines = {q: LlamaCppEngine.open(f, n_threads=2) for q, f in files.items()}
+    engines = {q: LlamaCppEngine.open(files[q], n_threads=2) for q in ("F32", "Q8_0")}
     engines["base"] = LlamaCppEngine.open(base, n_threads=2)
     return {"merged": merged, "files": files, "base": base, "engines": engines}
 
@@ -137,6 +137,19 @@ def test_gguf_write_back_greedy_output_equals_transformers(tiny_lora):
     q8 = engines["Q8_0"].greedy_ids(CHAT, 16)
     assert q8[:4] == reference[:4] and sum(a == b for a, b in zip(q8, reference)) >= 12
     assert engines["base"].greedy_ids(CHAT, 16) != reference  # the adapter matters
+
+
+def test_gguf_write_back_as_q5_1_types_only_the_adapted_tensors(tiny_lora):
+    import gguf
+
+    from ecrs.inference.llama import read_gguf
+
+    src, dst = read_gguf(tiny_lora["base"]), read_gguf(tiny_lora["files"]["Q5_1"])
+    before = {t.name: t.tensor_type for t in src.tensors}
+    after = {t.name: t.tensor_type for t in dst.tensors}
+    assert after["blk.0.attn_q.weight"] == after["blk.29.ffn_down.weight"] == gguf.GGMLQuantizationType.Q5_1
+    assert after["blk.1.attn_q.weight"] == before["blk.1.attn_q.weight"]  # layer 1 has no adapter: copied
+    assert dst.get_field(gguf.Keys.General.FILE_TYPE).contents() == int(gguf.LlamaFileType.MOSTLY_Q5_1)
 
 
 def test_gguf_write_back_copies_metadata_and_quantizes_only_adapted_tensors(tiny_lora):
