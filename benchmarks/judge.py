@@ -7,9 +7,9 @@ turns, same order); the first `--n` turns of its random sample that every judged
 that system on the first N instead, e.g. more turns for the system a bar is about). Judge: the local
 Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF through llama.cpp (ecrs.evaluation.judge, prompt JUDGE_PROMPT_VERSION),
 greedy, all five dimensions in one answer per order, each pair judged in both orders; a preference counts only when
-the orders agree. Beside that rule, the judge's probabilities of "A" / "B" / "tie" averaged over the two orders give a
-position-calibrated verdict per turn and dimension (ecrs.evaluation.judge.calibrate_orders). Answers are cached in artifacts/judge/cache.sqlite, so a rerun (or a larger --n) asks only for
-what is new. Writes benchmarks/results/judge.json and the "judge" key of benchmarks/results/generation.json.
+the orders agree. Beside that rule, the judge's probabilities of "A" / "B" / "tie" averaged over the two orders give
+a position-calibrated verdict per turn and dimension (ecrs.evaluation.judge.calibrate_orders). Answers are cached in
+artifacts/judge/cache.sqlite, so a rerun (or a larger --n) asks only for what is new. Writes benchmarks/results/judge.json and the "judge" key of benchmarks/results/generation.json.
 
 `--absolute` also rates every reply on its own (0-9 per dimension, no second reply in view: no position to be biased
 by) and compares each system with the base by those scores (higher wins, equal = tie): a second, independent

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import itertools
 import json
 import os
 import time
@@ -31,6 +30,7 @@ from ecrs.evaluation.judge import (
     pairwise_messages,
     pairwise_schema,
     parse_preferences,
+    token_starts,
 )
 
 RESULTS = Path("benchmarks/results/judge_grammar.json")
@@ -39,10 +39,9 @@ RESULTS = Path("benchmarks/results/judge_grammar.json")
 def value_tokens(content: str, tokens: list[dict]) -> dict[str, tuple[float, float]]:
     """{dimension: (log-probability of the written token, the judge's best log-probability)} at the token holding
     the opening quote of each dimension's value."""
-    text = [t["token"] for t in tokens]
-    if "".join(text) != content:
+    starts = token_starts(content, tokens)
+    if starts is None:
         return {}
-    starts = list(itertools.accumulate([0, *map(len, text)]))
     out = {}
     for d in DIMENSIONS:
         key = json.dumps(d)

@@ -194,6 +194,15 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def choice_content(choice: dict[str, Any]) -> str:
+    """The message text of one chat-completion choice; BackendError when it has none."""
+    message = choice.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str):
+        raise BackendError(f"malformed response: content is {type(content).__name__}")
+    return content
+
+
 class OpenAIChatBackend:
     """Any OpenAI-compatible chat endpoint: POST {base_url}/chat/completions, temperature 0. Thread-safe.
 
@@ -222,11 +231,7 @@ class OpenAIChatBackend:
         if self.json_schema:
             extra["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "emotion_labels", "strict": True, "schema": label_schema()}}
-        choice = self.chat(messages, extra)
-        content = choice.get("message", {}).get("content") if isinstance(choice.get("message"), dict) else None
-        if not isinstance(content, str):
-            raise BackendError(f"malformed response: content is {type(content).__name__}")
-        return content
+        return choice_content(self.chat(messages, extra))
 
     def chat(self, messages: list[dict[str, str]], extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST one greedy chat completion (`extra` adds request fields, e.g. logprobs) and return its first

@@ -67,6 +67,7 @@ from ecrs.data.annotate import (
     LlamaCppBackend,
     OpenAIChatBackend,
     _json_objects,
+    choice_content,
     cohen_kappa,
 )
 from ecrs.errors import DataError, EcrsError
@@ -100,6 +101,7 @@ __all__ = [
     "scores_to_preferences",
     "summarize_absolute",
     "summarize_pairwise",
+    "token_starts",
     "with_choice_probs",
 ]
 
@@ -255,6 +257,20 @@ def parse_preferences(raw: str) -> dict[str, str]:
 TOP_LOGPROBS = 20  # OpenAI's maximum; the three verdicts sit far inside it
 
 
+def token_starts(content: str, items: Any) -> list[int] | None:
+    """Offsets in `content` of each OpenAI-style logprobs token (plus the end), so that token i covers
+    content[starts[i]:starts[i + 1]]; None when the tokens do not spell `content`."""
+    if not isinstance(items, list) or not items:
+        return None
+    try:
+        tokens = [str(t["token"]) for t in items]
+    except (KeyError, TypeError):
+        return None
+    if "".join(tokens) != content:
+        return None
+    return list(itertools.accumulate([0, *map(len, tokens)]))
+
+
 def choice_probs(content: str, logprobs: Any, schema: Mapping[str, Any]) -> dict[str, dict[str, str | float]] | None:
     """{property: {value: probability}} for each enum property of `schema` that the answer `content` states: the
     judge's probability of each allowed value at the token where it wrote the value, from OpenAI-style `logprobs`
@@ -267,15 +283,9 @@ def choice_probs(content: str, logprobs: Any, schema: Mapping[str, Any]) -> dict
     answer never contains the rest. A property whose value is not found or got no mass is left out; None when the
     tokens do not spell `content` or nothing was found."""
     items = logprobs.get("content") if isinstance(logprobs, Mapping) else logprobs
-    if not isinstance(items, list) or not items:
+    starts = token_starts(content, items)
+    if starts is None:
         return None
-    try:
-        tokens = [str(t["token"]) for t in items]
-    except (KeyError, TypeError):
-        return None
-    if "".join(tokens) != content:
-        return None
-    starts = list(itertools.accumulate([0, *map(len, tokens)]))  # starts[i] = offset of token i in content
     out: dict[str, dict[str, Any]] = {}
     for key, prop in schema["properties"].items():
         values = [str(v) for v in prop["enum"]]
@@ -414,10 +424,7 @@ class JudgeOpenAIBackend(OpenAIChatBackend):
 
     def complete_schema(self, messages: list[dict[str, str]], schema: dict[str, Any] | None) -> str:
         choice = self.chat(messages, {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.logprobs else None)
-        message = choice.get("message")
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, str):
-            raise BackendError(f"malformed response: content is {type(content).__name__}")
+        content = choice_content(choice)
         if self.logprobs and schema is not None:
             return with_choice_probs(content, choice.get("logprobs"), schema)
         return content
