@@ -187,7 +187,8 @@ def main() -> None:
             "calibrated": "win / loss / tie of the position-calibrated verdict: the judge's probabilities of A, B "
                           "and tie averaged over the two orders (P(system) = (P(A | system first) + P(B | system "
                           "second)) / 2), the most probable of the three; mean_p_a_minus_p_b = mean P(system) - "
-                          "P(base)",
+                          "P(base); forced = shares of turns with P(system) > P(base) and the reverse: which reply the judge leans "
+                          "to with tie set aside (a direction, not a verdict)",
             "first_position_prob": "the judge's mean P(A) / (P(A) + P(B)) over both orders and all dimensions "
                                    "(0.5 = no position bias)",
         },
@@ -202,7 +203,7 @@ def main() -> None:
         "cache_note": "answers cached earlier (e.g. by a sizing run on the first turns) are reused, not re-asked; "
                       "seconds_per_request is over the fresh requests of this run",
         "decoding": {"temperature": 0, "grammar": "one-line JSON of the five dimensions, spaced as the model "
-                                                  "writes it (judge-v2)",
+                                                  "writes it (since judge-v2)",
                      "top_logprobs": TOP_LOGPROBS, "threads": args.threads, "dialogue_turns_shown": args.max_turns},
         "command": "nice -n 10 .venv/bin/python " + " ".join(shlex.quote(a) for a in sys.argv),
         "git_commit": (prov := provenance())["git_commit"],

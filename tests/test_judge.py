@@ -5,7 +5,8 @@ The backend talks to a REAL OpenAI-compatible server on a loopback port (FastAPI
 verdicts are known by construction:
     pairwise: on every dimension the reply containing "GOOD" wins ("tie" when both or neither do);
               a conversation containing "BIASED" gets "A" (the first reply) on every dimension, in both orders;
-              with "logprobs" asked for, each value token carries the choice probabilities of `_probs`;
+              with "logprobs" asked for, each value token carries the choice probabilities of `_probs` (a reply
+              containing "WARM" against one without: "tie" most probable, but leaning to the WARM reply);
     absolute: every dimension scores the number of "!" in the reply (at most 9);
     "ALWAYS-BAD" in the conversation -> unparseable text every time; "FLAKY" -> unparseable on the first request.
 """
@@ -28,6 +29,7 @@ from ecrs.data.annotate import OpenAIChatBackend
 from ecrs.errors import DataError
 from ecrs.evaluation.judge import (
     DIMENSIONS,
+    V2_EXAMPLE,
     Judge,
     JudgeOpenAIBackend,
     JudgeParseError,
@@ -39,9 +41,11 @@ from ecrs.evaluation.judge import (
     choice_probs,
     combine_orders,
     compact_grammar,
+    control_pairs,
     export_form,
     import_form,
     pairwise_schema,
+    pairwise_system,
     parse_preferences,
     parse_scores,
     preference_kappa,
@@ -61,6 +65,7 @@ class FakeState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.seen: Counter[str] = Counter()
+        self.systems: Counter[str] = Counter()  # system prompts received
 
     @property
     def requests(self) -> int:
@@ -73,6 +78,8 @@ def _probs(context: str, a: str, b: str) -> dict[str, float]:
         return {"A": 0.7, "B": 0.2, "tie": 0.1}
     if ("GOOD" in a) != ("GOOD" in b):
         return {"A": 0.6, "B": 0.3, "tie": 0.1} if "GOOD" in a else {"A": 0.3, "B": 0.6, "tie": 0.1}
+    if ("WARM" in a) != ("WARM" in b):  # says tie, but leans to the WARM reply
+        return {"A": 0.3, "B": 0.1, "tie": 0.6} if "WARM" in a else {"A": 0.1, "B": 0.3, "tie": 0.6}
     return {"A": 0.25, "B": 0.25, "tie": 0.5}
 
 
@@ -104,6 +111,7 @@ def make_app(state: FakeState) -> FastAPI:
             return JSONResponse({"error": "temperature must be 0"}, status_code=400)
         user = body["messages"][-1]["content"]
         with state.lock:
+            state.systems[body["messages"][0]["content"]] += 1
             state.seen[user] += 1
             n = state.seen[user]
         context = _section(user, "Conversation so far")
@@ -291,6 +299,39 @@ def test_cache_makes_a_rerun_free(server, tmp_path):
     assert other.requests == 2 and state.requests == before + 2
 
 
+def test_judge_v3_instructions_show_no_sample_values():
+    # judge-v2's sample answer pulled a small judge towards its values (benchmarks/judge_anchor.py)
+    v3 = pairwise_system()
+    assert "e.g." not in v3 and '"A", "B" or "tie"' in v3 and all(d in v3 for d in DIMENSIONS)
+    v2 = pairwise_system(V2_EXAMPLE)
+    assert v2.startswith(v3.rsplit("\n", 1)[0]) and v2.endswith("e.g. " + json.dumps(V2_EXAMPLE) + ".")
+
+
+def test_control_pairs_are_known_by_construction():
+    items = [PairItem("t1", "User: hi", "sys reply", "  Try Up (2009).  "), PairItem("t2", "User: x", "s", "ok ok")]
+    c = control_pairs(items)
+    ei, ll = c["emotional_intensity"], c["lifelikeness"]
+    assert [p.id for p in ei] == ["control_ei|t1", "control_ei|t2"] and ei[0].b == "Try Up (2009)."
+    assert ei[0].a.startswith("Try Up (2009). ") and ei[0].a != ei[0].b and ei[1].a.startswith("ok ok ")
+    assert ll[0].a == "Try Up (2009)." and ll[0].b != ll[0].a and sorted(ll[0].b.split()) == sorted(ll[0].a.split())
+    assert ll[1].b == "ok ok"  # nothing to shuffle: no endless loop
+    assert control_pairs(items, seed=0) == c  # seeded
+
+
+def test_pairwise_with_other_instructions(server, tmp_path):
+    state, url = server
+    cache = tmp_path / "cache.sqlite"
+    _judge(url, cache).pairwise(_pairs()[:2])
+    custom = pairwise_system(V2_EXAMPLE)
+    before = state.systems[custom]
+    judge = _judge(url, cache)
+    rows = judge.pairwise(_pairs()[:2], system=custom)
+    # the instructions are part of the cache key: nothing is served from the default prompt's answers
+    assert judge.requests == 4 and judge.cache_hits == 0 and state.systems[custom] - before == 4
+    assert all(r["prompt_version"].endswith("+custom") for r in rows)
+    assert [r["preference"][DIMENSIONS[0]] for r in rows] == ["a", "b"]
+
+
 def test_pairwise_calibrated_verdicts_through_the_endpoint(server, tmp_path):
     _, url = server
     cache = tmp_path / "cache.sqlite"
@@ -303,7 +344,12 @@ def test_pairwise_calibrated_verdicts_through_the_endpoint(server, tmp_path):
     s = summarize_pairwise(rows)
     for d in DIMENSIONS:
         assert s["dimensions"][d]["calibrated"] == {"win": 0.25, "loss": 0.25, "tie": 0.5, "n": 4,
-                                                    "mean_p_a_minus_p_b": 0.0}
+                                                    "mean_p_a_minus_p_b": 0.0, "forced": {"a": 0.25, "b": 0.25}}
+    # a tie that leans: the verdict stays tie, the forced direction names the WARM reply (a)
+    lean = _judge(url, cache, logprobs=True).pairwise([PairItem("w", "User: hi", "WARM: Up!", "Up.", "sys", "base")])
+    assert lean[0]["calibrated"][DIMENSIONS[0]] == "tie"
+    c = summarize_pairwise(lean)["dimensions"][DIMENSIONS[0]]["calibrated"]
+    assert (c["tie"], c["forced"], c["mean_p_a_minus_p_b"]) == (1.0, {"a": 1.0, "b": 0.0}, 0.2)
     # P(A) / (P(A) + P(B)) per order: p1 2/3 and 1/3, p2 1/3 and 2/3, p3 1/2 twice, p4 7/9 twice
     assert s["first_position_prob"] == round((2 / 3 + 1 / 3 + 1 / 3 + 2 / 3 + 1 / 2 + 1 / 2 + 7 / 9 + 7 / 9) / 8, 4)
     again = _judge(url, cache, logprobs=True)  # the probabilities come back from the cache

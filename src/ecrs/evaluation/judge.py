@@ -29,6 +29,12 @@ want: after `":` the judge's top token is ` "` (log-probability 0.00 in the pair
 so the grammar let through `"B` at -13.2. v1's emotional-intensity verdicts were therefore read from tokens the
 judge itself found very unlikely, not from its answer (benchmarks/judge_grammar.py counts how often).
 
+judge-v3 (was v2): the pairwise instructions name the allowed values ("A", "B" or "tie") instead of ending with a
+sample answer. v2's sample ({"emotional_intensity": "A", "emotional_persuasiveness": "B", ...}, `V2_EXAMPLE`)
+pulled the 1.5B judge towards its values: on 25 pairs, 72 % of its emotional-intensity answers were "A" with that
+sample shown, 28 % were "B" when the sample said "B", and none of either without a sample
+(benchmarks/judge_anchor.py). Without a sample this judge answers "tie" on nearly everything.
+
 Every request is greedy (temperature 0). Answers are strict JSON (`parse_scores`, `parse_preferences`); a
 malformed answer or a backend error is retried with backoff and, after the last attempt, returned as a row with
 "failed" (never dropped). Parsed answers are cached in SQLite keyed by sha256(model id, prompt version, messages,
@@ -73,9 +79,11 @@ from ecrs.data.annotate import (
 from ecrs.errors import DataError, EcrsError
 
 __all__ = [
+    "CONTROL_ENTHUSIASM",
     "DIMENSIONS",
     "JUDGE_PROMPT_VERSION",
     "TOP_LOGPROBS",
+    "V2_EXAMPLE",
     "Judge",
     "JudgeCache",
     "JudgeLlamaBackend",
@@ -90,10 +98,12 @@ __all__ = [
     "choice_probs",
     "combine_orders",
     "compact_grammar",
+    "control_pairs",
     "export_form",
     "import_form",
     "pairwise_messages",
     "pairwise_schema",
+    "pairwise_system",
     "parse_preferences",
     "parse_scores",
     "preference_kappa",
@@ -105,7 +115,7 @@ __all__ = [
     "with_choice_probs",
 ]
 
-JUDGE_PROMPT_VERSION = "judge-v2"
+JUDGE_PROMPT_VERSION = "judge-v3"
 
 # ECR's five dimensions (paper §5.3), in its order; the wording is ours (part of JUDGE_PROMPT_VERSION).
 DIMENSION_DEFINITIONS: dict[str, str] = {
@@ -124,17 +134,24 @@ _ABSOLUTE_SYSTEM = (
     "You rate the recommender's reply in a movie-recommendation chat on five dimensions:\n" + _DIMS_TEXT + "\n\n"
     "Score each dimension from 0 (absent) to 9 (excellent), independently of the others. Judge only the reply; "
     "the conversation is context. A short generic reply scores low on informativeness and persuasiveness.\n"
-    "Answer with a JSON object only, the five dimensions as keys and integers 0-9 as values, e.g. "
-    + json.dumps({d: 5 for d in DIMENSIONS}) + "."
+    "Answer with a JSON object only: the five dimensions as keys, each value an integer 0-9."
 )
-_PAIRWISE_SYSTEM = (
-    "You compare two candidate replies, A and B, of a recommender in a movie-recommendation chat on five "
-    "dimensions:\n" + _DIMS_TEXT + "\n\n"
-    'For each dimension say which reply is better: "A", "B", or "tie" when they are about equally good. '
-    "Judge each dimension independently; the order in which the replies are shown does not matter.\n"
-    "Answer with a JSON object only, the five dimensions as keys, e.g. "
-    + json.dumps(dict(zip(DIMENSIONS, ["A", "B", "tie", "A", "B"]))) + "."
-)
+# judge-v2's pairwise example answer, kept so benchmarks/judge_anchor.py can measure its pull (see the docstring).
+V2_EXAMPLE: dict[str, str] = dict(zip(DIMENSIONS, ["A", "B", "tie", "A", "B"]))
+
+
+def pairwise_system(example: Mapping[str, str] | None = None) -> str:
+    """The pairwise judge's instructions; `example` (judge-v2 showed `V2_EXAMPLE`) adds a sample answer with
+    concrete values, which judge-v3 leaves out."""
+    fmt = ("Answer with a JSON object only, the five dimensions as keys, e.g. " + json.dumps(dict(example)) + "."
+           if example else 'Answer with a JSON object only: the five dimensions as keys, each value "A", "B" or "tie".')
+    return ("You compare two candidate replies, A and B, of a recommender in a movie-recommendation chat on five "
+            "dimensions:\n" + _DIMS_TEXT + "\n\n"
+            'For each dimension say which reply is better: "A", "B", or "tie" when they are about equally good. '
+            "Judge each dimension independently; the order in which the replies are shown does not matter.\n" + fmt)
+
+
+_PAIRWISE_SYSTEM = pairwise_system()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -160,6 +177,35 @@ class PairItem:
     b_name: str = "b"
 
 
+# Emotion without facts (no title, year or name), so only emotional intensity separates the two replies.
+CONTROL_ENTHUSIASM = (
+    "I absolutely loved it, it's one of my all-time favourites!",
+    "Honestly, it moved me to tears and I still think about it.",
+    "I was grinning from start to finish, it's pure joy!",
+    "It gave me chills, I can't recommend it enough!",
+    "I adore this one, it never fails to make my day!",
+)
+
+
+def control_pairs(items: Sequence[PairItem], seed: int = 0) -> dict[str, list[PairItem]]:
+    """Known-answer pairs to qualify a judge, built from each item's b reply (a is the better reply by
+    construction): {"emotional_intensity": [b + one enthusiastic, fact-free sentence vs b],
+    "lifelikeness": [b vs the same words shuffled]}. A judge that cannot separate these cannot separate systems on
+    those dimensions either (benchmarks/judge_anchor.py --controls)."""
+    rng = random.Random(seed)
+    ei, ll = [], []
+    for i, it in enumerate(items):
+        base = it.b.strip()
+        ei.append(PairItem(f"control_ei|{it.id}", it.context, f"{base} {CONTROL_ENTHUSIASM[i % len(CONTROL_ENTHUSIASM)]}",
+                           base, "base+enthusiasm", "base"))
+        words = base.split()
+        shuffled = words[:]
+        while len(set(words)) > 1 and shuffled == words:
+            rng.shuffle(shuffled)
+        ll.append(PairItem(f"control_ll|{it.id}", it.context, base, " ".join(shuffled), "base", "base shuffled"))
+    return {"emotional_intensity": ei, "lifelikeness": ll}
+
+
 def render_context(turns: Sequence[tuple[str, str]] | str, max_turns: int = 4, max_chars: int = 300) -> str:
     """The last `max_turns` turns as "User: ..." / "Recommender: ..." lines, each cut to `max_chars` (a longer
     prompt costs the local judge seconds and the last turns decide what a good reply is)."""
@@ -180,13 +226,13 @@ def absolute_messages(context: str, reply: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": _ABSOLUTE_SYSTEM}, {"role": "user", "content": user}]
 
 
-def pairwise_messages(context: str, first: str, second: str) -> list[dict[str, str]]:
+def pairwise_messages(context: str, first: str, second: str, system: str = _PAIRWISE_SYSTEM) -> list[dict[str, str]]:
     # The context comes before the replies so both orders (and all systems) share the cached prompt prefix.
     user = (f"Conversation so far:\n{context or '(none)'}\n\n"
             f"Reply A:\n{first.strip() or '(empty)'}\n\n"
             f"Reply B:\n{second.strip() or '(empty)'}\n\n"
             "Which reply is better on each dimension? Answer the JSON object only.")
-    return [{"role": "system", "content": _PAIRWISE_SYSTEM}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def absolute_schema() -> dict[str, Any]:
@@ -581,8 +627,10 @@ class Judge:
 
         return self._map(one, items, progress, "judging")
 
-    def pairwise(self, items: Sequence[PairItem], progress: bool = False) -> list[dict[str, Any]]:
-        """One row per item:
+    def pairwise(self, items: Sequence[PairItem], progress: bool = False,
+                 system: str | None = None) -> list[dict[str, Any]]:
+        """One row per item (`system`: other instructions than `pairwise_system()`, e.g. to measure the wording;
+        the rows then name the prompt version "<version>+custom"):
 
             {"id", "a", "b" (system names), "ab": {dim: A|B|tie} (A shown = a), "ba": {dim: A|B|tie} (A shown = b),
              "preference": {dim: "a"|"b"|"tie"}, "agree": {dim: bool}, "cached": [ab, ba], backend/model/prompt}
@@ -592,17 +640,20 @@ class Judge:
         "ab_probs" / "ba_probs" ({dim: {A, B, tie}} as shown) and the position-calibrated "calibrated" ({dim:
         a|b|tie}) with "calibrated_probs" (`calibrate_orders`). When either order fails every attempt the row is
         {"id", "a", "b", "failed", "kind", "order", ...} instead."""
+        sys_text = _PAIRWISE_SYSTEM if system is None else system
+        meta = self.meta if system is None else {**self.meta, "prompt_version": JUDGE_PROMPT_VERSION + "+custom"}
+
         def one(it: PairItem) -> dict[str, Any]:
             names = {"a": it.a_name, "b": it.b_name}
-            ab = self.ask(pairwise_messages(it.context, it.a, it.b), parse_preferences, pairwise_schema())
+            ab = self.ask(pairwise_messages(it.context, it.a, it.b, sys_text), parse_preferences, pairwise_schema())
             if ab.value is None:
-                return _failed(it.id, ab, "ab", {**names, **self.meta})
-            ba = self.ask(pairwise_messages(it.context, it.b, it.a), parse_preferences, pairwise_schema())
+                return _failed(it.id, ab, "ab", {**names, **meta})
+            ba = self.ask(pairwise_messages(it.context, it.b, it.a, sys_text), parse_preferences, pairwise_schema())
             if ba.value is None:
-                return _failed(it.id, ba, "ba", {**names, **self.meta})
+                return _failed(it.id, ba, "ba", {**names, **meta})
             pref, agree = combine_orders(ab.value, ba.value)
             row = {"id": it.id, **names, "ab": ab.value, "ba": ba.value, "preference": pref, "agree": agree,
-                   "cached": [ab.cached, ba.cached], **self.meta}
+                   "cached": [ab.cached, ba.cached], **meta}
             p_ab, p_ba = answer_probs(ab.raw), answer_probs(ba.raw)
             if p_ab and p_ba:
                 row["ab_probs"], row["ba_probs"] = p_ab, p_ba
@@ -655,7 +706,9 @@ def summarize_pairwise(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     every pair is shown once in each position, so position bias adds as much to a as to b; ties only where the
     judge said tie. A second reading of "share of pairwise judgements", beside the both-orders one.
     calibrated = win/loss/tie of the position-calibrated verdicts (`calibrate_orders`) over the rows that carry
-    them, with the mean P(a) - P(b); first_position_prob = the judge's mean P(A) / (P(A) + P(B)) over both orders
+    them, with the mean P(a) - P(b) and "forced": the shares of rows with P(a) > P(b) and P(b) > P(a), i.e. which
+    reply the judge leans to with "tie" set aside (a direction, not a verdict: a judge that says "tie" to
+    everything still leans); first_position_prob = the judge's mean P(A) / (P(A) + P(B)) over both orders
     and all dimensions of those rows (0.5 = no position bias). A third reading, present only with probabilities."""
     rows = list(rows)
     ok = [r for r in rows if "preference" in r]
@@ -674,10 +727,12 @@ def summarize_pairwise(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         cal = [r for r in ok if d in r.get("calibrated", {})]
         if cal:
             c = Counter(r["calibrated"][d] for r in cal)
-            margin = sum(r["calibrated_probs"][d]["a"] - r["calibrated_probs"][d]["b"] for r in cal) / len(cal)
+            diffs = [r["calibrated_probs"][d]["a"] - r["calibrated_probs"][d]["b"] for r in cal]
             dims[d]["calibrated"] = {"win": _rate(c["a"], len(cal)), "loss": _rate(c["b"], len(cal)),
                                      "tie": _rate(c["tie"], len(cal)), "n": len(cal),
-                                     "mean_p_a_minus_p_b": round(margin, 4)}
+                                     "mean_p_a_minus_p_b": round(sum(diffs) / len(cal), 4),
+                                     "forced": {"a": _rate(sum(x > 0 for x in diffs), len(cal)),
+                                                "b": _rate(sum(x < 0 for x in diffs), len(cal))}}
         for r in ok:
             for v in (r["ab"][d], r["ba"][d]):
                 decisive += v != "tie"
