@@ -21,12 +21,20 @@ the no-sample answers are shared with benchmarks/judge.py.
 judge-v2's instructions and judge-v3's: the base reply with one enthusiastic, fact-free sentence appended against the
 base reply alone (must win emotional intensity), and the base reply against the same words in shuffled order (must
 win lifelikeness). A judge that cannot separate these cannot separate the systems on those dimensions either.
+`--single-question` also asks the same control pairs one dimension per request ("Which reply is better on
+emotional intensity: ...? Answer A, B or tie", the answer constrained to those three) and reads the judge's
+probabilities of the three from its first answer token: does a simpler question let this judge separate them?
+`--single-pairs N --single-dims emotional_intensity` then asks the same way on the first N real pairs (`--system`
+vs the base, both orders, position-calibrated), for the dimensions a judge should only be read on once it has
+passed their control.
+
 Writes benchmarks/results/judge_anchor.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -36,12 +44,14 @@ from judge import pair_items  # noqa: E402  (benchmarks/judge.py, beside this sc
 from ecrs.evaluation.evaluate import provenance
 from ecrs.evaluation.judge import (
     CONTROL_ENTHUSIASM,
+    DIMENSION_DEFINITIONS,
     DIMENSIONS,
     JUDGE_PROMPT_VERSION,
     V2_EXAMPLE,
     Judge,
     JudgeLlamaBackend,
     PairItem,
+    calibrate_orders,
     control_pairs,
     pairwise_system,
     summarize_pairwise,
@@ -62,6 +72,51 @@ def control_table(judge: Judge, items: list[PairItem], n: int, shown: dict[str, 
             s = summarize_pairwise(judge.pairwise(pairs, progress=True, system=system))["dimensions"][dim]
             out.setdefault(name, {})[dim] = {"calibrated": s.get("calibrated"), "both_orders_win": s["win"],
                                              "single_order": s["single_order"], "n": s["n"]}
+    return out
+
+
+def single_question_probs(backend: JudgeLlamaBackend, context: str, first: str, second: str, dim: str
+                          ) -> dict[str, float]:
+    """{A, B, tie} for one dimension asked alone: the judge's probabilities at its first answer token (the tokens
+    that start each answer), renormalised over the three."""
+    system = ("You compare two candidate replies, A and B, of a recommender in a movie-recommendation chat on one "
+              f"dimension, {dim}: {DIMENSION_DEFINITIONS[dim]}. Answer \"A\", \"B\", or \"tie\" when they are "
+              "about equally good; the order in which the replies are shown does not matter.")
+    user = (f"Conversation so far:\n{context or '(none)'}\n\nReply A:\n{first.strip()}\n\nReply B:\n"
+            f"{second.strip()}\n\nWhich reply is better on {dim}? Answer A, B or tie only.")
+    req = {"messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+           "temperature": 0.0, "max_tokens": 3, "grammar": 'root ::= "A" | "B" | "tie"\n', "logprobs": True,
+           "top_logprobs": 20}
+    r = backend.engine.server.handle_chat_completions(req)
+    top = r["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+    p = dict.fromkeys(("A", "B", "tie"), 0.0)
+    for t in top:
+        tok = t["token"].strip()
+        key = "A" if tok == "A" else "B" if tok == "B" else "tie" if tok and "tie".startswith(tok.lower()) else None
+        if key:
+            p[key] += math.exp(float(t["logprob"]))
+    z = sum(p.values()) or 1.0
+    return {k: v / z for k, v in p.items()}
+
+
+def single_question_table(backend: JudgeLlamaBackend, by_dim: dict[str, list[PairItem]]) -> dict:
+    """Pairs asked one dimension at a time: calibrated win/loss/tie and lean of reply a, per dimension."""
+    out = {}
+    for dim, pairs in by_dim.items():
+        verdicts, diffs = [], []
+        for it in pairs:
+            ab = {dim: single_question_probs(backend, it.context, it.a, it.b, dim)}
+            ba = {dim: single_question_probs(backend, it.context, it.b, it.a, dim)}
+            v, probs = calibrate_orders(ab, ba)
+            verdicts.append(v[dim])
+            diffs.append(probs[dim]["a"] - probs[dim]["b"])
+        k = len(pairs)
+        out[dim] = {"calibrated": {"win": round(verdicts.count("a") / k, 4), "loss": round(verdicts.count("b") / k, 4),
+                                   "tie": round(verdicts.count("tie") / k, 4), "n": k,
+                                   "mean_p_a_minus_p_b": round(sum(diffs) / k, 4),
+                                   "forced": {"a": round(sum(x > 0 for x in diffs) / k, 4),
+                                              "b": round(sum(x < 0 for x in diffs) / k, 4)}}}
+        print("single question", dim, out[dim], flush=True)
     return out
 
 
@@ -114,6 +169,9 @@ def main() -> None:
     ap.add_argument("--max-turns", type=int, default=3)
     ap.add_argument("--cache", default="artifacts/judge/cache.sqlite")
     ap.add_argument("--controls", type=int, default=0, help="turns of known-answer control pairs (0: none)")
+    ap.add_argument("--single-question", action="store_true", help="also ask the controls one dimension at a time")
+    ap.add_argument("--single-pairs", type=int, default=0, help="real pairs asked one dimension at a time")
+    ap.add_argument("--single-dims", default="emotional_intensity,lifelikeness")
     args = ap.parse_args()
     _, items, _, _ = pair_items({args.system: args.n}, args.base, args.max_turns)
     judge = Judge(JudgeLlamaBackend(n_threads=args.threads), cache=args.cache)
@@ -128,6 +186,12 @@ def main() -> None:
                      if "calibrated" in v}, "first", s["first_position_rate"], flush=True)
     table = pull_table(by_variant, shown)
     controls = control_table(judge, items, args.controls, shown) if args.controls else None
+    single = (single_question_table(judge.backend, control_pairs(items[:args.controls]))
+              if args.controls and args.single_question else None)
+    single_real = None
+    if args.single_pairs:
+        _, real, _, _ = pair_items({args.system: args.single_pairs}, args.base, args.max_turns)
+        single_real = single_question_table(judge.backend, {d: real for d in args.single_dims.split(",")})
     result = {
         "what": "how far a sample answer with concrete values in the pairwise judge's instructions pulls its "
                 "verdicts towards those values (pull = share of answers equal to the sample's value with that sample "
@@ -137,6 +201,9 @@ def main() -> None:
         "pull": table,
         "verdicts": {name: summarize_pairwise(rows) for name, rows in by_variant.items()},
         "controls": controls,
+        "controls_single_question": single,
+        "single_question": {"pairs": args.single_pairs, "system": args.system, "base": args.base,
+                            "dimensions": single_real} if single_real else None,
         "controls_enthusiasm_sentences": list(CONTROL_ENTHUSIASM) if controls else None,
         "requests": judge.requests, "cache_hits": judge.cache_hits,
         "seconds": round(time.time() - t0, 1), "threads": args.threads,
