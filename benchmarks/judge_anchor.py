@@ -54,6 +54,7 @@ from ecrs.evaluation.judge import (
     calibrate_orders,
     control_pairs,
     pairwise_system,
+    summarize_calibrated,
     summarize_pairwise,
 )
 
@@ -103,19 +104,13 @@ def single_question_table(backend: JudgeLlamaBackend, by_dim: dict[str, list[Pai
     """Pairs asked one dimension at a time: calibrated win/loss/tie and lean of reply a, per dimension."""
     out = {}
     for dim, pairs in by_dim.items():
-        verdicts, diffs = [], []
+        cal = []
         for it in pairs:
             ab = {dim: single_question_probs(backend, it.context, it.a, it.b, dim)}
             ba = {dim: single_question_probs(backend, it.context, it.b, it.a, dim)}
             v, probs = calibrate_orders(ab, ba)
-            verdicts.append(v[dim])
-            diffs.append(probs[dim]["a"] - probs[dim]["b"])
-        k = len(pairs)
-        out[dim] = {"calibrated": {"win": round(verdicts.count("a") / k, 4), "loss": round(verdicts.count("b") / k, 4),
-                                   "tie": round(verdicts.count("tie") / k, 4), "n": k,
-                                   "mean_p_a_minus_p_b": round(sum(diffs) / k, 4),
-                                   "forced": {"a": round(sum(x > 0 for x in diffs) / k, 4),
-                                              "b": round(sum(x < 0 for x in diffs) / k, 4)}}}
+            cal.append((v[dim], probs[dim]))
+        out[dim] = {"calibrated": summarize_calibrated(cal)}
         print("single question", dim, out[dim], flush=True)
     return out
 

@@ -110,6 +110,7 @@ __all__ = [
     "render_context",
     "scores_to_preferences",
     "summarize_absolute",
+    "summarize_calibrated",
     "summarize_pairwise",
     "token_starts",
     "with_choice_probs",
@@ -724,15 +725,9 @@ def summarize_pairwise(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                    "order_agreement": _rate(agree, n),
                    "single_order": {"win": _rate(single["a"], 2 * n), "loss": _rate(single["b"], 2 * n),
                                     "tie": _rate(single["tie"], 2 * n), "n": 2 * n}}
-        cal = [r for r in ok if d in r.get("calibrated", {})]
+        cal = [(r["calibrated"][d], r["calibrated_probs"][d]) for r in ok if d in r.get("calibrated", {})]
         if cal:
-            c = Counter(r["calibrated"][d] for r in cal)
-            diffs = [r["calibrated_probs"][d]["a"] - r["calibrated_probs"][d]["b"] for r in cal]
-            dims[d]["calibrated"] = {"win": _rate(c["a"], len(cal)), "loss": _rate(c["b"], len(cal)),
-                                     "tie": _rate(c["tie"], len(cal)), "n": len(cal),
-                                     "mean_p_a_minus_p_b": round(sum(diffs) / len(cal), 4),
-                                     "forced": {"a": _rate(sum(x > 0 for x in diffs), len(cal)),
-                                                "b": _rate(sum(x < 0 for x in diffs), len(cal))}}
+            dims[d]["calibrated"] = summarize_calibrated(cal)
         for r in ok:
             for v in (r["ab"][d], r["ba"][d]):
                 decisive += v != "tie"
@@ -746,6 +741,18 @@ def summarize_pairwise(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     if shown:
         out["first_position_prob"] = round(sum(p["A"] / (p["A"] + p["B"]) for p in shown) / len(shown), 4)
     return out
+
+
+def summarize_calibrated(cal: Sequence[tuple[str, Mapping[str, float]]]) -> dict[str, Any]:
+    """Position-calibrated verdicts of one dimension, [(a | b | tie, {"a", "b", "tie"} probabilities)] as
+    `calibrate_orders` gives them -> win / loss / tie rates, n, mean P(a) - P(b) and the "forced" lean (shares with
+    P(a) > P(b) and P(b) > P(a))."""
+    n = len(cal)
+    c = Counter(v for v, _ in cal)
+    diffs = [p["a"] - p["b"] for _, p in cal]
+    return {"win": _rate(c["a"], n), "loss": _rate(c["b"], n), "tie": _rate(c["tie"], n), "n": n,
+            "mean_p_a_minus_p_b": round(sum(diffs) / n, 4) if n else None,
+            "forced": {"a": _rate(sum(x > 0 for x in diffs), n), "b": _rate(sum(x < 0 for x in diffs), n)}}
 
 
 def summarize_absolute(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
