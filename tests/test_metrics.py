@@ -402,3 +402,21 @@ def test_paired_bootstrap_resamples_both_arrays_together():
     assert r.low < 0 < r.high and not r.excludes_zero
     with pytest.raises(ValueError, match="equal length"):
         paired_bootstrap(lambda x, y: 0.0, [a, a[:10]])
+
+
+def test_seed_difference_is_welchs_interval_by_hand():
+    from ecrs.evaluation.metrics import seed_difference
+
+    # a = b + 1 with sample variance 1 each: se = sqrt(1/3 + 1/3), Welch df = 4, t(0.975, 4) = 2.7764.
+    r = seed_difference([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
+    half = 2.7764451 * (2 / 3) ** 0.5
+    assert r.difference == pytest.approx(1.0) and (r.n_a, r.n_b) == (3, 3)
+    assert (r.low, r.high) == (pytest.approx(1 - half, abs=1e-6), pytest.approx(1 + half, abs=1e-6))
+    assert not r.excludes_zero
+    # A constant b: all the spread is a's (variance 2, n 2 -> se 1, df 1, t = 12.7062).
+    r = seed_difference([0.0, 2.0], [0.0, 0.0])
+    assert (r.low, r.high) == (pytest.approx(1 - 12.7062047, abs=1e-6), pytest.approx(1 + 12.7062047, abs=1e-6))
+    assert seed_difference([10.0, 10.1, 9.9], [0.0, 0.1, -0.1]).excludes_zero
+    for bad in ([1.0], [1.0, float("nan")]):
+        with pytest.raises(ValueError, match="at least 2 finite"):
+            seed_difference(bad, [0.0, 1.0])

@@ -28,6 +28,8 @@ __all__ = [
     "ndcg_at_k",
     "PairedCI",
     "paired_bootstrap",
+    "SeedCI",
+    "seed_difference",
     "ranks_of_targets",
     "recall_at_k",
     "recall_true_at_k",
@@ -373,6 +375,41 @@ def paired_bootstrap(statistic, data: Sequence[np.ndarray], n_resamples: int = 2
                     confidence_level=level, method="percentile", random_state=np.random.default_rng(seed))
     ci = res.confidence_interval
     return PairedCI(float(statistic(*data)), float(ci.low), float(ci.high), level, n_resamples)
+
+
+@dataclass(frozen=True)
+class SeedCI:
+    """Mean of system A's per-seed metric minus system B's, with a Welch t interval (`seed_difference`)."""
+
+    difference: float
+    low: float
+    high: float
+    level: float
+    n_a: int
+    n_b: int
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+def seed_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> SeedCI:
+    """Difference of the mean over seeds of two independently trained rows, mean(a) - mean(b), with a Welch
+    t interval (unequal variances): how far apart the two rows' means could be given their seed-to-seed spread.
+    The seeds of a and b are independent runs, not pairs (seed 3 of one model has nothing in common with seed 3
+    of another), and the test set is fixed, so this interval holds training noise only; the test-target noise is
+    `paired_bootstrap`'s.
+
+    Args:
+        a, b: one metric value per seed, at least 2 each.
+    """
+    from scipy.stats import ttest_ind
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.ndim != 1 or y.ndim != 1 or x.size < 2 or y.size < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("seed_difference needs two 1-D arrays of at least 2 finite values")
+    ci = ttest_ind(x, y, equal_var=False).confidence_interval(level)
+    return SeedCI(float(x.mean() - y.mean()), float(ci.low), float(ci.high), level, int(x.size), int(y.size))
 
 
 @dataclass(frozen=True)
