@@ -26,7 +26,7 @@ from serving_fixtures import ThreadServer
 
 from ecrs.cli import main as cli_main
 from ecrs.data.annotate import OpenAIChatBackend
-from ecrs.errors import DataError
+from ecrs.errors import DataError, EcrsError
 from ecrs.evaluation.judge import (
     DIMENSIONS,
     V2_EXAMPLE,
@@ -42,13 +42,17 @@ from ecrs.evaluation.judge import (
     combine_orders,
     compact_grammar,
     control_pairs,
+    SINGLE_PROMPT_VERSION,
     export_form,
+    first_token_probs,
     import_form,
     pairwise_schema,
     pairwise_system,
+    parse_choice,
     parse_preferences,
     parse_scores,
     preference_kappa,
+    robotic_pairs,
     scores_to_preferences,
     summarize_pairwise,
     with_choice_probs,
@@ -118,6 +122,15 @@ def make_app(state: FakeState) -> FastAPI:
         logprobs = None
         if "ALWAYS-BAD" in context or ("FLAKY" in context and n == 1):
             content = "Reply A is clearly better overall."
+        elif user.endswith("Answer A, B or tie only."):  # one dimension per request: the bare word
+            a, b = _section(user, "Reply A"), _section(user, "Reply B")
+            content = ("A" if "BIASED" in context else
+                       "A" if "GOOD" in a and "GOOD" not in b else
+                       "B" if "GOOD" in b and "GOOD" not in a else "tie")
+            if body.get("logprobs"):
+                probs = _probs(context, a, b)
+                logprobs = {"content": [{"token": content, "logprob": math.log(probs[content]), "top_logprobs": [
+                    {"token": t, "logprob": math.log(q)} for t, q in [*probs.items(), ("Reply", 0.05)]]}]}
         elif "Reply A" in user:
             a, b = _section(user, "Reply A"), _section(user, "Reply B")
             verdict = ("A" if "BIASED" in context else
@@ -476,3 +489,60 @@ def test_cli_pairwise_forms_and_errors(server, tmp_path, capsys):
     assert cli_main(["judge", "pairwise", "--a", bad, "--b", b, *common[4:], "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ecrs: error: ") and "bad.jsonl:1" in err and "\n" not in err
+
+
+# ---------------------------------------------------------------- one dimension per request
+
+def test_parse_choice_and_first_token_probs():
+    for raw, want in (("A", "A"), (" tie.", "tie"), ("Reply B", "B"), ('"TIE"', "tie"), ("b", "B")):
+        assert parse_choice(raw) == {"choice": want}
+    assert parse_choice(json.dumps({"answer": "B", "choice_probs": {"choice": {"A": 0.1, "B": 0.8, "tie": 0.1}}})) \
+        == {"choice": "B"}
+    for bad in ("maybe", "A or B", "Reply A is clearly better overall.", ""):
+        with pytest.raises(JudgeParseError):
+            parse_choice(bad)
+    top = [{"token": "A", "logprob": math.log(0.5)}, {"token": "t", "logprob": math.log(0.1)},
+           {"token": "Tie", "logprob": math.log(0.1)}, {"token": " B", "logprob": math.log(0.2)},
+           {"token": "Reply", "logprob": math.log(0.1)}]  # "Reply" starts no value: left out, then renormalised
+    p = first_token_probs({"content": [{"token": "A", "logprob": 0.0, "top_logprobs": top}]})
+    assert p == pytest.approx({"A": 0.5 / 0.9, "B": 0.2 / 0.9, "tie": 0.2 / 0.9}, abs=1e-6)  # rounded to 6 places
+    assert first_token_probs(None) is None and first_token_probs({"content": []}) is None
+    assert first_token_probs([{"token": "x", "top_logprobs": [{"token": "Reply", "logprob": 0.0}]}]) is None
+
+
+def test_pairwise_one_dimension_at_a_time(server, tmp_path):
+    state, url = server
+    cache = tmp_path / "cache.sqlite"
+    dims = ["emotional_intensity", "lifelikeness"]
+    judge = _judge(url, cache, logprobs=True)
+    rows = judge.pairwise(_pairs(), dimensions=dims)
+    assert judge.requests == len(PAIRS) * len(dims) * 2  # one request per pair, dimension and order
+    assert [r["preference"] for r in rows] == [dict.fromkeys(dims, want) for *_, want, _ in PAIRS]
+    assert [r["agree"]["lifelikeness"] for r in rows] == [agree for *_, agree in PAIRS]
+    assert {r["prompt_version"] for r in rows} == {SINGLE_PROMPT_VERSION}
+    # position-calibrated from the first answer token: p4's first-position bias cancels to a tie
+    assert [r["calibrated"] for r in rows] == [dict.fromkeys(dims, v) for v in ("a", "b", "tie", "tie")]
+    assert rows[3]["calibrated_probs"]["lifelikeness"] == {"a": 0.45, "b": 0.45, "tie": 0.1}
+    s = summarize_pairwise(rows)
+    assert list(s["dimensions"]) == dims and s["order_agreement"] == 0.75
+    assert s["dimensions"]["lifelikeness"]["calibrated"]["win"] == 0.25
+    again = _judge(url, cache, logprobs=True)
+    assert again.pairwise(_pairs(), dimensions=dims) == [{**r, "cached": [True] * 4} for r in rows]
+    assert again.requests == 0
+    # reworded: asked afresh, labelled, and the wording reaches the endpoint
+    custom = _judge(url, cache, logprobs=True)
+    reworded = custom.pairwise(_pairs()[:1], dimensions=["lifelikeness"], definitions={"lifelikeness": "LIKE A FAN"})
+    assert custom.requests == 2 and reworded[0]["prompt_version"] == SINGLE_PROMPT_VERSION + "+custom"
+    assert any("lifelikeness: LIKE A FAN." in text for text in state.systems)
+    with pytest.raises(EcrsError, match="dimensions must be some of"):
+        custom.pairwise(_pairs(), dimensions=["charm"])
+    # a question that never parses fails the row, naming the dimension
+    bad = _judge(url, None).pairwise([PairItem("x", "User: ALWAYS-BAD", "a", "b")], dimensions=["lifelikeness"])
+    assert bad[0]["dimension"] == "lifelikeness" and bad[0]["kind"] == "parse"
+
+
+def test_robotic_pairs_are_known_by_construction():
+    items = [PairItem("t1", "User: hi", "Try Up!", "  Try Up (2009). ")]
+    (p,) = robotic_pairs(items)
+    assert (p.id, p.a, p.a_name) == ("control_ll_robotic|t1", "Try Up (2009).", "base")
+    assert p.b.startswith("As an AI language model") and p.b.endswith(" Try Up (2009).")

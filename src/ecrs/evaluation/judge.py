@@ -79,9 +79,12 @@ from ecrs.data.annotate import (
 from ecrs.errors import DataError, EcrsError
 
 __all__ = [
+    "CHOICE_SCHEMA",
     "CONTROL_ENTHUSIASM",
+    "CONTROL_ROBOTIC",
     "DIMENSIONS",
     "JUDGE_PROMPT_VERSION",
+    "SINGLE_PROMPT_VERSION",
     "TOP_LOGPROBS",
     "V2_EXAMPLE",
     "Judge",
@@ -100,15 +103,19 @@ __all__ = [
     "compact_grammar",
     "control_pairs",
     "export_form",
+    "first_token_probs",
     "import_form",
     "pairwise_messages",
     "pairwise_schema",
     "pairwise_system",
+    "parse_choice",
     "parse_preferences",
     "parse_scores",
     "preference_kappa",
     "render_context",
+    "robotic_pairs",
     "scores_to_preferences",
+    "single_question_messages",
     "summarize_absolute",
     "summarize_calibrated",
     "summarize_pairwise",
@@ -207,6 +214,17 @@ def control_pairs(items: Sequence[PairItem], seed: int = 0) -> dict[str, list[Pa
     return {"emotional_intensity": ei, "lifelikeness": ll}
 
 
+# What no person chatting about movies writes: a reply that opens with it is less lifelike by construction.
+CONTROL_ROBOTIC = "As an AI language model, I do not have personal opinions or feelings, but here is a recommendation."
+
+
+def robotic_pairs(items: Sequence[PairItem]) -> list[PairItem]:
+    """A second known-answer lifelikeness control, beside `control_pairs`' shuffled words (which a judge can pass on
+    grammar alone): each item's b reply against the same reply opened by `CONTROL_ROBOTIC`; a is better."""
+    return [PairItem(f"control_ll_robotic|{it.id}", it.context, it.b.strip(), f"{CONTROL_ROBOTIC} {it.b.strip()}",
+                     "base", "robotic+base") for it in items]
+
+
 def render_context(turns: Sequence[tuple[str, str]] | str, max_turns: int = 4, max_chars: int = 300) -> str:
     """The last `max_turns` turns as "User: ..." / "Recommender: ..." lines, each cut to `max_chars` (a longer
     prompt costs the local judge seconds and the last turns decide what a good reply is)."""
@@ -245,6 +263,26 @@ def absolute_schema() -> dict[str, Any]:
 def pairwise_schema() -> dict[str, Any]:
     return {"type": "object", "properties": {d: {"type": "string", "enum": list(PREFERENCES)} for d in DIMENSIONS},
             "required": list(DIMENSIONS), "additionalProperties": False}
+
+
+# One dimension per request (`Judge.pairwise(..., dimensions=[...])`): the answer is the bare word A, B or tie, and
+# its probabilities are read at the first answer token (`first_token_probs`). The 1.5B judge, asked all five
+# dimensions in one JSON answer, failed both known-answer controls; asked about emotional intensity alone it passed
+# that control 20 / 20 (benchmarks/judge_anchor.py).
+SINGLE_PROMPT_VERSION = JUDGE_PROMPT_VERSION + "-single"
+CHOICE_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(PREFERENCES)}
+
+
+def single_question_messages(context: str, first: str, second: str, dimension: str,
+                             definition: str | None = None) -> list[dict[str, str]]:
+    """Which of two replies is better on one dimension (`definition`: other wording than DIMENSION_DEFINITIONS)."""
+    text = definition or DIMENSION_DEFINITIONS[dimension]
+    system = ("You compare two candidate replies, A and B, of a recommender in a movie-recommendation chat on one "
+              f"dimension, {dimension}: {text}. Answer \"A\", \"B\", or \"tie\" when they are about equally good; "
+              "the order in which the replies are shown does not matter.")
+    user = (f"Conversation so far:\n{context or '(none)'}\n\nReply A:\n{first.strip() or '(empty)'}\n\n"
+            f"Reply B:\n{second.strip() or '(empty)'}\n\nWhich reply is better on {dimension}? Answer A, B or tie only.")
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -295,6 +333,16 @@ def parse_preferences(raw: str) -> dict[str, str]:
             raise JudgeParseError(f'{d}: expected "A", "B" or "tie", got {json.dumps(v)}')
         out[d] = canon[v.strip().lower()]
     return out
+
+
+def parse_choice(raw: str) -> dict[str, str]:
+    """A single-question answer -> {"choice": "A" | "B" | "tie"}: the bare word, in any case, with surrounding
+    quotes, spaces or a full stop ("Reply A" too, as endpoints without a grammar write it)."""
+    m = re.fullmatch(r"""\W*(?:reply\s+)?(a|b|tie)\W*""", str(answer_text(raw)).strip(), flags=re.IGNORECASE)
+    if m is None:
+        raise JudgeParseError(f"expected A, B or tie, got {str(answer_text(raw))[:60]!r}")
+    word = m.group(1)
+    return {"choice": "tie" if word.lower() == "tie" else word.upper()}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -359,9 +407,30 @@ def choice_probs(content: str, logprobs: Any, schema: Mapping[str, Any]) -> dict
     return out or None
 
 
+def first_token_probs(logprobs: Any, values: Sequence[str] = PREFERENCES) -> dict[str, float] | None:
+    """{value: probability} of a bare-word answer (`CHOICE_SCHEMA`): the top tokens at the first answer token that
+    start a value ("A", "B"; "t", "ti", "tie", in any case, for tie), renormalised over the values; None when there
+    are no log-probabilities or none of them starts a value."""
+    items = logprobs.get("content") if isinstance(logprobs, Mapping) else logprobs
+    if not isinstance(items, list) or not items or not isinstance(items[0], Mapping):
+        return None
+    mass = dict.fromkeys(values, 0.0)
+    for top in items[0].get("top_logprobs") or []:
+        tok = str(top.get("token", "")).strip().lower()
+        hits = [v for v in values if tok and (v.lower().startswith(tok) if len(v) > 1 else tok == v.lower())]
+        if len(hits) == 1:
+            mass[hits[0]] += math.exp(float(top["logprob"]))
+    total = sum(mass.values())
+    return {v: round(p / total, 6) for v, p in mass.items()} if total > 0 else None
+
+
 def with_choice_probs(content: str, logprobs: Any, schema: Mapping[str, Any]) -> str:
     """The raw answer a backend returns (and the cache keeps): `content` itself, or, when `choice_probs` could read
-    the log-probabilities, the JSON envelope {"answer": content, "choice_probs": {...}}."""
+    the log-probabilities, the JSON envelope {"answer": content, "choice_probs": {...}}; for a bare-word answer
+    (`CHOICE_SCHEMA`) the probabilities are `first_token_probs`, under the key "choice"."""
+    if schema.get("type") == "string":
+        first = first_token_probs(logprobs, [str(v) for v in schema["enum"]]) if logprobs else None
+        return json.dumps({"answer": content, "choice_probs": {"choice": first}}) if first else content
     probs = choice_probs(content, logprobs, schema) if logprobs else None
     return json.dumps({"answer": content, "choice_probs": probs}) if probs else content
 
@@ -442,7 +511,11 @@ class JudgeLlamaBackend(LlamaCppBackend):
 
     def complete_schema(self, messages: list[dict[str, str]], schema: dict[str, Any] | None) -> str:
         req: dict[str, Any] = {"messages": messages, "temperature": 0.0, "max_tokens": self.max_tokens}
-        if self.constrain and schema is not None:
+        if schema is not None and schema.get("type") == "string":  # a bare word (single question)
+            req["max_tokens"] = 4
+            if self.constrain:
+                req["grammar"] = "root ::= " + " | ".join(json.dumps(str(v)) for v in schema["enum"]) + "\n"
+        elif self.constrain and schema is not None:
             req["grammar"] = compact_grammar(schema)
         if self.logprobs and schema is not None:
             req.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
@@ -470,7 +543,10 @@ class JudgeOpenAIBackend(OpenAIChatBackend):
         self.logprobs = logprobs
 
     def complete_schema(self, messages: list[dict[str, str]], schema: dict[str, Any] | None) -> str:
-        choice = self.chat(messages, {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.logprobs else None)
+        extra: dict[str, Any] = {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.logprobs else {}
+        if schema is not None and schema.get("type") == "string":
+            extra["max_tokens"] = 4  # a bare word: never pay for an explanation
+        choice = self.chat(messages, extra or None)
         content = choice_content(choice)
         if self.logprobs and schema is not None:
             return with_choice_probs(content, choice.get("logprobs"), schema)
@@ -628,8 +704,9 @@ class Judge:
 
         return self._map(one, items, progress, "judging")
 
-    def pairwise(self, items: Sequence[PairItem], progress: bool = False,
-                 system: str | None = None) -> list[dict[str, Any]]:
+    def pairwise(self, items: Sequence[PairItem], progress: bool = False, system: str | None = None,
+                 dimensions: Sequence[str] | None = None,
+                 definitions: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """One row per item (`system`: other instructions than `pairwise_system()`, e.g. to measure the wording;
         the rows then name the prompt version "<version>+custom"):
 
@@ -640,7 +717,13 @@ class Judge:
         verdict (the same reply, or tie in both). When both answers carry choice probabilities the row also has
         "ab_probs" / "ba_probs" ({dim: {A, B, tie}} as shown) and the position-calibrated "calibrated" ({dim:
         a|b|tie}) with "calibrated_probs" (`calibrate_orders`). When either order fails every attempt the row is
-        {"id", "a", "b", "failed", "kind", "order", ...} instead."""
+        {"id", "a", "b", "failed", "kind", "order", ...} instead.
+
+        `dimensions` asks one question per dimension instead (`single_question_messages`, prompt version
+        SINGLE_PROMPT_VERSION; `definitions` rewords some dimensions, "+custom"): the same row with only those
+        dimensions, "failed" (with "dimension") when any of its questions failed."""
+        if dimensions is not None:
+            return self._pairwise_single(items, list(dimensions), dict(definitions or {}), progress)
         sys_text = _PAIRWISE_SYSTEM if system is None else system
         meta = self.meta if system is None else {**self.meta, "prompt_version": JUDGE_PROMPT_VERSION + "+custom"}
 
@@ -663,6 +746,37 @@ class Judge:
 
         return self._map(one, items, progress, "judging pairs")
 
+    def _pairwise_single(self, items: Sequence[PairItem], dimensions: list[str], definitions: dict[str, str],
+                         progress: bool) -> list[dict[str, Any]]:
+        unknown = sorted({*dimensions, *definitions} - set(DIMENSIONS))
+        if unknown or not dimensions:
+            raise EcrsError(f"dimensions must be some of {', '.join(DIMENSIONS)}; got {unknown or 'none'}")
+        version = SINGLE_PROMPT_VERSION + ("+custom" if definitions else "")
+        meta = {**self.meta, "prompt_version": version}
+
+        def one(it: PairItem) -> dict[str, Any]:
+            names = {"a": it.a_name, "b": it.b_name}
+            ab, ba, p_ab, p_ba, cached = {}, {}, {}, {}, []
+            for d in dimensions:
+                for order, (x, y), verdicts, probs in (("ab", (it.a, it.b), ab, p_ab), ("ba", (it.b, it.a), ba, p_ba)):
+                    msgs = single_question_messages(it.context, x, y, d, definitions.get(d))
+                    ans = self.ask(msgs, parse_choice, CHOICE_SCHEMA)
+                    if ans.value is None:
+                        return {**_failed(it.id, ans, order, {**names, **meta}), "dimension": d}
+                    verdicts[d] = ans.value["choice"]
+                    if (p := answer_probs(ans.raw)) and "choice" in p:
+                        probs[d] = p["choice"]
+                    cached.append(ans.cached)
+            pref, agree = combine_orders(ab, ba)
+            row = {"id": it.id, **names, "ab": ab, "ba": ba, "preference": pref, "agree": agree,
+                   "cached": cached, **meta}
+            if len(p_ab) == len(p_ba) == len(dimensions):
+                row["ab_probs"], row["ba_probs"] = p_ab, p_ba
+                row["calibrated"], row["calibrated_probs"] = calibrate_orders(p_ab, p_ba)
+            return row
+
+        return self._map(one, items, progress, "judging pairs, one dimension at a time")
+
 
 def _failed(item_id: str, ans: _Answer, order: str | None, meta: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"id": item_id, **meta, "failed": ans.error, "kind": ans.kind, "attempts": ans.attempts}
@@ -678,10 +792,10 @@ _SHOWN_BA = {"A": "b", "B": "a", "tie": "tie"}  # (b shown first)
 
 
 def combine_orders(ab: Mapping[str, str], ba: Mapping[str, str]) -> tuple[dict[str, str], dict[str, bool]]:
-    """Per dimension: the (A=a, B=b) verdict and the (A=b, B=a) verdict, mapped back to a/b/tie; kept when the two
-    agree, else tie. Returns (preference, agree)."""
+    """Per dimension (of those `ab` holds): the (A=a, B=b) verdict and the (A=b, B=a) verdict, mapped back to
+    a/b/tie; kept when the two agree, else tie. Returns (preference, agree)."""
     pref, agree = {}, {}
-    for d in DIMENSIONS:
+    for d in (d for d in DIMENSIONS if d in ab):
         x, y = _SHOWN_AB[ab[d]], _SHOWN_BA[ba[d]]
         agree[d] = x == y
         pref[d] = x if x == y else "tie"
@@ -714,9 +828,10 @@ def summarize_pairwise(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     rows = list(rows)
     ok = [r for r in rows if "preference" in r]
     n = len(ok)
+    asked = [d for d in DIMENSIONS if all(d in r["preference"] for r in ok)]  # all five, or those asked alone
     dims: dict[str, Any] = {}
     first = decisive = 0
-    for d in DIMENSIONS:
+    for d in asked:
         c = Counter(r["preference"][d] for r in ok)
         agree = sum(r["agree"][d] for r in ok)
         single = Counter(v for r in ok for v in (_SHOWN_AB[r["ab"][d]], _SHOWN_BA[r["ba"][d]]))
@@ -732,9 +847,9 @@ def summarize_pairwise(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             for v in (r["ab"][d], r["ba"][d]):
                 decisive += v != "tie"
                 first += v == "A"
-    agree_all = sum(r["agree"][d] for r in ok for d in DIMENSIONS)
+    agree_all = sum(r["agree"][d] for r in ok for d in asked)
     out = {"n": n, "n_failed": len(rows) - n, "dimensions": dims,
-           "order_agreement": _rate(agree_all, n * len(DIMENSIONS)),
+           "order_agreement": _rate(agree_all, n * len(asked)),
            "first_position_rate": _rate(first, decisive), "decisive_single_order_verdicts": decisive}
     shown = [p[d] for r in ok for key in ("ab_probs", "ba_probs") for p in [r.get(key) or {}] for d in p
              if p[d]["A"] + p[d]["B"] > 0]
