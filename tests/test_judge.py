@@ -29,6 +29,7 @@ from ecrs.data.annotate import OpenAIChatBackend
 from ecrs.errors import DataError, EcrsError
 from ecrs.evaluation.judge import (
     DIMENSIONS,
+    SINGLE_PROMPT_VERSION,
     V2_EXAMPLE,
     Judge,
     JudgeOpenAIBackend,
@@ -42,7 +43,6 @@ from ecrs.evaluation.judge import (
     combine_orders,
     compact_grammar,
     control_pairs,
-    SINGLE_PROMPT_VERSION,
     export_form,
     first_token_probs,
     import_form,
