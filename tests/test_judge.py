@@ -473,6 +473,14 @@ def test_cli_pairwise_forms_and_errors(server, tmp_path, capsys):
     assert cli_main(["judge", "pairwise", *common, "--logprobs", "--out", str(tmp_path / "cal.jsonl")]) == 0
     summary = json.loads(Path(f"{tmp_path / 'cal.jsonl'}.summary.json").read_text())
     assert summary["requests"] == 8 and summary["dimensions"][DIMENSIONS[0]]["calibrated"]["n"] == 4
+    # --dimensions: one question per dimension and order
+    one = tmp_path / "one.jsonl"
+    assert cli_main(["judge", "pairwise", *common, "--logprobs", "--dimensions", "lifelikeness", "--out", str(one)]) == 0
+    summary = json.loads(Path(f"{one}.summary.json").read_text())
+    assert (summary["requests"], list(summary["dimensions"]), summary["prompt_version"]) == \
+        (8, ["lifelikeness"], SINGLE_PROMPT_VERSION)
+    assert cli_main(["judge", "pairwise", *common, "--dimensions", "charm", "--out", str(one)]) == 2
+    assert "dimensions must be some of" in capsys.readouterr().err
     capsys.readouterr()
 
     form = tmp_path / "form.csv"

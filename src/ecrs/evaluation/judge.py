@@ -35,6 +35,13 @@ pulled the 1.5B judge towards its values: on 25 pairs, 72 % of its emotional-int
 sample shown, 28 % were "B" when the sample said "B", and none of either without a sample
 (benchmarks/judge_anchor.py). Without a sample this judge answers "tie" on nearly everything.
 
+One dimension per request (`Judge.pairwise(items, dimensions=[...])`, `ecrs judge pairwise --dimensions`, prompt
+SINGLE_PROMPT_VERSION): "Which reply is better on <dimension>? Answer A, B or tie only", the answer the bare word,
+its probabilities read at the first answer token (`first_token_probs`), both orders, the same rows and summaries.
+Asked all five dimensions in one answer, the 1.5B judge failed the known-answer controls (`control_pairs`,
+`robotic_pairs`); asked about emotional intensity alone it passes that control. Read a dimension only once its
+control passes (benchmarks/judge_qualify.py).
+
 Every request is greedy (temperature 0). Answers are strict JSON (`parse_scores`, `parse_preferences`); a
 malformed answer or a backend error is retried with backoff and, after the last attempt, returned as a row with
 "failed" (never dropped). Parsed answers are cached in SQLite keyed by sha256(model id, prompt version, messages,

@@ -2,6 +2,7 @@
 (ecrs.evaluation.judge), and compare it with people.
 
     ecrs judge pairwise --a A.jsonl --b B.jsonl --out verdicts.jsonl [--backend llama|openai [--logprobs] ...]
+    ecrs judge pairwise ... --dimensions emotional_intensity,lifelikeness   # one question per dimension
     ecrs judge absolute replies.jsonl --out scores.jsonl
     ecrs judge agreement verdicts1.jsonl verdicts2.jsonl            # kappa between two judges
     ecrs judge export-form --a A.jsonl --b B.jsonl --n 30 --out form.csv   # + form.html, form.key.json
@@ -59,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="mode", required=True)
     pw = sub.add_parser("pairwise", help="A vs B per dimension, both orders")
     _pair_args(pw)
+    pw.add_argument("--dimensions", help="ask one question per dimension instead of all five in one answer, for "
+                                         "these (comma-separated), e.g. emotional_intensity,lifelikeness")
     _backend_args(pw)
     ab = sub.add_parser("absolute", help="0-9 score per dimension")
     ab.add_argument("input", help="replies (JSONL)")
@@ -184,7 +187,8 @@ def _run_judge(args: argparse.Namespace) -> int:
     judge = _make_judge(args)
     try:
         if args.mode == "pairwise":
-            rows = judge.pairwise(items, progress=not args.no_progress)
+            dims = [d.strip() for d in args.dimensions.split(",")] if args.dimensions else None
+            rows = judge.pairwise(items, progress=not args.no_progress, dimensions=dims)
             summary = summarize_pairwise(rows)
         else:
             rows = judge.absolute(items, progress=not args.no_progress)
@@ -194,6 +198,8 @@ def _run_judge(args: argparse.Namespace) -> int:
         if judge.cache is not None:
             judge.cache.close()
     summary.update({**judge.meta, "requests": judge.requests, "cache_hits": judge.cache_hits})
+    summary["prompt_version"] = next((r["prompt_version"] for r in rows if "prompt_version" in r),
+                                     summary["prompt_version"])
     _write(args.out, rows, summary)
     failed = sum("failed" in r for r in rows)
     print(f"{judge.backend.name} {judge.backend.model}: {len(rows) - failed} judged, {failed} failed "
