@@ -31,6 +31,7 @@ from ecrs.evaluation.judge import (
     DIMENSIONS,
     SINGLE_PROMPT_VERSION,
     V2_EXAMPLE,
+    YES_NO_VERSION,
     Judge,
     JudgeOpenAIBackend,
     JudgeParseError,
@@ -51,10 +52,12 @@ from ecrs.evaluation.judge import (
     parse_choice,
     parse_preferences,
     parse_scores,
+    parse_yes_no,
     preference_kappa,
     robotic_pairs,
     scores_to_preferences,
     summarize_pairwise,
+    summarize_yes_no,
     with_choice_probs,
 )
 
@@ -118,8 +121,19 @@ def make_app(state: FakeState) -> FastAPI:
             state.systems[body["messages"][0]["content"]] += 1
             state.seen[user] += 1
             n = state.seen[user]
-        context = _section(user, "Conversation so far")
         logprobs = None
+        if user.endswith("Answer yes or no."):  # one reply alone: "yes" when it contains GOOD
+            reply = _section(user, "Reply")
+            content = "Hard to say." if "ALWAYS-BAD" in reply else "yes" if "GOOD" in reply else "no"
+            p_yes = 0.9 if "GOOD" in reply else 0.6 if "WARM" in reply else 0.2  # WARM: "no", but less sure
+            if body.get("logprobs"):
+                logprobs = {"content": [{"token": content, "logprob": 0.0, "top_logprobs": [
+                    {"token": "yes", "logprob": math.log(p_yes)}, {"token": "no", "logprob": math.log(1 - p_yes)}]}]}
+            choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+            if logprobs is not None:
+                choice["logprobs"] = logprobs
+            return {"object": "chat.completion", "model": body["model"], "choices": [choice]}
+        context = _section(user, "Conversation so far")
         if "ALWAYS-BAD" in context or ("FLAKY" in context and n == 1):
             content = "Reply A is clearly better overall."
         elif user.endswith("Answer A, B or tie only."):  # one dimension per request: the bare word
@@ -554,3 +568,36 @@ def test_robotic_pairs_are_known_by_construction():
     (p,) = robotic_pairs(items)
     assert (p.id, p.a, p.a_name) == ("control_ll_robotic|t1", "Try Up (2009).", "base")
     assert p.b.startswith("As an AI language model") and p.b.endswith(" Try Up (2009).")
+
+
+def test_paired_yes_no_asks_each_reply_alone(server, tmp_path):
+    state, url = server
+    cache = tmp_path / "cache.sqlite"
+    assert [parse_yes_no(x) for x in ("Yes.", " no", '"YES"')] == [{"choice": "yes"}, {"choice": "no"}, {"choice": "yes"}]
+    with pytest.raises(JudgeParseError):
+        parse_yes_no("yes and no")
+    judge = _judge(url, cache, logprobs=True)
+    items = _pairs() + [PairItem("w", "User: hi", "WARM: Up!", "Up.", "sys", "base")]
+    rows = judge.paired_yes_no(items, "lifelikeness")
+    assert judge.requests == 2 * len(items)
+    # P(yes): GOOD 0.9, WARM 0.6, else 0.2; the conversation is never shown, so BIASED (p4) changes nothing
+    assert [r["calibrated"]["lifelikeness"] for r in rows] == ["a", "b", "tie", "a", "a"]
+    assert rows[4]["answers"] == {"a": "no", "b": "no"} and rows[4]["p_yes"] == {"a": 0.6, "b": 0.2}
+    assert {r["prompt_version"] for r in rows} == {YES_NO_VERSION}
+    assert not any("Conversation so far" in u for u in state.seen if u.endswith("Answer yes or no."))
+    s = summarize_yes_no(rows)
+    assert (s["win"], s["loss"], s["tie"], s["n"], s["dimension"]) == (0.6, 0.2, 0.2, 5, "lifelikeness")
+    assert s["mean_p_a_minus_p_b"] == round((0.7 - 0.7 + 0 + 0.7 + 0.4) / 5, 4)
+    assert s["yes_rate"] == {"a": 0.4, "b": 0.2}
+    again = _judge(url, cache, logprobs=True)
+    assert [r["p_yes"] for r in again.paired_yes_no(items, "lifelikeness")] == [r["p_yes"] for r in rows]
+    assert again.requests == 0
+    plain = _judge(url, None).paired_yes_no(items[:2], "lifelikeness")  # no probabilities: the answer, 1 or 0
+    assert [r["p_yes"] for r in plain] == [{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}]
+    custom = _judge(url, cache, logprobs=True)
+    assert custom.paired_yes_no(items[:1], "lifelikeness", question=("Judge.", "Is it?"))[0]["prompt_version"] \
+        == YES_NO_VERSION + "+custom" and custom.requests == 2
+    with pytest.raises(EcrsError, match="no yes/no question"):
+        custom.paired_yes_no(items, "informativeness")
+    bad = _judge(url, None).paired_yes_no([PairItem("x", "", "ALWAYS-BAD", "b")], "lifelikeness")
+    assert bad[0]["kind"] == "parse" and bad[0]["order"] == "a" and summarize_yes_no(bad)["n_failed"] == 1

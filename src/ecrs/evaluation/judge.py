@@ -92,6 +92,8 @@ __all__ = [
     "DIMENSIONS",
     "JUDGE_PROMPT_VERSION",
     "SINGLE_PROMPT_VERSION",
+    "YES_NO_QUESTIONS",
+    "YES_NO_VERSION",
     "TOP_LOGPROBS",
     "V2_EXAMPLE",
     "Judge",
@@ -118,6 +120,7 @@ __all__ = [
     "parse_choice",
     "parse_preferences",
     "parse_scores",
+    "parse_yes_no",
     "preference_kappa",
     "render_context",
     "robotic_pairs",
@@ -126,8 +129,10 @@ __all__ = [
     "summarize_absolute",
     "summarize_calibrated",
     "summarize_pairwise",
+    "summarize_yes_no",
     "token_starts",
     "with_choice_probs",
+    "yes_no_messages",
 ]
 
 JUDGE_PROMPT_VERSION = "judge-v3"
@@ -280,6 +285,24 @@ SINGLE_PROMPT_VERSION = JUDGE_PROMPT_VERSION + "-single"
 CHOICE_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(PREFERENCES)}
 
 
+# One reply judged alone, yes or no (`Judge.paired_yes_no`): for lifelikeness, which the 1.5B judge could not
+# separate when shown two replies side by side (shuffled words won half the time), but which it separates when it
+# reads each reply alone (benchmarks/judge_qualify.py). No second reply in view: no position to be biased by.
+YES_NO_VERSION = JUDGE_PROMPT_VERSION + "-yesno"
+YES_NO_SCHEMA: dict[str, Any] = {"type": "string", "enum": ["yes", "no"]}
+# dimension -> (instructions, question); a question's wording is part of the cache key like every prompt's.
+YES_NO_QUESTIONS: dict[str, tuple[str, str]] = {
+    "lifelikeness": ("You judge whether a reply in a movie-recommendation chat reads like natural, fluent text that "
+                     "a real person would write.", "Does the reply read like natural text written by a person?"),
+}
+
+
+def yes_no_messages(reply: str, system: str, question: str) -> list[dict[str, str]]:
+    """One reply, no conversation: the question is about how the reply itself reads."""
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": f"Reply:\n{reply.strip() or '(empty)'}\n\n{question} Answer yes or no."}]
+
+
 def single_question_messages(context: str, first: str, second: str, dimension: str,
                              definition: str | None = None) -> list[dict[str, str]]:
     """Which of two replies is better on one dimension (`definition`: other wording than DIMENSION_DEFINITIONS)."""
@@ -340,6 +363,14 @@ def parse_preferences(raw: str) -> dict[str, str]:
             raise JudgeParseError(f'{d}: expected "A", "B" or "tie", got {json.dumps(v)}')
         out[d] = canon[v.strip().lower()]
     return out
+
+
+def parse_yes_no(raw: str) -> dict[str, str]:
+    """A yes/no answer -> {"choice": "yes" | "no"} (any case, surrounding punctuation allowed)."""
+    m = re.fullmatch(r"\W*(yes|no)\W*", str(answer_text(raw)).strip(), flags=re.IGNORECASE)
+    if m is None:
+        raise JudgeParseError(f"expected yes or no, got {str(answer_text(raw))[:60]!r}")
+    return {"choice": m.group(1).lower()}
 
 
 def parse_choice(raw: str) -> dict[str, str]:
@@ -784,6 +815,42 @@ class Judge:
 
         return self._map(one, items, progress, "judging pairs, one dimension at a time")
 
+    def paired_yes_no(self, items: Sequence[PairItem], dimension: str, progress: bool = False,
+                      question: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """Each reply of each pair asked alone whether it has `dimension` (`YES_NO_QUESTIONS`, or `question` =
+        (instructions, question), labelled "+custom"); P(yes) from the first answer token (the answer itself, 1 or
+        0, when the backend gives no probabilities). One row per pair:
+
+            {"id", "a", "b", "dimension", "answers": {"a", "b"}, "p_yes": {"a", "b"},
+             "calibrated": {dimension: a|b|tie}, "calibrated_probs": {dimension: {"a", "b", "tie": 0}}, ...}
+
+        a wins when P(yes | a) > P(yes | b): a preference between the two replies, read from two separate
+        judgements (no order to swap). Summarize with `summarize_yes_no`."""
+        if dimension not in DIMENSIONS or (question is None and dimension not in YES_NO_QUESTIONS):
+            raise EcrsError(f"no yes/no question for {dimension!r}: pass question=(instructions, question)")
+        system, q = question or YES_NO_QUESTIONS[dimension]
+        meta = {**self.meta, "prompt_version": YES_NO_VERSION + ("+custom" if question else "")}
+
+        def one(it: PairItem) -> dict[str, Any]:
+            names = {"a": it.a_name, "b": it.b_name}
+            answers, p_yes, cached = {}, {}, []
+            for side, reply in (("a", it.a), ("b", it.b)):
+                ans = self.ask(yes_no_messages(reply, system, q), parse_yes_no, YES_NO_SCHEMA)
+                if ans.value is None:
+                    return {**_failed(it.id, ans, side, {**names, **meta}), "dimension": dimension}
+                answers[side] = ans.value["choice"]
+                probs = (answer_probs(ans.raw) or {}).get("choice")
+                p_yes[side] = probs["yes"] if probs else float(answers[side] == "yes")
+                cached.append(ans.cached)
+            diff = p_yes["a"] - p_yes["b"]
+            verdict = "tie" if math.isclose(diff, 0.0, abs_tol=1e-9) else "a" if diff > 0 else "b"
+            return {"id": it.id, **names, "dimension": dimension, "answers": answers, "p_yes": p_yes,
+                    "calibrated": {dimension: verdict},
+                    "calibrated_probs": {dimension: {"a": p_yes["a"], "b": p_yes["b"], "tie": 0.0}},
+                    "cached": cached, **meta}
+
+        return self._map(one, items, progress, f"asking each reply alone ({dimension})")
+
 
 def _failed(item_id: str, ans: _Answer, order: str | None, meta: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"id": item_id, **meta, "failed": ans.error, "kind": ans.kind, "attempts": ans.attempts}
@@ -875,6 +942,20 @@ def summarize_calibrated(cal: Sequence[tuple[str, Mapping[str, float]]]) -> dict
     return {"win": _rate(c["a"], n), "loss": _rate(c["b"], n), "tie": _rate(c["tie"], n), "n": n,
             "mean_p_a_minus_p_b": round(sum(diffs) / n, 4) if n else None,
             "forced": {"a": _rate(sum(x > 0 for x in diffs), n), "b": _rate(sum(x < 0 for x in diffs), n)}}
+
+
+def summarize_yes_no(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """`Judge.paired_yes_no` rows -> win / loss / tie of a (P(yes) higher / lower / equal), mean P(yes | a) -
+    P(yes | b), the yes-answer rates of both sides; failed rows counted apart."""
+    rows = list(rows)
+    ok = [r for r in rows if "p_yes" in r]
+    out: dict[str, Any] = {"n": len(ok), "n_failed": len(rows) - len(ok)}
+    if ok:
+        d = ok[0]["dimension"]
+        out.update(dimension=d, **summarize_calibrated([(r["calibrated"][d], r["calibrated_probs"][d]) for r in ok]))
+        out["yes_rate"] = {s: _rate(sum(r["answers"][s] == "yes" for r in ok), len(ok)) for s in ("a", "b")}
+        out["mean_p_yes"] = {s: round(sum(r["p_yes"][s] for r in ok) / len(ok), 4) for s in ("a", "b")}
+    return out
 
 
 def summarize_absolute(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
