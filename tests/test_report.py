@@ -127,3 +127,20 @@ def test_subset_rows_say_so():
     assert _row_label(row) == "ECR (lm, GPU budget)"
     assert _row_label({**row, "test_subset": "fixed random subset (seed 0) of 1500 test samples"}) \
         == "ECR (lm, GPU budget) [test subset: 2020 targets]"
+
+
+def test_seed_comparison_section(results: Path, tmp_path: Path) -> None:
+    from ecrs.evaluation.metrics import seed_difference
+
+    ci = seed_difference([0.38, 0.39, 0.40], [0.37, 0.38, 0.39])
+    comp = {"difference": ci.difference, "low": ci.low, "high": ci.high, "excludes_zero": ci.excludes_zero}
+    (results / "recommendation_h200_seeds.json").write_text(json.dumps({
+        "note": "TEN SEEDS.", "git_commit": "abc1234567", "summary": {
+            "ecr-fast": {"n": 3, "R@50": {"mean": 0.39, "std": 0.01}},
+            "unicrs-fast": {"n": 3, "R@50": {"mean": 0.38, "std": 0.01}}},
+        "comparisons": {"ecr-fast - unicrs-fast": {"R@50": comp}}}))
+    md = render_report(results, tmp_path / "reports").markdown
+    section = md.split("### More seeds", 1)[1].split("\n## ", 1)[0]
+    assert "TEN SEEDS." in section and "compared at commit abc1234567" in section
+    assert "| ECR (fast) | 3 | 0.3900 ± 0.0100 | – | – |" in section
+    assert f"| ECR (fast) − UniCRS (fast) | {ci.difference:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}] | – | – |" in section

@@ -246,6 +246,34 @@ def _paired_section(paired: dict[str, Any] | None) -> list[str]:
     return lines + ["\\* the interval excludes 0.", ""]
 
 
+def _seed_section(seeds: dict[str, Any] | None) -> list[str]:
+    """benchmarks/seed_compare.py: more seeds per row, a minus b over seeds with a Welch interval."""
+    if not seeds or not seeds.get("comparisons"):
+        return []
+    metrics = ["R@50", "RT@50", "AUC"]
+    trained = sorted({str(r.get("git_commit"))[:10] for r in _rows(seeds) if r.get("git_commit")})
+    lines = ["### More seeds", "", f"`recommendation_h200_seeds.json` (rows trained at commit {', '.join(trained) or '?'}, "
+             f"compared at commit {str(seeds.get('git_commit', '?'))[:10]}). {seeds.get('note', '')}", "",
+             "Mean ± std over the seeds of each row, then row a minus row b with a 95 % Welch interval over the seeds "
+             "(training noise only; the test set is fixed).", ""]
+    summ = seeds.get("summary", {})
+    lines += table(["system", "seeds"] + metrics,
+                   [[display_name(n), str(v.get("n"))] + [f"{v[m]['mean']:.4f} ± {v[m]['std']:.4f}" if m in v else "–"
+                                                          for m in metrics] for n, v in summ.items()])
+    lines.append("")
+
+    def cell(c: dict[str, Any] | None) -> str:
+        if c is None:
+            return "–"
+        return f"{c['difference']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}]{' *' if c['excludes_zero'] else ''}"
+
+    body = [[" − ".join(display_name(x) for x in pair.split(" - "))] + [cell(c.get(m)) for m in metrics]
+            for pair, c in seeds["comparisons"].items()]
+    lines += table(["a − b"] + metrics, body)
+    return lines + ["\\* the interval excludes 0.", "",
+                    "![every seed's R@50 / RT@50 / AUC](../benchmarks/results/recommendation_h200_seeds.png)", ""]
+
+
 def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, list[tuple[str, dict]]]]:
     """The ablation tables and, per dataset, the present (label, row) pairs for the plot."""
     lines = ["## Ablation (ECR_SPEC §4.8)", ""]
@@ -631,6 +659,7 @@ def render_report(results_dir: Path, out_dir: Path) -> Report:
 
     lines += _recommendation_section(rec)
     lines += _paired_section(res.get("recommendation_paired"))
+    lines += _seed_section(res.get("recommendation_h200_seeds"))
     ablation, found = _ablation_section(rec)
     lines += ablation
     lines += _generation_section(res.get("generation"))
