@@ -18,6 +18,7 @@ For emotional intensity (EI) and lifelikeness (LL), the issue-5 dimensions, in t
 3. **Judge the systems.** Only a qualified dimension is asked on the real pairs: fine-tuned SmolLM2 vs the
    zero-shot base on the first `--pairs` turns of benchmarks/judge.py's sample, with the chosen question.
    A dimension that fails its gate is reported as not measurable by this judge, with its control numbers.
+   `--others template:30,...` asks the same question of other systems against the base (their first N turns).
 
 Every answer goes through the judge cache (artifacts/judge/cache.sqlite), so a rerun asks only what is new. How
 the candidates came about: the pairwise wordings were tried first; the yes/no questions were added after a quick
@@ -101,13 +102,18 @@ def main() -> None:
     ap.add_argument("--gate", type=float, default=0.8, help="calibrated win every control must reach")
     ap.add_argument("--system", default="finetuned")
     ap.add_argument("--base", default="zero_shot_chat")
+    ap.add_argument("--others", default="",
+                    help="more systems judged on each qualified dimension, name:N turns (comma-separated), e.g. "
+                         "template:30,finetuned_qwen05:30")
     ap.add_argument("--dims", default=",".join(DIMS))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-turns", type=int, default=3)
     args = ap.parse_args()
     t0 = time.time()
     n = max(args.pairs, args.dev + args.held_out)
+    others = {name: int(k) for name, k in (o.split(":") for o in args.others.split(",") if o)}
     _, items, _, _ = pair_items({args.system: n}, args.base, args.max_turns)
+    other_items = pair_items(others, args.base, args.max_turns)[1] if others else []
     dev, held = items[:args.dev], items[args.dev:args.dev + args.held_out]
     judge = Judge(JudgeLlamaBackend(n_threads=args.threads), cache="artifacts/judge/cache.sqlite")
     out: dict = {}
@@ -132,6 +138,10 @@ def main() -> None:
                 real = items[:args.pairs]
                 entry["pairs"] = {"system": args.system, "base": args.base, **ask(judge, real, dim, cand)}
                 print(dim, "pairs", entry["pairs"]["calibrated"], flush=True)
+                for name in others:
+                    mine = [it for it in other_items if it.a_name == name]
+                    entry.setdefault("others", {})[name] = ask(judge, mine, dim, cand)
+                    print(dim, name, entry["others"][name]["calibrated"], flush=True)
             out[dim] = entry
     finally:
         judge.backend.close()
@@ -144,7 +154,8 @@ def main() -> None:
     update_json(GENERATION, "judge_single", {
         dim: {"passed": e["passed"], "mode": e["candidates"][e["chosen"]]["mode"],
               "wording": e["candidates"][e["chosen"]]["wording"],
-              "calibrated": (e.get("pairs") or {}).get("calibrated")} for dim, e in out.items()})
+              "calibrated": (e.get("pairs") or {}).get("calibrated"),
+              "others": {k: v["calibrated"] for k, v in (e.get("others") or {}).items()}} for dim, e in out.items()})
     print("wrote", RESULTS, f"({judge.requests} requests, {judge.cache_hits} cached, {result['seconds']} s)")
 
 
