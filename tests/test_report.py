@@ -144,3 +144,14 @@ def test_seed_comparison_section(results: Path, tmp_path: Path) -> None:
     assert "TEN SEEDS." in section and "compared at commit abc1234567" in section
     assert "| ECR (fast) | 3 | 0.3900 ± 0.0100 | – | – |" in section
     assert f"| ECR (fast) − UniCRS (fast) | {ci.difference:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}] | – | – |" in section
+
+
+def test_single_question_judge_section(results: Path, tmp_path: Path) -> None:
+    gen = json.loads((results / "generation.json").read_text())
+    gen["judge_single"] = {"lifelikeness": {"passed": True, "mode": "yes_no",
+                                            "calibrated": {"win": 0.915, "loss": 0.085, "tie": 0.0, "n": 200},
+                                            "others": {"template": {"win": 0.2333, "loss": 0.6, "tie": 0.1667, "n": 30}}}}
+    (results / "generation.json").write_text(json.dumps(gen))
+    md = render_report(results, tmp_path / "reports").markdown
+    assert "| lifelikeness | yes_no | yes | finetuned | 0.915 | 0.085 | 0.000 | 200 |" in md
+    assert "| lifelikeness | yes_no | yes | template | 0.233 | 0.600 | 0.167 | 30 |" in md

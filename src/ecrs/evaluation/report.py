@@ -440,6 +440,16 @@ def _generation_section(gen: dict[str, Any] | None) -> list[str]:
                     if isinstance(v, dict) and split in v]
             if body:
                 lines += [f"**{split}**", "", *table(["system"] + [GEN_HEADER.get(c, c) for c in GEN_COLS], body)]
+    single = gen.get("judge_single") or {}
+    if single:  # benchmarks/judge_qualify.py: each dimension asked alone, only once its controls passed
+        lines += ["### LLM judge, one dimension at a time", "",
+                  "Each system against the zero-shot base; a dimension is asked of the systems only after its question "
+                  "passed known-answer controls on held-out turns (`judge_single.json`).", ""]
+        body = [[dim, e.get("mode", "–"), num(e.get("passed")), name, num(c.get("win")), num(c.get("loss")),
+                 num(c.get("tie")), str(c.get("n", "–"))]
+                for dim, e in single.items()
+                for name, c in {"finetuned": e.get("calibrated"), **(e.get("others") or {})}.items() if c]
+        lines += [*table(["dimension", "question", "controls passed", "system", "win", "loss", "tie", "n"], body), ""]
     judge = gen.get("judge", ev.get("judge"))
     lines += ["### LLM judge (pairwise preferences)", ""]
     lines += render_any(judge) if judge is not None else ["_No judge results in `generation.json`._", ""]
