@@ -61,10 +61,10 @@ CANDIDATES: dict[str, list[tuple[str, object]]] = {
         ("pairwise", None),
         ("pairwise", "how much the reply reads like something a real person would write in a chat: fluent, "
                      "grammatical, natural sentences, as opposed to awkward, broken or machine-like text"),
-        ("yes_no", None),
+        ("yes_no", (_NATURAL, "Does the reply read like natural text written by a person?")),
         ("yes_no", ("You judge whether a reply in a movie-recommendation chat sounds like a real person talking to a "
                     "friend, rather than a machine.", "Does the reply sound like a real person talking?")),
-        ("yes_no", (_NATURAL, "Could a real movie fan have written this reply?")),
+        ("yes_no", None),  # "Could a real movie fan have written this reply?", which the library took after this run
     ],
 }
 

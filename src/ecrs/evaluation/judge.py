@@ -39,8 +39,9 @@ One dimension per request (`Judge.pairwise(items, dimensions=[...])`, `ecrs judg
 SINGLE_PROMPT_VERSION): "Which reply is better on <dimension>? Answer A, B or tie only", the answer the bare word,
 its probabilities read at the first answer token (`first_token_probs`), both orders, the same rows and summaries.
 Asked all five dimensions in one answer, the 1.5B judge failed the known-answer controls (`control_pairs`,
-`robotic_pairs`); asked about emotional intensity alone it passes that control. Read a dimension only once its
-control passes (benchmarks/judge_qualify.py).
+`robotic_pairs`); asked about emotional intensity alone it passes that control. Lifelikeness it separates only when
+it reads each reply alone (`Judge.paired_yes_no`: "Could a real movie fan have written this reply? yes or no", the
+reply with the higher P(yes) wins). Read a dimension only once its controls pass (benchmarks/judge_qualify.py).
 
 Every request is greedy (temperature 0). Answers are strict JSON (`parse_scores`, `parse_preferences`); a
 malformed answer or a backend error is retried with backoff and, after the last attempt, returned as a row with
@@ -290,10 +291,11 @@ CHOICE_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(PREFERENCES)}
 # reads each reply alone (benchmarks/judge_qualify.py). No second reply in view: no position to be biased by.
 YES_NO_VERSION = JUDGE_PROMPT_VERSION + "-yesno"
 YES_NO_SCHEMA: dict[str, Any] = {"type": "string", "enum": ["yes", "no"]}
-# dimension -> (instructions, question); a question's wording is part of the cache key like every prompt's.
+# dimension -> (instructions, question); a question's wording is part of the cache key like every prompt's. The
+# lifelikeness question is the one of three that passed its controls best (judge_single.json).
 YES_NO_QUESTIONS: dict[str, tuple[str, str]] = {
     "lifelikeness": ("You judge whether a reply in a movie-recommendation chat reads like natural, fluent text that "
-                     "a real person would write.", "Does the reply read like natural text written by a person?"),
+                     "a real person would write.", "Could a real movie fan have written this reply?"),
 }
 
 
