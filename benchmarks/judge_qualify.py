@@ -19,6 +19,8 @@ For emotional intensity (EI) and lifelikeness (LL), the issue-5 dimensions, in t
    zero-shot base on the first `--pairs` turns of benchmarks/judge.py's sample, with the chosen question.
    A dimension that fails its gate is reported as not measurable by this judge, with its control numbers.
    `--others template:30,...` asks the same question of other systems against the base (their first N turns).
+   Each result also splits the win rate by the length ratio of the two replies (`by_length_ratio`): the fine-tuned
+   replies are about twice as long as the base's, so a judge that just likes longer text would win there too.
 
 Every answer goes through the judge cache (artifacts/judge/cache.sqlite), so a rerun asks only what is new. How
 the candidates came about: the pairwise wordings were tried first; the yes/no questions were added after a quick
@@ -76,18 +78,34 @@ def controls(dim: str, items: list[PairItem]) -> dict[str, list[PairItem]]:
     return {"shuffled": control_pairs(items)["lifelikeness"], "robotic": robotic_pairs(items)}
 
 
+LENGTH_BINS = ((0.0, 1.5), (1.5, 3.0), (3.0, float("inf")))  # words in reply a / words in reply b
+
+
+def by_length(pairs: list[PairItem], rows: list[dict], dim: str) -> list[dict]:
+    """The calibrated win rate of a within bins of the length ratio a / b: does the longer reply simply win?"""
+    out = []
+    for lo, hi in LENGTH_BINS:
+        sel = [r["calibrated"][dim] for it, r in zip(pairs, rows) if "calibrated" in r
+               and lo <= len(it.a.split()) / max(1, len(it.b.split())) < hi]
+        out.append({"ratio": [lo, None if hi == float("inf") else hi], "n": len(sel),
+                    "win": round(sum(v == "a" for v in sel) / len(sel), 4) if sel else None})
+    return out
+
+
 def ask(judge: Judge, pairs: list[PairItem], dim: str, candidate: tuple[str, object]) -> dict:
     mode, wording = candidate
     if mode == "yes_no":
-        s = summarize_yes_no(judge.paired_yes_no(pairs, dim, progress=True, question=wording))
+        rows = judge.paired_yes_no(pairs, dim, progress=True, question=wording)
+        s = summarize_yes_no(rows)
         return {"calibrated": {k: s.get(k) for k in ("win", "loss", "tie", "n", "mean_p_a_minus_p_b")},
-                "yes_rate": s.get("yes_rate"), "mean_p_yes": s.get("mean_p_yes"), "n_failed": s["n_failed"]}
+                "yes_rate": s.get("yes_rate"), "mean_p_yes": s.get("mean_p_yes"), "n_failed": s["n_failed"],
+                "by_length_ratio": by_length(pairs, rows, dim)}
     rows = judge.pairwise(pairs, progress=True, dimensions=[dim], definitions={dim: wording} if wording else None)
     s = summarize_pairwise(rows)
     d = s["dimensions"][dim]
     return {"calibrated": d.get("calibrated"), "both_orders": {k: d[k] for k in ("win", "loss", "tie", "n")},
             "single_order": d["single_order"], "first_position_prob": s.get("first_position_prob"),
-            "n_failed": s["n_failed"]}
+            "n_failed": s["n_failed"], "by_length_ratio": by_length(pairs, rows, dim)}
 
 
 def worst_win(result: dict[str, dict]) -> float:
