@@ -28,6 +28,7 @@ from pathlib import Path
 from common import update_json  # noqa: E402  (benchmarks/common.py, beside this script)
 
 from ecrs.data.reviews import load_review_kb
+from ecrs.evaluation.evaluate import provenance
 from ecrs.inference.llama import LlamaCppEngine, export_merged_gguf, smollm2_gguf
 from ecrs.inference.prompts import render, serve_prompt
 
@@ -139,7 +140,7 @@ def main() -> None:
         t0 = time.perf_counter()
         ids = hf.greedy_ids(prompt, 32)
         out["transformers_fp32_fallback_tok_s"] = round(len(ids) / (time.perf_counter() - t0), 2)
-    update_results("speed", out)
+    update_results("speed", {**out, **provenance()})
     print(json.dumps({k: out[k] for k in ("decode_ratio_finetuned_vs_base", "paired_ratio_median", "bar_met",
                                           "median")}, indent=1))
 
