@@ -140,7 +140,8 @@ def main() -> None:
         t0 = time.perf_counter()
         ids = hf.greedy_ids(prompt, 32)
         out["transformers_fp32_fallback_tok_s"] = round(len(ids) / (time.perf_counter() - t0), 2)
-    update_results("speed", {**out, **provenance()})
+    prov = provenance()
+    update_results("speed", {**out, **prov, "machine": {**prov["machine"], **out["machine"]}})
     print(json.dumps({k: out[k] for k in ("decode_ratio_finetuned_vs_base", "paired_ratio_median", "bar_met",
                                           "median")}, indent=1))
 
