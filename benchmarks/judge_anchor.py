@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -44,17 +43,14 @@ from judge import pair_items  # noqa: E402  (benchmarks/judge.py, beside this sc
 from ecrs.evaluation.evaluate import provenance
 from ecrs.evaluation.judge import (
     CONTROL_ENTHUSIASM,
-    DIMENSION_DEFINITIONS,
     DIMENSIONS,
     JUDGE_PROMPT_VERSION,
     V2_EXAMPLE,
     Judge,
     JudgeLlamaBackend,
     PairItem,
-    calibrate_orders,
     control_pairs,
     pairwise_system,
-    summarize_calibrated,
     summarize_pairwise,
 )
 
@@ -76,41 +72,13 @@ def control_table(judge: Judge, items: list[PairItem], n: int, shown: dict[str, 
     return out
 
 
-def single_question_probs(backend: JudgeLlamaBackend, context: str, first: str, second: str, dim: str
-                          ) -> dict[str, float]:
-    """{A, B, tie} for one dimension asked alone: the judge's probabilities at its first answer token (the tokens
-    that start each answer), renormalised over the three."""
-    system = ("You compare two candidate replies, A and B, of a recommender in a movie-recommendation chat on one "
-              f"dimension, {dim}: {DIMENSION_DEFINITIONS[dim]}. Answer \"A\", \"B\", or \"tie\" when they are "
-              "about equally good; the order in which the replies are shown does not matter.")
-    user = (f"Conversation so far:\n{context or '(none)'}\n\nReply A:\n{first.strip()}\n\nReply B:\n"
-            f"{second.strip()}\n\nWhich reply is better on {dim}? Answer A, B or tie only.")
-    req = {"messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
-           "temperature": 0.0, "max_tokens": 3, "grammar": 'root ::= "A" | "B" | "tie"\n', "logprobs": True,
-           "top_logprobs": 20}
-    r = backend.engine.server.handle_chat_completions(req)
-    top = r["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-    p = dict.fromkeys(("A", "B", "tie"), 0.0)
-    for t in top:
-        tok = t["token"].strip()
-        key = "A" if tok == "A" else "B" if tok == "B" else "tie" if tok and "tie".startswith(tok.lower()) else None
-        if key:
-            p[key] += math.exp(float(t["logprob"]))
-    z = sum(p.values()) or 1.0
-    return {k: v / z for k, v in p.items()}
-
-
-def single_question_table(backend: JudgeLlamaBackend, by_dim: dict[str, list[PairItem]]) -> dict:
-    """Pairs asked one dimension at a time: calibrated win/loss/tie and lean of reply a, per dimension."""
+def single_question_table(judge: Judge, by_dim: dict[str, list[PairItem]]) -> dict:
+    """Pairs asked one dimension at a time (`Judge.pairwise(dimensions=...)`): calibrated win/loss/tie and lean of
+    reply a, per dimension."""
     out = {}
     for dim, pairs in by_dim.items():
-        cal = []
-        for it in pairs:
-            ab = {dim: single_question_probs(backend, it.context, it.a, it.b, dim)}
-            ba = {dim: single_question_probs(backend, it.context, it.b, it.a, dim)}
-            v, probs = calibrate_orders(ab, ba)
-            cal.append((v[dim], probs[dim]))
-        out[dim] = {"calibrated": summarize_calibrated(cal)}
+        s = summarize_pairwise(judge.pairwise(pairs, progress=True, dimensions=[dim]))
+        out[dim] = {"calibrated": s["dimensions"][dim]["calibrated"]}
         print("single question", dim, out[dim], flush=True)
     return out
 
@@ -181,12 +149,12 @@ def main() -> None:
                      if "calibrated" in v}, "first", s["first_position_rate"], flush=True)
     table = pull_table(by_variant, shown)
     controls = control_table(judge, items, args.controls, shown) if args.controls else None
-    single = (single_question_table(judge.backend, control_pairs(items[:args.controls]))
+    single = (single_question_table(judge, control_pairs(items[:args.controls]))
               if args.controls and args.single_question else None)
     single_real = None
     if args.single_pairs:
         _, real, _, _ = pair_items({args.system: args.single_pairs}, args.base, args.max_turns)
-        single_real = single_question_table(judge.backend, {d: real for d in args.single_dims.split(",")})
+        single_real = single_question_table(judge, {d: real for d in args.single_dims.split(",")})
     result = {
         "what": "how far a sample answer with concrete values in the pairwise judge's instructions pulls its "
                 "verdicts towards those values (pull = share of answers equal to the sample's value with that sample "
