@@ -11,7 +11,7 @@ import pytest
 from ecrs.config import ConfigError, load_config
 from ecrs.data import bundle
 from ecrs.data.dialogues import Dialogue, Turn, load_own, load_redial
-from ecrs.data.samples import build_samples, split_train_valid, turn_emotions
+from ecrs.data.samples import build_samples, questionnaire_emotions, split_train_valid, turn_emotions
 from ecrs.errors import DataError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -166,6 +166,21 @@ def test_build_samples_context_targets_and_dedup_flags():
         (10, "liked", True), (11, "disliked", False)]
     assert s3.mentioned_items == [10]
     assert s3.context[-1] == ("seeker", "meh 3") and s3.response == "10 or 11"
+
+
+def test_questionnaire_oracle_replaces_only_the_answered_movies_emotions():
+    d = _dialogue()  # the seeker liked 10 and disliked 11; entities 1, 2, 3 have no answer
+    em = turn_emotions(d, {0: [1.0] + [0.0] * 8, 2: [0.0] * 5 + [1.0] + [0.0] * 3})  # like; neutral
+    oracle = questionnaire_emotions(d)
+    assert oracle == {10: [("like", 1.0)], 11: [("negative", 1.0)]}
+    plain = build_samples(d, frozenset({10, 11}), em)[1]
+    s3 = build_samples(d, frozenset({10, 11}), em, entity_override=oracle)[1]
+    assert s3.entities == plain.entities == [1, 2, 10, 3]
+    labels = [[lab for lab, _ in ems] for ems in s3.entity_emotions]
+    # 10 was mentioned by the recommender, so the classifier gave it the seeker's (neutral) reaction
+    assert [[lab for lab, _ in ems] for ems in plain.entity_emotions][2] == ["neutral"]
+    assert labels == [["like"], ["neutral"], ["like"], ["neutral"]]
+    assert s3.targets == plain.targets  # targets and their feedback are untouched
 
 
 def test_split_is_seeded_disjoint_and_order_independent():

@@ -29,6 +29,29 @@ def test_official_redial_files_are_accepted_and_prepare_is_idempotent(tmp_path):
         assert (tmp_path / "a/redial" / name).read_bytes() == (tmp_path / "b/redial" / name).read_bytes()
 
 
+def test_questionnaire_emotions_change_only_the_entity_emotions(tmp_path):
+    plain = _run_prepare(tmp_path / "a")
+    cfg = PrepareConfig(redial_dir=str(FIXTURES / "redial_official"), emotion_model="", out_dir=str(tmp_path / "b"),
+                        entity_emotions="questionnaire")
+    oracle = prepare(cfg)
+    a, b = plain.splits["test"], oracle.splits["test"]
+    assert [(s.id, s.entities, s.targets) for s in a] == [(s.id, s.entities, s.targets) for s in b]
+    fb = {d.id: d.feedback for d in oracle.dialogues["test"]}
+    expected = {"liked": [("like", 1.0)], "disliked": [("negative", 1.0)]}
+    answered = [(ems, expected[fb[s.dialog_id][e]]) for s in b for e, ems in zip(s.entities, s.entity_emotions)
+                if fb[s.dialog_id].get(e) in expected]
+    assert answered and all(got == want for got, want in answered)
+
+
+def test_questionnaire_emotions_need_a_questionnaire():
+    import pytest
+
+    from ecrs.errors import DataError
+
+    with pytest.raises(DataError, match="INSPIRED"):
+        prepare(PrepareConfig(dataset="inspired", emotion_model="", entity_emotions="questionnaire"), write=False)
+
+
 def _ecrs(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ecrs.cli", *args], capture_output=True, text=True, timeout=120)
 

@@ -146,6 +146,20 @@ def test_seed_comparison_section(results: Path, tmp_path: Path) -> None:
     assert f"| ECR (fast) − UniCRS (fast) | {ci.difference:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}] | – | – |" in section
 
 
+def test_emotion_oracle_section(results: Path, tmp_path: Path) -> None:
+    d = lambda lo, hi: {"R@50": {"bootstrap": {"difference": (lo + hi) / 2, "ci_low": lo, "ci_high": hi}}}  # noqa: E731
+    (results / "recommendation_emotion_oracle.json").write_text(json.dumps({
+        "git_commit": "feedbeef99", "rows": {"ECR oracle": {"runs": 3}},
+        "agreement_test": {"disliked": {"mentions": 80, "top_label_share": {"like": 0.5, "negative": 0.25}}},
+        "differences": {"ECR oracle": {"all": {"n_targets": 100, **d(-0.01, 0.01)},
+                                       "disliked": {"n_targets": 8, **d(0.01, 0.03)}}}}))
+    md = render_report(results, tmp_path / "reports").markdown
+    section = md.split("### Could better emotions help? (oracle)", 1)[1].split("\n## ", 1)[0]
+    assert "(commit feedbeef99)" in section and "80 context mentions" in section and "like 50%" in section
+    assert "| row | seeds | all (100) | disliked (8) |" in section
+    assert "| ECR oracle − UniCRS | 3 | +0.0000 [-0.0100, +0.0100] | +0.0200 [+0.0100, +0.0300] * |" in section
+
+
 def test_single_question_judge_section(results: Path, tmp_path: Path) -> None:
     gen = json.loads((results / "generation.json").read_text())
     gen["judge_single"] = {"lifelikeness": {"passed": True, "mode": "yes_no",

@@ -29,7 +29,7 @@ from ecrs.data.kg import (
     redial_movie_entities,
     redial_titles,
 )
-from ecrs.data.samples import Sample, build_samples, split_train_valid, turn_emotions
+from ecrs.data.samples import Sample, build_samples, questionnaire_emotions, split_train_valid, turn_emotions
 from ecrs.emotions import BETA
 from ecrs.errors import DataError
 
@@ -50,6 +50,9 @@ class PrepareConfig:
     max_context_entities: int = 32  # ECR keeps the last 32 linked entities
     beta: float = BETA
     emotion_model: str = "artifacts/emotion"  # trained by `ecrs train emotion`; "" = no emotion labels
+    # "questionnaire" = an oracle for analysis only: the emotions attached to the movies the seeker answered in the
+    # post-dialogue questionnaire become "like" / "negative" (`questionnaire_emotions`); write it to its own out_dir
+    entity_emotions: Literal["classifier", "questionnaire"] = "classifier"
     out_dir: str = "artifacts/data"
 
 
@@ -181,6 +184,8 @@ class EmotionLabeller:
 
 def prepare(cfg: PrepareConfig, write: bool = True) -> Prepared:
     t0 = time.time()
+    if cfg.entity_emotions == "questionnaire" and cfg.dataset == "inspired":
+        raise DataError("entity_emotions: questionnaire needs seeker feedback on movies, which INSPIRED does not have")
     kg, raw, inputs = load_raw(cfg)
     if cfg.dataset != "inspired":
         for split, ds in raw.items():
@@ -199,13 +204,16 @@ def prepare(cfg: PrepareConfig, write: bool = True) -> Prepared:
         raise DataError("emotion classifier not found; train it with `ecrs train emotion` "
                         "(or set emotion_model: '' to prepare without emotions)", emotion_dir)
     splits: dict[str, list[Sample]] = {}
-    stats: dict[str, Any] = {"dataset": cfg.dataset, "emotions": labelled}
+    stats: dict[str, Any] = {"dataset": cfg.dataset, "emotions": labelled,
+                             "entity_emotions": cfg.entity_emotions}
     for split, ds in raw.items():
         probs = EmotionLabeller(emotion_dir, out.parent / "emotion_cache.tsv.gz").label(ds) if labelled else [
             {} for _ in ds]
         samples = []
         for d, p in zip(ds, probs):
-            samples += build_samples(d, kg.item_set, turn_emotions(d, p, cfg.beta), cfg.max_context_entities)
+            override = questionnaire_emotions(d) if cfg.entity_emotions == "questionnaire" else None
+            samples += build_samples(d, kg.item_set, turn_emotions(d, p, cfg.beta), cfg.max_context_entities,
+                                     override)
         splits[split] = samples
         n_targets = sum(len(s.targets) for s in samples)
         fb = Counter(t.feedback for s in samples for t in s.targets)

@@ -71,14 +71,28 @@ def turn_emotions(dialogue: Dialogue, seeker_probs: dict[int, Sequence[float]], 
     return attached
 
 
+# The questionnaire answer read as an emotion (`questionnaire_emotions`).
+QUESTIONNAIRE_EMOTION: dict[str, Emotions] = {"liked": [("like", 1.0)], "disliked": [("negative", 1.0)]}
+
+
+def questionnaire_emotions(dialogue: Dialogue) -> dict[int, Emotions]:
+    """Oracle emotions for an upper-bound analysis, not for a deployable model: each movie the seeker answered in
+    ReDial's post-dialogue questionnaire gets "like" (liked) or "negative" (disliked) with probability 1. The
+    questionnaire is filled in after the dialogue, so no system has it at chat time."""
+    return {m: QUESTIONNAIRE_EMOTION[f] for m, f in dialogue.feedback.items() if f in QUESTIONNAIRE_EMOTION}
+
+
 def build_samples(
     dialogue: Dialogue,
     items: frozenset[int],
     emotions: list[Emotions] | None = None,
     max_entities: int = 32,
+    entity_override: dict[int, Emotions] | None = None,
 ) -> list[Sample]:
-    """All recommendation samples of one dialogue. `emotions[k]` are the labels attached to turn k's entities."""
+    """All recommendation samples of one dialogue. `emotions[k]` are the labels attached to turn k's entities;
+    `entity_override` replaces them for the entities it names (`questionnaire_emotions`)."""
     emotions = emotions or [[] for _ in dialogue.turns]
+    override = entity_override or {}
     samples = []
     ctx_entities: list[int] = []
     ctx_emotions: list[Emotions] = []
@@ -101,7 +115,7 @@ def build_samples(
                 seeker_emotion=last_seeker,
             ))
         ctx_entities += turn.entities
-        ctx_emotions += [emotions[k]] * len(turn.entities)
+        ctx_emotions += [override.get(e, emotions[k]) for e in turn.entities]
         mentioned += [e for e in turn.entities if e in items] + [m for m in turn.movies if m in items]
         if turn.role == "seeker":
             last_seeker = emotions[k]

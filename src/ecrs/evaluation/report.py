@@ -274,6 +274,39 @@ def _seed_section(seeds: dict[str, Any] | None) -> list[str]:
                     "![every seed's R@50 / RT@50 / AUC](../benchmarks/results/recommendation_h200_seeds.png)", ""]
 
 
+def _oracle_section(oracle: dict[str, Any] | None) -> list[str]:
+    """benchmarks/emotion_oracle.py: emotion rows minus UniCRS with classifier and questionnaire (oracle) emotions,
+    on all test targets and by slice."""
+    if not oracle or not oracle.get("differences"):
+        return []
+    lines = ["### Could better emotions help? (oracle)", "",
+             f"`recommendation_emotion_oracle.json` (commit {str(oracle.get('git_commit', '?'))[:10]}): the same "
+             "models trained and tested with the seeker's post-dialogue questionnaire answers as the emotions of the "
+             "movies he answered for (\"like\" / \"negative\"), information no system has at chat time. Each row "
+             "minus UniCRS on R@50, the mean over its seeds, with a 95 % paired bootstrap interval over the test "
+             "targets, on every target and by whether the context names a movie the seeker disliked.", ""]
+    agree = oracle.get("agreement_test", {}).get("disliked", {})
+    if agree:
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in list(agree["top_label_share"].items())[:3])
+        lines += [f"The classifier's strongest label on the {agree['mentions']} context mentions of movies the seeker "
+                  f"disliked (test): {shares}.", ""]
+    slices = list(next(iter(oracle["differences"].values())))
+
+    def cell(d: dict[str, Any]) -> str:
+        g = d.get("R@50", {}).get("bootstrap")
+        if not g:
+            return "–"
+        mark = " *" if g["ci_low"] > 0 or g["ci_high"] < 0 else ""
+        return f"{g['difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]{mark}"
+
+    n = next(iter(oracle["differences"].values()))
+    body = [[f"{name} − UniCRS", str(oracle.get("rows", {}).get(name, {}).get("runs", "–"))]
+            + [cell(d[s]) for s in slices] for name, d in oracle["differences"].items()]
+    lines += table(["row", "seeds"] + [f"{s} ({n[s]['n_targets']})" for s in slices], body)
+    return lines + ["\\* the interval excludes 0.", "",
+                    "![R@50 minus UniCRS by slice](../benchmarks/results/recommendation_emotion_oracle.png)", ""]
+
+
 def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, list[tuple[str, dict]]]]:
     """The ablation tables and, per dataset, the present (label, row) pairs for the plot."""
     lines = ["## Ablation (ECR_SPEC §4.8)", ""]
@@ -670,6 +703,7 @@ def render_report(results_dir: Path, out_dir: Path) -> Report:
     lines += _recommendation_section(rec)
     lines += _paired_section(res.get("recommendation_paired"))
     lines += _seed_section(res.get("recommendation_h200_seeds"))
+    lines += _oracle_section(res.get("recommendation_emotion_oracle"))
     ablation, found = _ablation_section(rec)
     lines += ablation
     lines += _generation_section(res.get("generation"))
