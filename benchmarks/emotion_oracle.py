@@ -17,7 +17,7 @@ and trained runs, seeds 0-2: unicrs-fast, ecr-l-fast and ecr-fast from their con
 
 Writes:
 1. `agreement`: for context movie mentions the seeker answered, the classifier's strongest attached label by answer;
-2. `rows`: R@50 / RT@50 / AUC per system (mean over seeds);
+2. `systems`: R@50 / RT@50 / AUC per system (mean over seeds);
 3. `differences`: each emotion row minus UniCRS with a 95 % paired bootstrap over the test targets (seed means) and a
    Welch interval over seeds, on all targets and on two slices: targets whose context names a movie the seeker
    disliked (where sentiment should matter most) and the rest;
@@ -144,9 +144,9 @@ def main() -> None:
     for name, (pattern, data_dir) in SYSTEMS.items():
         print(name, flush=True)
         outcomes[name] = outcomes_of(pattern, data_dir, kg)
-    rows, differences = {}, {}
+    systems, differences = {}, {}
     for name, runs in outcomes.items():
-        rows[name] = {"runs": len(runs), **{k: round(float(np.mean(v)), 4) for k, v in metrics_of(runs).items()}}
+        systems[name] = {"runs": len(runs), **{k: round(float(np.mean(v)), 4) for k, v in metrics_of(runs).items()}}
         if name == BASE:
             continue
         differences[name] = {}
@@ -174,7 +174,7 @@ def main() -> None:
         "agreement_train": agreement(load_samples("artifacts/data", "redial", "train"),
                                      feedback_by_dialogue("artifacts/data", "train")),
         "agreement_test": agreement(test, feedback),
-        "rows": rows, "differences": differences,
+        "systems": systems, "differences": differences,
         "slice_targets": {k: int(v.sum()) for k, v in slices.items()},
         **provenance(),
     }

@@ -149,7 +149,7 @@ def test_seed_comparison_section(results: Path, tmp_path: Path) -> None:
 def test_emotion_oracle_section(results: Path, tmp_path: Path) -> None:
     d = lambda lo, hi: {"R@50": {"bootstrap": {"difference": (lo + hi) / 2, "ci_low": lo, "ci_high": hi}}}  # noqa: E731
     (results / "recommendation_emotion_oracle.json").write_text(json.dumps({
-        "git_commit": "feedbeef99", "rows": {"ECR oracle": {"runs": 3}},
+        "git_commit": "feedbeef99", "systems": {"ECR oracle": {"runs": 3}},
         "agreement_test": {"disliked": {"mentions": 80, "top_label_share": {"like": 0.5, "negative": 0.25}}},
         "differences": {"ECR oracle": {"all": {"n_targets": 100, **d(-0.01, 0.01)},
                                        "disliked": {"n_targets": 8, **d(0.01, 0.03)}}}}))

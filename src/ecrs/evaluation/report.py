@@ -60,7 +60,7 @@ QUALIFIERS = [("-raw", "no context shift"), ("-noavg", "no weight average"), ("-
 TABLE1_COLS = ["AUC", "AUC_batch32", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R@50"]
 ABLATION_COLS = ["AUC", "AUC_batch32", "RT@10", "RT@50", "R@10", "R@50"]
 HEADER = {"AUC_batch32": "AUC b32"}
-RESULT_FILES = ["recommendation", "recommendation_paired", "emotion", "entity_linking", "generation",
+RESULT_FILES = ["recommendation", "recommendation_paired", "recommendation_emotion_oracle", "emotion", "entity_linking", "generation",
                 "recommender_latency", "serving", "annotation"]
 
 
@@ -300,7 +300,7 @@ def _oracle_section(oracle: dict[str, Any] | None) -> list[str]:
         return f"{g['difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]{mark}"
 
     n = next(iter(oracle["differences"].values()))
-    body = [[f"{name} − UniCRS", str(oracle.get("rows", {}).get(name, {}).get("runs", "–"))]
+    body = [[f"{name} − UniCRS", str(oracle.get("systems", {}).get(name, {}).get("runs", "–"))]
             + [cell(d[s]) for s in slices] for name, d in oracle["differences"].items()]
     lines += table(["row", "seeds"] + [f"{s} ({n[s]['n_targets']})" for s in slices], body)
     return lines + ["\\* the interval excludes 0.", "",
