@@ -60,7 +60,7 @@ QUALIFIERS = [("-raw", "no context shift"), ("-noavg", "no weight average"), ("-
 TABLE1_COLS = ["AUC", "AUC_batch32", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R@50"]
 ABLATION_COLS = ["AUC", "AUC_batch32", "RT@10", "RT@50", "R@10", "R@50"]
 HEADER = {"AUC_batch32": "AUC b32"}
-RESULT_FILES = ["recommendation", "recommendation_paired", "recommendation_emotion_oracle", "emotion", "entity_linking", "generation",
+RESULT_FILES = ["recommendation", "recommendation_paired", "emotion", "entity_linking", "generation",
                 "recommender_latency", "serving", "annotation"]
 
 
