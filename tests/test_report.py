@@ -106,6 +106,20 @@ def test_report_cli_on_empty_results(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "wrote" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("text, says", [('{"rows": [', "not valid JSON"),
+                                         ('{"rows": {"ECR": {"runs": 3}}}', "'rows' must be a list")])
+def test_report_cli_names_a_malformed_results_file(tmp_path: Path, text: str, says: str) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "broken.json").write_text(text)
+    r = subprocess.run([sys.executable, "-m", "ecrs.cli", "report", "--results", str(tmp_path / "results"),
+                        "--out", str(tmp_path / "reports")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "broken.json" in r.stderr and says in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and not (tmp_path / "reports" / "README.md").exists()
+
+
 def test_display_names():
     from ecrs.evaluation.report import display_name
 

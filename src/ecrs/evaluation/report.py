@@ -80,6 +80,9 @@ def load_results(results_dir: Path) -> dict[str, Any]:
             out[path.stem] = json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise DataError(f"not valid JSON ({e.msg})", path, e.lineno) from None
+        rows = out[path.stem].get("rows") if isinstance(out[path.stem], dict) else None
+        if rows is not None and not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
+            raise DataError("'rows' must be a list of result rows (objects)", path)
     return out
 
 
