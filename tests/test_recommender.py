@@ -249,3 +249,44 @@ def test_feedback_weight_keys_are_checked():
 
     with pytest.raises(ConfigError, match="model.weights needs the keys"):
         from_dict(ModelConfig, {"weights": {"liked": 2.0, "disliked": 1.0, "unknwn": 0.5}}, "model")
+
+
+def test_train_fraction_keeps_a_fixed_nested_subset_of_dialogues():
+    from dataclasses import replace
+
+    from ecrs.config import ConfigError, from_dict
+    from ecrs.training.recommender import DataConfig, training_dialogues
+
+    samples = tiny_samples()
+    ids = {s.dialog_id for s in samples}
+    assert len(ids) >= 8
+    full = DataConfig()
+    assert training_dialogues(full, samples) is None
+    half = training_dialogues(replace(full, train_fraction=0.5), samples)
+    quarter = training_dialogues(replace(full, train_fraction=0.25), samples)
+    assert len(half) == round(len(ids) / 2) and len(quarter) == round(len(ids) / 4)
+    assert quarter < half <= ids  # nested: the smaller subset is part of the larger one
+    assert training_dialogues(replace(full, train_fraction=0.5), samples[::-1]) == half  # order-independent
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="train_fraction"):
+            from_dict(DataConfig, {"train_fraction": bad}, "data")
+
+
+def test_cooccurrence_counts_only_the_kept_dialogues(tmp_path):
+    import gzip
+    import json
+
+    from ecrs.data.cooccurrence import load_training_cooccurrence
+
+    # Two dialogues that each mention two entities in the seeker's turns, one pair each.
+    rows = [{"id": "a", "turns": [{"role": "seeker", "text": "x", "entities": [1]},
+                                  {"role": "seeker", "text": "y", "entities": [2]}]},
+            {"id": "b", "turns": [{"role": "seeker", "text": "x", "entities": [3]},
+                                  {"role": "seeker", "text": "y", "entities": [4]}]}]
+    (tmp_path / "redial").mkdir()
+    with gzip.open(tmp_path / "redial" / "train_dialogues.jsonl.gz", "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    both = load_training_cooccurrence(str(tmp_path), "redial", 6, shared_emotion=False)
+    only_a = load_training_cooccurrence(str(tmp_path), "redial", 6, shared_emotion=False, dialogues={"a"})
+    assert both.counts[1, 2] == 1 and both.counts[3, 4] == 1
+    assert only_a.counts[1, 2] == 1 and only_a.counts.nnz == 1

@@ -140,8 +140,9 @@ def transition_matrix(counts: Counter, n_entities: int) -> sp.csr_matrix:
 
 
 def load_training_cooccurrence(data_dir: str, dataset: str, n_entities: int, beta: float = BETA,
-                               shared_emotion: bool = True) -> Cooccurrence:
-    """Counts from `<data_dir>/<dataset>/train_dialogues.jsonl.gz` (written by `ecrs prepare`) only."""
+                               shared_emotion: bool = True, dialogues: set[str] | None = None) -> Cooccurrence:
+    """Counts from `<data_dir>/<dataset>/train_dialogues.jsonl.gz` (written by `ecrs prepare`) only; `dialogues`
+    keeps only those ids (a training subset)."""
     from pathlib import Path
 
     from ecrs.data.bundle import iter_jsonl
@@ -151,8 +152,10 @@ def load_training_cooccurrence(data_dir: str, dataset: str, n_entities: int, bet
     path = Path(data_dir) / dataset / "train_dialogues.jsonl.gz"
     if not path.exists():
         raise DataError(f"prepared dialogues not found; run `ecrs prepare --set dataset={dataset}`", path)
-    dialogues, probs = [], []
+    keep, dialogues, probs = dialogues, [], []
     for _, obj in iter_jsonl(path):
+        if keep is not None and str(obj["id"]) not in keep:
+            continue
         turns = [Turn(role=t["role"], text=t["text"], raw=t.get("raw", ""), movies=t.get("movies", []),
                       entities=t.get("entities", [])) for t in obj["turns"]]
         dialogues.append(Dialogue(id=str(obj["id"]), turns=turns))

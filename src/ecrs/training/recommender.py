@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import platform
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,13 @@ class DataConfig:
     # "" = the dataset's bundled graph; else a folder with UniCRS-format dbpedia_subkg.json, entity2id.json,
     # relation2id.json, item_ids.json (an own catalogue; the tests' 30-entity graph)
     kg_dir: str = ""
+    # < 1 trains on that fraction of the training dialogues (samples and co-occurrence counts), for learning curves:
+    # a fixed subset that depends only on the set of dialogue ids, the same for every model and seed
+    train_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.train_fraction <= 1:
+            raise ValueError(f"data.train_fraction must be in (0, 1], got {self.train_fraction}")
 
 
 @dataclass
@@ -86,6 +94,16 @@ def load_kg(dataset: str, kg_dir: str = "") -> KnowledgeGraph:
         return load_kg_files(d / "dbpedia_subkg.json", d / "entity2id.json", d / "relation2id.json",
                              d / "item_ids.json")
     return load_inspired_kg() if dataset == "inspired" else load_redial_kg()
+
+
+def training_dialogues(data: DataConfig, train: list[Sample]) -> set[str] | None:
+    """The training dialogues kept under `train_fraction` (None = all)."""
+    if data.train_fraction >= 1:
+        return None
+    ids = sorted({s.dialog_id for s in train})
+    # A prefix of one seeded permutation: smaller fractions are subsets of larger ones (nested learning curve).
+    order = random.Random(0).sample(ids, len(ids))
+    return set(order[: max(1, round(len(ids) * data.train_fraction))])
 
 
 def load_valid(data: DataConfig) -> list[Sample]:
@@ -159,12 +177,15 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
     mcfg = cfg.model
     kg = load_kg(cfg.data.dataset, cfg.data.kg_dir)
     train = load_samples(cfg.data.data_dir, cfg.data.dataset, "train")
+    kept = training_dialogues(cfg.data, train)
+    if kept is not None:
+        train = [s for s in train if s.dialog_id in kept]
     valid = load_valid(cfg.data)
 
     cooc: Cooccurrence | None = None
     if mcfg.kind == "ecr" and mcfg.global_emotion:
         cooc = load_training_cooccurrence(cfg.data.data_dir, cfg.data.dataset, kg.num_entities,
-                                          shared_emotion=mcfg.cooccurrence == "emotion")
+                                          shared_emotion=mcfg.cooccurrence == "emotion", dialogues=kept)
         if dist.main:
             print(f"co-occurrence ({mcfg.cooccurrence} pairs, training dialogues): {cooc.counts.nnz} non-zeros, "
                   f"{int((cooc.counts.getnnz(axis=1) > 0).sum())} entities with a row", flush=True)
@@ -245,7 +266,7 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
 
 def _data_manifest(data: DataConfig) -> dict[str, Any]:
     path = Path(data.data_dir) / data.dataset / "manifest.json"
-    info: dict[str, Any] = {"path": f"{data.data_dir}/{data.dataset}/train"}
+    info: dict[str, Any] = {"path": f"{data.data_dir}/{data.dataset}/train", "train_fraction": data.train_fraction}
     if path.exists():
         m = json.loads(path.read_text())
         info["emotions"] = m.get("stats", {}).get("emotions")
