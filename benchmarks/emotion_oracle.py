@@ -26,7 +26,6 @@ and a plot of the differences beside the JSON (.png).
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 from collections import Counter
@@ -35,12 +34,12 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch (MODELS.md)
 
 import numpy as np  # noqa: E402
+from common import difference, per_seed, run_outcomes  # noqa: E402  (benchmarks/common.py, beside this script)
 
 from ecrs.data.bundle import iter_jsonl  # noqa: E402
 from ecrs.data.kg import load_redial_kg  # noqa: E402
 from ecrs.data.prepare import load_samples  # noqa: E402
-from ecrs.evaluation.evaluate import TargetOutcomes, compare_outcomes, evaluate_recommender, provenance  # noqa: E402
-from ecrs.evaluation.metrics import seed_difference  # noqa: E402
+from ecrs.evaluation.evaluate import TargetOutcomes, provenance  # noqa: E402
 
 RUNS = "artifacts/recommender/redial"
 SYSTEMS = {  # name -> (run folders, the prepared samples they read)
@@ -73,32 +72,8 @@ def agreement(samples, feedback) -> dict:
     return out
 
 
-def outcomes_of(pattern: str, data_dir: str, kg) -> list[TargetOutcomes]:
-    from ecrs.models.registry import TrainedRecommender
-
-    train, test = load_samples(data_dir, "redial", "train"), load_samples(data_dir, "redial", "test")
-    dirs = sorted(Path(p) for p in glob.glob(pattern) if (Path(p) / "model.pt").exists())
-    if not dirs:
-        raise SystemExit(f"no trained runs match {pattern} (see this script's docstring)")
-    runs = []
-    for d in dirs:
-        model = TrainedRecommender.load(d, calibrated=True, cache_turns=True)
-        model.fit(train, kg)
-        runs.append(evaluate_recommender(model, train, test, kg, keep_outcomes=True)["outcomes"])
-        print(f"  {d}: R@50 {np.mean(runs[-1].ranks <= 50):.4f}", flush=True)
-    return runs
-
-
 def subset(runs: list[TargetOutcomes], mask: np.ndarray) -> list[TargetOutcomes]:
     return [TargetOutcomes(o.ranks[mask], o.log_probs[mask], o.feedback[mask]) for o in runs]
-
-
-def metrics_of(runs: list[TargetOutcomes], k: int = 50) -> dict:
-    """Per-seed R@k / RT@k (and their means): the inputs of the Welch interval."""
-    r = [float(np.mean(o.ranks <= k)) for o in runs]
-    liked = runs[0].feedback == "liked"
-    rt = [float(np.mean(o.ranks[liked] <= k)) for o in runs]
-    return {f"R@{k}": r, f"RT@{k}": rt}
 
 
 def plot(differences: dict, path: Path) -> None:
@@ -143,27 +118,16 @@ def main() -> None:
     outcomes = {}
     for name, (pattern, data_dir) in SYSTEMS.items():
         print(name, flush=True)
-        outcomes[name] = outcomes_of(pattern, data_dir, kg)
+        outcomes[name] = run_outcomes(pattern, data_dir, kg)
     systems, differences = {}, {}
     for name, runs in outcomes.items():
-        systems[name] = {"runs": len(runs), **{k: round(float(np.mean(v)), 4) for k, v in metrics_of(runs).items()}}
+        systems[name] = {"runs": len(runs), **{k: round(float(np.mean(v)), 4) for k, v in per_seed(runs).items()}}
         if name == BASE:
             continue
         differences[name] = {}
         for sname, mask in slices.items():
-            a, b = subset(runs, mask), subset(outcomes[BASE], mask)
-            boot = compare_outcomes(a, b)
-            ma, mb = metrics_of(a), metrics_of(b)
-            differences[name][sname] = {"n_targets": int(mask.sum())}
-            for k, g in boot.items():
-                if g is None:
-                    continue
-                entry = {"bootstrap": {x: round(g[x], 4) for x in ("difference", "ci_low", "ci_high")}}
-                if k in ma:
-                    w = seed_difference(ma[k], mb[k])
-                    entry["seeds_welch"] = {"difference": round(w.difference, 4), "low": round(w.low, 4),
-                                            "high": round(w.high, 4)}
-                differences[name][sname][k] = entry
+            differences[name][sname] = {"n_targets": int(mask.sum()),
+                                        **difference(subset(runs, mask), subset(outcomes[BASE], mask))}
             d = differences[name][sname]["R@50"]["bootstrap"]
             print(f"{name:14s} - {BASE} on {sname:30s}: R@50 {d['difference']:+.4f} "
                   f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]", flush=True)
