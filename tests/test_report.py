@@ -174,6 +174,19 @@ def test_emotion_oracle_section(results: Path, tmp_path: Path) -> None:
     assert "| ECR oracle − UniCRS | 3 | +0.0000 [-0.0100, +0.0100] | +0.0200 [+0.0100, +0.0300] * |" in section
 
 
+def test_learning_curve_section(results: Path, tmp_path: Path) -> None:
+    gap = {"R@50": {"bootstrap": {"difference": -0.002, "ci_low": -0.007, "ci_high": 0.003}}}
+    point = lambda f, n: {"train_fraction": f, "train_dialogues": n, "ECR - UniCRS": gap,  # noqa: E731
+                          "systems": {"UniCRS": {"runs": 3, "R@50": 0.381}, "ECR": {"runs": 3, "R@50": 0.379}}}
+    (results / "recommendation_learning_curve.json").write_text(json.dumps({
+        "git_commit": "0123456789ab", "curve": [point(0.5, 2000), point(1.0, 4000)]}))
+    md = render_report(results, tmp_path / "reports").markdown
+    section = md.split("### Does the gap grow with data? (learning curve)", 1)[1].split("\n## ", 1)[0]
+    assert "(commit 0123456789)" in section
+    assert "| 0.5 | 2000 | 3 / 3 | 0.3810 | 0.3790 | -0.0020 [-0.0070, +0.0030] | – |" in section
+    assert "| 1 | 4000 |" in section
+
+
 def test_single_question_judge_section(results: Path, tmp_path: Path) -> None:
     gen = json.loads((results / "generation.json").read_text())
     gen["judge_single"] = {"lifelikeness": {"passed": True, "mode": "yes_no",

@@ -310,6 +310,33 @@ def _oracle_section(oracle: dict[str, Any] | None) -> list[str]:
                     "![R@50 minus UniCRS by slice](../benchmarks/results/recommendation_emotion_oracle.png)", ""]
 
 
+def _learning_curve_section(lc: dict[str, Any] | None) -> list[str]:
+    """benchmarks/learning_curve.py: ECR and UniCRS on nested fractions of the training dialogues."""
+    if not lc or not lc.get("curve"):
+        return []
+    lines = ["### Does the gap grow with data? (learning curve)", "",
+             f"`recommendation_learning_curve.json` (commit {str(lc.get('git_commit', '?'))[:10]}): both rows trained "
+             "with their committed configs on nested fractions of our training dialogues, scored on the whole test "
+             "split; R@50 mean over seeds, ECR − UniCRS with a 95 % paired bootstrap over the test targets.", ""]
+
+    def cell(g: dict[str, Any] | None) -> str:
+        if not g:
+            return "–"
+        g = g["bootstrap"]
+        mark = " *" if g["ci_low"] > 0 or g["ci_high"] < 0 else ""
+        return f"{g['difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]{mark}"
+
+    body = [[f"{c['train_fraction']:g}", str(c.get("train_dialogues", "–")),
+             " / ".join(str(c["systems"][n].get("runs", "–")) for n in ("UniCRS", "ECR")),
+             num(c["systems"]["UniCRS"].get("R@50"), 4), num(c["systems"]["ECR"].get("R@50"), 4),
+             cell(c["ECR - UniCRS"].get("R@50")), cell(c["ECR - UniCRS"].get("AUC"))] for c in lc["curve"]]
+    lines += table(["fraction", "dialogues", "seeds", "UniCRS R@50", "ECR R@50", "ECR − UniCRS R@50",
+                    "ECR − UniCRS AUC"], body)
+    return lines + ["\\* the interval excludes 0.", "",
+                    "![ECR and UniCRS by training fraction](../benchmarks/results/recommendation_learning_curve.png)",
+                    ""]
+
+
 def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, list[tuple[str, dict]]]]:
     """The ablation tables and, per dataset, the present (label, row) pairs for the plot."""
     lines = ["## Ablation (ECR_SPEC §4.8)", ""]
@@ -707,6 +734,7 @@ def render_report(results_dir: Path, out_dir: Path) -> Report:
     lines += _paired_section(res.get("recommendation_paired"))
     lines += _seed_section(res.get("recommendation_h200_seeds"))
     lines += _oracle_section(res.get("recommendation_emotion_oracle"))
+    lines += _learning_curve_section(res.get("recommendation_learning_curve"))
     ablation, found = _ablation_section(rec)
     lines += ablation
     lines += _generation_section(res.get("generation"))
