@@ -50,7 +50,7 @@ def plot(curve: list[dict], path: Path) -> None:
     for name in ROWS:
         ax.plot(fr, [c["systems"][name]["R@50"] for c in curve], "o-", label=name)
     ax.set_xlabel("fraction of our training dialogues")
-    ax.set_ylabel("R@50 (mean over seeds)")
+    ax.set_ylabel("R@50")
     ax.legend()
     d = [c["ECR - UniCRS"]["R@50"]["bootstrap"] for c in curve]
     mid = np.array([x["difference"] for x in d])
@@ -58,8 +58,9 @@ def plot(curve: list[dict], path: Path) -> None:
     bx.errorbar(fr, mid, yerr=err, fmt="o-", capsize=3)
     bx.axhline(0, color="grey", lw=0.8)
     bx.set_xlabel("fraction of our training dialogues")
-    bx.set_ylabel("ECR − UniCRS R@50 (95 % paired bootstrap)")
-    fig.suptitle("ReDial test: does ECR's gap to UniCRS grow with training data?")
+    bx.set_ylabel("ECR − UniCRS, R@50")
+    bx.set_title("difference, 95 % paired bootstrap", fontsize=9)
+    ax.set_title("ReDial test, mean over seeds", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
