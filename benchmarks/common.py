@@ -64,3 +64,13 @@ def difference(a: list, b: list) -> dict[str, Any]:
             out[k]["seeds_welch"] = {"difference": round(w.difference, 4), "low": round(w.low, 4),
                                      "high": round(w.high, 4)}
     return out
+
+
+def error_bars(entries: list[dict[str, float]]):
+    """Bootstrap entries ({difference, ci_low, ci_high}) -> (centres, asymmetric yerr) for `plt.errorbar`."""
+    import numpy as np
+
+    mid = np.array([x["difference"] for x in entries])
+    low = np.array([x["ci_low"] for x in entries])
+    high = np.array([x["ci_high"] for x in entries])
+    return mid, np.array([mid - low, high - mid])

@@ -34,7 +34,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch (MODELS.md)
 
 import numpy as np  # noqa: E402
-from common import difference, per_seed, run_outcomes  # noqa: E402  (benchmarks/common.py, beside this script)
+from common import difference, error_bars, per_seed, run_outcomes  # noqa: E402  (benchmarks/common.py, beside this script)
 
 from ecrs.data.bundle import iter_jsonl  # noqa: E402
 from ecrs.data.kg import load_redial_kg  # noqa: E402
@@ -89,8 +89,7 @@ def plot(differences: dict, path: Path) -> None:
     for i, name in enumerate(systems):
         xs = np.arange(len(slices)) + (i - (len(systems) - 1) / 2) * width
         d = [differences[name][s]["R@50"]["bootstrap"] for s in slices]
-        mid = np.array([x["difference"] for x in d])
-        err = np.array([[x["difference"] - x["ci_low"] for x in d], [x["ci_high"] - x["difference"] for x in d]])
+        mid, err = error_bars(d)
         ax.errorbar(xs, mid, yerr=err, fmt="o", capsize=3, label=name)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(np.arange(len(slices)))

@@ -27,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch (MODELS.md)
 
 import numpy as np  # noqa: E402
-from common import difference, per_seed, run_outcomes  # noqa: E402  (benchmarks/common.py, beside this script)
+from common import difference, error_bars, per_seed, run_outcomes  # noqa: E402  (benchmarks/common.py, beside this script)
 
 from ecrs.data.kg import load_redial_kg  # noqa: E402
 from ecrs.data.prepare import load_samples  # noqa: E402
@@ -53,8 +53,7 @@ def plot(curve: list[dict], path: Path) -> None:
     ax.set_ylabel("R@50")
     ax.legend()
     d = [c["ECR - UniCRS"]["R@50"]["bootstrap"] for c in curve]
-    mid = np.array([x["difference"] for x in d])
-    err = np.array([[x["difference"] - x["ci_low"] for x in d], [x["ci_high"] - x["difference"] for x in d]])
+    mid, err = error_bars(d)
     bx.errorbar(fr, mid, yerr=err, fmt="o-", capsize=3)
     bx.axhline(0, color="grey", lw=0.8)
     bx.set_xlabel("fraction of our training dialogues")

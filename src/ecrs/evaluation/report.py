@@ -225,6 +225,14 @@ def _recommendation_section(rec: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def interval_cell(g: dict[str, Any] | None) -> str:
+    """A difference with its 95 % bootstrap interval ({difference, ci_low, ci_high}), starred when it excludes 0."""
+    if not g:
+        return "–"
+    mark = " *" if g["ci_low"] > 0 or g["ci_high"] < 0 else ""
+    return f"{g['difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]{mark}"
+
+
 def _paired_section(paired: dict[str, Any] | None) -> list[str]:
     """a minus b per dataset with the 95 % paired bootstrap interval (`ecrs evaluate --set compare=[a:b]`)."""
     rows = _rows(paired) if paired else []
@@ -235,15 +243,10 @@ def _paired_section(paired: dict[str, Any] | None) -> list[str]:
              "bootstrap interval over the targets (seed noise is averaged, not included): an interval that spans 0 "
              "means this test set cannot tell the two rows apart.", ""]
 
-    def cell(g: dict[str, Any] | None) -> str:
-        if g is None:
-            return "–"
-        mark = " *" if g["ci_low"] > 0 or g["ci_high"] < 0 else ""
-        return f"{g['difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]{mark}"
-
     metrics = ["R@50", "RT@50", "AUC"]
     body = [[f"{display_name(r['a'])} − {display_name(r['b'])}", r["dataset"],
-             " / ".join(map(str, r.get("n_runs", []))) or "–"] + [cell(r["difference"].get(m)) for m in metrics]
+             " / ".join(map(str, r.get("n_runs", []))) or "–"] + [interval_cell(r["difference"].get(m))
+                                                                   for m in metrics]
             for r in sorted(rows, key=lambda r: (r["dataset"], r["system"]))]
     lines += table(["a − b", "dataset", "seeds"] + metrics, body)
     return lines + ["\\* the interval excludes 0.", ""]
@@ -295,16 +298,10 @@ def _oracle_section(oracle: dict[str, Any] | None) -> list[str]:
                   f"disliked (test): {shares}.", ""]
     slices = list(next(iter(oracle["differences"].values())))
 
-    def cell(d: dict[str, Any]) -> str:
-        g = d.get("R@50", {}).get("bootstrap")
-        if not g:
-            return "–"
-        mark = " *" if g["ci_low"] > 0 or g["ci_high"] < 0 else ""
-        return f"{g['difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]{mark}"
-
     n = next(iter(oracle["differences"].values()))
     body = [[f"{name} − UniCRS", str(oracle.get("systems", {}).get(name, {}).get("runs", "–"))]
-            + [cell(d[s]) for s in slices] for name, d in oracle["differences"].items()]
+            + [interval_cell(d[s].get("R@50", {}).get("bootstrap")) for s in slices]
+            for name, d in oracle["differences"].items()]
     lines += table(["row", "seeds"] + [f"{s} ({n[s]['n_targets']})" for s in slices], body)
     return lines + ["\\* the interval excludes 0.", "",
                     "![R@50 minus UniCRS by slice](../benchmarks/results/recommendation_emotion_oracle.png)", ""]
@@ -319,17 +316,11 @@ def _learning_curve_section(lc: dict[str, Any] | None) -> list[str]:
              "with their committed configs on nested fractions of our training dialogues, scored on the whole test "
              "split; R@50 mean over seeds, ECR − UniCRS with a 95 % paired bootstrap over the test targets.", ""]
 
-    def cell(g: dict[str, Any] | None) -> str:
-        if not g:
-            return "–"
-        g = g["bootstrap"]
-        mark = " *" if g["ci_low"] > 0 or g["ci_high"] < 0 else ""
-        return f"{g['difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]{mark}"
-
     body = [[f"{c['train_fraction']:g}", str(c.get("train_dialogues", "–")),
              " / ".join(str(c["systems"][n].get("runs", "–")) for n in ("UniCRS", "ECR")),
              num(c["systems"]["UniCRS"].get("R@50"), 4), num(c["systems"]["ECR"].get("R@50"), 4),
-             cell(c["ECR - UniCRS"].get("R@50")), cell(c["ECR - UniCRS"].get("AUC"))] for c in lc["curve"]]
+             *(interval_cell((c["ECR - UniCRS"].get(m) or {}).get("bootstrap")) for m in ("R@50", "AUC"))]
+            for c in lc["curve"]]
     lines += table(["fraction", "dialogues", "seeds", "UniCRS R@50", "ECR R@50", "ECR − UniCRS R@50",
                     "ECR − UniCRS AUC"], body)
     return lines + ["\\* the interval excludes 0.", "",
