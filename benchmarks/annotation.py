@@ -132,8 +132,9 @@ def main() -> None:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    from ecrs.data.annotate import PROMPT_VERSION
-    from ecrs.inference.llama import LlamaCppEngine, smollm2_gguf
+    from ecrs.inference.llama import LlamaCppEngine
+    from ecrs.inference.model_files import smollm2_gguf
+    from ecrs.training.annotate import PROMPT_VERSION
 
     runs = {}
     server, url = fake_endpoint()
@@ -155,7 +156,7 @@ def main() -> None:
         "task": "ecrs annotate-emotions on a seeded sample of the bundled LLM-annotated ReDial user utterances; "
                 "agreement of each backend's labels with the bundled labels (gold)",
         "sample": {"source": "emotion/redial_emotion_train.jsonl.gz", "n": args.n, "seed": args.seed,
-                   "selection": "first n in sha256(f'{seed}:{id}') order (ecrs.data.annotate.sample_bundled)"},
+                   "selection": "first n in sha256(f'{seed}:{id}') order (ecrs.training.annotate.sample_bundled)"},
         "prompt_version": PROMPT_VERSION,
         "definitions": {
             "primary_agreement": "labelled items whose first label equals the gold first label / n_labelled",

@@ -23,7 +23,7 @@ def run_outcomes(pattern: str, data_dir: str, kg) -> list:
 
     from ecrs.data.prepare import load_samples
     from ecrs.evaluation.evaluate import evaluate_recommender
-    from ecrs.models.registry import TrainedRecommender
+    from ecrs.inference.recommender import TrainedRecommender
 
     train, test = load_samples(data_dir, "redial", "train"), load_samples(data_dir, "redial", "test")
     dirs = sorted(Path(p) for p in glob.glob(pattern) if (Path(p) / "model.pt").exists())

@@ -40,8 +40,8 @@ from ecrs.data.linking import build_redial_linker
 from ecrs.data.prepare import redial_titles
 from ecrs.data.reviews import load_review_kb
 from ecrs.evaluation.evaluate import provenance
-from ecrs.evaluation.grounding import GroundingChecker
 from ecrs.evaluation.metrics import bleu, bleu_n, distinct_n, distinct_n_per_sentence
+from ecrs.inference.grounding import GroundingChecker
 
 RESULTS = Path("benchmarks/results/generation.json")
 CACHE = Path("artifacts/generator/eval")
@@ -146,7 +146,7 @@ def main() -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
 
-    from ecrs.models.generator import GenerationResult, ResponseGenerator
+    from ecrs.inference.generator import GenerationResult, ResponseGenerator
 
     kb = load_review_kb()
     seen_movies = {m.entity for m in kb.with_reviews()}

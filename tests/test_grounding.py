@@ -5,7 +5,7 @@ import pytest
 
 from ecrs.data.kg import load_redial_kg
 from ecrs.data.linking import build_redial_linker
-from ecrs.evaluation.grounding import GroundingChecker, Violation, error_rate, years_in
+from ecrs.inference.grounding import GroundingChecker, Violation, error_rate, years_in
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from fastapi.responses import JSONResponse
 from serving_fixtures import ThreadServer
 
 from ecrs.cli import main as cli_main
-from ecrs.data.annotate import OpenAIChatBackend
 from ecrs.errors import DataError, EcrsError
 from ecrs.evaluation.judge import (
     DIMENSIONS,
@@ -60,6 +59,7 @@ from ecrs.evaluation.judge import (
     summarize_yes_no,
     with_choice_probs,
 )
+from ecrs.training.annotate import OpenAIChatBackend
 
 # ---------------------------------------------------------------- the fake endpoint
 

@@ -14,7 +14,7 @@ import pytest
 from pg_fixture import PgCluster, postgres_fixture  # noqa: F401  (fixture)
 from serving_fixtures import ServerProcess, parse_sse, pipeline_fixture, pipeline_pickle_fixture  # noqa: F401  (fixtures)
 
-from ecrs.inference.pipeline import ConversationState
+from ecrs.inference.state import ConversationState
 from ecrs.serving.store import (
     Conflict,
     FeedbackRecord,

@@ -48,7 +48,7 @@ def test_questionnaire_emotions_need_a_questionnaire():
 
     from ecrs.errors import DataError
 
-    with pytest.raises(DataError, match="INSPIRED"):
+    with pytest.raises(DataError, match="inspired"):
         prepare(PrepareConfig(dataset="inspired", emotion_model="", entity_emotions="questionnaire"), write=False)
 
 

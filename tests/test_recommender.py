@@ -9,9 +9,10 @@ import torch
 from tiny_recommender import N_MOVIES, tiny_kg, tiny_model_config, tiny_samples
 from torch_geometric.nn import RGCNConv
 
+from ecrs.models.build import build_model
 from ecrs.models.entity_encoder import EntityEncoder, EntityTableWindow
 from ecrs.models.prompt import EmotionAwarePrompt, EmotionVectors, TextEntityFusion
-from ecrs.models.recommender import Featurizer, build_model, feedback_weights, score_items
+from ecrs.models.recommender import Featurizer, feedback_weights
 from ecrs.training.loop import LoopConfig, train_loop
 from ecrs.training.recommender import RecommenderTask
 
@@ -152,7 +153,7 @@ def test_item_scoring_is_the_movie_columns_of_the_full_scores():
     ce = torch.nn.functional.cross_entropy(out_full.logits[:, kg.item_ids], torch.as_tensor(targets),
                                            reduction="none")
     torch.testing.assert_close(out_items.loss, (ce * torch.as_tensor(weights)).mean())
-    np.testing.assert_allclose(score_items(items, f, kg.item_ids[::-1]), score_items(full, f, kg.item_ids[::-1]),
+    np.testing.assert_allclose(items.score_items(f, kg.item_ids[::-1]), full.score_items(f, kg.item_ids[::-1]),
                                rtol=1e-5, atol=1e-5)
 
 
@@ -205,7 +206,7 @@ def test_learns_the_only_neighbour(kind, backbone_parts, tmp_path):
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.003)
     state = train_loop(task, model, opt, LoopConfig(epochs=100, batch_size=8, patience=0, seed=0), tmp_path,
                        desc="tiny")
-    scores = score_items(model, Featurizer(cfg, tiny_samples(), cooccurrence=cooc), kg.item_ids)
+    scores = model.score_items(Featurizer(cfg, tiny_samples(), cooccurrence=cooc), kg.item_ids)
     assert scores.shape == (10, N_MOVIES)
     assert (scores.argmax(axis=1) == np.arange(10)).all(), state.history[-1]
 

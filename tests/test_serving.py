@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from serving_fixtures import ThreadServer, parse_sse, pipeline_fixture  # noqa: F401  (fixtures)
 
 from ecrs.emotions import EMOTIONS
-from ecrs.inference.pipeline import ConversationState
+from ecrs.inference.state import ConversationState
 from ecrs.serving.app import ServeSettings, TokenBucket, create_app
 
 TITANIC = "I loved Titanic, anything like it?"
@@ -41,7 +41,7 @@ def new_session(client) -> str:
 # ---------------------------------------------------------------- endpoints
 
 def test_health_page_and_schema(client):
-    assert client.get("/health").json() == {"status": "ok", "database": "ok", "auth": False}
+    assert client.get("/health").json() == {"status": "ok", "database": "ok", "auth": False, "missing": []}
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "Movie chat" in page.text and "Content-Security-Policy" in page.headers

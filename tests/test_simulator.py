@@ -21,7 +21,6 @@ from fastapi.responses import JSONResponse
 from serving_fixtures import ThreadServer, pipeline_fixture  # noqa: F401  (fixture)
 
 from ecrs.cli import main
-from ecrs.data.annotate import OpenAIChatBackend
 from ecrs.data.catalogue import Movie
 from ecrs.data.dialogues import Dialogue, Turn
 from ecrs.errors import EcrsError
@@ -47,6 +46,7 @@ from ecrs.evaluation.simulator import (
     target_hints,
 )
 from ecrs.inference.pipeline import EmpatheticRecommender
+from ecrs.training.annotate import OpenAIChatBackend
 
 SCREAM, TITANIC = 6132, 7594  # ReDial graph entities: Scream (1996), Titanic (1997)
 OPENING = "Hi! I loved Titanic (1997)."  # links Titanic, so the pipeline recommends from the first turn

@@ -16,7 +16,7 @@ from ecrs.cli import main as ecrs_main
 from ecrs.data.dialogues import load_own
 from ecrs.data.samples import build_samples
 from ecrs.errors import EcrsError
-from ecrs.inference.pipeline import ConversationState
+from ecrs.inference.state import ConversationState
 from ecrs.serving.app import ServeSettings, create_app
 from ecrs.serving.store import (
     Conflict,

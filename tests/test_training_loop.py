@@ -14,8 +14,9 @@ import scipy.sparse as sp
 import torch
 from tiny_recommender import tiny_kg, tiny_model_config, tiny_samples, write_tiny_dataset
 
+from ecrs.models.build import build_model
 from ecrs.models.entity_encoder import EntityTableWindow
-from ecrs.models.recommender import Featurizer, build_model
+from ecrs.models.recommender import Featurizer
 from ecrs.training.loop import Dist, LoopConfig, WeightAverage, train_loop
 from ecrs.training.recommender import RecommenderTask
 

@@ -75,7 +75,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecrs.data.annotate import (
+from ecrs.errors import DataError, EcrsError
+from ecrs.training.annotate import (
     BackendError,
     FatalBackendError,
     LlamaCppBackend,
@@ -84,7 +85,6 @@ from ecrs.data.annotate import (
     choice_content,
     cohen_kappa,
 )
-from ecrs.errors import DataError, EcrsError
 
 __all__ = [
     "CHOICE_SCHEMA",
@@ -542,7 +542,7 @@ class JudgeLlamaBackend(LlamaCppBackend):
     def __init__(self, path: str | Path | None = None, n_threads: int = 2, n_ctx: int = 4096,
                  max_tokens: int = 96, json_schema: bool = True, logprobs: bool = True):
         if path is None:
-            from ecrs.inference.models import qwen_gguf
+            from ecrs.inference.model_files import qwen_gguf
 
             path = qwen_gguf("1.5b")
         super().__init__(path, n_threads=n_threads, n_ctx=n_ctx, max_tokens=max_tokens, json_schema=False)

@@ -13,7 +13,7 @@ the seeker's judgement). The seeker never names the target: every seeker message
 replaces the title and counts the leak, whichever simulator wrote it.
 
 Two seekers share one interface (`Seeker.message`): `RuleSeeker` (templates; deterministic, cheap) and `LLMSeeker`
-(any `ecrs.data.annotate` backend, prompt `SIM_PROMPT_VERSION`, temperature 0, the target only in the system
+(any `ecrs.training.annotate` backend, prompt `SIM_PROMPT_VERSION`, temperature 0, the target only in the system
 prompt; a failed call falls back to the rule message and is counted).
 
     profiles = seeker_profiles(test_dialogues, catalogue, n=50)
@@ -32,10 +32,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ecrs.data.annotate import BackendError
 from ecrs.data.catalogue import Movie
 from ecrs.data.dialogues import Dialogue
 from ecrs.errors import EcrsError
+from ecrs.inference.state import ConversationState
+from ecrs.training.annotate import BackendError
 
 __all__ = [
     "SIM_PROMPT_VERSION",
@@ -243,8 +244,6 @@ class PipelineSystem:
         return self.bot.top_k
 
     def reset(self) -> None:
-        from ecrs.inference.pipeline import ConversationState
-
         self.state = ConversationState()
 
     def respond(self, text: str) -> SystemReply:
@@ -471,7 +470,7 @@ def simulate(profiles: Sequence[SeekerProfile], system: System, seeker: Seeker, 
     `extra`) and returns the transcripts of `profiles` in their order with it."""
     from tqdm.auto import tqdm
 
-    from ecrs.data.annotate import _read_rows, _write_line  # the annotator's crash-safe JSONL rows
+    from ecrs.training.annotate import _read_rows, _write_line  # the annotator's crash-safe JSONL rows
 
     out = Path(out)
     if out.exists() and not out.is_dir():

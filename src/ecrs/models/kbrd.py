@@ -3,21 +3,21 @@ entities, dot product with the table. No text, no emotions: the knowledge-graph 
 
     α_j = softmax_j( w₂ · tanh(W₁ e_j) )        over the real context entities
     u   = Σ_j α_j e_j                           (B, d)   (0 for a context without entities)
-    logits = u · tableᵀ + b                     (B, N)
+    logits = u · tableᵀ + b                     (B, C)
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from ecrs.models.recommender import RecBatch, RecOutput, _Scorer
+from ecrs.models.recommender import Columns, Head, RecBatch, Scorer
 
 
-class KBRDHead(nn.Module):
+class KBRDHead(Head):
     def __init__(self, d: int, n_entities: int, item_ids: list[int] | None = None):
         super().__init__()
         self.attn = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1, bias=False))
-        self.scorer = _Scorer(n_entities, item_ids=item_ids)
+        self.scorer = Scorer(n_entities, train_items=item_ids)
 
     def query(self, batch: RecBatch, table: Tensor) -> Tensor:
         """(B, d) user vector u."""
@@ -26,5 +26,5 @@ class KBRDHead(nn.Module):
         alpha = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # empty context -> all zeros
         return torch.einsum("bl,bld->bd", alpha, e)  # (B, d)
 
-    def forward(self, batch: RecBatch, table: Tensor) -> RecOutput:
-        return self.scorer(self.query(batch, table), table, batch)
+    def score(self, batch: RecBatch, table: Tensor, cols: Columns) -> Tensor:
+        return self.scorer(self.query(batch, table), batch, cols)

@@ -3,12 +3,14 @@
     table  = EntityEncoder()                                  (N, d)   §3 R-GCN + residual + MLP
     prompt = EmotionAwarePrompt(table, context, emotions)     (B, P, d) §4.2–§4.6
     q      = backbone(dialogue, prefix = prompt)              (B, d)   fast reader or frozen causal LM
-    logits = q · tableᵀ + b                                   (B, N)   all entities; movies only at evaluation
+    logits = q · tableᵀ + b                                   (B, C)   over the ranked columns (`Columns`)
     loss   = mean_i w_i · CE(logits_i, target_i)                       §4.7 (w_i = 1 without reweighting)
 
 A model is an `entity encoder` plus a `head` (everything that reads a batch and the table). The split exists for
 training: the table is computed once per window of optimizer steps (`EntityTableWindow`) and handed to the head,
-and only the head runs under DistributedDataParallel.
+and only the head runs under DistributedDataParallel. A head's `score(batch, table, columns)` is its one scoring
+function: training ranks every entity (or the movies, `item_scoring`), evaluation and serving rank the movies,
+with the same arithmetic. `ecrs.models.build.build_model` wires a model from its config.
 
 Heads: `ECRHead` (UniCRS = fusion only; ECR[L], ECR[LG], ECR = + local / global; S = feedback weights in the loss)
 with the *fast* backbone (`FastReader`, frozen MiniLM turn embeddings) or the *lm* backbone (`PrefixLM`, frozen
@@ -259,8 +261,26 @@ def feedback_weights(samples: list[Sample], cfg: ModelConfig) -> tuple[np.ndarra
 
 @dataclass
 class RecOutput:
-    logits: Tensor  # (B, C) float: over all entities, or over the movies with item_scoring (`_Scorer.columns`)
+    logits: Tensor  # (B, C) float over the scored columns (`Columns`)
     loss: Tensor | None = None  # scalar when targets are given
+
+
+@dataclass
+class Columns:
+    """The entities a head ranks, in column order, with their table rows and output biases. Built once per entity
+    table (`Scorer.columns`): each training step, once when a trained model is loaded for inference.
+
+    entities (C,) long entity ids, or None = every entity in id order; index (N,) long column of each entity (-1 =
+    not ranked), None for every entity; rows (C, d) float; bias (C,) float.
+    """
+
+    entities: Tensor | None
+    index: Tensor | None
+    rows: Tensor
+    bias: Tensor
+
+    def __len__(self) -> int:
+        return self.rows.shape[0]
 
 
 class ContextCopy(nn.Module):
@@ -330,42 +350,62 @@ class GlobalScore(nn.Module):
         return logits + votes.to_dense()  # duplicates (same e from several j) are summed
 
 
-class _Scorer(nn.Module):
-    """logits = q · tableᵀ + b (one bias per entity, as KBRD's output layer) [+ context copy], and the loss
+class Scorer(nn.Module):
+    """The output layer every head shares: logits = q · rowsᵀ + b (one bias per entity, as KBRD's output layer)
+    [+ context copy] over the ranked `Columns`, and the loss
 
         loss = mean_i w_i · CE(logits_i, target_i)          (§4.7; w_i = 1 without feedback reweighting)
 
-    With `item_ids` the columns are those movies only (`item_scoring`), in that order; else all entities.
+    Training ranks `train_items` (the movies, with `item_scoring`) or every entity (the paper); evaluation and
+    serving rank the catalogue's movies. The arithmetic is the same: only the columns differ.
     """
 
-    def __init__(self, n_entities: int, copy: ContextCopy | None = None, item_ids: list[int] | None = None):
+    def __init__(self, n_entities: int, copy: ContextCopy | None = None, train_items: list[int] | None = None):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(n_entities))  # per entity either way: checkpoints stay alike
         self.copy = copy
-        cols = column = None
-        if item_ids is not None:
-            cols = torch.as_tensor(item_ids, dtype=torch.long)
-            column = torch.full((n_entities,), -1, dtype=torch.long)
-            column[cols] = torch.arange(len(cols))
-        self.register_buffer("columns", cols, persistent=False)  # (C,) entity of each column; None = all entities
-        self.register_buffer("column", column, persistent=False)  # (N,) column of each entity, -1 = none
+        # (C,) the training softmax's entities (`item_scoring`); None = every entity (the paper)
+        self.register_buffer("train_items", None if train_items is None else torch.as_tensor(train_items),
+                             persistent=False)
 
-    def forward(self, q: Tensor, table: Tensor, batch: RecBatch, extra=None) -> RecOutput:
-        if self.columns is None:
-            logits = q @ table.T + self.bias  # (B, N)
-        else:
-            logits = q @ table[self.columns].T + self.bias[self.columns]  # (B, C)
+    def columns(self, table: Tensor, entities: list[int] | Tensor | None = None) -> Columns:
+        """The ranked columns for `table` (N, d): `entities` in that order, or every entity (None)."""
+        if entities is None:
+            return Columns(None, None, table, self.bias)
+        cols = torch.as_tensor(entities, dtype=torch.long).to(table.device)
+        index = torch.full((table.shape[0],), -1, dtype=torch.long, device=table.device)
+        index[cols] = torch.arange(len(cols), device=table.device)
+        return Columns(cols, index, table[cols], self.bias[cols])
+
+    def forward(self, q: Tensor, batch: RecBatch, cols: Columns) -> Tensor:
+        """(B, C) logits from the query q (B, d)."""
+        logits = q @ cols.rows.T + cols.bias  # (B, C)
         if self.copy is not None:
-            logits = self.copy(logits, batch.entities, batch.entity_mask, self.column)
-        if extra is not None:
-            logits = extra(logits)
-        loss = None
-        if batch.targets is not None:
-            targets = batch.targets if self.column is None else self.column[batch.targets]
-            if bool((targets < 0).any()):
-                raise ValueError("item_scoring: a training target is not one of the graph's item_ids")
-            ce = F.cross_entropy(logits, targets, reduction="none")  # (B,)
-            loss = (ce * batch.weights).mean() if batch.weights is not None else ce.mean()
+            logits = self.copy(logits, batch.entities, batch.entity_mask, cols.index)
+        return logits
+
+    def loss(self, logits: Tensor, batch: RecBatch, cols: Columns) -> Tensor:
+        targets = batch.targets if cols.index is None else cols.index[batch.targets]
+        if bool((targets < 0).any()):
+            raise ValueError("item_scoring: a training target is not one of the graph's item_ids")
+        ce = F.cross_entropy(logits, targets, reduction="none")  # (B,)
+        return (ce * batch.weights).mean() if batch.weights is not None else ce.mean()
+
+
+class Head(nn.Module):
+    """What every recommender head shares: `score` is its one scoring function (training's loss, validation,
+    evaluation and serving all call it); `forward` adds the training loss over the training columns."""
+
+    scorer: Scorer
+
+    def score(self, batch: RecBatch, table: Tensor, cols: Columns) -> Tensor:
+        """(B, C) float scores of the `cols` entities for each row of `batch`, given the entity table (N, d)."""
+        raise NotImplementedError
+
+    def forward(self, batch: RecBatch, table: Tensor) -> RecOutput:
+        cols = self.scorer.columns(table, self.scorer.train_items)
+        logits = self.score(batch, table, cols)
+        loss = self.scorer.loss(logits, batch, cols) if batch.targets is not None else None
         return RecOutput(logits=logits, loss=loss)
 
 
@@ -425,8 +465,8 @@ class FastReader(nn.Module):
         return self.norm(x[:, -1])  # (B, d)
 
 
-class ECRHead(nn.Module):
-    """Prompt + backbone + scorer (everything except the entity encoder)."""
+class ECRHead(Head):
+    """Prompt + backbone + scorer (everything except the entity encoder): ECR, its ablations and UniCRS."""
 
     def __init__(self, cfg: ModelConfig, n_entities: int, backbone: nn.Module, item_ids: list[int]):
         super().__init__()
@@ -434,7 +474,7 @@ class ECRHead(nn.Module):
                                          cfg.global_emotion, cfg.d_emotion, cfg.dropout, cfg.local_residual)
         self.backbone = backbone
         copy = ContextCopy(n_entities, item_ids, cfg.max_entities) if cfg.copy_context else None
-        self.scorer = _Scorer(n_entities, copy, item_ids if cfg.item_scoring else None)
+        self.scorer = Scorer(n_entities, copy, item_ids if cfg.item_scoring else None)
         if cfg.global_scoring and not cfg.global_emotion:
             raise ValueError("global_scoring uses the global co-occurrence: enable global_emotion too")
         self.global_score = GlobalScore(cfg.d_emotion) if cfg.global_scoring else None
@@ -445,19 +485,12 @@ class ECRHead(nn.Module):
                              batch.emo_probs, batch.global_rows)  # (B, P, d)
         return self.backbone(batch, text, text_mask, prompt.tokens, prompt.mask), prompt  # (B, d)
 
-    def query(self, batch: RecBatch, table: Tensor) -> Tensor:
-        """(B, d) recommendation query: prompt from (table, context), read by the backbone."""
-        return self.query_and_prompt(batch, table)[0]
-
-    def extra_logits(self, logits: Tensor, batch: RecBatch, prompt: PromptOutput) -> Tensor:
-        """Score terms beyond q · tableᵀ + b that need the whole entity axis (the global votes)."""
-        if self.global_score is not None:
-            logits = self.global_score(logits, batch.global_rows, prompt.emotion, self.scorer.column)
+    def score(self, batch: RecBatch, table: Tensor, cols: Columns) -> Tensor:
+        q, prompt = self.query_and_prompt(batch, table)  # (B, d)
+        logits = self.scorer(q, batch, cols)  # (B, C)
+        if self.global_score is not None:  # the global votes need the whole entity axis of P, mapped to columns
+            logits = self.global_score(logits, batch.global_rows, prompt.emotion, cols.index)
         return logits
-
-    def forward(self, batch: RecBatch, table: Tensor) -> RecOutput:
-        q, prompt = self.query_and_prompt(batch, table)
-        return self.scorer(q, table, batch, extra=lambda logits: self.extra_logits(logits, batch, prompt))
 
 
 class RecommenderModel(nn.Module):
@@ -472,51 +505,18 @@ class RecommenderModel(nn.Module):
     def forward(self, batch: RecBatch, table: Tensor | None = None) -> RecOutput:
         return self.head(batch, self.encoder() if table is None else table)
 
+    @torch.no_grad()
+    def score_items(self, feats: Featurizer, item_ids: list[int], device: torch.device | str = "cpu",
+                    table: Tensor | None = None, batch_size: int = 256) -> np.ndarray:
+        """(n_samples, n_items) float32 scores in `item_ids` column order (the `Recommender` contract) through the
+        head's `score`; the entity table is computed once here unless a cached one is passed."""
+        self.eval()
+        table = self.encoder() if table is None else table
+        cols = self.head.scorer.columns(table, item_ids)
+        out = [self.head.score(feats.batch(np.arange(i, min(i + batch_size, len(feats)))).to(device), table, cols)
+               .float().cpu().numpy() for i in range(0, len(feats), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(item_ids)), np.float32)
+
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """Everything but the frozen LM (which is reloaded from its GGUF file)."""
         return {k: v for k, v in self.state_dict().items() if ".lm." not in k}
-
-
-def build_model(cfg: ModelConfig, kg: KnowledgeGraph, lm=None, name_features: np.ndarray | None = None
-                ) -> RecommenderModel:
-    """Wire the model for `kg` (constructors only wire: the LM and the entity-name vectors, if any, are loaded by
-    the caller; `entity_name_vectors` gives the latter)."""
-    if cfg.entity_name_features and name_features is None:
-        raise ValueError("entity_name_features is on: pass name_features (entity_name_vectors(kg, lookup))")
-    edge_index, edge_type = kg.edge_tensors()
-    encoder = EntityEncoder(kg.num_entities, kg.num_relations, edge_index, edge_type, cfg.d_kg, cfg.d_model,
-                            cfg.num_bases, cfg.dropout,
-                            torch.from_numpy(name_features) if cfg.entity_name_features else None)
-    if cfg.kind == "kbrd":
-        from ecrs.models.kbrd import KBRDHead
-
-        head: nn.Module = KBRDHead(cfg.d_model, kg.num_entities, kg.item_ids if cfg.item_scoring else None)
-    elif cfg.backbone == "fast":
-        backbone = FastReader(cfg.d_model, cfg.max_turns, cfg.reader_layers, cfg.reader_heads, cfg.dropout)
-        head = ECRHead(cfg, kg.num_entities, backbone, kg.item_ids)
-    else:
-        from ecrs.models.prefix_lm import PrefixLM
-
-        if lm is None:
-            raise ValueError("the lm backbone needs a loaded causal LM (ecrs.models.prefix_lm.load_lm)")
-        head = ECRHead(cfg, kg.num_entities, PrefixLM(lm, cfg.d_model, cfg.prefix_hidden, cfg.dropout),
-                       kg.item_ids)
-    return RecommenderModel(cfg, encoder, head)
-
-
-@torch.no_grad()
-def score_items(model: RecommenderModel, feats: Featurizer, item_ids: list[int], device: torch.device | str = "cpu",
-                table: torch.Tensor | None = None, batch_size: int = 256) -> np.ndarray:
-    """(n_samples, n_items) float32 scores in `item_ids` column order (the `Recommender` contract); the entity
-    table is computed once here unless a cached one is passed."""
-    model.eval()
-    table = model.encoder() if table is None else table
-    cols = torch.as_tensor(item_ids, device=table.device)
-    column = getattr(model.head.scorer, "column", None)
-    if column is not None:  # item_scoring: the logits' columns are the scorer's movies already
-        cols = column[cols]
-    out = []
-    for start in range(0, len(feats), batch_size):
-        b = feats.batch(np.arange(start, min(start + batch_size, len(feats)))).to(device)
-        out.append(model.head(b, table).logits[:, cols].float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(item_ids)), np.float32)

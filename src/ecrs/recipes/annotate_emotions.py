@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def make_backend(args: argparse.Namespace):
-    from ecrs.data.annotate import LlamaCppBackend, OpenAIChatBackend
+    from ecrs.training.annotate import LlamaCppBackend, OpenAIChatBackend
 
     if args.base_url:
         if args.gguf:
@@ -65,7 +65,7 @@ def make_backend(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ecrs.data.annotate import annotate, read_items, sample_bundled
+    from ecrs.training.annotate import annotate, read_items, sample_bundled
 
     if (args.input is None) == (args.sample_bundled is None):
         raise EcrsError("give INPUT.jsonl or --sample-bundled N (one of them)")

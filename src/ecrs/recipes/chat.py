@@ -18,12 +18,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ecrs.inference.pipeline import ConversationState, EmpatheticRecommender, TurnStart
+    from ecrs.inference.pipeline import EmpatheticRecommender, ReplyPiece, Understood
+    from ecrs.inference.state import ConversationState
 
     print("loading…", end="", flush=True, file=sys.stderr)
     bot = EmpatheticRecommender.load(args.artifacts, args.recommender, args.generator,
                                      reply_tokens=args.reply_tokens)
-    print("\rType a message (empty line or Ctrl-D to quit).", file=sys.stderr)
+    print("\r", end="", file=sys.stderr)
+    for part in bot.missing:
+        print(f"note: {part}", file=sys.stderr)
+    print("Type a message (empty line or Ctrl-D to quit).", file=sys.stderr)
     state = ConversationState()
     while True:
         try:
@@ -34,14 +38,13 @@ def run(args: argparse.Namespace) -> int:
             break
         try:
             print("bot> ", end="", flush=True)
-            for event in bot.stream_turn(state, text):
-                if isinstance(event, TurnStart):
-                    if args.show:
-                        emo = ", ".join(f"{lab} {p:.2f}" for lab, p in event.emotions)
-                        ents = ", ".join(e.name for e in event.entities) or "–"
-                        print(f"[emotion: {emo} | entities: {ents}]\n     ", end="")
-                    continue
-                print(event, end="", flush=True)
+            for event in bot.turn_events(state, text):
+                if isinstance(event, Understood) and args.show:
+                    emo = ", ".join(f"{lab} {p:.2f}" for lab, p in event.emotions)
+                    ents = ", ".join(e.name for e in event.entities) or "–"
+                    print(f"[emotion: {emo} | entities: {ents}]\n     ", end="")
+                elif isinstance(event, ReplyPiece):
+                    print(event.text, end="", flush=True)
             print()
         except EcrsError as e:
             print(f"\n(error: {e})")

@@ -23,7 +23,7 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ecrs.config import load_config  # noqa: E402
-from ecrs.data.kg import load_inspired_kg, load_redial_kg  # noqa: E402
+from ecrs.data.datasets import load_kg  # noqa: E402
 from ecrs.data.prepare import load_samples  # noqa: E402
 from ecrs.errors import EcrsError  # noqa: E402
 from ecrs.evaluation.evaluate import (  # noqa: E402
@@ -87,7 +87,7 @@ def aggregate(values: list[Any]) -> Any:
 def _trained_row(system: str, pattern: str, dataset: str, kg, train, test, split: str,
                  calibrated: bool = True, outcomes: list | None = None) -> dict[str, Any]:
     """The row of one trained system (all its runs); each run's per-target outcomes go to `outcomes` if given."""
-    from ecrs.models.registry import TrainedRecommender
+    from ecrs.inference.recommender import TrainedRecommender
 
     dirs = run_dirs(pattern, dataset)
     if not dirs:
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     pairs = _pairs(cfg)  # checked before any scoring
     rows, comparisons = [], []
     for dataset in cfg.datasets:
-        kg = load_inspired_kg() if dataset == "inspired" else load_redial_kg()
+        kg = load_kg(dataset)
         train = load_samples(cfg.data_dir, dataset, "train")
         test = load_samples(cfg.data_dir, dataset, cfg.split)
         subset = None

@@ -65,7 +65,7 @@ def make_seeker(args: argparse.Namespace):
 
     if args.simulator == "rule":
         return RuleSeeker()
-    from ecrs.data.annotate import LlamaCppBackend, OpenAIChatBackend
+    from ecrs.training.annotate import LlamaCppBackend, OpenAIChatBackend
 
     # json_schema=False: the backends' schema is the emotion-label one; a seeker writes free text.
     if args.base_url:

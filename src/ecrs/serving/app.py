@@ -33,7 +33,7 @@ import os
 import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -47,7 +47,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, ConfigDict, Field
 
 from ecrs.errors import EcrsError
-from ecrs.inference.pipeline import ConversationState, EmpatheticRecommender, Recommendation, TurnStart
+from ecrs.inference.pipeline import (
+    Done,
+    EmpatheticRecommender,
+    Recommendation,
+    Recommended,
+    ReplyPiece,
+    TurnEvent,
+    Understood,
+)
+from ecrs.inference.state import ConversationState
 from ecrs.serving.store import Conflict, FeedbackRecord, SessionStore, TurnRecord, UnknownSession
 
 __all__ = ["ServeSettings", "create_app"]
@@ -88,6 +97,7 @@ class Health(_Wire):
     status: Literal["ok"]
     database: Literal["ok"]
     auth: bool = Field(description="whether /sessions needs the X-API-Key header")
+    missing: list[str] = Field(description="trained parts the server runs without, with the command to train each")
 
 
 class SessionCreated(_Wire):
@@ -277,6 +287,29 @@ class BodyLimit:
 
 # ---------------------------------------------------------------- the service: one turn, one feedback
 
+@dataclass
+class Committed:
+    """The last event of a served turn: it is stored (`record`), with what the pipeline understood and chose."""
+
+    record: TurnRecord
+    understood: Understood
+    recommendations: list[Recommendation]
+
+
+def error_status(e: Exception) -> tuple[int, Any]:
+    """(HTTP status, detail) of a failure: the one mapping of the JSON responses and the stream's `error` event."""
+    if isinstance(e, HTTPException):
+        return e.status_code, e.detail
+    if isinstance(e, UnknownSession):
+        return 404, str(e)
+    if isinstance(e, Conflict):
+        return 409, str(e)
+    if isinstance(e, EcrsError):
+        return 422, str(e)
+    log.error("turn failed", exc_info=e)
+    return 500, "internal error; the turn was not saved"
+
+
 class ChatService:
     """What the endpoints do, apart from HTTP: runs turns against the store, in a bounded thread pool."""
 
@@ -313,64 +346,63 @@ class ChatService:
                  "score": float(r.score) if math.isfinite(r.score) else 0.0,
                  **({"uri": self._uris[r.entity]} if uris else {})} for r in recs]
 
-    def _record(self, text: str, reply: str, start: TurnStart) -> TurnRecord:
-        return TurnRecord(user_text=text, reply=reply, emotions=[(lab, float(p)) for lab, p in start.emotions],
-                          entities=[{"entity": e.entity, "name": e.name, "is_movie": e.is_movie}
-                                    for e in start.entities],
-                          recommendations=self._recommendations(start.recommendations, uris=True))
-
-    def turn_sync(self, sid: str, text: str, reply: bool) -> tuple[TurnRecord, TurnStart]:
-        return _retry_on_conflict(self._turn_once, sid, text, reply)
-
-    def _turn_once(self, sid: str, text: str, reply: bool) -> tuple[TurnRecord, TurnStart]:
+    def turn(self, sid: str, text: str, reply: bool) -> Iterator[TurnEvent | Committed]:
+        """The one served turn (blocking: run it in the pool): the pipeline's events on the session's stored state,
+        then `Committed` once the turn is in the database. Both message endpoints consume it."""
         state, version = self.store.load_state(sid)
         self._check_room(state)
-        if reply:
-            pieces = list(self.pipeline.stream_turn(state, text))
-            start, reply_text = pieces[0], "".join(p for p in pieces[1:] if isinstance(p, str))
-            assert isinstance(start, TurnStart)
-        else:
-            start = self.pipeline.recommend_turn(state, text)
-            reply_text = state.turns[-1][1]
-        record = self.store.commit_turn(sid, version, state, self._record(text, reply_text, start))
-        return record, start
+        understood, recs = None, []
+        for event in self.pipeline.turn_events(state, text, reply):
+            yield event
+            if isinstance(event, Understood):
+                understood = event
+            elif isinstance(event, Recommended):
+                recs = event.recommendations
+            elif isinstance(event, Done):
+                assert understood is not None
+                record = TurnRecord(
+                    user_text=text, reply=event.reply,
+                    emotions=[(lab, float(p)) for lab, p in understood.emotions],
+                    entities=[{"entity": e.entity, "name": e.name, "is_movie": e.is_movie}
+                              for e in understood.entities],
+                    recommendations=self._recommendations(recs, uris=True))
+                yield Committed(self.store.commit_turn(sid, version, state, record), understood, recs)
 
-    def message_out(self, sid: str, record: TurnRecord, start: TurnStart) -> MessageOut:
+    def turn_collected(self, sid: str, text: str, reply: bool) -> Committed:
+        """`turn` run to its end (the JSON endpoint), rerun on the fresh state when another process extended the
+        session first: nothing of the lost attempt was sent, so rerunning it is safe."""
+        return _retry_on_conflict(lambda: next(e for e in self.turn(sid, text, reply) if isinstance(e, Committed)))
+
+    def message_out(self, sid: str, done: Committed) -> MessageOut:
         return MessageOut(
-            session_id=sid, turn=record.idx, reply=record.reply, emotions=_emotions(start.emotions),
-            entities=record.entities, recommendations=self._recommendations(start.recommendations))
+            session_id=sid, turn=done.record.idx, reply=done.record.reply,
+            emotions=_emotions(done.understood.emotions), entities=done.record.entities,
+            recommendations=self._recommendations(done.recommendations))
 
     async def stream(self, sid: str, text: str) -> AsyncIterator[str]:
-        """SSE events of one turn; the lock is held until the turn is committed (or fails)."""
+        """SSE events of one turn: `start` once the recommendations are known, `token`s, `done` once committed, or
+        `error`. The session lock is held until the turn is committed (or fails); a streamed turn is not rerun."""
         async with self.locks.get(sid):
+            end = object()
             try:
-                state, version = await self.run(self.store.load_state, sid)
-                self._check_room(state)
-                events = self.pipeline.stream_turn(state, text)
-                start = await self.run(next, events)
-                assert isinstance(start, TurnStart)
-                yield _sse("start", {"emotions": _emotions(start.emotions),
-                                     "entities": [e.__dict__ for e in start.entities],
-                                     "recommendations": self._recommendations(start.recommendations)})
-                pieces: list[str] = []
-                done = object()
-                while (piece := await self.run(next, events, done)) is not done:
-                    pieces.append(str(piece))
-                    yield _sse("token", {"text": piece})
-                record = await self.run(self.store.commit_turn, sid, version, state,
-                                        self._record(text, "".join(pieces), start))
-                yield _sse("done", {"session_id": sid, "turn": record.idx, "reply": record.reply})
-            except HTTPException as e:
-                yield _sse("error", {"status": e.status_code, "detail": e.detail})
-            except UnknownSession as e:
-                yield _sse("error", {"status": 404, "detail": str(e)})
-            except Conflict as e:
-                yield _sse("error", {"status": 409, "detail": str(e)})
-            except EcrsError as e:
-                yield _sse("error", {"status": 422, "detail": str(e)})
-            except Exception:
-                log.exception("streamed turn failed")
-                yield _sse("error", {"status": 500, "detail": "internal error; the turn was not saved"})
+                events = self.turn(sid, text, reply=True)
+                understood = None
+                while (event := await self.run(next, events, end)) is not end:
+                    if isinstance(event, Understood):
+                        understood = event
+                    elif isinstance(event, Recommended):
+                        assert understood is not None
+                        yield _sse("start", {"emotions": _emotions(understood.emotions),
+                                             "entities": [e.__dict__ for e in understood.entities],
+                                             "recommendations": self._recommendations(event.recommendations)})
+                    elif isinstance(event, ReplyPiece):
+                        yield _sse("token", {"text": event.text})
+                    elif isinstance(event, Committed):
+                        yield _sse("done", {"session_id": sid, "turn": event.record.idx,
+                                            "reply": event.record.reply})
+            except Exception as e:  # noqa: BLE001 - every failure becomes the stream's `error` event
+                status, detail = error_status(e)
+                yield _sse("error", {"status": status, "detail": detail})
 
     def feedback_sync(self, sid: str, body: FeedbackIn) -> tuple[FeedbackRecord, ConversationState]:
         return _retry_on_conflict(self._feedback_once, sid, body)
@@ -465,8 +497,8 @@ def _routes() -> APIRouter:
     async def send_message(session_id: str, body: MessageIn, svc: Service) -> MessageOut:
         text = svc.check_text(body.text)
         async with svc.locks.get(session_id):
-            record, start = await svc.run(svc.turn_sync, session_id, text, body.reply)
-        return svc.message_out(session_id, record, start)
+            done = await svc.run(svc.turn_collected, session_id, text, body.reply)
+        return svc.message_out(session_id, done)
 
     @router.post("/{session_id}/messages/stream", summary="Send a message; the reply as Server-Sent Events",
                  response_class=StreamingResponse,
@@ -512,6 +544,8 @@ def create_app(pipeline_factory: Callable[[], EmpatheticRecommender], settings: 
         await anyio.to_thread.run_sync(store.create_tables)
         pipeline = await anyio.to_thread.run_sync(pipeline_factory)
         app.state.service = ChatService(pipeline, store, settings)
+        for part in getattr(pipeline, "missing", []):
+            log.warning("%s", part)
         log.info("ready: database %s, auth %s", store.engine.url.render_as_string(hide_password=True),
                  "on" if settings.api_key else "off")
         try:
@@ -534,17 +568,12 @@ def create_app(pipeline_factory: Callable[[], EmpatheticRecommender], settings: 
         return Response(json.dumps({"detail": errors}, ensure_ascii=True, default=str), status_code=422,
                         media_type="application/json")
 
-    @app.exception_handler(UnknownSession)
-    async def _unknown(_: Request, e: UnknownSession) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=404)
+    async def _mapped(_: Request, e: Exception) -> JSONResponse:
+        status, detail = error_status(e)
+        return JSONResponse({"detail": detail}, status_code=status)
 
-    @app.exception_handler(Conflict)
-    async def _conflict(_: Request, e: Conflict) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=409)
-
-    @app.exception_handler(EcrsError)
-    async def _user_error(_: Request, e: EcrsError) -> JSONResponse:
-        return JSONResponse({"detail": str(e)}, status_code=422)
+    for error in (UnknownSession, Conflict, EcrsError):
+        app.add_exception_handler(error, _mapped)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -556,7 +585,8 @@ def create_app(pipeline_factory: Callable[[], EmpatheticRecommender], settings: 
             await anyio.to_thread.run_sync(svc.store.ping)
         except Exception as e:  # noqa: BLE001 - any database failure means "not ready"
             raise HTTPException(503, f"database unavailable: {type(e).__name__}") from None
-        return Health(status="ok", database="ok", auth=settings.api_key is not None)
+        return Health(status="ok", database="ok", auth=settings.api_key is not None,
+                      missing=[str(m) for m in getattr(svc.pipeline, "missing", [])])
 
     app.include_router(_routes())
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

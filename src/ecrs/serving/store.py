@@ -51,7 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 
 from ecrs.errors import EcrsError
-from ecrs.inference.pipeline import ConversationState
+from ecrs.inference.state import ConversationState
 
 __all__ = ["Conflict", "FeedbackRecord", "SessionStore", "TurnRecord", "UnknownSession", "export_feedback"]
 

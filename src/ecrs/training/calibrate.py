@@ -24,7 +24,7 @@ import numpy as np
 from ecrs.data.samples import Sample
 from ecrs.evaluation.evaluate import flatten
 from ecrs.evaluation.metrics import ranks_of_targets
-from ecrs.models.registry import CALIBRATION_FILE, TrainedRecommender
+from ecrs.inference.recommender import CALIBRATION_FILE, TrainedRecommender
 
 GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)  # shifts in units of σ
 

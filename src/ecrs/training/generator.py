@@ -95,11 +95,11 @@ class GeneratorTrainConfig:
 
 def resolve_base(base: str) -> Path:
     if base == "smollm2":
-        from ecrs.inference.llama import smollm2_gguf
+        from ecrs.inference.model_files import smollm2_gguf
 
         return smollm2_gguf()
     if base.startswith("qwen-"):
-        from ecrs.inference.models import qwen_gguf
+        from ecrs.inference.model_files import qwen_gguf
 
         return qwen_gguf(base.removeprefix("qwen-"))
     path = Path(base)
@@ -363,7 +363,7 @@ def train_generator(cfg: GeneratorTrainConfig) -> dict[str, Any]:
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 
     from ecrs.data.linking import build_redial_linker
-    from ecrs.evaluation.grounding import GroundingChecker
+    from ecrs.inference.grounding import GroundingChecker
     from ecrs.inference.hf_decode import load_causal_lm
 
     t_start = time.time()

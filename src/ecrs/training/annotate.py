@@ -276,7 +276,8 @@ class LlamaCppBackend:
 
     def __init__(self, path: str | Path | None = None, n_threads: int = 2, n_ctx: int = 2048,
                  max_tokens: int = 48, json_schema: bool = True):
-        from ecrs.inference.llama import LlamaCppEngine, smollm2_gguf
+        from ecrs.inference.llama import LlamaCppEngine
+        from ecrs.inference.model_files import smollm2_gguf
 
         self.path = Path(path) if path is not None else smollm2_gguf()
         self.model = self.path.name

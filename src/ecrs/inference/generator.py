@@ -16,6 +16,7 @@ prompt; without llama.cpp (or an exported GGUF), to transformers with the LoRA a
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import sys
@@ -24,9 +25,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from ecrs.data.linking import build_redial_linker
 from ecrs.data.reviews import DEFAULT_CACHE, MovieKnowledge, ReviewKB, load_review_kb
 from ecrs.errors import EcrsError
-from ecrs.evaluation.grounding import GroundingChecker, Knowledge, Violation
+from ecrs.inference.grounding import GroundingChecker, Knowledge, Violation
+from ecrs.inference.hf_decode import HFEngine
+from ecrs.inference.llama import LlamaCppEngine
+from ecrs.inference.model_files import smollm2_gguf
 from ecrs.inference.prompts import GenerationPrompt, PromptFormat, render, serve_prompt
 
 __all__ = ["GenerationResult", "GeneratorSettings", "ResponseGenerator"]
@@ -96,14 +101,10 @@ class ResponseGenerator:
         engine: Engine
         gguf = d / meta["gguf"] if meta.get("gguf") else None
         if backend in ("auto", "llama.cpp") and gguf is not None and gguf.exists() and _has_llamacpp():
-            from ecrs.inference.llama import LlamaCppEngine
-
             engine = LlamaCppEngine.open(gguf, n_threads=n_threads)
         elif backend == "llama.cpp":
             raise EcrsError(f"{d}: no exported GGUF or no xllamacpp; use backend='transformers'")
         else:
-            from ecrs.inference.hf_decode import HFEngine
-
             engine = HFEngine.open(meta["base"], d / meta.get("adapter", "adapter"))
         return cls(engine, kb or load_review_kb(meta.get("kb", DEFAULT_CACHE)), _checker(linker), settings,
                    name=str(d))
@@ -112,8 +113,6 @@ class ResponseGenerator:
     def zero_shot(cls, gguf: str | Path | None = None, *, linker=None, kb: ReviewKB | None = None,
                   n_threads: int = 2, **overrides: Any) -> ResponseGenerator:
         """The base GGUF (SmolLM2 by default) with the same prompt, no fine-tuning, no dialogue segment."""
-        from ecrs.inference.llama import LlamaCppEngine, smollm2_gguf
-
         settings = replace(GeneratorSettings(dialogue=False), **overrides)
         engine = LlamaCppEngine.open(gguf or smollm2_gguf(), n_threads=n_threads)
         return cls(engine, kb or load_review_kb(), _checker(linker), settings, name="zero-shot")
@@ -136,21 +135,7 @@ class ResponseGenerator:
                emotion: Sequence[tuple[str, float]] = (), use_dialogue: bool | None = None) -> Iterator[str]:
         """The reply in pieces: the first sentence, then each continuation sentence that passes the checks."""
         p, knowledge = self.prompt(movie_entity, dialogue, emotion, use_dialogue)
-        yield p.first
-        buffer = ""
-        s = self.settings
-        for piece in self.engine.stream(render(p, s.format), s.max_tokens, s.no_repeat_ngram):
-            buffer += piece
-            done, buffer = _split_complete(buffer)
-            for sentence in done:
-                if not s.repair or not self.checker.violations(sentence, knowledge):
-                    yield " " + sentence
-        done, tail = _split_complete(buffer + " ")  # the stream's end closes a final sentence
-        for sentence in done:
-            if not s.repair or not self.checker.violations(sentence, knowledge):
-                yield " " + sentence
-        if tail.strip() and not s.repair:  # an unfinished last sentence is kept only when repair is off
-            yield " " + tail.strip()
+        yield from self._pieces(p, knowledge)
 
     def generate(self, movie_entity: int, dialogue: Sequence[tuple[str, str]] = (),
                  emotion: Sequence[tuple[str, float]] = (), use_dialogue: bool | None = None) -> str:
@@ -159,17 +144,35 @@ class ResponseGenerator:
     def generate_detailed(self, movie_entity: int, dialogue: Sequence[tuple[str, str]] = (),
                           emotion: Sequence[tuple[str, float]] = (),
                           use_dialogue: bool | None = None) -> GenerationResult:
-        """Raw and repaired reply with the raw reply's violations (for evaluation)."""
+        """The reply as served, with the raw (unrepaired) one and its violations (for evaluation)."""
         p, knowledge = self.prompt(movie_entity, dialogue, emotion, use_dialogue)
+        continuation: list[str] = []
+        reply = "".join(self._pieces(p, knowledge, continuation))
+        raw = f"{p.first} {''.join(continuation).strip()}".strip()
+        return GenerationResult(reply=reply if self.settings.repair else raw, raw=raw,
+                                violations=self.checker.violations(raw, knowledge),
+                                prompt=render(p, self.settings.format))
+
+    def _pieces(self, p: GenerationPrompt, knowledge: Knowledge, raw: list[str] | None = None) -> Iterator[str]:
+        """The repair loop: the first sentence, then each completed continuation sentence without a violation (all
+        of them, and an unfinished last one, when repair is off). `raw` collects the model's continuation."""
         s = self.settings
-        text = render(p, s.format)
-        continuation = "".join(self.engine.stream(text, s.max_tokens, s.no_repeat_ngram)).strip()
-        raw = f"{p.first} {continuation}".strip()
-        violations = self.checker.violations(raw, knowledge)
-        sentences, _tail = _split_complete(continuation + " ")
-        kept = [x for x in sentences if not self.checker.violations(x, knowledge)]
-        reply = " ".join([p.first, *kept]) if s.repair else raw
-        return GenerationResult(reply=reply, raw=raw, violations=violations, prompt=text)
+        yield p.first
+        buffer = ""
+        for piece in self.engine.stream(render(p, s.format), s.max_tokens, s.no_repeat_ngram):
+            if raw is not None:
+                raw.append(piece)
+            done, buffer = _split_complete(buffer + piece)
+            yield from self._grounded(done, knowledge)
+        done, tail = _split_complete(buffer + " ")  # the stream's end closes a final sentence
+        yield from self._grounded(done, knowledge)
+        if tail.strip() and not s.repair:
+            yield " " + tail.strip()
+
+    def _grounded(self, sentences: list[str], knowledge: Knowledge) -> Iterator[str]:
+        for sentence in sentences:
+            if not self.settings.repair or not self.checker.violations(sentence, knowledge):
+                yield " " + sentence
 
     def _movie(self, entity: int) -> MovieKnowledge:
         try:
@@ -179,14 +182,8 @@ class ResponseGenerator:
 
 
 def _has_llamacpp() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("xllamacpp") is not None
 
 
 def _checker(linker) -> GroundingChecker:
-    if linker is None:
-        from ecrs.data.linking import build_redial_linker
-
-        linker = build_redial_linker()
-    return GroundingChecker(linker)
+    return GroundingChecker(linker if linker is not None else build_redial_linker())

@@ -1,6 +1,6 @@
 """Trained recommenders behind the one `Recommender` contract (`fit(train, kg)` / `score(samples)`), loaded from
-the run folders `ecrs train recommender` writes. The entity table is computed once at load and cached: at
-inference only the query side runs (prompt + backbone), then one (B, d) x (d, n_movies) product.
+the run folders `ecrs train recommender` writes. The entity table and the movie columns are computed once and
+cached: at inference only the query side runs (prompt + backbone), then the head's own `score` over the movies.
 
     rec = load_recommender("artifacts/recommender/redial/ecr-fast-s0")     # or "name:path"
     scores = rec.score(samples)                                            # (N, n_items), kg.item_ids order
@@ -15,14 +15,20 @@ import numpy as np
 import torch
 
 from ecrs.config import from_dict
-from ecrs.data.kg import KnowledgeGraph, load_inspired_kg, load_kg_files, load_redial_kg
+from ecrs.data.cooccurrence import Cooccurrence, load_matrix
+from ecrs.data.datasets import load_kg
+from ecrs.data.kg import KnowledgeGraph
 from ecrs.data.samples import Sample
 from ecrs.errors import EcrsError
+from ecrs.models.build import build_model
+from ecrs.models.context_encoder import TurnEmbeddingCache
+from ecrs.models.prefix_lm import load_lm
 from ecrs.models.recommender import (
+    Columns,
     Featurizer,
     ModelConfig,
+    RecBatch,
     RecommenderModel,
-    build_model,
     entity_name_vectors,
 )
 
@@ -47,11 +53,8 @@ class TrainedRecommender:
         self.cooccurrence = cooccurrence
         self.info = info or {}
         self.context_shift = context_shift  # added to the scores of the context's movies (0 = uncalibrated)
-        self._table: torch.Tensor | None = None
-        self._items: torch.Tensor | None = None
-        self._item_bias: torch.Tensor | None = None
-        self._column: torch.Tensor | None = None  # entity id -> movie column (-1 for other entities)
-        self._cols: torch.Tensor | None = None
+        self._table: torch.Tensor | None = None  # (N, d)
+        self._items: Columns | None = None  # the movies, in `kg.item_ids` order
 
     @classmethod
     def load(cls, run_dir: str | Path, name: str | None = None, kg: KnowledgeGraph | None = None,
@@ -70,16 +73,12 @@ class TrainedRecommender:
         ck = torch.load(path, map_location="cpu", weights_only=False)
         cfg = from_dict(ModelConfig, ck["model_config"], str(path))
         if kg is None:
-            kg = _load_kg(ck.get("dataset", "redial"), ck.get("kg_dir", ""))
+            kg = load_kg(ck.get("dataset", "redial"), ck.get("kg_dir", ""))
         lm = tok = None
         if cfg.kind == "ecr" and cfg.backbone == "lm":
-            from ecrs.models.prefix_lm import load_lm
-
             lm, tok = load_lm(cfg.lm_gguf)
         vectors = None
         if (cfg.kind == "ecr" and cfg.backbone == "fast") or cfg.entity_name_features:
-            from ecrs.models.context_encoder import TurnEmbeddingCache
-
             cache = TurnEmbeddingCache(ck.get("embedding_cache", "artifacts/cache/minilm"), live_int8=live_int8)
             vectors = cache.encode_cached if cache_turns else cache.encode_live
         names = entity_name_vectors(kg, vectors) if cfg.entity_name_features else None
@@ -90,8 +89,6 @@ class TrainedRecommender:
                             f"unexpected {unexpected[:3]})")
         cooc = None
         if cfg.kind == "ecr" and cfg.global_emotion:
-            from ecrs.data.cooccurrence import Cooccurrence, load_matrix
-
             cooc = Cooccurrence(load_matrix(run_dir / "cooccurrence.npz"), normalised=True)  # wrapped once
         if not (cfg.kind == "ecr" and cfg.backbone == "fast"):
             vectors = None  # the turn texts are not read (KBRD, lm backbone)
@@ -121,14 +118,10 @@ class TrainedRecommender:
 
     @torch.no_grad()
     def cache_table(self) -> None:
-        """Entity table (N, d), movie rows (n_items, d) and movie biases, computed once."""
+        """Entity table (N, d) and the movie columns (rows and biases), computed once."""
         if self._table is None:
             self._table = self.model.encoder()
-            cols = self._cols = torch.as_tensor(self.kg.item_ids)
-            self._items = self._table[cols].contiguous()
-            self._item_bias = self.model.head.scorer.bias[cols].detach().clone()
-            self._column = torch.full((self.kg.num_entities,), -1, dtype=torch.long)
-            self._column[cols] = torch.arange(len(cols))
+            self._items = self.model.head.scorer.columns(self._table, self.kg.item_ids)
 
     @torch.no_grad()
     def score(self, samples: list[Sample], batch_size: int = 256) -> np.ndarray:
@@ -144,29 +137,19 @@ class TrainedRecommender:
     def context_columns(self, samples: list[Sample]) -> list[np.ndarray]:
         """Movie columns among each sample's context entities (the ones the model reads): what the shift moves."""
         self.cache_table()
-        column = self._column.numpy()
+        column = self._items.index.numpy()
         out = []
         for s in samples:
             c = column[np.asarray(s.entities[-self.cfg.max_entities:], dtype=np.int64)]
             out.append(np.unique(c[c >= 0]))
         return out
 
-    def _score_batch(self, b) -> torch.Tensor:
-        """(B, n_items): every score term restricted to the movie columns (the other 25k entities are never
-        ranked at inference, so their logits are not computed), plus the calibrated context shift."""
-        head = self.model.head
-        if not hasattr(head, "query_and_prompt"):  # KBRD
-            q = head.query(b, self._table)
-            scores = q @ self._items.T + self._item_bias
-        else:
-            q, prompt = head.query_and_prompt(b, self._table)  # (B, d)
-            scores = q @ self._items.T + self._item_bias  # (B, n_items)
-            if head.scorer.copy is not None:
-                scores = head.scorer.copy(scores, b.entities, b.entity_mask, self._column)
-            if head.global_score is not None:  # the batch's rows of P over all entities, mapped to the movie columns
-                scores = head.global_score(scores, b.global_rows, prompt.emotion, self._column)
+    def _score_batch(self, b: RecBatch) -> torch.Tensor:
+        """(B, n_items): the head's own scores of the movie columns (the other 25k entities are never ranked at
+        inference, so their logits are not computed), plus the calibrated context shift."""
+        scores = self.model.head.score(b, self._table, self._items)
         if self.context_shift:
-            idx = self._column[b.entities]  # (B, L), -1 where the entity is not a movie
+            idx = self._items.index[b.entities]  # (B, L), -1 where the entity is not a movie
             on = ((idx >= 0) & b.entity_mask.bool()).to(scores.dtype)
             scores = scores + self.context_shift * torch.zeros_like(scores).scatter_reduce(
                 1, idx.clamp(min=0), on, reduce="amax")  # 1 at each context movie's column, once
@@ -184,14 +167,6 @@ class TrainedRecommender:
         scores = self.score([sample])[0]
         top = np.argpartition(-scores, k)[:k]
         return [self.kg.item_ids[i] for i in top[np.argsort(-scores[top], kind="stable")]]
-
-
-def _load_kg(dataset: str, kg_dir: str) -> KnowledgeGraph:
-    if kg_dir:
-        d = Path(kg_dir)
-        return load_kg_files(d / "dbpedia_subkg.json", d / "entity2id.json", d / "relation2id.json",
-                             d / "item_ids.json")
-    return load_inspired_kg() if dataset == "inspired" else load_redial_kg()
 
 
 def load_recommender(spec: str, kg: KnowledgeGraph | None = None) -> TrainedRecommender:
