@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
-import platform
 import random
 import time
 from dataclasses import dataclass, field
@@ -46,6 +44,7 @@ from ecrs.models.recommender import (
     entity_name_vectors,
     feedback_weights,
 )
+from ecrs.provenance import machine
 from ecrs.training.calibrate import calibrate_run
 from ecrs.training.loop import Dist, LoopConfig, init_distributed, seed_everything, train_loop
 
@@ -146,19 +145,6 @@ class RecommenderTask:
         return {k: float(m[k]) for k in ("R@1", "R@10", "R@50") if m.get(k) is not None}
 
 
-def hardware() -> dict[str, Any]:
-    out: dict[str, Any] = {"platform": platform.platform(), "cpus": os.cpu_count(),
-                           "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
-    if torch.cuda.is_available():
-        out["gpu"] = torch.cuda.get_device_name(0)
-    try:
-        out["cpu"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                          if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return out
-
-
 def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None = None) -> dict[str, Any]:
     """Setup -> (pre-train) -> train -> save; returns the run summary (also written to metrics.json)."""
     wall0 = time.time()
@@ -240,7 +226,7 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
         "valid_samples": len(valid), "loop_seconds": round(state.seconds, 1),
         "setup_seconds": round(setup_seconds, 1), "wall_seconds": round(previous_wall + time.time() - wall0, 1),
         "resumed": resumed,
-        "world_size": dist.world, "hardware": hardware(), "history": state.history,
+        "world_size": dist.world, "hardware": machine(), "history": state.history,
         "training_data": _data_manifest(cfg.data), "pretrain": pretrain_summary,
         "parameters": {"trainable": sum(p.numel() for p in trainable),
                        "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad)},
