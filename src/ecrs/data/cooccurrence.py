@@ -20,13 +20,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from ecrs.data.dialogues import Dialogue
+from ecrs.data.bundle import iter_jsonl
+from ecrs.data.dialogues import Dialogue, Turn
 from ecrs.data.samples import Emotions, turn_emotions
 from ecrs.emotions import BETA
+from ecrs.errors import DataError
 
 
 def dialogue_mentions(dialogue: Dialogue, emotions: Sequence[Emotions]) -> list[tuple[int, frozenset[str]]]:
@@ -143,12 +146,6 @@ def load_training_cooccurrence(data_dir: str, dataset: str, n_entities: int, bet
                                shared_emotion: bool = True, dialogues: set[str] | None = None) -> Cooccurrence:
     """Counts from `<data_dir>/<dataset>/train_dialogues.jsonl.gz` (written by `ecrs prepare`) only; `dialogues`
     keeps only those ids (a training subset)."""
-    from pathlib import Path
-
-    from ecrs.data.bundle import iter_jsonl
-    from ecrs.data.dialogues import Turn
-    from ecrs.errors import DataError
-
     path = Path(data_dir) / dataset / "train_dialogues.jsonl.gz"
     if not path.exists():
         raise DataError(f"prepared dialogues not found; run `ecrs prepare --set dataset={dataset}`", path)

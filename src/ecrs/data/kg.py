@@ -6,6 +6,7 @@ as in UniCRS/ECR; the self-loop relation is kept so R-GCN keeps each node's own 
 """
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,7 +15,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from ecrs.data.bundle import bundled, read_json
+from ecrs.data.bundle import bundled, open_text, read_json
 from ecrs.errors import DataError
 
 _URI = re.compile(r"^<http://dbpedia\.org/resource/(.+)>$")
@@ -145,10 +146,6 @@ def load_inspired_kg() -> KnowledgeGraph:
 
 def redial_titles() -> dict[str, str]:
     """ReDial movie id -> title (with year) from movies_with_mentions.csv."""
-    import csv
-
-    from ecrs.data.bundle import open_text
-
     with open_text(bundled("redial/movies_with_mentions.csv.gz")) as f:
         return {row["movieId"]: " ".join(row["movieName"].split()) for row in csv.DictReader(f)}
 

@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 from tqdm import tqdm
 
 from ecrs.config import save_config
-from ecrs.data.bundle import _sha256, data_dir
+from ecrs.data.bundle import _sha256, data_dir, iter_jsonl
 from ecrs.data.datasets import get_dataset
 from ecrs.data.dialogues import Dialogue
 from ecrs.data.kg import KnowledgeGraph
@@ -167,8 +167,6 @@ def _write_jsonl_gz(path: Path, rows) -> None:
 
 def load_samples(out_dir: str | Path, dataset: str, split: str) -> list[Sample]:
     """Samples written by `prepare`; a clear error naming the command when they are missing."""
-    from ecrs.data.bundle import iter_jsonl
-
     path = Path(out_dir) / dataset / f"{split}.jsonl.gz"
     if not path.exists():
         raise DataError(f"prepared samples not found; run `ecrs prepare --set dataset={dataset}`", path)

@@ -38,7 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from ecrs.data.bundle import _sha256, bundled, iter_jsonl, read_json
+from ecrs.data.catalogue import load_catalogue
 from ecrs.data.kg import KnowledgeGraph, load_redial_kg, redial_movie_entities
+from ecrs.data.linking import build_redial_linker
 from ecrs.errors import DataError
 
 __all__ = [
@@ -221,8 +223,6 @@ class ReviewKB:
 
 def _titles(kg: KnowledgeGraph) -> dict[int, tuple[str, str, list[str]]]:
     """entity -> (display title, short name, billed stars), from the ReDial movie info where mapped."""
-    from ecrs.data.catalogue import load_catalogue
-
     out = {}
     for e, m in load_catalogue(kg).items():
         out[e] = (m.display, m.title, list(m.stars))
@@ -249,8 +249,6 @@ def build_review_kb(kg: KnowledgeGraph | None = None, linker=None, min_rating: i
     t0 = time.time()
     kg = kg or load_redial_kg()
     if linker is None:
-        from ecrs.data.linking import build_redial_linker
-
         linker = build_redial_linker(kg)
     info = read_json(bundled("kg/redial_movie_info.json.gz"))
     movie_entity = redial_movie_entities(kg)

@@ -29,10 +29,20 @@ import torch
 from torch import nn
 
 from ecrs.config import save_config, to_dict
+from ecrs.data.bundle import bundled, iter_jsonl
+from ecrs.data.dialogues import load_redial
+from ecrs.data.kg import load_redial_kg, redial_movie_entities, redial_titles
+from ecrs.data.linking import build_redial_linker
 from ecrs.data.reviews import DEFAULT_CACHE, MovieKnowledge, ReviewKB, load_review_kb, split_sentences
 from ecrs.data.samples import Emotions
+from ecrs.emotions import EMOTIONS, kept_labels
 from ecrs.errors import EcrsError
+from ecrs.inference.grounding import GroundingChecker
+from ecrs.inference.hf_decode import load_causal_lm
+from ecrs.inference.llama import export_merged_gguf
+from ecrs.inference.model_files import qwen_gguf, smollm2_gguf
 from ecrs.inference.prompts import GenerationPrompt, PromptFormat, first_sentence, insert_triples, render
+from ecrs.models.emotion import EmotionClassifier
 from ecrs.training.loop import LoopConfig, seed_everything, train_loop
 
 __all__ = [
@@ -95,12 +105,8 @@ class GeneratorTrainConfig:
 
 def resolve_base(base: str) -> Path:
     if base == "smollm2":
-        from ecrs.inference.model_files import smollm2_gguf
-
         return smollm2_gguf()
     if base.startswith("qwen-"):
-        from ecrs.inference.model_files import qwen_gguf
-
         return qwen_gguf(base.removeprefix("qwen-"))
     path = Path(base)
     if not path.exists():
@@ -117,13 +123,9 @@ def emotion_detector(model_dir: str | Path = "artifacts/emotion") -> tuple[Calla
     """(detect(texts, contexts) -> kept labels per text, description). The project's trained classifier
     (`ecrs train emotion`) when present; otherwise a TF-IDF + logistic-regression stand-in fitted on the bundled
     4,200 LLM-labelled ReDial utterances (a few seconds; its labels are rougher, and it says so)."""
-    from ecrs.emotions import EMOTIONS, kept_labels
-
     model_dir = Path(model_dir)
     if model_dir.exists():
         try:
-            from ecrs.models.emotion import EmotionClassifier  # type: ignore[import-not-found]
-
             clf = EmotionClassifier.load(model_dir)
 
             def detect(texts: list[str], contexts: list[str]) -> list[Emotions]:
@@ -134,8 +136,6 @@ def emotion_detector(model_dir: str | Path = "artifacts/emotion") -> tuple[Calla
             pass
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-
-    from ecrs.data.bundle import bundled, iter_jsonl
 
     texts, labels = [], []
     for _, row in iter_jsonl(bundled("emotion/redial_emotion_train.jsonl.gz")):
@@ -171,11 +171,6 @@ def redial_contexts(movies: set[int], detect, n_turns: int = 2,
                     split: str = "train") -> dict[int, list[tuple[list[tuple[str, str]], Emotions]]]:
     """movie -> [(last turns before a recommender turn that suggests it, seeker emotion of the last seeker turn)]
     from the bundled ReDial train dialogues (test dialogues are never read here)."""
-    from ecrs.data.bundle import bundled
-    from ecrs.data.dialogues import load_redial
-    from ecrs.data.kg import load_redial_kg, redial_movie_entities
-    from ecrs.data.prepare import redial_titles
-
     if split != "train":
         raise EcrsError("training contexts come from the train split only")
     kg = load_redial_kg()
@@ -362,10 +357,6 @@ def _split_valid(examples: list[Example], n_valid: int, seed: int) -> tuple[list
 def train_generator(cfg: GeneratorTrainConfig) -> dict[str, Any]:
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 
-    from ecrs.data.linking import build_redial_linker
-    from ecrs.inference.grounding import GroundingChecker
-    from ecrs.inference.hf_decode import load_causal_lm
-
     t_start = time.time()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -427,8 +418,6 @@ def train_generator(cfg: GeneratorTrainConfig) -> dict[str, Any]:
         if base_path.suffix != ".gguf":
             print("base is not a GGUF file: skipping the llama.cpp export (the transformers fallback serves it)")
         else:
-            from ecrs.inference.llama import export_merged_gguf
-
             gguf_path = export_merged_gguf(base_path, lora_state, cfg.lora.alpha / cfg.lora.r, out / "model.gguf",
                                            cfg.gguf_qtype)
     serve = {
