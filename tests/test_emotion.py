@@ -18,11 +18,11 @@ from ecrs.training.emotion import (
     EmotionConfig,
     EmotionExample,
     fit_softmax,
+    grouped_split,
     load_examples,
     make_splits,
     recall_at_k,
     soft_targets,
-    stratified_split,
     train_emotion,
 )
 
@@ -56,9 +56,11 @@ def _handmade() -> list[EmotionExample]:
 
 
 def _synthetic(n: int = 500, seed: int = 0) -> list[EmotionExample]:
+    """n utterances of dialogues of 1-4 turns (ids `<dialogue>-<turn>`, as in the bundled data), random labels."""
     rng = random.Random(seed)
     weights = [30, 20, 5, 10, 6, 20, 2, 6, 1]
-    return [EmotionExample(f"s-{i}", "", f"text {i}", (rng.choices(EMOTIONS, weights)[0],)) for i in range(n)]
+    ids = [f"d{d}-{t}" for d in range(n) for t in range(1 + d % 4)][:n]
+    return [EmotionExample(i, "", f"text {i}", (rng.choices(EMOTIONS, weights)[0],)) for i in ids]
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,7 @@ def test_tfidf_matches_scikit_learn_block_by_block():
 
 # ---- split ----
 
-def test_split_is_deterministic_disjoint_and_stratified():
+def test_split_is_deterministic_disjoint_and_by_dialogue():
     ex = _synthetic()
     a = make_splits(ex, 0.15, 0.15, seed=0)
     shuffled = ex[:]
@@ -103,23 +105,27 @@ def test_split_is_deterministic_disjoint_and_stratified():
     parts = [set(a["train"]), set(a["val"]), set(a["heldout"])]
     assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
     assert parts[0] | parts[1] | parts[2] == {e.id for e in ex}
-    per_label = Counter(e.primary for e in ex)
-    held = Counter(e.primary for e in ex if e.id in parts[2])
-    for label, n in per_label.items():
-        assert held[label] == round(0.15 * n)  # exactly proportional per primary label
+    dialogues = [{e.dialogue for e in ex if e.id in part} for part in parts]
+    assert not (dialogues[0] & dialogues[1]) and not (dialogues[0] & dialogues[2]) and not (dialogues[1] & dialogues[2])
+    biggest = max(Counter(e.dialogue for e in ex).values())
+    assert round(0.15 * len(ex)) <= len(parts[2]) < round(0.15 * len(ex)) + biggest
 
 
 def test_split_matches_hand_computed_hash_order():
-    ids = [f"x{i}" for i in range(10)]
-    expected = set(sorted(ids, key=lambda i: hashlib.sha256(f"heldout:0:{i}".encode()).hexdigest())[:3])
-    assert stratified_split(ids, ["a"] * 10, 0.3, 0, "heldout") == expected
+    # ten dialogues of two utterances: 30 % of 20 utterances = the first three dialogues in hash order
+    ids = [f"d{i}-{t}" for i in range(10) for t in (0, 1)]
+    first = sorted((f"d{i}" for i in range(10)), key=lambda g: hashlib.sha256(f"heldout:0:{g}".encode()).hexdigest())
+    want = {f"{g}-{t}" for g in first[:3] for t in (0, 1)}
+    assert grouped_split(ids, [i.rsplit("-", 1)[0] for i in ids], 0.3, 0, "heldout") == want
 
 
-def test_bundled_split_sizes():
+def test_bundled_split_keeps_dialogues_apart():
     ex = load_examples("emotion/redial_emotion_train.jsonl.gz")
     s = make_splits(ex)
-    assert len(ex) == 4200 and len(s["heldout"]) == 630
-    assert len(s["train"]) + len(s["val"]) == 3570
+    assert len(ex) == 4200 and 630 <= len(s["heldout"]) < 640
+    assert len(s["train"]) + len(s["val"]) + len(s["heldout"]) == 4200
+    held = {e.dialogue for e in ex if e.id in set(s["heldout"])}
+    assert not held & {e.dialogue for e in ex if e.id in set(s["train"]) | set(s["val"])}
 
 
 # ---- targets, metrics, optimiser ----

@@ -3,9 +3,11 @@
     cfg = load_config(EmotionConfig, "configs/emotion.yaml", ["c_grid=[4]"])
     clf, report = train_emotion(cfg)        # also writes cfg.out/ (weights, config.yaml, split.json, report.json)
 
-Steps: load examples -> held-out split (15 %, stratified by primary label, never used for training or model
-selection) -> validation split (15 % of the rest) -> for each L2 strength in `c_grid`, fit on train and score
-Recall@2 on validation -> refit the chosen strength on train + validation -> save.
+Steps: load examples -> held-out split (15 % of the utterances, whole dialogues, never used for training or model
+selection) -> validation split (15 % of the rest, whole dialogues) -> for each L2 strength in `c_grid`, fit on
+train and score Recall@2 on validation -> refit the chosen strength on train + validation -> save. Splits are
+drawn by dialogue, so no held-out utterance shares a conversation (its topic, its movie titles, its repeated
+phrases) with a training one.
 
 Targets are soft: an utterance labelled [a] has target a = 1; one labelled [a, b] (strongest first) has a = 0.7,
 b = 0.3 (`primary_weight`, `secondary_weight`). The head is a softmax regression fitted by L-BFGS on
@@ -47,11 +49,11 @@ __all__ = [
     "EmotionConfig",
     "EmotionExample",
     "fit_softmax",
+    "grouped_split",
     "load_examples",
     "make_splits",
     "recall_at_k",
     "soft_targets",
-    "stratified_split",
     "train_emotion",
 ]
 
@@ -63,9 +65,10 @@ class EmotionConfig:
     """Settings of `ecrs train emotion`; the defaults are the shipped model (see benchmarks/results/emotion.json).
 
     data: a bundled path (see data/MANIFEST.tsv) or a file path; JSONL with id, context, text, labels.
-    seed: salts the hash that orders each label's utterances in the splits (same seed -> same split).
-    heldout_fraction: share of each primary label kept out for the benchmark (never trained on or selected on).
-    val_fraction: share of the remaining utterances (per primary label) used to choose the L2 strength.
+    seed: salts the hash that orders the dialogues in the splits (same seed -> same split).
+    heldout_fraction: share of the utterances kept out for the benchmark, in whole dialogues (never trained on or
+        selected on).
+    val_fraction: share of the remaining utterances, in whole dialogues, used to choose the L2 strength.
     primary_weight / secondary_weight: soft target of the first / second annotated label (sum 1).
     min_df, word_ngrams, char_ngrams, char_weight: n-gram TF-IDF of the utterance (NgramTfidf).
     context_weight: > 0 adds word n-grams of the recommender line before the utterance, scaled by this; 0 = off
@@ -122,6 +125,12 @@ class EmotionExample:
     def primary(self) -> str:
         return self.labels[0]
 
+    @property
+    def dialogue(self) -> str:
+        """The conversation the utterance belongs to: ids are `<dialogue>-<turn>` (the bundled `train-10000-13`
+        is turn 13 of ReDial dialogue 10000); an id without "-" is a dialogue of its own."""
+        return self.id.rsplit("-", 1)[0]
+
 
 def load_examples(path: str | Path) -> list[EmotionExample]:
     """Read annotated utterances; a bundled path (e.g. "emotion/redial_emotion_train.jsonl.gz") is verified
@@ -148,32 +157,33 @@ def load_examples(path: str | Path) -> list[EmotionExample]:
     return out
 
 
-def stratified_split(ids: Sequence[str], strata: Sequence[str], fraction: float, seed: int,
-                     salt: str) -> set[str]:
-    """Ids drawn per stratum: within each stratum, ids are ordered by sha256(f"{salt}:{seed}:{id}") and the first
-    round(fraction · n) are taken. Deterministic, independent of input order and of library versions."""
-    if len(ids) != len(strata):
-        raise ValueError("ids and strata differ in length")
-    groups: dict[str, list[str]] = {}
-    for i, s in zip(ids, strata):
-        groups.setdefault(s, []).append(i)
+def grouped_split(ids: Sequence[str], groups: Sequence[str], fraction: float, seed: int, salt: str) -> set[str]:
+    """Whole groups (dialogues), ordered by sha256(f"{salt}:{seed}:{group}"), taken until they hold
+    round(fraction · n) of the n ids (the last group taken may overshoot by less than its size). Deterministic,
+    independent of input order and of library versions."""
+    if len(ids) != len(groups):
+        raise ValueError("ids and groups differ in length")
+    members: dict[str, list[str]] = {}
+    for i, g in zip(ids, groups):
+        members.setdefault(g, []).append(i)
+    want = round(fraction * len(ids))
     chosen: set[str] = set()
-    for members in groups.values():
-        members.sort(key=lambda i: hashlib.sha256(f"{salt}:{seed}:{i}".encode()).hexdigest())
-        chosen.update(members[: round(fraction * len(members))])
+    for g in sorted(members, key=lambda g: hashlib.sha256(f"{salt}:{seed}:{g}".encode()).hexdigest()):
+        if len(chosen) >= want:
+            break
+        chosen.update(members[g])
     return chosen
 
 
 def make_splits(examples: Sequence[EmotionExample], heldout_fraction: float = 0.15, val_fraction: float = 0.15,
                 seed: int = 0) -> dict[str, list[str]]:
-    """{"train", "val", "heldout"}: sorted, disjoint id lists covering `examples`, all stratified by primary
-    label. The held-out part depends only on (ids, primary labels, heldout_fraction, seed)."""
-    ids = [e.id for e in examples]
-    prim = [e.primary for e in examples]
-    heldout = stratified_split(ids, prim, heldout_fraction, seed, "heldout")
-    rest = [(e.id, e.primary) for e in examples if e.id not in heldout]
-    val = stratified_split([i for i, _ in rest], [p for _, p in rest], val_fraction, seed, "val")
-    train = [i for i, _ in rest if i not in val]
+    """{"train", "val", "heldout"}: sorted, disjoint id lists covering `examples`, each of whole dialogues. The
+    held-out part depends only on (ids, heldout_fraction, seed)."""
+    heldout = grouped_split([e.id for e in examples], [e.dialogue for e in examples], heldout_fraction, seed,
+                            "heldout")
+    rest = [e for e in examples if e.id not in heldout]
+    val = grouped_split([e.id for e in rest], [e.dialogue for e in rest], val_fraction, seed, "val")
+    train = [e.id for e in rest if e.id not in val]
     return {"train": sorted(train), "val": sorted(val), "heldout": sorted(heldout)}
 
 
