@@ -121,7 +121,7 @@ class TrainedRecommender:
         """Entity table (N, d) and the movie columns (rows and biases), computed once."""
         if self._table is None:
             self._table = self.model.encoder()
-            self._items = self.model.head.scorer.columns(self._table, self.kg.item_ids)
+            self._items = self.model.head.scorer.columns(self._table, self.kg.item_ids).gathered()
 
     @torch.no_grad()
     def score(self, samples: list[Sample], batch_size: int = 256) -> np.ndarray:

@@ -19,6 +19,7 @@ SmolLM2 read with per-layer prefix key/values); `KBRDHead` (self-attention pooli
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -265,22 +266,39 @@ class RecOutput:
     loss: Tensor | None = None  # scalar when targets are given
 
 
-@dataclass
 class Columns:
     """The entities a head ranks, in column order, with their table rows and output biases. Built once per entity
     table (`Scorer.columns`): each training step, once when a trained model is loaded for inference.
 
     entities (C,) long entity ids, or None = every entity in id order; index (N,) long column of each entity (-1 =
-    not ranked), None for every entity; rows (C, d) float; bias (C,) float.
+    not ranked), None for every entity; rows (C, d) float and bias (C,) float, gathered from the table on first
+    use: in training that is after the query is computed, so autograd sums the table's gradients in the order it
+    always has (the same numbers to the last bit).
     """
 
-    entities: Tensor | None
-    index: Tensor | None
-    rows: Tensor
-    bias: Tensor
+    def __init__(self, table: Tensor, bias: Tensor, entities: Tensor | None):
+        self.entities = entities
+        self.index: Tensor | None = None
+        if entities is not None:
+            self.index = torch.full((table.shape[0],), -1, dtype=torch.long, device=table.device)
+            self.index[entities] = torch.arange(len(entities), device=table.device)
+        self._table, self._bias = table, bias
+
+    @cached_property
+    def rows(self) -> Tensor:
+        return self._table if self.entities is None else self._table[self.entities]
+
+    @cached_property
+    def bias(self) -> Tensor:
+        return self._bias if self.entities is None else self._bias[self.entities]
 
     def __len__(self) -> int:
-        return self.rows.shape[0]
+        return self._table.shape[0] if self.entities is None else len(self.entities)
+
+    def gathered(self) -> Columns:
+        """Self, with the rows and biases gathered now (inference: once at load, not in the first turn)."""
+        self.rows, self.bias  # noqa: B018 - the cached properties' side effect
+        return self
 
 
 class ContextCopy(nn.Module):
@@ -370,12 +388,8 @@ class Scorer(nn.Module):
 
     def columns(self, table: Tensor, entities: list[int] | Tensor | None = None) -> Columns:
         """The ranked columns for `table` (N, d): `entities` in that order, or every entity (None)."""
-        if entities is None:
-            return Columns(None, None, table, self.bias)
-        cols = torch.as_tensor(entities, dtype=torch.long).to(table.device)
-        index = torch.full((table.shape[0],), -1, dtype=torch.long, device=table.device)
-        index[cols] = torch.arange(len(cols), device=table.device)
-        return Columns(cols, index, table[cols], self.bias[cols])
+        cols = None if entities is None else torch.as_tensor(entities, dtype=torch.long).to(table.device)
+        return Columns(table, self.bias, cols)
 
     def forward(self, q: Tensor, batch: RecBatch, cols: Columns) -> Tensor:
         """(B, C) logits from the query q (B, d)."""
