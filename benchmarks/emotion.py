@@ -1,6 +1,9 @@
 """Benchmark of the emotion classifier on its held-out split (ECR_SPEC §2).
 
-    python benchmarks/emotion.py [--checkpoint artifacts/emotion] [--compare artifacts/emotion_minilm]
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/emotion.py [--checkpoint artifacts/emotion] \
+        [--compare artifacts/emotion_minilm]
+
+(PASSIVE: a MiniLM checkpoint runs torch, whose small ops otherwise spin; docs/MODELS.md.)
 
 Loads the checkpoint written by `ecrs train emotion`, re-derives the held-out split (and checks it matches the
 checkpoint's split.json), and writes benchmarks/results/emotion.json and emotion_confusion.png: Recall@1/@2,
@@ -9,17 +12,12 @@ numbers for each --compare checkpoint.
 """
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: a MiniLM checkpoint imports it (MODELS.md)
-
 import argparse
 import gzip
 import json
 import math
-import platform
+import os
 import re
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -27,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import bundled_files
 
 from ecrs.data.bundle import REPO_ROOT, bundled
 from ecrs.emotions import BETA, EMOTION_INDEX, EMOTIONS
+from ecrs.evaluation.results import write_results
 from ecrs.models.emotion import EmotionClassifier
 from ecrs.training.emotion import (
     SPLIT_FILE,
@@ -196,8 +196,7 @@ def evaluate_checkpoint(path: Path, examples: list[EmotionExample], speed: bool)
     probs = clf.predict_proba([e.text for e in heldout], [e.context for e in heldout])
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     res: dict[str, Any] = {
-        "checkpoint": str(path.resolve().relative_to(REPO_ROOT)) if path.resolve().is_relative_to(REPO_ROOT)
-        else str(path), "model": MODEL_NAMES[cfg.encoder], "encoder": cfg.encoder, "chosen_C": spec["meta"]["report"]["chosen_C"],
+        "checkpoint": rel(path), "model": MODEL_NAMES[cfg.encoder], "encoder": cfg.encoder, "chosen_C": spec["meta"]["report"]["chosen_C"],
         "n_train": len(fit_ids), "n_heldout": len(heldout), "n_train_selection": len(splits["train"]),
         "n_val": len(splits["val"]), "train_seconds": spec["meta"]["report"]["train_seconds"],
         "size_mb": sum((path / f).stat().st_size for f in ("emotion_head.npz", "emotion_model.json")) / 1e6,
@@ -214,6 +213,11 @@ def evaluate_checkpoint(path: Path, examples: list[EmotionExample], speed: bool)
         res["est_minutes_for_100k"] = 1e5 / res["throughput_bulk_per_s"] / 60
         res["load_average_during"] = list(os.getloadavg())
     return res, (probs, heldout, [by_id[i] for i in fit_ids])
+
+
+def rel(path: Path) -> str:
+    """`path` relative to the repository when inside it: results files do not name this checkout's folder."""
+    return str(path.resolve().relative_to(REPO_ROOT)) if path.resolve().is_relative_to(REPO_ROOT) else str(path)
 
 
 def plot_confusion(probs: np.ndarray, heldout: list[EmotionExample], title: str, out: Path) -> list[list[float]]:
@@ -243,32 +247,6 @@ def plot_confusion(probs: np.ndarray, heldout: list[EmotionExample], title: str,
     fig.savefig(out, bbox_inches="tight")
     plt.close(fig)
     return norm.round(4).tolist()
-
-
-def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpu_count": os.cpu_count(), "numpy": np.__version__,
-                            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
-    if "torch" in sys.modules:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-    else:
-        try:
-            from importlib.metadata import version
-
-            info["torch"] = version("torch") + " (not imported by the n-gram model)"
-        except Exception:  # noqa: BLE001
-            info["torch"] = None
-    return info
-
-
-def git(*args: str) -> str | None:
-    try:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main() -> int:
@@ -306,19 +284,12 @@ def main() -> int:
     bars = {"recall@2 >= 0.90": main_res["recall@2"] >= 0.90}
     if "latency_batch1" in main_res:
         bars["p50 latency <= 5 ms"] = main_res["latency_batch1"]["p50_ms"] <= 5.0
-    result = {
-        "task": "nine-label emotion classification of ReDial seeker utterances (ECR_SPEC §2)",
-        "labels": list(EMOTIONS), "definitions": DEFINITIONS, "bars": bars, "model": main_res,
-        "baselines": baselines, "variants": variants, "confusion_row_normalised": conf,
-        "confusion_png": str(png.relative_to(REPO_ROOT)) if png.is_relative_to(REPO_ROOT) else str(png),
-        "paper_reference": "ECR: GPT-2 classifier, Recall@2 = 0.8775 against its own LLM labels (different data)",
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty_model_files": bool(git("status", "--porcelain", "--", "src/ecrs/models/emotion.py",
-                                          "src/ecrs/training/emotion.py")),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(
+        args.out, {"model": main_res, "baselines": baselines, "variants": variants, "confusion_row_normalised": conf},
+        data={**bundled_files(data), "checkpoint": rel(args.checkpoint)},
+        task="nine-label emotion classification of ReDial seeker utterances (ECR_SPEC §2)",
+        labels=list(EMOTIONS), definitions=DEFINITIONS, bars=bars, confusion_png=rel(png),
+        paper_reference="ECR: GPT-2 classifier, Recall@2 = 0.8775 against its own LLM labels (different data)")
     lat = main_res.get("latency_batch1", {}).get("p50_ms", float("nan"))
     print(f"held-out n={n}: Recall@2 {main_res['recall@2']:.4f}, Recall@1 {main_res['recall@1']:.4f}, "
           f"micro F1 {main_res['micro_f1']:.4f}, macro F1 {main_res['macro_f1']:.4f}, p50 {lat:.2f} ms -> {args.out}")
