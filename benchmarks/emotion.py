@@ -216,19 +216,24 @@ def evaluate_checkpoint(path: Path, examples: list[EmotionExample], speed: bool)
 
 
 def rel(path: Path) -> str:
-    """`path` relative to the repository when inside it: results files do not name this checkout's folder."""
-    return str(path.resolve().relative_to(REPO_ROOT)) if path.resolve().is_relative_to(REPO_ROOT) else str(path)
+    """`path` relative to the repository when inside it (artifacts/ may be a link): results files do not name this
+    checkout's folder."""
+    path = path.absolute()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
-def plot_confusion(probs: np.ndarray, heldout: list[EmotionExample], title: str, out: Path) -> list[list[float]]:
+def row_normalised(m: np.ndarray) -> np.ndarray:
+    return m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+
+
+def plot_confusion(m: np.ndarray, title: str, out: Path) -> None:
+    """`m`: the (K, K) confusion counts."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    gold = np.array([EMOTION_INDEX[e.primary] for e in heldout])
-    m = confusion(gold, probs.argmax(axis=1)).astype(float)
-    norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    norm = row_normalised(m)
     fig, ax = plt.subplots(figsize=(7.5, 6.5), dpi=120)
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(K), EMOTIONS, rotation=45, ha="right")
@@ -246,7 +251,6 @@ def plot_confusion(probs: np.ndarray, heldout: list[EmotionExample], title: str,
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, bbox_inches="tight")
     plt.close(fig)
-    return norm.round(4).tolist()
 
 
 def main() -> int:
@@ -272,24 +276,27 @@ def main() -> int:
     }
     for b in baselines.values():
         b.pop("per_label")
-    png = args.out.with_name("emotion_confusion.png")
-    conf = plot_confusion(probs, heldout, f"{main_res['model']}\nheld-out n={n}: "
-                          f"Recall@1 {main_res['recall@1']:.3f}, Recall@2 {main_res['recall@2']:.3f}", png)
     variants = []
     for path in args.compare:
         res, _ = evaluate_checkpoint(path, examples, not args.no_speed)
         res.pop("per_label")
         variants.append(res)
 
+    counts = confusion(np.array([EMOTION_INDEX[e.primary] for e in heldout]), probs.argmax(axis=1)).astype(float)
+    png = args.out.with_name("emotion_confusion.png")
     bars = {"recall@2 >= 0.90": main_res["recall@2"] >= 0.90}
     if "latency_batch1" in main_res:
         bars["p50 latency <= 5 ms"] = main_res["latency_batch1"]["p50_ms"] <= 5.0
     write_results(
-        args.out, {"model": main_res, "baselines": baselines, "variants": variants, "confusion_row_normalised": conf},
+        args.out, {"model": main_res, "baselines": baselines, "variants": variants,
+                   "confusion_row_normalised": row_normalised(counts).round(4).tolist()},
         data={**bundled_files(data), "checkpoint": rel(args.checkpoint)},
         task="nine-label emotion classification of ReDial seeker utterances (ECR_SPEC §2)",
         labels=list(EMOTIONS), definitions=DEFINITIONS, bars=bars, confusion_png=rel(png),
         paper_reference="ECR: GPT-2 classifier, Recall@2 = 0.8775 against its own LLM labels (different data)")
+    # After the results file: written before, the plot would count as an uncommitted change in its provenance.
+    plot_confusion(counts, f"{main_res['model']}\nheld-out n={n}: Recall@1 {main_res['recall@1']:.3f}, "
+                           f"Recall@2 {main_res['recall@2']:.3f}", png)
     lat = main_res.get("latency_batch1", {}).get("p50_ms", float("nan"))
     print(f"held-out n={n}: Recall@2 {main_res['recall@2']:.4f}, Recall@1 {main_res['recall@1']:.4f}, "
           f"micro F1 {main_res['micro_f1']:.4f}, macro F1 {main_res['macro_f1']:.4f}, p50 {lat:.2f} ms -> {args.out}")
