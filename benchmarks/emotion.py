@@ -288,7 +288,7 @@ def main() -> int:
     if "latency_batch1" in main_res:
         bars["p50 latency <= 5 ms"] = main_res["latency_batch1"]["p50_ms"] <= 5.0
     write_results(
-        args.out, {"model": main_res, "baselines": baselines, "variants": variants,
+        args.out, "emotion", {"model": main_res, "baselines": baselines, "variants": variants,
                    "confusion_row_normalised": row_normalised(counts).round(4).tolist()},
         data={**bundled_files(data), "checkpoint": rel(args.checkpoint)},
         task="nine-label emotion classification of ReDial seeker utterances (ECR_SPEC §2)",

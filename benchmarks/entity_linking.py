@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
              "kg/redial_movie_to_dbpedia.json.gz", "kg/entity2id.json.gz", "redial/train_complete.jsonl.gz",
              "redial/train_partial.jsonl.gz", "redial/train_noid.jsonl.gz"]
     result = write_results(
-        args.out, variants, data=bundled_files(*files),
+        args.out, "entity_linking", variants, data=bundled_files(*files),
         definition=__doc__.split("Run:")[0].strip(), split=args.split,
         passes_all=all(v["passes_all"] for v in variants.values()),
         build={"kg_load_wall_s": round(t1 - t0, 3), "kg_load_cpu_s": round(c1 - c0, 3),

@@ -36,9 +36,8 @@ from common import bundled_files
 
 from ecrs.data.bundle import bundled
 from ecrs.data.dialogues import load_redial
-from ecrs.data.kg import load_redial_kg, redial_movie_entities
+from ecrs.data.kg import load_redial_kg, redial_movie_entities, redial_titles
 from ecrs.data.linking import build_redial_linker
-from ecrs.data.prepare import redial_titles
 from ecrs.data.reviews import load_review_kb
 from ecrs.evaluation.metrics import bleu, bleu_n, distinct_n, distinct_n_per_sentence
 from ecrs.evaluation.results import write_results
@@ -217,7 +216,7 @@ def main() -> None:
     if extras:
         training["training_extra"] = {name: training_summary(Path(d)) for name, d in extras.items()
                                       if (Path(d) / "train_log.json").exists()}
-    write_results(RESULTS, table, keep=JUDGE_KEYS, data=bundled_files("redial/test.jsonl.gz"), definitions={
+    write_results(RESULTS, "generation", table, keep=JUDGE_KEYS, data=bundled_files("redial/test.jsonl.gz"), definitions={
         "distinct_n": "true ratio: distinct n-grams / n-grams over all replies (lowercased, whitespace tokens)",
         "distinct_n_per_reply_unicrs": "UniCRS/ECR code's variant: distinct n-grams / number of replies",
         "bleu": "sacrebleu corpus BLEU-4 vs the real recommender reply; bleu_1/2 individual orders",

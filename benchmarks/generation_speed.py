@@ -127,7 +127,7 @@ def main() -> None:
         ids = hf.greedy_ids(prompt, 32)
         metrics["transformers_fp32_fallback_tok_s"] = round(len(ids) / (time.perf_counter() - t0), 2)
     write_results(
-        RESULTS, metrics, data={k: {"path": str(p), "mb": round(p.stat().st_size / 2**20, 1)} for k, p in files.items()},
+        RESULTS, "generation_speed", metrics, data={k: {"path": str(p), "mb": round(p.stat().st_size / 2**20, 1)} for k, p in files.items()},
         machine={"loadavg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
                  "note": (args.machine_note + "; " if args.machine_note else "")
                          + "absolute tok/s vary with load, the interleaved ratio much less"},

@@ -94,7 +94,7 @@ def main() -> None:
         model_ms.append(m)
         total_ms.append(e + m)
     result = write_results(
-        args.out, {"turn_ms": percentiles(total_ms), "encode_new_utterance_ms": percentiles(enc_ms),
+        args.out, "recommender_latency", {"turn_ms": percentiles(total_ms), "encode_new_utterance_ms": percentiles(enc_ms),
                    "recommend_ms": percentiles(model_ms), "load_seconds": round(load_s, 2)},
         data={"test": str(Path(args.data_dir) / args.dataset / "test.jsonl.gz")},
         machine={"load_average_1m": round(os.getloadavg()[0], 2)},

@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
               "server_rss_peak_gb": round(results["server_rss"]["peak_mb"] / 1024, 3)}
     bars = {k: {"bar": f"<= {BARS[k]}", "value": values[k], "met": values[k] <= BARS[k]} for k in BARS}
     write_results(
-        args.out, results, data=bundled_files("redial/test.jsonl.gz"),
+        args.out, "serving", results, data=bundled_files("redial/test.jsonl.gz"),
         machine={"memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                  "load_average_before": [round(x, 2) for x in load_before],
                  "load_average_after": [round(x, 2) for x in os.getloadavg()],

@@ -105,7 +105,7 @@ def main() -> None:
     load_at_start = round(os.getloadavg()[0], 2)
 
     def save(runs: dict[str, dict]) -> None:  # after every run: a long benchmark keeps what it measured
-        write_results(RESULTS, runs, data=data, machine={"load_average_at_start": load_at_start}, setup=setup,
+        write_results(RESULTS, "simulator", runs, data=data, machine={"load_average_at_start": load_at_start}, setup=setup,
                       definitions=DEFINITIONS)
 
     runs: dict[str, dict] = {}

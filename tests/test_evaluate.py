@@ -70,8 +70,9 @@ def test_update_results_replaces_rows_of_the_same_system_and_keeps_the_rest(tmp_
                 "provenance": {"commit": system}}
 
     path = tmp_path / "recommendation.json"
-    update_results(path, [row("a", 0.3), row("b", {"mean": 0.4, "std": 0.01, "n": 3})], markdown=False)
-    update_results(path, [row("a", 0.35)], markdown=False, data={"test": "t.jsonl.gz"})
+    update_results(path, "recommendation", [row("a", 0.3), row("b", {"mean": 0.4, "std": 0.01, "n": 3})],
+                   markdown=False)
+    update_results(path, "recommendation", [row("a", 0.35)], markdown=False, data={"test": "t.jsonl.gz"})
     out = json.loads(path.read_text())
     assert [r["system"] for r in out["rows"]] == ["a", "b"] and out["rows"][0]["metrics"]["standard"]["R@50"] == 0.35
     # the headline numbers: each row's (the mean over seeds); the file's provenance: the last call's

@@ -64,7 +64,7 @@ def test_results_file_follows_the_schema(name: str) -> None:
 def test_write_results_writes_the_schema_and_keeps_only_named_keys(tmp_path: Path) -> None:
     path = tmp_path / "speed.json"
     path.write_text(json.dumps({"judge": {"win": 0.6}, "stale": 1}))
-    written = write_results(path, {"tok_s": 120.5}, data={"model": "m.gguf"}, machine={"load_average": 0.4},
+    written = write_results(path, "speed", {"tok_s": 120.5}, data={"model": "m.gguf"}, machine={"load_average": 0.4},
                             keep=("judge",), notes=["n"])
     assert json.loads(path.read_text()) == written
     assert list(written)[:3] == ["benchmark", "metrics", "provenance"] and schema_errors(written, "speed") == []

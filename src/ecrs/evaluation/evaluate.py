@@ -164,7 +164,7 @@ def evaluate_recommender(
 
 # ---------------------------------------------------------------- results file
 
-def update_results(path: Path, rows: list[dict[str, Any]], markdown: bool = True,
+def update_results(path: Path, benchmark: str, rows: list[dict[str, Any]], markdown: bool = True,
                    data: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Replace rows of the same (system, dataset) and keep the rest; sorted for stable diffs. The file's `metrics`
     are each row's headline numbers (`headline`); `markdown` also writes the table beside the JSON."""
@@ -172,7 +172,7 @@ def update_results(path: Path, rows: list[dict[str, Any]], markdown: bool = True
     keys = {(r["system"], r["dataset"]) for r in rows}
     merged = [r for r in existing if (r["system"], r["dataset"]) not in keys] + rows
     merged.sort(key=lambda r: (r["dataset"], r.get("order", 99), r["system"]))
-    write_results(path, headline(merged), data=data, rows=merged)
+    write_results(path, benchmark, headline(merged), data=data, rows=merged)
     if markdown:
         path.with_suffix(".md").write_text(render_table(merged))
     return merged

@@ -1,6 +1,6 @@
 """One shape for the results file of every maintained benchmark (`benchmarks/results/<name>.json`):
 
-    {"benchmark": "<name>",                      # the file's stem
+    {"benchmark": "<name>",                      # which benchmark (its file's stem where it is committed)
      "metrics": {...},                           # what was measured
      "provenance": {"command", "commit", "dirty_files", "machine", "data"},   # ecrs.provenance.provenance()
      ...}                                        # anything else the benchmark records: settings, definitions, notes
@@ -20,16 +20,16 @@ from ecrs.provenance import provenance
 __all__ = ["write_results"]
 
 
-def write_results(path: str | Path, metrics: dict[str, Any], *, data: dict[str, Any] | None = None,
+def write_results(path: str | Path, benchmark: str, metrics: dict[str, Any], *, data: dict[str, Any] | None = None,
                   machine: dict[str, Any] | None = None, keep: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
-    """Write the results file `path` (benchmark name = its stem) and return what was written. `data`: what the
-    numbers were computed on; `machine`: facts of this run beside `ecrs.provenance.machine()` (e.g. the load
-    average); `keep`: keys that other scripts add to this file, kept from the existing one."""
+    """Write the results file `path` and return what was written. `data`: what the numbers were computed on;
+    `machine`: facts of this run beside `ecrs.provenance.machine()` (e.g. the load average); `keep`: keys that
+    other scripts add to this file, kept from the existing one."""
     path = Path(path)
     prov = provenance(data)
     prov["machine"] |= machine or {}
     old = json.loads(path.read_text()) if keep and path.exists() else {}
-    result = {"benchmark": path.stem, "metrics": metrics, "provenance": prov, **extra,
+    result = {"benchmark": benchmark, "metrics": metrics, "provenance": prov, **extra,
               **{k: old[k] for k in keep if k in old}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")

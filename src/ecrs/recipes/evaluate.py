@@ -194,10 +194,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{dataset:9s} {a} - {b}: " + ", ".join(
                 f"{k} {g['difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]"
                 for k, g in gaps.items() if g is not None))
-    update_results(Path(cfg.results), rows, data=data)
+    update_results(Path(cfg.results), "recommendation", rows, data=data)
     print(f"wrote {cfg.results} and {Path(cfg.results).with_suffix('.md')}")
     if comparisons:
-        update_results(Path(cfg.compare_results), comparisons, markdown=False, data=data)
+        update_results(Path(cfg.compare_results), "recommendation_paired", comparisons, markdown=False, data=data)
         print(f"wrote {cfg.compare_results}")
     return 0
 
