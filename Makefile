@@ -25,9 +25,13 @@ run: setup
 	$(ECRS) prepare --set dataset=redial
 	$(ECRS) prepare --set dataset=inspired
 	$(ECRS) train recommender --config configs/recommender/ecr-fast.yaml
-	$(ECRS) evaluate --set datasets=[inspired] --set 'systems=[popularity, repeat-context]'
+	@# Into its own file: benchmarks/results/recommendation.json keeps the committed multi-seed rows (`ecrs reproduce`).
+	$(ECRS) evaluate --set datasets=[inspired] --set 'systems=[popularity, repeat-context]' \
+	  --set results=artifacts/results/recommendation.json
 	$(ECRS) evaluate --set datasets=[redial] \
-	  --set 'systems=[popularity, repeat-context, "ecr-fast:artifacts/recommender/{dataset}/ecr-fast-s*"]'
+	  --set 'systems=[popularity, repeat-context, "ecr-fast:artifacts/recommender/{dataset}/ecr-fast-s*"]' \
+	  --set results=artifacts/results/recommendation.json
+	@cat artifacts/results/recommendation.md
 
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -1,6 +1,9 @@
 """Benchmark of the emotion classifier on its held-out split (ECR_SPEC §2).
 
-    python benchmarks/emotion.py [--checkpoint artifacts/emotion] [--compare artifacts/emotion_minilm]
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/emotion.py [--checkpoint artifacts/emotion] \
+        [--compare artifacts/emotion_minilm]
+
+(PASSIVE: a MiniLM checkpoint runs torch, whose small ops otherwise spin; docs/MODELS.md.)
 
 Loads the checkpoint written by `ecrs train emotion`, re-derives the held-out split (and checks it matches the
 checkpoint's split.json), and writes benchmarks/results/emotion.json and emotion_confusion.png: Recall@1/@2,
@@ -9,17 +12,12 @@ numbers for each --compare checkpoint.
 """
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: a MiniLM checkpoint imports it (MODELS.md)
-
 import argparse
 import gzip
 import json
 import math
-import platform
+import os
 import re
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -27,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import bundled_files
 
 from ecrs.data.bundle import REPO_ROOT, bundled
 from ecrs.emotions import BETA, EMOTION_INDEX, EMOTIONS
+from ecrs.evaluation.results import write_results
 from ecrs.models.emotion import EmotionClassifier
 from ecrs.training.emotion import (
     SPLIT_FILE,
@@ -196,8 +196,7 @@ def evaluate_checkpoint(path: Path, examples: list[EmotionExample], speed: bool)
     probs = clf.predict_proba([e.text for e in heldout], [e.context for e in heldout])
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     res: dict[str, Any] = {
-        "checkpoint": str(path.resolve().relative_to(REPO_ROOT)) if path.resolve().is_relative_to(REPO_ROOT)
-        else str(path), "model": MODEL_NAMES[cfg.encoder], "encoder": cfg.encoder, "chosen_C": spec["meta"]["report"]["chosen_C"],
+        "checkpoint": rel(path), "model": MODEL_NAMES[cfg.encoder], "encoder": cfg.encoder, "chosen_C": spec["meta"]["report"]["chosen_C"],
         "n_train": len(fit_ids), "n_heldout": len(heldout), "n_train_selection": len(splits["train"]),
         "n_val": len(splits["val"]), "train_seconds": spec["meta"]["report"]["train_seconds"],
         "size_mb": sum((path / f).stat().st_size for f in ("emotion_head.npz", "emotion_model.json")) / 1e6,
@@ -216,15 +215,25 @@ def evaluate_checkpoint(path: Path, examples: list[EmotionExample], speed: bool)
     return res, (probs, heldout, [by_id[i] for i in fit_ids])
 
 
-def plot_confusion(probs: np.ndarray, heldout: list[EmotionExample], title: str, out: Path) -> list[list[float]]:
+def rel(path: Path) -> str:
+    """`path` relative to the repository when inside it (artifacts/ may be a link): results files do not name this
+    checkout's folder."""
+    path = path.absolute()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def row_normalised(m: np.ndarray) -> np.ndarray:
+    return m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+
+
+def plot_confusion(m: np.ndarray, title: str, out: Path) -> None:
+    """`m`: the (K, K) confusion counts."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    gold = np.array([EMOTION_INDEX[e.primary] for e in heldout])
-    m = confusion(gold, probs.argmax(axis=1)).astype(float)
-    norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    norm = row_normalised(m)
     fig, ax = plt.subplots(figsize=(7.5, 6.5), dpi=120)
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(K), EMOTIONS, rotation=45, ha="right")
@@ -242,33 +251,6 @@ def plot_confusion(probs: np.ndarray, heldout: list[EmotionExample], title: str,
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, bbox_inches="tight")
     plt.close(fig)
-    return norm.round(4).tolist()
-
-
-def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpu_count": os.cpu_count(), "numpy": np.__version__,
-                            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
-    if "torch" in sys.modules:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-    else:
-        try:
-            from importlib.metadata import version
-
-            info["torch"] = version("torch") + " (not imported by the n-gram model)"
-        except Exception:  # noqa: BLE001
-            info["torch"] = None
-    return info
-
-
-def git(*args: str) -> str | None:
-    try:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main() -> int:
@@ -294,31 +276,27 @@ def main() -> int:
     }
     for b in baselines.values():
         b.pop("per_label")
-    png = args.out.with_name("emotion_confusion.png")
-    conf = plot_confusion(probs, heldout, f"{main_res['model']}\nheld-out n={n}: "
-                          f"Recall@1 {main_res['recall@1']:.3f}, Recall@2 {main_res['recall@2']:.3f}", png)
     variants = []
     for path in args.compare:
         res, _ = evaluate_checkpoint(path, examples, not args.no_speed)
         res.pop("per_label")
         variants.append(res)
 
+    counts = confusion(np.array([EMOTION_INDEX[e.primary] for e in heldout]), probs.argmax(axis=1)).astype(float)
+    png = args.out.with_name("emotion_confusion.png")
     bars = {"recall@2 >= 0.90": main_res["recall@2"] >= 0.90}
     if "latency_batch1" in main_res:
         bars["p50 latency <= 5 ms"] = main_res["latency_batch1"]["p50_ms"] <= 5.0
-    result = {
-        "task": "nine-label emotion classification of ReDial seeker utterances (ECR_SPEC §2)",
-        "labels": list(EMOTIONS), "definitions": DEFINITIONS, "bars": bars, "model": main_res,
-        "baselines": baselines, "variants": variants, "confusion_row_normalised": conf,
-        "confusion_png": str(png.relative_to(REPO_ROOT)) if png.is_relative_to(REPO_ROOT) else str(png),
-        "paper_reference": "ECR: GPT-2 classifier, Recall@2 = 0.8775 against its own LLM labels (different data)",
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty_model_files": bool(git("status", "--porcelain", "--", "src/ecrs/models/emotion.py",
-                                          "src/ecrs/training/emotion.py")),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(
+        args.out, "emotion", {"model": main_res, "baselines": baselines, "variants": variants,
+                   "confusion_row_normalised": row_normalised(counts).round(4).tolist()},
+        data={**bundled_files(data), "checkpoint": rel(args.checkpoint)},
+        task="nine-label emotion classification of ReDial seeker utterances (ECR_SPEC §2)",
+        labels=list(EMOTIONS), definitions=DEFINITIONS, bars=bars, confusion_png=rel(png),
+        paper_reference="ECR: GPT-2 classifier, Recall@2 = 0.8775 against its own LLM labels (different data)")
+    # After the results file: written before, the plot would count as an uncommitted change in its provenance.
+    plot_confusion(counts, f"{main_res['model']}\nheld-out n={n}: Recall@1 {main_res['recall@1']:.3f}, "
+                           f"Recall@2 {main_res['recall@2']:.3f}", png)
     lat = main_res.get("latency_batch1", {}).get("p50_ms", float("nan"))
     print(f"held-out n={n}: Recall@2 {main_res['recall@2']:.4f}, Recall@1 {main_res['recall@1']:.4f}, "
           f"micro F1 {main_res['micro_f1']:.4f}, macro F1 {main_res['macro_f1']:.4f}, p50 {lat:.2f} ms -> {args.out}")

@@ -19,19 +19,18 @@ Run:  .venv/bin/python benchmarks/entity_linking.py [--split test|train] [--out 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import re
-import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from ecrs.data.bundle import REPO_ROOT, bundled, iter_jsonl, manifest
+from common import bundled_files
+
+from ecrs.data.bundle import REPO_ROOT, bundled, iter_jsonl
 from ecrs.data.kg import load_redial_kg, redial_movie_entities, relation_name
 from ecrs.data.linking import EntityLinker, Mention, build_redial_linker, split_title
+from ecrs.evaluation.results import write_results
 
 BAR = {"movie_precision": 0.90, "movie_recall": 0.90, "p50_latency_ms": 2.0}
 SPLITS = {"test": "redial/test.jsonl.gz", "train": "redial/train_complete.jsonl.gz"}
@@ -214,34 +213,23 @@ def main(argv: list[str] | None = None) -> int:
         res["passes"] = {k: (res[k] >= b if k != "p50_latency_ms" else res[k] <= b) for k, b in BAR.items()}
         res["passes_all"] = all(res["passes"].values())
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT,
-                            check=False).stdout.strip()
     files = [SPLITS[args.split], "redial/movies_with_mentions.csv.gz", "kg/redial_movie_info.json.gz",
              "kg/redial_movie_to_dbpedia.json.gz", "kg/entity2id.json.gz", "redial/train_complete.jsonl.gz",
              "redial/train_partial.jsonl.gz", "redial/train_noid.jsonl.gz"]
-    result = {
-        "benchmark": "entity_linking",
-        "definition": __doc__.split("Run:")[0].strip(),
-        "split": args.split,
-        "variants": variants,
-        "passes_all": all(v["passes_all"] for v in variants.values()),
-        "build": {"kg_load_wall_s": round(t1 - t0, 3), "kg_load_cpu_s": round(c1 - c0, 3),
-                  "linker_build_wall_s": round(t2 - t1, 3), "linker_build_cpu_s": round(c2 - c1, 3),
-                  "note": "build_redial_linker(kg): alias tables, train word statistics, automaton; the machine "
-                          "is shared (2 cores), so wall time can exceed CPU time",
-                  "aliases": linker.num_aliases, "common_words": len(linker.common_words),
-                  "sentence_starters": len(linker.sentence_starters)},
-        "runtime_s": round(time.perf_counter() - t0, 1),
-        "git_commit": commit,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
-        "data": {rel: {"sha256": manifest().get(rel)} for rel in files},
-        "data_note": ("gold from the bundled KGSF mapping (5,246 of 6,924 ReDial ids); popularity prior from "
-                      "ReDial's movies_with_mentions counts (whole corpus); common words learnt from train text only"),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    result = write_results(
+        args.out, "entity_linking", variants, data=bundled_files(*files),
+        definition=__doc__.split("Run:")[0].strip(), split=args.split,
+        passes_all=all(v["passes_all"] for v in variants.values()),
+        build={"kg_load_wall_s": round(t1 - t0, 3), "kg_load_cpu_s": round(c1 - c0, 3),
+               "linker_build_wall_s": round(t2 - t1, 3), "linker_build_cpu_s": round(c2 - c1, 3),
+               "note": "build_redial_linker(kg): alias tables, train word statistics, automaton; the machine "
+                       "is shared (2 cores), so wall time can exceed CPU time",
+               "aliases": linker.num_aliases, "common_words": len(linker.common_words),
+               "sentence_starters": len(linker.sentence_starters)},
+        runtime_s=round(time.perf_counter() - t0, 1),
+        data_note=("gold from the bundled KGSF mapping (5,246 of 6,924 ReDial ids); popularity prior from "
+                   "ReDial's movies_with_mentions counts (whole corpus); common words learnt from train text only"),
+    )
     for v, res in variants.items():
         print(f"{v:10s} P={res['movie_precision']:.4f} R={res['movie_recall']:.4f} F1={res['movie_f1']:.4f} "
               f"strictP={res['strict_movie_precision_unjudged_counted_as_false']:.4f} "

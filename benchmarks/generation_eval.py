@@ -20,7 +20,8 @@ ratio over the corpus (and the UniCRS/ECR per-sentence variant, distinct n-grams
 (sacrebleu) and BLEU-1/2, mean length in words; grounding-error rate = share of replies naming a year or a person /
 movie / company absent from the prompt's knowledge, before and after the repair. Split by whether the movie has
 reviews in the training data (seen) or not (unseen). Outputs are cached per system under artifacts/generator/eval/.
-Writes the "evaluation" field of benchmarks/results/generation.json. The pairwise LLM judge is benchmarks/judge.py.
+Writes benchmarks/results/generation.json (keeping the keys benchmarks/judge.py and judge_qualify.py add to it).
+The pairwise LLM judge is benchmarks/judge.py.
 """
 from __future__ import annotations
 
@@ -31,24 +32,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import update_json  # noqa: E402  (benchmarks/common.py, beside this script)
+from common import bundled_files
 
 from ecrs.data.bundle import bundled
 from ecrs.data.dialogues import load_redial
-from ecrs.data.kg import load_redial_kg, redial_movie_entities
+from ecrs.data.kg import load_redial_kg, redial_movie_entities, redial_titles
 from ecrs.data.linking import build_redial_linker
-from ecrs.data.prepare import redial_titles
 from ecrs.data.reviews import load_review_kb
-from ecrs.evaluation.evaluate import provenance
 from ecrs.evaluation.metrics import bleu, bleu_n, distinct_n, distinct_n_per_sentence
+from ecrs.evaluation.results import write_results
 from ecrs.inference.grounding import GroundingChecker
 
 RESULTS = Path("benchmarks/results/generation.json")
 CACHE = Path("artifacts/generator/eval")
-
-
-def update_results(key: str, value) -> None:
-    update_json(RESULTS, key, value)
+# The judge's summaries of these replies, added to this file by its own scripts
+JUDGE_KEYS = ("judge", "judge_single")
 
 
 def test_samples(kb, n: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -212,7 +210,21 @@ def main() -> None:
         print(f"{name:28s} n={a['n']:3d} D1 {a['distinct_1']:.3f} D2 {a['distinct_2']:.3f} BLEU {a['bleu']:.2f} "
               f"len {a['length_words']:.1f} ground-err {a['grounding_error_rate_before_repair']:.3f} -> "
               f"{a['grounding_error_rate_served']:.3f}", flush=True)
-    update_results("evaluation", {
+    training = {}
+    if (Path(args.model) / "train_log.json").exists():
+        training["training"] = training_summary(Path(args.model))
+    if extras:
+        training["training_extra"] = {name: training_summary(Path(d)) for name, d in extras.items()
+                                      if (Path(d) / "train_log.json").exists()}
+    write_results(RESULTS, "generation", table, keep=JUDGE_KEYS, data=bundled_files("redial/test.jsonl.gz"), definitions={
+        "distinct_n": "true ratio: distinct n-grams / n-grams over all replies (lowercased, whitespace tokens)",
+        "distinct_n_per_reply_unicrs": "UniCRS/ECR code's variant: distinct n-grams / number of replies",
+        "bleu": "sacrebleu corpus BLEU-4 vs the real recommender reply; bleu_1/2 individual orders",
+        "grounding": "share of replies with a year or a linked person/movie/company name absent from the "
+                     "prompt's knowledge (genres and lowercase words are not names)",
+        "knowledge_use_rate": "share of replies naming >= 1 of the prompt's related entities or KG-fact "
+                              "entities (an informativeness proxy)",
+    }, evaluation={
         "samples": {"split": "ReDial test (bundled official test split)", "n": len(samples),
                     "n_plain_format": min(args.n_plain, len(samples)),
                     "candidates": n_candidates, "seed": args.seed,
@@ -228,29 +240,12 @@ def main() -> None:
         "decoding": {"greedy": True, "no_repeat_ngram": 3, "max_new_tokens": args.max_tokens,
                      "served_reply": "first sentence + continuation sentences that pass the grounding check; "
                                      "an unfinished last sentence is dropped"},
-        "metrics": {
-            "distinct_n": "true ratio: distinct n-grams / n-grams over all replies (lowercased, whitespace tokens)",
-            "distinct_n_per_reply_unicrs": "UniCRS/ECR code's variant: distinct n-grams / number of replies",
-            "bleu": "sacrebleu corpus BLEU-4 vs the real recommender reply; bleu_1/2 individual orders",
-            "grounding": "share of replies with a year or a linked person/movie/company name absent from the "
-                         "prompt's knowledge (genres and lowercase words are not names)",
-            "knowledge_use_rate": "share of replies naming >= 1 of the prompt's related entities or KG-fact "
-                                  "entities (an informativeness proxy)",
-        },
-        "table": table,
         "examples": examples,
         "judge": "run separately by benchmarks/judge.py: see the top-level `judge` key and benchmarks/results/judge.json",
         "model": args.model,
         "extra_models": extras,
         "seconds": round(time.time() - t_start, 1),
-        **provenance(),  # git commit (and whether the tree was dirty), command, machine
-    })
-    update_results("review_kb", kb.stats)
-    if (Path(args.model) / "train_log.json").exists():
-        update_results("training", training_summary(Path(args.model)))
-    if extras:
-        update_results("training_extra", {name: training_summary(Path(d)) for name, d in extras.items()
-                                          if (Path(d) / "train_log.json").exists()})
+    }, review_kb=kb.stats, **training)
 
 
 def training_summary(model_dir: Path) -> dict[str, Any]:

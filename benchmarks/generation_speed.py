@@ -3,8 +3,9 @@ second on a laptop CPU, streamed).
 
     .venv/bin/python benchmarks/generation_speed.py [--model artifacts/generator/smollm2] [--runs 7]
 
+with OMP_WAIT_POLICY unset: it slows llama.cpp 3x (docs/MODELS.md).
 (a) the base SmolLM2-135M-Instruct Q4_1 GGUF as shipped, (b) our fine-tuned model merged and written back as Q8_0.
-Both are loaded in this one process (n_threads=2, OMP_WAIT_POLICY left unset: it slows llama.cpp 3x) and measured
+Both are loaded in this one process (n_threads=2) and measured
 interleaved, run by run, so machine load hits both alike. Per run and model:
   decode_tok_s  llama.cpp's own `predicted_per_second` for 128 forced tokens (ignore_eos) after a ~100-token
                 generator prompt, prompt cache off: the bar compares (b) / (a) of the medians;
@@ -13,31 +14,24 @@ interleaved, run by run, so machine load hits both alike. Per run and model:
                 the shared system-prompt prefix is cached, as in a chat);
   first_piece_s time to the first streamed piece of that path (prompt processing + first token).
 The transformers fp32 fallback is timed once for 32 tokens, for comparison.
-Writes the "speed" field of benchmarks/results/generation.json.
+Writes benchmarks/results/generation_speed.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
-from common import update_json  # noqa: E402  (benchmarks/common.py, beside this script)
-
 from ecrs.data.reviews import load_review_kb
-from ecrs.evaluation.evaluate import provenance
+from ecrs.evaluation.results import write_results
 from ecrs.inference.llama import LlamaCppEngine, export_merged_gguf
 from ecrs.inference.model_files import smollm2_gguf
 from ecrs.inference.prompts import render, serve_prompt
 
-RESULTS = Path("benchmarks/results/generation.json")
-
-
-def update_results(key: str, value) -> None:
-    update_json(RESULTS, key, value)
+RESULTS = Path("benchmarks/results/generation_speed.json")
 
 
 def export_candidate(model: Path, qtype: str) -> Path:
@@ -111,24 +105,15 @@ def main() -> None:
     ratio = med["finetuned_q8_0"]["decode_tok_s"] / med["base_q4_1"]["decode_tok_s"]
     paired = statistics.median(b / a for a, b in zip(runs["base_q4_1"]["decode_tok_s"],
                                                      runs["finetuned_q8_0"]["decode_tok_s"]))
-    out = {
-        "bar": "decode tok/s of the served fine-tuned GGUF >= 90 % of the raw base GGUF, same machine, one run",
+    metrics = {
         "decode_ratio_finetuned_vs_base": round(ratio, 3),
         "bar_met": ratio >= 0.9,
         "paired_ratio_median": round(paired, 3),  # median over runs of (b)/(a) measured back to back
         "median": med,
         "runs": {k: {m: [round(x, 2) for x in v] for m, v in ms.items()} for k, ms in runs.items()},
-        "n_runs": args.runs,
-        "files": {k: {"path": str(p), "mb": round(p.stat().st_size / 2**20, 1)} for k, p in files.items()},
-        "prompt_tokens_approx": len(prompt) // 4,
-        "threads": 2,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "loadavg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
-                    "note": (args.machine_note + "; " if args.machine_note else "")
-                            + "absolute tok/s vary with load, the interleaved ratio much less"},
     }
     if candidates:
-        out["candidates"] = candidates  # measured, not served: the served file stays finetuned_q8_0
+        metrics["candidates"] = candidates  # measured, not served: the served file stays finetuned_q8_0
     if args.hf:
         import torch
 
@@ -140,10 +125,15 @@ def main() -> None:
         hf.generate(prompt, 4)
         t0 = time.perf_counter()
         ids = hf.greedy_ids(prompt, 32)
-        out["transformers_fp32_fallback_tok_s"] = round(len(ids) / (time.perf_counter() - t0), 2)
-    prov = provenance()
-    update_results("speed", {**out, **prov, "machine": {**prov["machine"], **out["machine"]}})
-    print(json.dumps({k: out[k] for k in ("decode_ratio_finetuned_vs_base", "paired_ratio_median", "bar_met",
+        metrics["transformers_fp32_fallback_tok_s"] = round(len(ids) / (time.perf_counter() - t0), 2)
+    write_results(
+        RESULTS, "generation_speed", metrics, data={k: {"path": str(p), "mb": round(p.stat().st_size / 2**20, 1)} for k, p in files.items()},
+        machine={"loadavg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+                 "note": (args.machine_note + "; " if args.machine_note else "")
+                         + "absolute tok/s vary with load, the interleaved ratio much less"},
+        bar="decode tok/s of the served fine-tuned GGUF >= 90 % of the raw base GGUF, same machine, one run",
+        n_runs=args.runs, prompt_tokens_approx=len(prompt) // 4, threads=2)
+    print(json.dumps({k: metrics[k] for k in ("decode_ratio_finetuned_vs_base", "paired_ratio_median", "bar_met",
                                           "median")}, indent=1))
 
 

@@ -5,26 +5,25 @@ said, so they come from the cache), the sample is featurized, the query side run
 are ranked against the entity table computed once at load (cached). Reported: p50 / p95 / mean in ms of the whole
 turn and of its two parts (MiniLM encoding of the new utterance; featurize + model + top-50), over test turns.
 
-    .venv/bin/python benchmarks/recommender_latency.py --run artifacts/recommender/redial/ecr-fast-s0
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/recommender_latency.py --run artifacts/recommender/redial/ecr-fast-s0
+
+(PASSIVE: a turn is a chain of small torch ops, each costing milliseconds while OpenMP threads spin; MODELS.md.)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: OpenMP spinning costs ms per small op
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from ecrs.data.prepare import load_samples  # noqa: E402
-from ecrs.evaluation.evaluate import provenance  # noqa: E402
-from ecrs.inference.recommender import TrainedRecommender  # noqa: E402
-from ecrs.models.context_encoder import TurnEmbeddingCache, load_live_encoder  # noqa: E402
+from ecrs.data.prepare import load_samples
+from ecrs.evaluation.results import write_results
+from ecrs.inference.recommender import TrainedRecommender
+from ecrs.models.context_encoder import TurnEmbeddingCache, load_live_encoder
 
 
 def percentiles(ms: list[float]) -> dict[str, float | list[float]]:
@@ -94,21 +93,16 @@ def main() -> None:
         enc_ms.append(e)
         model_ms.append(m)
         total_ms.append(e + m)
-    prov = provenance()
-    result = {
-        "command": ".venv/bin/python " + prov["command"], "git_commit": prov["git_commit"], "git_dirty": prov["git_dirty"],
-        "run": args.run, "model": rec.name, "backbone": rec.cfg.backbone, "context_shift": rec.context_shift,
-        "task": "one dialogue turn: embed the new utterance (MiniLM), featurize, prompt + reader, top-50 of "
-                f"{len(rec.kg.item_ids)} movies against the cached entity table",
-        "turn_ms": percentiles(total_ms), "encode_new_utterance_ms": percentiles(enc_ms),
-        "recommend_ms": percentiles(model_ms), "load_seconds": round(load_s, 2),
-        "live_encoder": (("onnxruntime-float32" if args.float_encoder else "onnxruntime-int8")
-                         if hasattr(encoder, "__self__") else "sentence-transformers"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "load_average_1m": round(os.getloadavg()[0], 2)},
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    result = write_results(
+        args.out, "recommender_latency", {"turn_ms": percentiles(total_ms), "encode_new_utterance_ms": percentiles(enc_ms),
+                   "recommend_ms": percentiles(model_ms), "load_seconds": round(load_s, 2)},
+        data={"test": str(Path(args.data_dir) / args.dataset / "test.jsonl.gz")},
+        machine={"load_average_1m": round(os.getloadavg()[0], 2)},
+        run=args.run, model=rec.name, backbone=rec.cfg.backbone, context_shift=rec.context_shift,
+        task="one dialogue turn: embed the new utterance (MiniLM), featurize, prompt + reader, top-50 of "
+             f"{len(rec.kg.item_ids)} movies against the cached entity table",
+        live_encoder=(("onnxruntime-float32" if args.float_encoder else "onnxruntime-int8")
+                      if hasattr(encoder, "__self__") else "sentence-transformers"))
     print(json.dumps(result, indent=1))
 
 

@@ -18,17 +18,16 @@ of tests/serving_fixtures.py (bundled graph and catalogue, live linker, briefly 
 popularity); the JSON says which. The 2-core machine is shared: the load average is recorded with the numbers.
 
 Run:  .venv/bin/python benchmarks/serving_load.py [--turns 60] [--out benchmarks/results/serving.json]
+with OMP_WAIT_POLICY unset: the server it starts inherits the environment and decodes replies with llama.cpp, ~3x
+slower with PASSIVE (docs/MODELS.md).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,8 +37,10 @@ from typing import Self
 
 import httpx
 import psutil
+from common import bundled_files
 
 from ecrs.data.bundle import REPO_ROOT, bundled, iter_jsonl
+from ecrs.evaluation.results import write_results
 from ecrs.inference.pipeline import CHAT_REPLY_TOKENS
 from ecrs.serving.store import SQLITE_SYNCHRONOUS
 
@@ -197,10 +198,6 @@ async def concurrent(url: str, clients: int, turns_each: int) -> dict:
             "turns_per_s": round(clients * turns_each / wall, 2), "latency": summary(latencies), "errors": errors}
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO_ROOT, check=False).stdout
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--turns", type=int, default=60, help="turns per sequential measurement")
@@ -251,27 +248,14 @@ def main(argv: list[str] | None = None) -> int:
               "errors_at_32_clients": results["concurrency_32"]["errors"],
               "server_rss_peak_gb": round(results["server_rss"]["peak_mb"] / 1024, 3)}
     bars = {k: {"bar": f"<= {BARS[k]}", "value": values[k], "met": values[k] <= BARS[k]} for k in BARS}
-    out = {
-        "benchmark": "serving_load",
-        "definition": __doc__,
-        "pipeline": pipeline,
-        "durability": args.durability,
-        "results": results,
-        "bars": bars,
-        "all_bars_met": all(b["met"] for b in bars.values()),
-        "git_commit": _git("rev-parse", "HEAD").strip(),
-        "git_dirty_files": [line[3:] for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()],
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                    "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-                    "load_average_before": [round(x, 2) for x in load_before],
-                    "load_average_after": [round(x, 2) for x in os.getloadavg()],
-                    "note": "2 cores shared with other jobs; the load generator runs on the same machine"},
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_results(
+        args.out, "serving", results, data=bundled_files("redial/test.jsonl.gz"),
+        machine={"memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+                 "load_average_before": [round(x, 2) for x in load_before],
+                 "load_average_after": [round(x, 2) for x in os.getloadavg()],
+                 "note": "2 cores shared with other jobs; the load generator runs on the same machine"},
+        definition=__doc__, pipeline=pipeline, durability=args.durability, bars=bars,
+        all_bars_met=all(b["met"] for b in bars.values()), date=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     for k, b in bars.items():
         print(f"{k:28s} {b['value']!s:>10} {b['bar']:>8}  {'ok' if b['met'] else 'MISSED'}")
     print(f"throughput: {results['concurrency_8']['turns_per_s']} turns/s at 8 clients, "

@@ -3,6 +3,9 @@ each system against the rule-based seeker and the LLM seeker, results in benchma
 
     nice -n 10 .venv/bin/python benchmarks/simulator.py [--n 100] [--n-llm 10] [--max-turns 5] [--threads 1]
 
+with OMP_WAIT_POLICY unset: the LLM seeker decodes with llama.cpp in this process, ~3x slower with PASSIVE
+(docs/MODELS.md); torch runs on --threads threads beside it.
+
 Systems (the chat pipeline with the template reply; the reply does not change which movies are recommended):
   popularity   the popularity baseline fitted on the prepared ReDial train samples;
   ecr          the trained ECR recommender, artifacts/recommender/redial/ecr-fast-s0 (whatever is there when the
@@ -16,23 +19,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import update_json  # noqa: E402
+from ecrs.evaluation.results import write_results
 
 RESULTS = Path("benchmarks/results/simulator.json")
 ECR_RUN = Path("artifacts/recommender/redial/ecr-fast-s0")
 SYSTEMS = {"popularity": "popularity", "ecr": str(ECR_RUN)}
-
-
-def git_commit() -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+DEFINITIONS = {
+    "success_at_k": "share of dialogues whose recommendations contained the target within k seeker turns",
+    "mean_turns_to_success": "mean 1-based success turn over successful dialogues only (null if none)",
+    "mean_rejections": "recommended movies in the turns before success (all turns if none), per dialogue",
+    "leaks": "target-title mentions redacted from seeker messages (LLM seeker; the rule seeker quotes the real "
+             "opening, which can name it too)",
+    "fallbacks": "LLM seeker messages replaced by the rule-based message (backend error or empty answer)",
+    "seconds_per_turn": "wall time / seeker turns, loading included, on the shared CPU",
+}
 
 
 def run_cli(out: Path, argv: list[str]) -> dict:
@@ -41,7 +46,9 @@ def run_cli(out: Path, argv: list[str]) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     full = ["simulate", *argv, "--out", str(out), "--no-progress"]
     t0 = time.perf_counter()
+    argv = sys.argv
     rc = main(full)
+    sys.argv = argv  # main() sets it to the `ecrs` command line; the results record this script's command
     wall = time.perf_counter() - t0
     if rc != 0:
         raise SystemExit(f"ecrs {' '.join(full)}: exit {rc}")
@@ -76,14 +83,10 @@ def main() -> None:
 
     ecr_metrics = json.loads((ECR_RUN / "metrics.json").read_text()) if (ECR_RUN / "metrics.json").exists() else {}
     model_pt = ECR_RUN / "model.pt"
-    update_json(RESULTS, "setup", {
+    setup = {
         "task": "iEvaLM-style interactive evaluation: a simulated seeker with a target movie from a ReDial test "
                 "dialogue talks with the chat pipeline for up to max_turns turns; success = the target (entity id) "
                 "is among the turn's recommendations",
-        "data": {"dialogues": "bundled redial/test.jsonl.gz", "seed": args.seed,
-                 "selection": "dialogues with a target (first recommender-suggested movie the seeker's "
-                              "questionnaire marks liked, not mentioned before, in the catalogue), first n in "
-                              "sha256(f'{seed}:{id}') order; the LLM runs use the first n_llm of the same order"},
         "systems": {"popularity": "pipeline + Popularity fitted on artifacts/data/redial train samples",
                     "ecr": {"run": str(ECR_RUN), "best_valid_R@50": ecr_metrics.get("best_valid_R@50"),
                             "best_epoch": ecr_metrics.get("best_epoch"), "finished": ecr_metrics.get("finished"),
@@ -94,11 +97,16 @@ def main() -> None:
                             "(genre, decade, a star, the director)",
                     "llm": "SmolLM2-135M-Instruct Q4_1 GGUF via llama.cpp, greedy, prompt sim-v1 (same hints); "
                            "title mentions redacted and counted"},
-        "git_commit": git_commit(),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_average_at_start": round(os.getloadavg()[0], 2),
-                    "note": "2 CPU cores shared with model training running at the same time"},
-    })
+    }
+    data = {"dialogues": "bundled redial/test.jsonl.gz", "seed": args.seed,
+            "selection": "dialogues with a target (first recommender-suggested movie the seeker's questionnaire "
+                         "marks liked, not mentioned before, in the catalogue), first n in sha256(f'{seed}:{id}') "
+                         "order; the LLM runs use the first n_llm of the same order"}
+    load_at_start = round(os.getloadavg()[0], 2)
+
+    def save(runs: dict[str, dict]) -> None:  # after every run: a long benchmark keeps what it measured
+        write_results(RESULTS, "simulator", runs, data=data, machine={"load_average_at_start": load_at_start}, setup=setup,
+                      definitions=DEFINITIONS)
 
     runs: dict[str, dict] = {}
     common = ["--max-turns", str(args.max_turns), "--top-k", str(args.top_k), "--seed", str(args.seed),
@@ -106,7 +114,7 @@ def main() -> None:
     for name, spec in SYSTEMS.items():
         runs[f"{name}/rule"] = run_cli(out_dir / f"{name}-rule", ["--simulator", "rule", "--n", str(args.n),
                                                                    "--recommender", spec, *common])
-        update_json(RESULTS, "runs", runs)
+        save(runs)
     if args.n_llm:
         for name, spec in SYSTEMS.items():
             runs[f"{name}/llm"] = run_cli(out_dir / f"{name}-llm", ["--simulator", "llm", "--n", str(args.n_llm),
@@ -119,16 +127,7 @@ def main() -> None:
             runs[f"{name}/llm"]["rule_on_same_dialogues"] = {
                 "success_at_k": s.success_at_k, "mean_turns_to_success": s.mean_turns_to_success,
                 "mean_rejections": s.mean_rejections}
-            update_json(RESULTS, "runs", runs)
-    update_json(RESULTS, "definitions", {
-        "success_at_k": "share of dialogues whose recommendations contained the target within k seeker turns",
-        "mean_turns_to_success": "mean 1-based success turn over successful dialogues only (null if none)",
-        "mean_rejections": "recommended movies in the turns before success (all turns if none), per dialogue",
-        "leaks": "target-title mentions redacted from seeker messages (LLM seeker; the rule seeker quotes the real "
-                 "opening, which can name it too)",
-        "fallbacks": "LLM seeker messages replaced by the rule-based message (backend error or empty answer)",
-        "seconds_per_turn": "wall time / seeker turns, loading included, on the shared CPU",
-    })
+            save(runs)
     print(f"wrote {RESULTS}")
 
 

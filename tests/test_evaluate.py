@@ -1,4 +1,5 @@
-"""evaluate_scores: which score the AUC compares (answers known by construction)."""
+"""evaluate_scores: which score the AUC compares (answers known by construction); update_results: merging rows."""
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -59,3 +60,21 @@ def test_compare_outcomes_same_system_is_zero_and_needs_the_same_targets():
     other = _outcomes(run.ranks, run.log_probs, ["liked"] * 300)
     with pytest.raises(ValueError, match="different test targets"):
         compare_outcomes([run], [other])
+
+
+def test_update_results_replaces_rows_of_the_same_system_and_keeps_the_rest(tmp_path):
+    from ecrs.evaluation.evaluate import update_results
+
+    def row(system: str, r50) -> dict:
+        return {"system": system, "dataset": "redial", "metrics": {"standard": {"R@50": r50, "AUC": None}},
+                "provenance": {"commit": system}}
+
+    path = tmp_path / "recommendation.json"
+    update_results(path, "recommendation", [row("a", 0.3), row("b", {"mean": 0.4, "std": 0.01, "n": 3})],
+                   markdown=False)
+    update_results(path, "recommendation", [row("a", 0.35)], markdown=False, data={"test": "t.jsonl.gz"})
+    out = json.loads(path.read_text())
+    assert [r["system"] for r in out["rows"]] == ["a", "b"] and out["rows"][0]["metrics"]["standard"]["R@50"] == 0.35
+    # the headline numbers: each row's (the mean over seeds); the file's provenance: the last call's
+    assert out["metrics"]["redial"]["a"]["R@50"] == 0.35 and out["metrics"]["redial"]["b"]["R@50"] == 0.4
+    assert out["benchmark"] == "recommendation" and out["provenance"]["data"] == {"test": "t.jsonl.gz"}

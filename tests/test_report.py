@@ -31,7 +31,7 @@ def results(tmp_path: Path) -> Path:
     d.mkdir()
     rows = [
         {"system": "popularity", "dataset": "redial", "metrics": _metrics(0.0123, 0.0456, 0.0789),
-         "train_samples": 500, "git_commit": "abcdef1234567"},
+         "train_samples": 500, "provenance": {"commit": "abcdef1234567"}},
         {"system": "unicrs-fast", "dataset": "redial", "metrics": _metrics(0.0311, 0.1511, 0.3111),
          "n_runs": 1, "train_samples": 500},
         {"system": "ecr-fast", "dataset": "redial", "n_runs": 3, "train_samples": 500,
@@ -46,22 +46,28 @@ def results(tmp_path: Path) -> Path:
          "n_runs": [3, 1], "difference": {"R@50": gap, "RT@50": {**gap, "ci_low": 0.001}, "AUC": None}}]}))
     labels = ["like", "curious", "happy"]
     (d / "emotion.json").write_text(json.dumps({
-        "labels": labels, "confusion_row_normalised": [[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.5, 0.25, 0.25]],
-        "model": {"model": "tfidf", "recall@1": 0.7071, "recall@2": 0.9191, "n_heldout": 30,
-                  "latency_batch1": {"p50_ms": 1.234}, "per_label": {"like": {"precision": 0.8181, "f1": 0.5}}},
-        "paper_reference": "GPT-2 Recall@2 0.8775"}))
-    (d / "recommender_latency.json").write_text(json.dumps({
-        "model": "ecr-fast", "turn_ms": {"p50": 28.59, "p95": 38.41, "n": 4, "samples_ms": [20.0, 28.0, 29.0, 40.0]}}))
-    (d / "serving.json").write_text(json.dumps({"results": {
+        "benchmark": "emotion", "labels": labels, "paper_reference": "GPT-2 Recall@2 0.8775",
+        "metrics": {"confusion_row_normalised": [[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.5, 0.25, 0.25]],
+                    "model": {"model": "tfidf", "recall@1": 0.7071, "recall@2": 0.9191, "n_heldout": 30,
+                              "latency_batch1": {"p50_ms": 1.234},
+                              "per_label": {"like": {"precision": 0.8181, "f1": 0.5}}}},
+        "provenance": {"command": "benchmarks/emotion.py", "commit": "0123456789abcdef"}}))
+    (d / "recommender_latency.json").write_text(json.dumps({"model": "ecr-fast", "metrics": {
+        "turn_ms": {"p50": 28.59, "p95": 38.41, "n": 4, "samples_ms": [20.0, 28.0, 29.0, 40.0]}}}))
+    (d / "serving.json").write_text(json.dumps({"metrics": {
         "full_reply": {"n": 3, "p50_s": 0.0106, "p95_s": 0.0144, "errors": 0},  # an old file: no raw samples
         "concurrency_8": {"clients": 8, "turns": 16, "turns_per_s": 65.76, "errors": 0,
                           "latency": {"n": 2, "p50_s": 0.06, "p95_s": 0.1, "samples_s": [0.05, 0.07]}}}}))
     (d / "generation.json").write_text(json.dumps({
-        "evaluation": {"table": {"finetuned": {"all": {"n": 20, "distinct_2": 0.1924, "bleu": 8.169}}}},
+        "metrics": {"finetuned": {"all": {"n": 20, "distinct_2": 0.1924, "bleu": 8.169}}},
         "judge": {"prompt_version": "judge-v1", "pairwise": {"finetuned vs template": {"wins": 13, "losses": 7}}},
         "training_extra": {"finetuned_qwen05": {"base": "models/qwen-0.5b.gguf", "steps": 90, "batch_size": 4,
                                                 "train_seconds": 1500.4, "valid_loss_base": 3.7,
                                                 "valid_loss_finetuned": 3.1}}}))
+    (d / "generation_speed.json").write_text(json.dumps({
+        "bar": "fine-tuned >= 90 % of the base", "n_runs": 11,
+        "metrics": {"decode_ratio_finetuned_vs_base": 0.915, "bar_met": True,
+                    "median": {"base_q4_1": {"decode_tok_s": 121.35, "serve_tok_s": 70.5, "first_piece_s": 0.21}}}}))
     return d
 
 
@@ -82,8 +88,12 @@ def test_report_numbers_plots_and_determinism(results: Path, tmp_path: Path) -> 
     for text in ("0.192", "8.169", "judge-v1", "| finetuned vs template | 13 | 7 |", "0.919", "1.23", "0.818",
                  "GPT-2 Recall@2 0.8775", "28.59", "| serving: full_reply | 3 | 10.60 | 14.40 | no raw samples |",
                  "| serving: concurrency_8 latency | 2 | 60.00 | 100.00 | 2 |", "65.76",
-                 "`finetuned_qwen05` (qwen-0.5b.gguf): 90 steps of batch 4, 1500 s"):
+                 "`finetuned_qwen05` (qwen-0.5b.gguf): 90 steps of batch 4, 1500 s", "| base_q4_1 | 121.35 | 70.50 | 0.21 |",
+                 "vs the base: 0.915 (bar: fine-tuned >= 90 % of the base; met: yes; medians of 11 runs)"):
         assert text in md, text
+    # each source with the command and commit it records, or its rows' commits
+    assert "- `emotion.json`, command `benchmarks/emotion.py`, commit 0123456789" in md
+    assert "- `recommendation.json`, rows from commit abcdef1234" in md
     assert "| ECR (fast) − UniCRS (fast) | redial | 3 / 1 | +0.0100 [-0.0050, +0.0250] | +0.0100 [+0.0010, +0.0250] * | – |" in md
     assert "missing: `entity_linking.json`" in md
     pngs = sorted(p.name for p in out.glob("*.png"))
@@ -141,50 +151,6 @@ def test_subset_rows_say_so():
     assert _row_label(row) == "ECR (lm, GPU budget)"
     assert _row_label({**row, "test_subset": "fixed random subset (seed 0) of 1500 test samples"}) \
         == "ECR (lm, GPU budget) [test subset: 2020 targets]"
-
-
-def test_seed_comparison_section(results: Path, tmp_path: Path) -> None:
-    from ecrs.evaluation.metrics import seed_difference
-
-    ci = seed_difference([0.38, 0.39, 0.40], [0.37, 0.38, 0.39])
-    comp = {"difference": ci.difference, "low": ci.low, "high": ci.high, "excludes_zero": ci.excludes_zero}
-    (results / "recommendation_h200_seeds.json").write_text(json.dumps({
-        "note": "TEN SEEDS.", "git_commit": "abc1234567", "summary": {
-            "ecr-fast": {"n": 3, "R@50": {"mean": 0.39, "std": 0.01}},
-            "unicrs-fast": {"n": 3, "R@50": {"mean": 0.38, "std": 0.01}}},
-        "comparisons": {"ecr-fast - unicrs-fast": {"R@50": comp}}}))
-    md = render_report(results, tmp_path / "reports").markdown
-    section = md.split("### More seeds", 1)[1].split("\n## ", 1)[0]
-    assert "TEN SEEDS." in section and "compared at commit abc1234567" in section
-    assert "| ECR (fast) | 3 | 0.3900 ± 0.0100 | – | – |" in section
-    assert f"| ECR (fast) − UniCRS (fast) | {ci.difference:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}] | – | – |" in section
-
-
-def test_emotion_oracle_section(results: Path, tmp_path: Path) -> None:
-    d = lambda lo, hi: {"R@50": {"bootstrap": {"difference": (lo + hi) / 2, "ci_low": lo, "ci_high": hi}}}  # noqa: E731
-    (results / "recommendation_emotion_oracle.json").write_text(json.dumps({
-        "git_commit": "feedbeef99", "systems": {"ECR oracle": {"runs": 3}},
-        "agreement_test": {"disliked": {"mentions": 80, "top_label_share": {"like": 0.5, "negative": 0.25}}},
-        "differences": {"ECR oracle": {"all": {"n_targets": 100, **d(-0.01, 0.01)},
-                                       "disliked": {"n_targets": 8, **d(0.01, 0.03)}}}}))
-    md = render_report(results, tmp_path / "reports").markdown
-    section = md.split("### Could better emotions help? (oracle)", 1)[1].split("\n## ", 1)[0]
-    assert "(commit feedbeef99)" in section and "80 context mentions" in section and "like 50%" in section
-    assert "| row | seeds | all (100) | disliked (8) |" in section
-    assert "| ECR oracle − UniCRS | 3 | +0.0000 [-0.0100, +0.0100] | +0.0200 [+0.0100, +0.0300] * |" in section
-
-
-def test_learning_curve_section(results: Path, tmp_path: Path) -> None:
-    gap = {"R@50": {"bootstrap": {"difference": -0.002, "ci_low": -0.007, "ci_high": 0.003}}}
-    point = lambda f, n: {"train_fraction": f, "train_dialogues": n, "ECR - UniCRS": gap,  # noqa: E731
-                          "systems": {"UniCRS": {"runs": 3, "R@50": 0.381}, "ECR": {"runs": 3, "R@50": 0.379}}}
-    (results / "recommendation_learning_curve.json").write_text(json.dumps({
-        "git_commit": "0123456789ab", "curve": [point(0.5, 2000), point(1.0, 4000)]}))
-    md = render_report(results, tmp_path / "reports").markdown
-    section = md.split("### Does the gap grow with data? (learning curve)", 1)[1].split("\n## ", 1)[0]
-    assert "(commit 0123456789)" in section
-    assert "| 0.5 | 2000 | 3 / 3 | 0.3810 | 0.3790 | -0.0020 [-0.0070, +0.0030] | – |" in section
-    assert "| 1 | 4000 |" in section
 
 
 def test_single_question_judge_section(results: Path, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""`ecrs reproduce`: the plan (stages, commands, estimates), stage selection, and one cheap stage (report) run end
-to end in a scratch folder, then skipped when its outputs are up to date."""
+"""`ecrs reproduce`: the plan (stages, commands, estimates, thread environment), stage selection, and one cheap
+stage (report) run end to end in a scratch folder, then skipped when its outputs are up to date."""
 from __future__ import annotations
 
 import json
@@ -25,9 +25,10 @@ def test_plan_follows_the_makefile(tmp_path: Path) -> None:
     assert names.index("train-generator") < names.index("evaluate-inspired") < names.index("report")
     by_name = {s.name: s for s in stages}
     redial = by_name["evaluate-redial"].argv
-    assert redial[-4:] == ["--set", "datasets=[redial]", "--set",
-                           'systems=[popularity, repeat-context, "ecr-fast:artifacts/recommender/{dataset}/ecr-fast-s*"]']
-    assert "unicrs-fast:artifacts/recommender/{dataset}/unicrs-fast-s*" in by_name["evaluate-inspired"].argv[-1]
+    assert redial[-6:] == ["--set", "datasets=[redial]", "--set",
+                           'systems=[popularity, repeat-context, "ecr-fast:artifacts/recommender/{dataset}/ecr-fast-s*"]',
+                           "--set", "results=benchmarks/results/recommendation.json"]  # the maintained file
+    assert "unicrs-fast:artifacts/recommender/{dataset}/unicrs-fast-s*" in by_name["evaluate-inspired"].argv[-3]
     assert by_name["train-ecr-fast-redial-s1"].argv[-4:] == ["--config", ECR_FAST, "--set", "train.seed=1"]
     assert [s.name for s in select(stages, ["prepare", "report"], ["prepare-inspired"])] == ["prepare-redial", "report"]
     with pytest.raises(EcrsError, match="unknown stage"):
@@ -35,7 +36,7 @@ def test_plan_follows_the_makefile(tmp_path: Path) -> None:
 
 
 def test_dry_run_prints_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["reproduce", "--dry-run", "--config", ECR_FAST, "--skip", "generator"]) == 0
+    assert main(["reproduce", "--dry-run", "--set", f"recommenders=[{ECR_FAST}]", "--set", "skip=[generator]"]) == 0
     out = capsys.readouterr().out
     assert "estimated" in out and "2-core" in out
     for text in ("train-emotion", "prepare --set dataset=redial", "train recommender --config", "evaluate-redial",
@@ -44,17 +45,47 @@ def test_dry_run_prints_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
     assert "train-generator" not in out
 
 
+def test_every_maintained_benchmark_is_a_stage_with_its_thread_setting(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_results_schema import MAINTAINED
+
+    stages = plan([ECR_FAST], [0], artifacts=tmp_path / "a")
+    bench = {s.name: s for s in stages if s.group == "benchmarks"}
+    written = {p.stem for s in stages for p in s.outputs if p.parent.name == "results"}
+    assert set(MAINTAINED) <= written | {"recommendation_paired"}  # paired rows: only when two trained rows compare
+    # llama.cpp decodes in these processes: PASSIVE would slow it ~3x; the torch-only ones get it
+    assert {n for n, s in bench.items() if s.llama} == {"bench-generation", "bench-judge", "bench-speed",
+                                                        "bench-serving", "bench-simulator"}
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert bench["bench-latency"].environment()["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in bench["bench-serving"].environment()
+    assert bench["bench-emotion"].shell().startswith("OMP_WAIT_POLICY=PASSIVE ")
+    # a benchmark never measured here says its estimate is a guess
+    assert bench["bench-speed"].estimate()[1] is False and bench["bench-linking"].estimate()[1] is True
+
+
+def test_config_keys_replace_the_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "plan.yaml"
+    cfg.write_text(f"recommenders: [{ECR_FAST}, {UNICRS_INSPIRED}]\nseeds: [0, 1]\nonly: [recommender]\n")
+    assert main(["reproduce", "--dry-run", "--config", str(cfg), "--set", "skip=[train-ecr-fast-redial-s0]"]) == 0
+    out = capsys.readouterr().out
+    stages = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and not line.strip().startswith("$")]
+    assert stages == ["train-ecr-fast-redial-s1", "train-unicrs-fast-inspired-s0", "train-unicrs-fast-inspired-s1"]
+    assert main(["reproduce", "--dry-run", "--set", "seeds=one"]) == 2  # typed: a clear error, no plan
+    assert "seeds" in capsys.readouterr().err
+
+
 def test_report_stage_runs_then_skips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     results = tmp_path / "benchmarks" / "results"
     results.mkdir(parents=True)
     (results / "entity_linking.json").write_text(json.dumps(
-        {"variants": {"no_year": {"movie_precision": 0.9182, "movie_recall": 0.9503}}}))
+        {"metrics": {"no_year": {"movie_precision": 0.9182, "movie_recall": 0.9503}}}))
     # A committed report, newer than the results, as in a fresh clone: not this checkout's run, so not skipped.
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "README.md").write_text("committed report")
-    args = ["reproduce", "--config", ECR_FAST, "--only", "report"]
+    args = ["reproduce", "--set", f"recommenders=[{ECR_FAST}]", "--set", "only=[report]"]
     assert main(args) == 0
     assert "0.918" in (tmp_path / "reports" / "README.md").read_text()
     assert "report done in" in capsys.readouterr().out

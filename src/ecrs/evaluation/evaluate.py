@@ -4,9 +4,6 @@ bootstrap intervals of the difference between two systems on the same test targe
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,7 @@ from ecrs.evaluation.metrics import (
     summarize_ranking,
     target_log_probs,
 )
+from ecrs.evaluation.results import write_results
 
 KS = (1, 10, 50)
 
@@ -166,38 +164,37 @@ def evaluate_recommender(
 
 # ---------------------------------------------------------------- results file
 
-def provenance() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return "unknown"
-
-    import os
-
-    # A copy of the tree without its history (the lent GPU machine's) would report a wrong commit: the caller
-    # names the commit it sent in ECRS_GIT_COMMIT (benchmarks/gpu_fast_sweep.sh).
-    sent = os.environ.get("ECRS_GIT_COMMIT")
-    return {
-        "git_commit": sent or git("rev-parse", "HEAD"),
-        "git_dirty": False if sent else bool(git("status", "--porcelain", "--untracked-files=no")),
-        "command": " ".join(["ecrs", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("ecrs") else " ".join(sys.argv),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
-    }
-
-
-def update_results(path: Path, rows: list[dict[str, Any]], markdown: bool = True) -> list[dict[str, Any]]:
-    """Replace rows of the same (system, dataset) and keep the rest; sorted for stable diffs; `markdown` also writes
-    the table beside the JSON."""
+def update_results(path: Path, benchmark: str, rows: list[dict[str, Any]], markdown: bool = True,
+                   data: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Replace rows of the same (system, dataset) and keep the rest; sorted for stable diffs. The file's `metrics`
+    are each row's headline numbers (`headline`); `markdown` also writes the table beside the JSON."""
     existing = json.loads(path.read_text())["rows"] if path.exists() else []
     keys = {(r["system"], r["dataset"]) for r in rows}
     merged = [r for r in existing if (r["system"], r["dataset"]) not in keys] + rows
     merged.sort(key=lambda r: (r["dataset"], r.get("order", 99), r["system"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"rows": merged}, indent=1) + "\n")
+    write_results(path, benchmark, headline(merged), data=data, rows=merged)
     if markdown:
         path.with_suffix(".md").write_text(render_table(merged))
     return merged
+
+
+HEADLINE = ("R@1", "R@10", "R@50", "RT@50", "AUC")
+
+
+def headline(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{dataset: {system: numbers}}: a row's standard R@n / RT@50 / AUC (the mean over its seeds), or a comparison
+    row's differences."""
+    def mean(x: Any) -> Any:
+        return x["mean"] if isinstance(x, dict) else x
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        if "difference" in r:
+            numbers = {k: (g or {}).get("difference") for k, g in r["difference"].items()}
+        else:
+            numbers = {k: mean(r["metrics"]["standard"].get(k)) for k in HEADLINE}
+        out.setdefault(r["dataset"], {})[r["system"]] = numbers
+    return out
 
 
 def fmt(x: Any) -> str:

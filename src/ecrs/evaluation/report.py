@@ -61,7 +61,7 @@ TABLE1_COLS = ["AUC", "AUC_batch32", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R
 ABLATION_COLS = ["AUC", "AUC_batch32", "RT@10", "RT@50", "R@10", "R@50"]
 HEADER = {"AUC_batch32": "AUC b32"}
 RESULT_FILES = ["recommendation", "recommendation_paired", "emotion", "entity_linking", "generation",
-                "recommender_latency", "serving", "annotation"]
+                "generation_speed", "recommender_latency", "serving", "annotation"]
 
 
 @dataclass
@@ -136,16 +136,18 @@ def _row_label(row: dict[str, Any]) -> str:
 
 
 def _provenance(name: str, obj: Any) -> str:
-    if not isinstance(obj, dict):
-        return f"`{name}.json`"
+    """The file with the command and commit it records (`ecrs.evaluation.results`): its own, and its rows'."""
     bits = [f"`{name}.json`"]
-    row_commits = sorted({str(r.get("git_commit"))[:10] for r in _rows(obj) if r.get("git_commit")})
+    if not isinstance(obj, dict):
+        return bits[0]
+    row_commits = sorted({str(c)[:10] for r in _rows(obj) if (c := (r.get("provenance") or {}).get("commit"))})
     if row_commits:
         bits.append(f"rows from commit{'s' if len(row_commits) > 1 else ''} {', '.join(row_commits)}")
-    if obj.get("command"):
-        bits.append(f"command `{obj['command']}`")
-    if obj.get("git_commit"):
-        bits.append(f"commit {str(obj['git_commit'])[:10]}")
+    prov = obj.get("provenance") or {}
+    if prov.get("command"):
+        bits.append(f"command `{prov['command']}`")
+    if prov.get("commit"):
+        bits.append(f"commit {str(prov['commit'])[:10]}")
     return ", ".join(bits)
 
 
@@ -250,82 +252,6 @@ def _paired_section(paired: dict[str, Any] | None) -> list[str]:
             for r in sorted(rows, key=lambda r: (r["dataset"], r["system"]))]
     lines += table(["a − b", "dataset", "seeds"] + metrics, body)
     return lines + ["\\* the interval excludes 0.", ""]
-
-
-def _seed_section(seeds: dict[str, Any] | None) -> list[str]:
-    """benchmarks/seed_compare.py: more seeds per row, a minus b over seeds with a Welch interval."""
-    if not seeds or not seeds.get("comparisons"):
-        return []
-    metrics = ["R@50", "RT@50", "AUC"]
-    trained = sorted({str(r.get("git_commit"))[:10] for r in _rows(seeds) if r.get("git_commit")})
-    lines = ["### More seeds", "", f"`recommendation_h200_seeds.json` (rows trained at commit {', '.join(trained) or '?'}, "
-             f"compared at commit {str(seeds.get('git_commit', '?'))[:10]}). {seeds.get('note', '')}", "",
-             "Mean ± std over the seeds of each row, then row a minus row b with a 95 % Welch interval over the seeds "
-             "(training noise only; the test set is fixed).", ""]
-    summ = seeds.get("summary", {})
-    lines += table(["system", "seeds"] + metrics,
-                   [[display_name(n), str(v.get("n"))] + [f"{v[m]['mean']:.4f} ± {v[m]['std']:.4f}" if m in v else "–"
-                                                          for m in metrics] for n, v in summ.items()])
-    lines.append("")
-
-    def cell(c: dict[str, Any] | None) -> str:
-        if c is None:
-            return "–"
-        return f"{c['difference']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}]{' *' if c['excludes_zero'] else ''}"
-
-    body = [[" − ".join(display_name(x) for x in pair.split(" - "))] + [cell(c.get(m)) for m in metrics]
-            for pair, c in seeds["comparisons"].items()]
-    lines += table(["a − b"] + metrics, body)
-    return lines + ["\\* the interval excludes 0.", "",
-                    "![every seed's R@50 / RT@50 / AUC](../benchmarks/results/recommendation_h200_seeds.png)", ""]
-
-
-def _oracle_section(oracle: dict[str, Any] | None) -> list[str]:
-    """benchmarks/emotion_oracle.py: emotion rows minus UniCRS with classifier and questionnaire (oracle) emotions,
-    on all test targets and by slice."""
-    if not oracle or not oracle.get("differences"):
-        return []
-    lines = ["### Could better emotions help? (oracle)", "",
-             f"`recommendation_emotion_oracle.json` (commit {str(oracle.get('git_commit', '?'))[:10]}): the same "
-             "models trained and tested with the seeker's post-dialogue questionnaire answers as the emotions of the "
-             "movies he answered for (\"like\" / \"negative\"), information no system has at chat time. Each row "
-             "minus UniCRS on R@50, the mean over its seeds, with a 95 % paired bootstrap interval over the test "
-             "targets, on every target and by whether the context names a movie the seeker disliked.", ""]
-    agree = oracle.get("agreement_test", {}).get("disliked", {})
-    if agree:
-        shares = ", ".join(f"{k} {v:.0%}" for k, v in list(agree["top_label_share"].items())[:3])
-        lines += [f"The classifier's strongest label on the {agree['mentions']} context mentions of movies the seeker "
-                  f"disliked (test): {shares}.", ""]
-    slices = list(next(iter(oracle["differences"].values())))
-
-    n = next(iter(oracle["differences"].values()))
-    body = [[f"{name} − UniCRS", str(oracle.get("systems", {}).get(name, {}).get("runs", "–"))]
-            + [interval_cell(d[s].get("R@50", {}).get("bootstrap")) for s in slices]
-            for name, d in oracle["differences"].items()]
-    lines += table(["row", "seeds"] + [f"{s} ({n[s]['n_targets']})" for s in slices], body)
-    return lines + ["\\* the interval excludes 0.", "",
-                    "![R@50 minus UniCRS by slice](../benchmarks/results/recommendation_emotion_oracle.png)", ""]
-
-
-def _learning_curve_section(lc: dict[str, Any] | None) -> list[str]:
-    """benchmarks/learning_curve.py: ECR and UniCRS on nested fractions of the training dialogues."""
-    if not lc or not lc.get("curve"):
-        return []
-    lines = ["### Does the gap grow with data? (learning curve)", "",
-             f"`recommendation_learning_curve.json` (commit {str(lc.get('git_commit', '?'))[:10]}): both rows trained "
-             "with their committed configs on nested fractions of our training dialogues, scored on the whole test "
-             "split; R@50 mean over seeds, ECR − UniCRS with a 95 % paired bootstrap over the test targets.", ""]
-
-    body = [[f"{c['train_fraction']:g}", str(c.get("train_dialogues", "–")),
-             " / ".join(str(c["systems"][n].get("runs", "–")) for n in ("UniCRS", "ECR")),
-             num(c["systems"]["UniCRS"].get("R@50"), 4), num(c["systems"]["ECR"].get("R@50"), 4),
-             *(interval_cell((c["ECR - UniCRS"].get(m) or {}).get("bootstrap")) for m in ("R@50", "AUC"))]
-            for c in lc["curve"]]
-    lines += table(["fraction", "dialogues", "seeds", "UniCRS R@50", "ECR R@50", "ECR − UniCRS R@50",
-                    "ECR − UniCRS AUC"], body)
-    return lines + ["\\* the interval excludes 0.", "",
-                    "![ECR and UniCRS by training fraction](../benchmarks/results/recommendation_learning_curve.png)",
-                    ""]
 
 
 def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, list[tuple[str, dict]]]]:
@@ -477,13 +403,14 @@ GEN_HEADER = {"grounding_error_rate_before_repair": "grounding err (raw)",
               "length_words": "words"}
 
 
-def _generation_section(gen: dict[str, Any] | None) -> list[str]:
+def _generation_section(gen: dict[str, Any] | None, speed: dict[str, Any] | None) -> list[str]:
     lines = ["## Generation", ""]
-    if gen is None:
+    if gen is None and speed is None:
         return lines + ["_No `generation.json`: run `benchmarks/generation_eval.py` and "
                         "`benchmarks/generation_speed.py`._", ""]
+    gen = gen or {}
     ev = gen.get("evaluation") or {}
-    tab = ev.get("table") or {}
+    tab = gen.get("metrics") or {}
     if tab:
         samples = ev.get("samples") or {}
         lines += [f"{samples.get('split', 'test')}: {samples.get('n', '–')} samples drawn (seed "
@@ -507,15 +434,14 @@ def _generation_section(gen: dict[str, Any] | None) -> list[str]:
     judge = gen.get("judge", ev.get("judge"))
     lines += ["### LLM judge (pairwise preferences)", ""]
     lines += render_any(judge) if judge is not None else ["_No judge results in `generation.json`._", ""]
-    speed = gen.get("speed") or {}
     if speed:
+        m = speed.get("metrics") or {}
         lines += ["### Generation speed (llama.cpp)", ""]
-        med = speed.get("median") or {}
         lines += table(["model", "decode tok/s", "served tok/s", "first piece s"],
                        ([k, num(v.get("decode_tok_s"), 2), num(v.get("serve_tok_s"), 2),
-                         num(v.get("first_piece_s"), 2)] for k, v in med.items()))
-        lines += [f"Decode speed of the fine-tuned model vs the base: {num(speed.get('decode_ratio_finetuned_vs_base'))}"
-                  f" (bar: {speed.get('bar', '–')}; met: {num(speed.get('bar_met'))}; medians of "
+                         num(v.get("first_piece_s"), 2)] for k, v in (m.get("median") or {}).items()))
+        lines += [f"Decode speed of the fine-tuned model vs the base: {num(m.get('decode_ratio_finetuned_vs_base'))}"
+                  f" (bar: {speed.get('bar', '–')}; met: {num(m.get('bar_met'))}; medians of "
                   f"{speed.get('n_runs', '–')} runs).", ""]
     tr = gen.get("training") or {}
     if tr:
@@ -536,14 +462,15 @@ def _emotion_section(emo: dict[str, Any] | None) -> list[str]:
     lines = ["## Emotion classifier", ""]
     if emo is None:
         return lines + ["_No `emotion.json`: run `benchmarks/emotion.py`._", ""]
-    m = emo.get("model") or {}
+    measured = emo.get("metrics") or {}
+    m = measured.get("model") or {}
     models = {m.get("model", "model"): m} | {v.get("model", f"variant {i}"): v
-                                             for i, v in enumerate(emo.get("variants") or [])}
+                                             for i, v in enumerate(measured.get("variants") or [])}
     cols = ["recall@1", "recall@2", "recall@3", "micro_f1", "macro_f1"]
     body = [[name] + [num(v.get(c)) for c in cols] + [num((v.get("latency_batch1") or {}).get("p50_ms"), 2),
                                                        num(v.get("size_mb"), 2)] for name, v in models.items()]
     body += [[f"baseline: {name}"] + [num(v.get(c)) for c in cols] + ["–", "–"]
-             for name, v in (emo.get("baselines") or {}).items()]
+             for name, v in (measured.get("baselines") or {}).items()]
     lines += [f"Held-out: {m.get('n_heldout', '–')} utterances ({(emo.get('definitions') or {}).get('heldout', '')})."
               "", "", *table(["model", *cols, "p50 ms (batch 1)", "MB"], body)]
     if emo.get("paper_reference"):
@@ -553,13 +480,14 @@ def _emotion_section(emo: dict[str, Any] | None) -> list[str]:
         lines += table(["label", "precision", "recall", "F1", "support"],
                        ([k, num(v.get("precision")), num(v.get("recall")), num(v.get("f1")), num(v.get("support"))]
                         for k, v in per.items()))
-    if emo.get("confusion_row_normalised"):
+    if measured.get("confusion_row_normalised"):
         lines += ["![emotion confusion matrix, rows normalised](emotion_confusion.png)", ""]
     return lines
 
 
 def plot_confusion(emo: dict[str, Any], out: Path) -> bool:
-    conf, labels = emo.get("confusion_row_normalised"), emo.get("labels")
+    model = (emo.get("metrics") or {}).get("model") or {}
+    conf, labels = (emo.get("metrics") or {}).get("confusion_row_normalised"), emo.get("labels")
     if not conf or not labels:
         return False
     plt = _pyplot()
@@ -572,8 +500,8 @@ def plot_confusion(emo: dict[str, Any], out: Path) -> bool:
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.5 else "black")
     ax.set_xlabel("top-1 predicted")
     ax.set_ylabel("gold primary label")
-    ax.set_title(f"{(emo.get('model') or {}).get('model', 'emotion classifier')}\n"
-                 f"held-out n={(emo.get('model') or {}).get('n_heldout', '?')}, rows normalised", fontsize=8)
+    ax.set_title(f"{model.get('model', 'emotion classifier')}\n"
+                 f"held-out n={model.get('n_heldout', '?')}, rows normalised", fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     _savefig(fig, out)
@@ -593,7 +521,7 @@ def _linking_section(el: dict[str, Any] | None) -> list[str]:
               "without the year).", "",
               *table(["variant"] + [head.get(c, c) for c in cols],
                      ([k] + [num(v.get(c), 4 if "latency" in c else 3) for c in cols]
-                      for k, v in (el.get("variants") or {}).items()))]
+                      for k, v in (el.get("metrics") or {}).items()))]
     return lines
 
 
@@ -614,11 +542,11 @@ def _annotation_section(an: dict[str, Any] | None) -> list[str]:
 def _latency_series(lat: dict[str, Any] | None, serving: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Every latency measurement as {name, unit_ms: factor, p50, p95, samples (ms) or None}."""
     out: list[dict[str, Any]] = []
-    for key, v in (lat or {}).items():
+    for key, v in ((lat or {}).get("metrics") or {}).items():
         if isinstance(v, dict) and "p50" in v:
             out.append({"name": f"recommender: {key.removesuffix('_ms')}", "p50": v.get("p50"), "p95": v.get("p95"),
                         "n": v.get("n"), "samples": v.get("samples_ms")})
-    res = (serving or {}).get("results") or {}
+    res = (serving or {}).get("metrics") or {}
 
     def add(name: str, v: dict[str, Any]) -> None:
         if isinstance(v, dict) and "p50_s" in v:
@@ -642,7 +570,7 @@ def _latency_section(lat: dict[str, Any] | None, serving: dict[str, Any] | None,
         return lines + ["_No `recommender_latency.json` or `serving.json`._", ""]
     if lat:
         lines += [f"Recommender turn ({lat.get('model', '–')}, {lat.get('task', '')}); machine: "
-                  f"{json.dumps(lat.get('machine', {}))}.", ""]
+                  f"{json.dumps((lat.get('provenance') or {}).get('machine', {}))}.", ""]
     if serving:
         pipe = serving.get("pipeline") or {}
         lines += [f"Serving over HTTP on loopback, pipeline: {pipe.get('kind', '–')} "
@@ -650,7 +578,7 @@ def _latency_section(lat: dict[str, Any] | None, serving: dict[str, Any] | None,
     lines += table(["measurement", "n", "p50 ms", "p95 ms", "raw samples"],
                    ([s["name"], num(s["n"]), num(float(s["p50"]), 2), num(float(s["p95"]), 2),
                      str(len(s["samples"])) if s["samples"] else "no raw samples"] for s in series))
-    res = (serving or {}).get("results") or {}
+    res = (serving or {}).get("metrics") or {}
     conc = {k: v for k, v in res.items() if isinstance(v, dict) and "turns_per_s" in v}
     if conc:
         lines += table(["phase", "clients", "turns", "turns/s", "errors"],
@@ -723,12 +651,9 @@ def render_report(results_dir: Path, out_dir: Path) -> Report:
 
     lines += _recommendation_section(rec)
     lines += _paired_section(res.get("recommendation_paired"))
-    lines += _seed_section(res.get("recommendation_h200_seeds"))
-    lines += _oracle_section(res.get("recommendation_emotion_oracle"))
-    lines += _learning_curve_section(res.get("recommendation_learning_curve"))
     ablation, found = _ablation_section(rec)
     lines += ablation
-    lines += _generation_section(res.get("generation"))
+    lines += _generation_section(res.get("generation"), res.get("generation_speed"))
     lines += _emotion_section(res.get("emotion"))
     lines += _linking_section(res.get("entity_linking"))
     series = _latency_series(res.get("recommender_latency"), res.get("serving"))

@@ -30,10 +30,10 @@ from ecrs.evaluation.evaluate import (  # noqa: E402
     compare_outcomes,
     evaluate_recommender,
     fmt,
-    provenance,
     update_results,
 )
 from ecrs.models.baselines import Popularity, RepeatContext  # noqa: E402
+from ecrs.provenance import provenance  # noqa: E402
 
 BASELINES = {"popularity": Popularity, "repeat-context": RepeatContext}
 
@@ -146,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(EvaluateConfig, args.config, args.set)
     pairs = _pairs(cfg)  # checked before any scoring
     rows, comparisons = [], []
+    data = {d: {split: str(Path(cfg.data_dir) / d / f"{split}.jsonl.gz") for split in ("train", cfg.split)}
+            for d in cfg.datasets}
     for dataset in cfg.datasets:
         kg = load_kg(dataset)
         train = load_samples(cfg.data_dir, dataset, "train")
@@ -175,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
                        "training_data": f"{cfg.data_dir}/{dataset}/train (ecrs prepare)"}
             else:
                 raise EcrsError(f"unknown system {system!r} (known: {', '.join(BASELINES)}, or NAME:RUN_DIRS)")
-            row |= {"order": order, "seconds": round(time.time() - t0, 2), **provenance()}
+            row |= {"order": order, "seconds": round(time.time() - t0, 2), "provenance": provenance(data[dataset])}
             if subset:
                 row["test_subset"] = subset
             rows.append(row)
@@ -187,14 +189,15 @@ def run(args: argparse.Namespace) -> int:
             gaps = compare_outcomes(outcomes[a], outcomes[b])
             comparisons.append({"system": f"{a} - {b}", "a": a, "b": b, "dataset": dataset, "split": cfg.split,
                                 "n_runs": [len(outcomes[a]), len(outcomes[b])], "difference": gaps,
-                                **({"test_subset": subset} if subset else {}), **provenance()})
+                                **({"test_subset": subset} if subset else {}),
+                                "provenance": provenance(data[dataset])})
             print(f"{dataset:9s} {a} - {b}: " + ", ".join(
                 f"{k} {g['difference']:+.4f} [{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]"
                 for k, g in gaps.items() if g is not None))
-    update_results(Path(cfg.results), rows)
+    update_results(Path(cfg.results), "recommendation", rows, data=data)
     print(f"wrote {cfg.results} and {Path(cfg.results).with_suffix('.md')}")
     if comparisons:
-        update_results(Path(cfg.compare_results), comparisons, markdown=False)
+        update_results(Path(cfg.compare_results), "recommendation_paired", comparisons, markdown=False, data=data)
         print(f"wrote {cfg.compare_results}")
     return 0
 

@@ -2,18 +2,22 @@
 
     ecrs reproduce --dry-run                      # the plan, with time estimates, runs nothing
     ecrs reproduce                                # emotion -> prepare -> ECR (fast, seed 0) -> generator -> ...
-    ecrs reproduce --config configs/recommender/unicrs-fast.yaml --config configs/recommender/ecr-fast.yaml \\
-        --seeds 0 1 2 --skip generator
-    ecrs reproduce --only evaluate,report --force
+    ecrs reproduce --set 'recommenders=[configs/recommender/unicrs-fast.yaml, configs/recommender/ecr-fast.yaml]' \\
+        --set 'seeds=[0, 1, 2]' --set skip=[generator]
+    ecrs reproduce --set 'only=[evaluate, report]' --set force=true
+    ecrs reproduce --config my_plan.yaml          # the same keys (ReproduceConfig) in a YAML file
 
 Stages run one after another, each as its own process (the same commands as `make run`, plus the generator,
-the benchmarks and the report), and stop at the first failure. A stage whose outputs exist and are newer than its
-inputs is skipped (trainers also resume an interrupted run); `--force` runs it anyway.
+every maintained benchmark and the report), and stop at the first failure. A stage whose outputs exist and are newer
+than its inputs is skipped (trainers also resume an interrupted run); `force` runs it anyway. Each process gets the
+thread environment its work wants (docs/MODELS.md): OMP_WAIT_POLICY=PASSIVE, which keeps torch's small ops from
+spinning, except where llama.cpp decodes in the process (`Stage.llama`), which it slows ~3x.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from ecrs.config import load_config
 from ecrs.errors import EcrsError
 
 GROUPS = ("emotion", "prepare", "recommender", "generator", "evaluate", "benchmarks", "report")
@@ -58,9 +63,16 @@ MEASURED_S: dict[str, float] = {
     "report": 5,
     "bench-emotion": 7,
     "bench-latency": 31,
+    # simulator.json: its four runs' wall_seconds (10 + 26 + 119 + 121 s, the LLM seeker's on one thread)
+    "bench-simulator": 277,
 }
 # Stages never timed here: a rough guess, shown as such.
-GUESS_S: dict[str, float] = {"train": 600, "evaluate": 40}
+GUESS_S: dict[str, float] = {
+    "train": 600, "evaluate": 40,
+    "bench-speed": 90,  # 7 interleaved runs of two GGUFs at ~120 tok/s, plus loading
+    "bench-serving": 360,  # serving.json's phases add up to ~330 s, plus the server's start and the warm-up
+    "bench-judge": 3400,  # judge.json: 290 pairs took 62 min on 2 threads; this stage asks for 260
+}
 
 
 @dataclass
@@ -76,6 +88,17 @@ class Stage:
     # those exist in a fresh clone, and two stages may share one (recommendation.json), so only a stamp says that
     # this checkout's run made them.
     stamp: Path | None = None
+    # Decodes with llama.cpp in its own process, which OMP_WAIT_POLICY=PASSIVE slows ~3x (MODELS.md).
+    llama: bool = False
+
+    def environment(self) -> dict[str, str]:
+        """This process's environment with the thread setting the stage wants."""
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        return env if self.llama else env | {"OMP_WAIT_POLICY": "PASSIVE"}
+
+    def shell(self) -> str:
+        """The stage's command as one runs it by hand."""
+        return ("" if self.llama else "OMP_WAIT_POLICY=PASSIVE ") + shlex.join(self.argv)
 
     def estimate(self) -> tuple[float, bool]:
         """(seconds, measured?)"""
@@ -171,11 +194,12 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
         systems = ["popularity", "repeat-context"] + [f'"{n}:{g}"' for n, g in names]
         trained = {n for n, _ in names}
         pairs = [f"{a}:{b}" for a, b in PAIRED if {a, b} <= trained]
-        compare = ["--set", f"compare=[{', '.join(pairs)}]"] if pairs else []
+        compare = ["--set", f"compare=[{', '.join(pairs)}]",
+                   "--set", f"compare_results={results / 'recommendation_paired.json'}"] if pairs else []
         stages.append(Stage(
             f"evaluate-{dataset}", "evaluate",
             [*ecrs, "evaluate", "--set", f"datasets=[{dataset}]", "--set", f"systems=[{', '.join(systems)}]",
-             *compare],
+             "--set", f"results={rec_json}", *compare],
             [rec_json], inputs=[data / dataset / "manifest.json"]
             + [r.out_dir / "metrics.json" for r in runs if r.dataset == dataset],
             complete=_has_rows(rec_json, {(s.split(":")[0].strip('"'), dataset) for s in systems})))
@@ -190,8 +214,24 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
         stages.append(Stage("bench-latency", "benchmarks",
                             [*py, "benchmarks/recommender_latency.py", "--run", str(latency_run.out_dir)],
                             [results / "recommender_latency.json"], inputs=[latency_run.out_dir / "metrics.json"]))
+    replies = artifacts / "generator" / "eval" / "finetuned.jsonl"  # generation_eval.py's reply cache
     stages.append(Stage("bench-generation", "benchmarks", [*py, "benchmarks/generation_eval.py"],
-                        [results / "generation.json"], inputs=[gguf]))
+                        [results / "generation.json"], inputs=[gguf], llama=True))
+    # The committed judge.json's command without the Qwen generator, which this plan does not train.
+    stages.append(Stage("bench-judge", "benchmarks",
+                        [*py, "benchmarks/judge.py", "--n", "30", "--systems",
+                         "template,finetuned:200,finetuned_dialogue_emotion", "--threads", "2"],
+                        [results / "judge.json"], inputs=[replies], llama=True))
+    stages.append(Stage("bench-speed", "benchmarks", [*py, "benchmarks/generation_speed.py"],
+                        [results / "generation_speed.json"], inputs=[gguf], llama=True))
+    # The server and the simulator load the chat pipeline's default parts (ecrs.inference.pipeline, not imported here:
+    # it imports torch): the emotion classifier, ReDial, ECR (fast, seed 0) and the generator.
+    ecr = artifacts / "recommender" / "redial" / "ecr-fast-s0" / "metrics.json"
+    pipeline = [*emotion_files, data / "redial" / "manifest.json", ecr]
+    stages.append(Stage("bench-serving", "benchmarks", [*py, "benchmarks/serving_load.py"],
+                        [results / "serving.json"], inputs=[*pipeline, gguf], llama=True))
+    stages.append(Stage("bench-simulator", "benchmarks", [*py, "benchmarks/simulator.py"],
+                        [results / "simulator.json"], inputs=pipeline, llama=True))
     stages.append(Stage("report", "report", [*ecrs, "report", "--results", str(results), "--out", str(reports)],
                         [reports / "README.md"], inputs=sorted(results.glob("*.json"))))
     for s in stages:
@@ -216,48 +256,50 @@ def hms(seconds: float) -> str:
     return f"{m // 60}:{m % 60:02d}:{s:02d}"
 
 
-def _split(values: list[str]) -> list[str]:
-    return [v.strip() for x in values for v in x.split(",") if v.strip()]
+@dataclass
+class ReproduceConfig:
+    recommenders: list[str] = field(default_factory=lambda: list(DEFAULT_CONFIGS))  # recommender configs to train
+    seeds: list[int] = field(default_factory=lambda: [0])  # training seeds of each
+    only: list[str] = field(default_factory=list)  # run only these stages or groups (all when empty)
+    skip: list[str] = field(default_factory=list)  # leave out these stages or groups
+    force: bool = False  # run the selected stages even when their outputs are up to date
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", action="append", dest="configs", metavar="YAML",
-                   help=f"recommender config to train (repeatable; default: {DEFAULT_CONFIGS[0]})")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default: 0)")
-    p.add_argument("--only", action="append", default=[], metavar="STAGES",
-                   help=f"run only these stages or groups, comma-separated (groups: {', '.join(GROUPS)})")
-    p.add_argument("--skip", action="append", default=[], metavar="STAGES", help="leave out these stages or groups")
-    p.add_argument("--force", action="store_true", help="run selected stages even when their outputs exist")
+    p.add_argument("--config", help=f"YAML file with ReproduceConfig keys (recommenders, seeds, only, skip, force; "
+                                    f"groups: {', '.join(GROUPS)})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--dry-run", action="store_true", help="print the plan and the time estimate, run nothing")
 
 
 def run(args: argparse.Namespace) -> int:
-    stages = select(plan(args.configs or DEFAULT_CONFIGS, args.seeds), _split(args.only), _split(args.skip))
+    cfg = load_config(ReproduceConfig, args.config, args.set)
+    stages = select(plan(cfg.recommenders, cfg.seeds), cfg.only, cfg.skip)
     scripts = [a for s in stages for a in s.argv if a.startswith("benchmarks/")]
     if any(not Path(a).exists() for a in scripts):
-        raise EcrsError("run `ecrs reproduce` from the repository root (benchmarks/ not found here), or --skip "
-                        "benchmarks")
-    todo = [s for s in stages if args.force or not s.done()]
+        raise EcrsError("run `ecrs reproduce` from the repository root (benchmarks/ not found here), or "
+                        "--set skip=[benchmarks]")
+    todo = [s for s in stages if cfg.force or not s.done()]
     total = sum(s.estimate()[0] for s in todo)
     print(f"ecrs reproduce: {len(todo)} of {len(stages)} selected stages to run, estimated {hms(total)} "
           "(durations measured on a shared 2-core CPU; * = not measured, a guess)")
     for s in stages:
         sec, measured = s.estimate()
-        state = "run" if s in todo else "skip (outputs exist; --force to rerun)"
+        state = "run" if s in todo else "skip (outputs up to date; force=true to rerun)"
         print(f"  {s.name:32s} {hms(sec):>8s}{' ' if measured else '*'}  {state}")
-        print(f"      $ {shlex.join(s.argv)}")
+        print(f"      $ {s.shell()}")
     if args.dry_run:
         return 0
     t_all, ran = time.time(), 0
     for i, s in enumerate(stages, 1):
         # Checked again here: a stage that just ran (new emotion model) makes later outputs stale.
-        if not args.force and s.done():
+        if not cfg.force and s.done():
             print(f"[{i}/{len(stages)}] {s.name}: outputs up to date, skipped", flush=True)
             continue
         print(f"\n[{i}/{len(stages)}] {s.name} (estimate {hms(s.estimate()[0])}, {hms(time.time() - t_all)} "
-              f"elapsed)\n$ {shlex.join(s.argv)}", flush=True)
+              f"elapsed)\n$ {s.shell()}", flush=True)
         t0 = time.time()
-        rc = subprocess.call(s.argv)
+        rc = subprocess.call(s.argv, env=s.environment())
         if rc != 0:
             print(f"ecrs reproduce: stage {s.name} failed (exit {rc}) after {hms(time.time() - t0)}; fix it and rerun "
                   "(finished stages are skipped)", file=sys.stderr)
@@ -265,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
         ran += 1
         if s.stamp:
             s.stamp.parent.mkdir(parents=True, exist_ok=True)
-            s.stamp.write_text(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(s.argv)}\n")
+            s.stamp.write_text(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {s.shell()}\n")
         print(f"[{i}/{len(stages)}] {s.name} done in {hms(time.time() - t0)}", flush=True)
     print(f"\necrs reproduce: {ran} stages run in {hms(time.time() - t_all)}; see reports/README.md")
     return 0
