@@ -16,6 +16,7 @@ from typing import Any
 __all__ = ["machine", "provenance"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+OUTPUTS = ("benchmarks/results/", "reports/")
 
 
 def _git(*args: str) -> str | None:
@@ -46,7 +47,8 @@ def machine() -> dict[str, Any]:
 
 
 def provenance(data: dict[str, Any] | None = None, command: str | None = None) -> dict[str, Any]:
-    """The command line (default: this process's), the git commit with the tracked files that differ from it, the
+    """The command line (default: this process's), the git commit with the tracked files that differ from it (the
+    outputs under benchmarks/results/ and reports/ left out: a `reproduce` run rewrites them stage by stage), the
     machine, and `data` (what the result was computed on). A copy of the tree without its history (a lent GPU
     machine's) names the commit it was sent in `ECRS_GIT_COMMIT`."""
     if command is None:
@@ -55,5 +57,6 @@ def provenance(data: dict[str, Any] | None = None, command: str | None = None) -
     sent = os.environ.get("ECRS_GIT_COMMIT")
     status = None if sent else _git("status", "--porcelain", "--untracked-files=no")
     commit = sent or ((_git("rev-parse", "HEAD") or "unknown").strip())
-    dirty = sorted(line[3:] for line in status.splitlines()) if status else []
+    dirty = sorted(f for f in (line[3:] for line in (status or "").splitlines())
+                   if not f.startswith(OUTPUTS))
     return {"command": command, "commit": commit, "dirty_files": dirty, "machine": machine(), "data": data or {}}
