@@ -23,6 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from ecrs.cli import main as ecrs_main
+from ecrs.evaluation.simulator import summarize
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import update_json  # noqa: E402
 
@@ -35,13 +38,11 @@ def git_commit() -> str:
     return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
 
 
-def run_cli(out: Path, argv: list[str]) -> dict:
-    from ecrs.cli import main
-
+def run_cli(out: Path, overrides: list[str]) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    full = ["simulate", *argv, "--out", str(out), "--no-progress"]
+    full = ["simulate", *(x for o in overrides for x in ("--set", o)), "--out", str(out), "--no-progress"]
     t0 = time.perf_counter()
-    rc = main(full)
+    rc = ecrs_main(full)
     wall = time.perf_counter() - t0
     if rc != 0:
         raise SystemExit(f"ecrs {' '.join(full)}: exit {rc}")
@@ -101,20 +102,18 @@ def main() -> None:
     })
 
     runs: dict[str, dict] = {}
-    common = ["--max-turns", str(args.max_turns), "--top-k", str(args.top_k), "--seed", str(args.seed),
-              "--threads", str(args.threads)]
+    common = [f"max_turns={args.max_turns}", f"top_k={args.top_k}", f"seed={args.seed}", f"threads={args.threads}"]
     for name, spec in SYSTEMS.items():
-        runs[f"{name}/rule"] = run_cli(out_dir / f"{name}-rule", ["--simulator", "rule", "--n", str(args.n),
-                                                                   "--recommender", spec, *common])
+        runs[f"{name}/rule"] = run_cli(out_dir / f"{name}-rule", ["simulator=rule", f"n={args.n}",
+                                                                   f"recommender={spec}", *common])
         update_json(RESULTS, "runs", runs)
     if args.n_llm:
         for name, spec in SYSTEMS.items():
-            runs[f"{name}/llm"] = run_cli(out_dir / f"{name}-llm", ["--simulator", "llm", "--n", str(args.n_llm),
-                                                                     "--recommender", spec, *common])
+            runs[f"{name}/llm"] = run_cli(out_dir / f"{name}-llm", ["simulator=llm", f"n={args.n_llm}",
+                                                                     f"recommender={spec}", *common,
+                                                                     f"llm.threads={args.threads}"])
             # The rule seeker on exactly the LLM's dialogues, for a like-for-like comparison.
             rows = [json.loads(x) for x in (out_dir / f"{name}-rule" / "transcripts.jsonl").read_text().splitlines()]
-            from ecrs.evaluation.simulator import summarize
-
             s = summarize(rows[: args.n_llm], args.max_turns)
             runs[f"{name}/llm"]["rule_on_same_dialogues"] = {
                 "success_at_k": s.success_at_k, "mean_turns_to_success": s.mean_turns_to_success,
