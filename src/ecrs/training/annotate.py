@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from ecrs.data.bundle import iter_jsonl
 from ecrs.data.rows import append_row, read_rows
 from ecrs.emotions import EMOTION_INDEX, EMOTIONS
@@ -366,8 +368,6 @@ def annotate(items: Sequence[AnnotationItem], backend: Backend, out: str | Path,
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc="annotating", unit="utt", disable=not enabled, dynamic_ncols=True)
 
 
