@@ -7,10 +7,10 @@ No real LLM endpoint is reachable here, so the HTTP backend is checked twice, lo
   http-fake-keywords   a fake OpenAI-compatible endpoint (FastAPI/uvicorn on loopback) answering from keyword cues
                        of the annotation guide: checks the plumbing; its agreement is a keyword baseline, not an LLM;
   http-llamacpp-smollm2  llama.cpp's own OpenAI-compatible HTTP server (xllamacpp) serving SmolLM2-135M-Instruct,
-                       with --json-schema (sent as response_format);
+                       with llm.json_schema=true (sent as response_format);
 and the local GGUF backend (in-process llama.cpp, SmolLM2-135M-Instruct Q4_1) twice:
   gguf-smollm2         default: decoding constrained to the label JSON schema;
-  gguf-smollm2-free    --no-json-schema, one attempt (greedy decoding repeats the same answer on a retry).
+  gguf-smollm2-free    llm.json_schema=false, one attempt (greedy decoding repeats the same answer on a retry).
 Every run goes through the CLI entry point (`ecrs.cli.main`) with fresh output files.
 """
 from __future__ import annotations
@@ -23,6 +23,11 @@ import socket
 import threading
 import time
 from pathlib import Path
+
+from ecrs.cli import main as ecrs_main
+from ecrs.inference.llama import LlamaCppEngine
+from ecrs.inference.model_files import smollm2_gguf
+from ecrs.training.annotate import PROMPT_VERSION
 
 RESULTS = Path("benchmarks/results/annotation.json")
 
@@ -69,15 +74,14 @@ def fake_endpoint():
     return server, f"http://127.0.0.1:{port}/v1"
 
 
-def run_cli(name: str, out_dir: Path, n: int, seed: int, *extra: str) -> dict:
-    from ecrs.cli import main
-
+def run_cli(name: str, out_dir: Path, n: int, seed: int, *overrides: str) -> dict:
     out = out_dir / f"{name}.jsonl"
     for p in out_dir.glob(f"{name}.jsonl*"):
         p.unlink()
     t0 = time.perf_counter()
-    rc = main(["annotate-emotions", "--sample-bundled", str(n), "--seed", str(seed), "--out", str(out),
-               "--no-progress", *extra])
+    extra = [x for o in overrides for x in ("--set", o)]
+    rc = ecrs_main(["annotate-emotions", "--sample-bundled", str(n), "--seed", str(seed), "--out", str(out),
+                    "--no-progress", *extra])
     wall = time.perf_counter() - t0
     if rc != 0:
         raise SystemExit(f"{name}: exit {rc}")
@@ -132,25 +136,21 @@ def main() -> None:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    from ecrs.inference.llama import LlamaCppEngine
-    from ecrs.inference.model_files import smollm2_gguf
-    from ecrs.training.annotate import PROMPT_VERSION
-
     runs = {}
     server, url = fake_endpoint()
     runs["http-fake-keywords"] = run_cli("http-fake-keywords", out_dir, args.n, args.seed,
-                                         "--base-url", url, "--model", "fake-keywords")
+                                         f"llm.base_url={url}", "llm.model=fake-keywords")
     server.should_exit = True
 
     engine = LlamaCppEngine.open(smollm2_gguf())  # llama.cpp also listens on a loopback HTTP port
     runs["http-llamacpp-smollm2"] = run_cli("http-llamacpp-smollm2", out_dir, args.n, args.seed,
-                                            "--base-url", engine.server.listening_address + "/v1",
-                                            "--model", "SmolLM2-135M-Instruct", "--json-schema")
+                                            f"llm.base_url={engine.server.listening_address}/v1",
+                                            "llm.model=SmolLM2-135M-Instruct", "llm.json_schema=true")
     del engine
 
     runs["gguf-smollm2"] = run_cli("gguf-smollm2", out_dir, args.n, args.seed)
     runs["gguf-smollm2-free"] = run_cli("gguf-smollm2-free", out_dir, args.n, args.seed,
-                                        "--no-json-schema", "--attempts", "1")
+                                        "llm.json_schema=false", "llm.attempts=1")
 
     result = {
         "task": "ecrs annotate-emotions on a seeded sample of the bundled LLM-annotated ReDial user utterances; "

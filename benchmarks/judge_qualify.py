@@ -16,7 +16,7 @@ For emotional intensity (EI) and lifelikeness (LL), the issue-5 dimensions, in t
    turns (not used to choose). The dimension qualifies when the known-better reply wins at least `--gate` (0.8)
    of every control, calibrated.
 3. **Judge the systems.** Only a qualified dimension is asked on the real pairs: fine-tuned SmolLM2 vs the
-   zero-shot base on the first `--pairs` turns of benchmarks/judge.py's sample, with the chosen question.
+   zero-shot base on the first `--pairs` turns of generation_eval's sample (`pair_items`), with the chosen question.
    A dimension that fails its gate is reported as not measurable by this judge, with its control numbers.
    `--others template:30,...` asks the same question of other systems against the base (their first N turns).
    Each result also splits the win rate by the length ratio of the two replies (`by_length_ratio`): the fine-tuned
@@ -25,7 +25,7 @@ For emotional intensity (EI) and lifelikeness (LL), the issue-5 dimensions, in t
 Every answer goes through the judge cache (artifacts/judge/cache.sqlite), so a rerun asks only what is new. How
 the candidates came about: the pairwise wordings were tried first; the yes/no questions were added after a quick
 look at 10 dev turns (logged in the stop notes) showed pairwise LL questions losing the shuffled control and yes/no
-questions winning it. Only dev turns were looked at; the held-out gate and the real pairs were asked once, by this
+questions winning it. The chosen questions are what `ecrs judge` asks by default (`Judge.compare`). Only dev turns were looked at; the held-out gate and the real pairs were asked once, by this
 script. The controls are built from the same ReDial test turns as the real pairs (their base replies).
 Writes benchmarks/results/judge_single.json and the "judge_single" key of benchmarks/results/generation.json.
 """
@@ -33,26 +33,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 from common import update_json  # noqa: E402  (benchmarks/common.py, beside this script)
-from judge import GENERATION, pair_items  # noqa: E402
+from generation_eval import CACHE, test_samples
 
+from ecrs.data.reviews import load_review_kb
 from ecrs.evaluation.evaluate import provenance
 from ecrs.evaluation.judge import (
     DIMENSION_DEFINITIONS,
     YES_NO_QUESTIONS,
     Judge,
-    JudgeLlamaBackend,
     PairItem,
     control_pairs,
+    render_context,
     robotic_pairs,
     summarize_pairwise,
     summarize_yes_no,
 )
+from ecrs.inference.llm import LLMConfig, make_backend
+from ecrs.inference.model_files import qwen_gguf
 
 RESULTS = Path("benchmarks/results/judge_single.json")
+GENERATION = Path("benchmarks/results/generation.json")
 DIMS = ("emotional_intensity", "lifelikeness")
 _NATURAL = YES_NO_QUESTIONS["lifelikeness"][0]
 # Candidates per dimension: ("pairwise", definition or None = DIMENSION_DEFINITIONS) or ("yes_no", (instructions,
@@ -69,6 +74,31 @@ CANDIDATES: dict[str, list[tuple[str, object]]] = {
         ("yes_no", None),  # "Could a real movie fan have written this reply?", which the library took after this run
     ],
 }
+
+
+def read_outputs(name: str) -> dict[str, dict]:
+    path = CACHE / f"{name}.jsonl"
+    if not path.exists():
+        sys.exit(f"{path} missing: run benchmarks/generation_eval.py first")
+    return {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+
+
+def pair_items(n_of: dict[str, int], base_name: str, max_turns: int
+               ) -> tuple[list[dict], list[PairItem], dict[str, dict], dict[str, dict[str, dict]]]:
+    """(turns, items, base outputs, system outputs): each system's replies against the base's on the first
+    `n_of[system]` turns of generation_eval's random sample that every system covers."""
+    gen = json.loads(GENERATION.read_text())["evaluation"]["samples"]
+    # The random sample of generation_eval, same seed, for the dialogue context of each turn.
+    samples, _ = test_samples(load_review_kb(), gen["n"] - gen["seen_extra"], gen["seed"])
+    base = read_outputs(base_name)
+    outputs = {s: read_outputs(s) for s in n_of}
+    turns = [s for s in samples if s["id"] in base and all(s["id"] in o for o in outputs.values())][:max(n_of.values())]
+    # Turn-major order: consecutive requests share the system prompt and the dialogue context, which llama.cpp
+    # keeps in its prompt cache.
+    items = [PairItem(f"{name}|{s['id']}", render_context(s["context"], max_turns=max_turns),
+                      outputs[name][s["id"]]["reply"], base[s["id"]]["reply"], name, base_name)
+             for i, s in enumerate(turns) for name in n_of if i < n_of[name]]
+    return turns, items, base, outputs
 
 
 def controls(dim: str, items: list[PairItem]) -> dict[str, list[PairItem]]:
@@ -133,7 +163,9 @@ def main() -> None:
     _, items, _, _ = pair_items({args.system: n}, args.base, args.max_turns)
     other_items = pair_items(others, args.base, args.max_turns)[1] if others else []
     dev, held = items[:args.dev], items[args.dev:args.dev + args.held_out]
-    judge = Judge(JudgeLlamaBackend(n_threads=args.threads), cache="artifacts/judge/cache.sqlite")
+    # The local Qwen2.5-Coder-1.5B GGUF, grammar-constrained, with log-probabilities (llama.cpp always returns them)
+    judge = Judge(make_backend(LLMConfig(threads=args.threads), default_gguf=qwen_gguf),
+                  cache="artifacts/judge/cache.sqlite")
     out: dict = {}
     try:
         for dim in args.dims.split(","):
@@ -162,8 +194,7 @@ def main() -> None:
                     print(dim, name, entry["others"][name]["calibrated"], flush=True)
             out[dim] = entry
     finally:
-        judge.backend.close()
-        judge.cache.close()
+        judge.close()
     result = {"description": __doc__.split("\n")[0], "judge": judge.meta,
               "dev_turns": args.dev, "held_out_turns": args.held_out, "gate": args.gate, "pairs": args.pairs,
               "dimensions": out, "requests": judge.requests, "cache_hits": judge.cache_hits,

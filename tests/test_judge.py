@@ -1,14 +1,16 @@
-"""The LLM judge (ecrs.evaluation.judge, `ecrs judge`): strict parsing, order-swapped pairwise verdicts, caching,
-failures, the human rating form and kappa.
+"""The LLM judge (ecrs.evaluation.judge, `ecrs judge`): strict parsing, one dimension per question in both orders,
+position calibration, yes/no questions of one reply, the default designs (`Judge.compare`), caching, failures, the
+human rating form and kappa.
 
 The backend talks to a REAL OpenAI-compatible server on a loopback port (FastAPI + uvicorn in a thread) whose
 verdicts are known by construction:
-    pairwise: on every dimension the reply containing "GOOD" wins ("tie" when both or neither do);
-              a conversation containing "BIASED" gets "A" (the first reply) on every dimension, in both orders;
-              with "logprobs" asked for, each value token carries the choice probabilities of `_probs` (a reply
-              containing "WARM" against one without: "tie" most probable, but leaning to the WARM reply);
-    absolute: every dimension scores the number of "!" in the reply (at most 9);
-    "ALWAYS-BAD" in the conversation -> unparseable text every time; "FLAKY" -> unparseable on the first request.
+    "which is better" (one dimension, bare word): the reply containing "GOOD" wins ("tie" when both or neither do);
+              a conversation containing "BIASED" gets "A" (the first reply), in both orders; with "logprobs" asked
+              for, the first token carries the choice probabilities of `_probs` (a reply containing "WARM" against
+              one without: "tie" most probable, but leaning to the WARM reply);
+    "yes or no" (one reply alone): "yes" when the reply contains GOOD, P(yes) 0.9 (GOOD), 0.6 (WARM) or 0.2;
+    "ALWAYS-BAD" in the conversation (or the reply, yes/no) -> unparseable text every time; "FLAKY" -> unparseable
+    on the first request.
 """
 from __future__ import annotations
 
@@ -27,39 +29,33 @@ from serving_fixtures import ThreadServer
 from ecrs.cli import main as cli_main
 from ecrs.errors import DataError, EcrsError
 from ecrs.evaluation.judge import (
+    DEFAULT_DIMENSIONS,
     DIMENSIONS,
+    JUDGE_PROMPT_VERSION,
+    PREFERENCES,
     SINGLE_PROMPT_VERSION,
-    V2_EXAMPLE,
     YES_NO_VERSION,
     Judge,
-    JudgeOpenAIBackend,
     JudgeParseError,
     PairItem,
-    ReplyItem,
     answer_probs,
     answer_text,
     calibrate_orders,
-    choice_probs,
     combine_orders,
-    compact_grammar,
     control_pairs,
     export_form,
     first_token_probs,
     import_form,
-    pairwise_schema,
-    pairwise_system,
     parse_choice,
-    parse_preferences,
-    parse_scores,
     parse_yes_no,
     preference_kappa,
     robotic_pairs,
-    scores_to_preferences,
+    summarize_compare,
     summarize_pairwise,
     summarize_yes_no,
     with_choice_probs,
 )
-from ecrs.training.annotate import OpenAIChatBackend
+from ecrs.inference.llm import FatalBackendError, LLMConfig, OpenAIBackend, Retry
 
 # ---------------------------------------------------------------- the fake endpoint
 
@@ -80,7 +76,7 @@ class FakeState:
 
 
 def _probs(context: str, a: str, b: str) -> dict[str, float]:
-    """The fake judge's choice probabilities for one order (A shown first): the verdict of `make_app` gets the most."""
+    """The fake judge's choice probabilities for one order (A shown first): its answer gets the most."""
     if "BIASED" in context:
         return {"A": 0.7, "B": 0.2, "tie": 0.1}
     if ("GOOD" in a) != ("GOOD" in b):
@@ -90,22 +86,9 @@ def _probs(context: str, a: str, b: str) -> dict[str, float]:
     return {"A": 0.25, "B": 0.25, "tie": 0.5}
 
 
-def _logprobs(content: str, probs: dict[str, float]) -> dict:
-    """OpenAI-style logprobs whose tokens spell `content`: each dimension's value is one token whose top tokens
-    are the three verdicts with `probs` plus two tokens no verdict starts with (` "`, `T`)."""
-    cuts = []
-    for d in DIMENSIONS:
-        start = content.index(f'"{d}": "') + len(f'"{d}": "')
-        cuts.append((start, content.index('"', start)))
-    tokens, last = [], 0
-    for start, end in cuts:
-        tokens += [{"token": content[last:start], "logprob": 0.0, "top_logprobs": []},
-                   {"token": content[start:end], "logprob": math.log(probs[content[start:end]]),
-                    "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in
-                                     [*probs.items(), (' "', 0.3), ("T", 0.05)]]}]
-        last = end
-    tokens.append({"token": content[last:], "logprob": 0.0, "top_logprobs": []})
-    return {"content": tokens}
+def _first_token(content: str, top: dict[str, float]) -> dict:
+    return {"content": [{"token": content, "logprob": 0.0, "top_logprobs": [
+        {"token": t, "logprob": math.log(p)} for t, p in top.items()]}]}
 
 
 def make_app(state: FakeState) -> FastAPI:
@@ -114,51 +97,30 @@ def make_app(state: FakeState) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         body = await request.json()
-        if body.get("temperature") != 0:
-            return JSONResponse({"error": "temperature must be 0"}, status_code=400)
+        if body.get("temperature") != 0 or body.get("max_tokens") != 4:
+            return JSONResponse({"error": "temperature must be 0, a bare word needs 4 tokens"}, status_code=400)
         user = body["messages"][-1]["content"]
         with state.lock:
             state.systems[body["messages"][0]["content"]] += 1
             state.seen[user] += 1
             n = state.seen[user]
-        logprobs = None
-        if user.endswith("Answer yes or no."):  # one reply alone: "yes" when it contains GOOD
+        if user.endswith("Answer yes or no."):  # one reply alone
             reply = _section(user, "Reply")
             content = "Hard to say." if "ALWAYS-BAD" in reply else "yes" if "GOOD" in reply else "no"
             p_yes = 0.9 if "GOOD" in reply else 0.6 if "WARM" in reply else 0.2  # WARM: "no", but less sure
-            if body.get("logprobs"):
-                logprobs = {"content": [{"token": content, "logprob": 0.0, "top_logprobs": [
-                    {"token": "yes", "logprob": math.log(p_yes)}, {"token": "no", "logprob": math.log(1 - p_yes)}]}]}
-            choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
-            if logprobs is not None:
-                choice["logprobs"] = logprobs
-            return {"object": "chat.completion", "model": body["model"], "choices": [choice]}
-        context = _section(user, "Conversation so far")
-        if "ALWAYS-BAD" in context or ("FLAKY" in context and n == 1):
-            content = "Reply A is clearly better overall."
-        elif user.endswith("Answer A, B or tie only."):  # one dimension per request: the bare word
-            a, b = _section(user, "Reply A"), _section(user, "Reply B")
-            content = ("A" if "BIASED" in context else
-                       "A" if "GOOD" in a and "GOOD" not in b else
-                       "B" if "GOOD" in b and "GOOD" not in a else "tie")
-            if body.get("logprobs"):
-                probs = _probs(context, a, b)
-                logprobs = {"content": [{"token": content, "logprob": math.log(probs[content]), "top_logprobs": [
-                    {"token": t, "logprob": math.log(q)} for t, q in [*probs.items(), ("Reply", 0.05)]]}]}
-        elif "Reply A" in user:
-            a, b = _section(user, "Reply A"), _section(user, "Reply B")
-            verdict = ("A" if "BIASED" in context else
-                       "A" if "GOOD" in a and "GOOD" not in b else
-                       "B" if "GOOD" in b and "GOOD" not in a else "tie")
-            content = "```json\n" + json.dumps({d: verdict for d in DIMENSIONS}) + "\n```"  # embedded object
-            if body.get("logprobs"):
-                logprobs = _logprobs(content, _probs(context, a, b))
-        else:
-            score = min(9, _section(user, "Recommender's reply").count("!"))
-            content = json.dumps({d: score for d in DIMENSIONS})
+            top = {"yes": p_yes, "no": 1 - p_yes}
+        else:  # which of two replies is better on one dimension
+            context, a, b = (_section(user, h) for h in ("Conversation so far", "Reply A", "Reply B"))
+            if "ALWAYS-BAD" in context or ("FLAKY" in context and n == 1):
+                content = "Reply A is clearly better overall."
+            else:
+                content = ("A" if "BIASED" in context else
+                           "A" if "GOOD" in a and "GOOD" not in b else
+                           "B" if "GOOD" in b and "GOOD" not in a else "tie")
+            top = {**_probs(context, a, b), "Reply": 0.05}
         choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
-        if logprobs is not None:
-            choice["logprobs"] = logprobs
+        if body.get("logprobs"):
+            choice["logprobs"] = _first_token(content, top)
         return {"object": "chat.completion", "model": body["model"], "choices": [choice]}
 
     return app
@@ -172,9 +134,8 @@ def server():
 
 
 def _judge(url: str, cache: Path | None, model: str = "fake-judge", logprobs: bool = False) -> Judge:
-    backend = (JudgeOpenAIBackend(url, model, logprobs=True, max_tokens=200) if logprobs else
-               OpenAIChatBackend(url, model, max_tokens=200))
-    return Judge(backend, cache=cache, sleep=lambda s: None)
+    backend = OpenAIBackend(LLMConfig(base_url=url, model=model, logprobs=logprobs))
+    return Judge(backend, cache=cache, retry=Retry(sleep=lambda s: None))
 
 
 PAIRS = [  # (id, context, a, b, expected preference, orders agree)
@@ -189,83 +150,33 @@ def _pairs() -> list[PairItem]:
     return [PairItem(i, c, a, b, "sys", "base") for i, c, a, b, _, _ in PAIRS]
 
 
-# ---------------------------------------------------------------- parsing
+# ---------------------------------------------------------------- parsing and probabilities
 
-def test_parse_scores_accepts_exact_objects_only():
-    ok = {d: i for i, d in enumerate(DIMENSIONS)}
-    assert parse_scores(json.dumps(ok)) == ok
-    assert parse_scores("Scores:\n```json\n" + json.dumps(ok) + "\n```") == ok
-    for bad in ("", "no json here", json.dumps({**ok, "emotional_intensity": 10}),
-                json.dumps({**ok, "lifelikeness": 7.5}), json.dumps({**ok, "lifelikeness": "7"}),
-                json.dumps({**ok, "lifelikeness": True}), json.dumps({k: v for k, v in ok.items() if k != "lifelikeness"}),
-                json.dumps({**ok, "overall": 5})):
+def test_parse_choice_and_first_token_probs():
+    for raw, want in (("A", "A"), (" tie.", "tie"), ("Reply B", "B"), ('"TIE"', "tie"), ("b", "B")):
+        assert parse_choice(raw) == {"choice": want}
+    assert parse_choice(json.dumps({"answer": "B", "choice_probs": {"choice": {"A": 0.1, "B": 0.8, "tie": 0.1}}})) \
+        == {"choice": "B"}
+    for bad in ("maybe", "A or B", "Reply A is clearly better overall.", ""):
         with pytest.raises(JudgeParseError):
-            parse_scores(bad)
-
-
-def test_parse_preferences():
-    raw = json.dumps(dict(zip(DIMENSIONS, ["A", "b", "TIE", " tie ", "B"])))
-    assert parse_preferences(raw) == dict(zip(DIMENSIONS, ["A", "B", "tie", "tie", "B"]))
-    for bad in ('{"emotional_intensity": "A"}', json.dumps({d: "C" for d in DIMENSIONS}),
-                json.dumps({d: 1 for d in DIMENSIONS}), "A A tie B A"):
-        with pytest.raises(JudgeParseError):
-            parse_preferences(bad)
-
-
-def test_compact_grammar_lists_every_dimension_in_order():
-    g = compact_grammar(pairwise_schema())
-    # spaced as the model writes JSON (judge-v2): a space after each colon and comma
-    assert g.startswith('root ::= "{" "\\"emotional_intensity\\": " ("\\"A\\"" | "\\"B\\"" | "\\"tie\\"") '
-                        '", \\"emotional_persuasiveness\\": "')
-    assert [g.index(d) for d in DIMENSIONS] == sorted(g.index(d) for d in DIMENSIONS)
-    v1 = compact_grammar(pairwise_schema(), spaced=False)  # judge-v1's
-    assert '"\\"emotional_intensity\\":" (' in v1 and '",\\"emotional_persuasiveness\\":" (' in v1
-
-
-def _tok(token: str, top: dict[str, float] | None = None) -> dict:
-    return {"token": token, "logprob": 0.0,
-            "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in (top or {}).items()]}
-
-
-def test_choice_probs_reads_each_value_token():
-    answer = {d: v for d, v in zip(DIMENSIONS, ["A", "B", "tie", "A", "B"])}
-    content = json.dumps(answer)  # {"emotional_intensity": "A", ...}
-    tokens, last = [], 0
-    tops = [{"A": 0.6, "B": 0.3, "tie": 0.1, ' "': 0.2},       # ' "' is no verdict: dropped, the rest renormalised
-            {"B": 0.5, "A": 0.5, "T": 0.4},                    # "T" starts no verdict ("tie" is lower case)
-            {"ti": 0.3, "tie": 0.3, "A": 0.2, "B": 0.2},       # a prefix of "tie" counts for tie
-            {"A": 1.0},                                        # values absent from the top tokens get 0
-            {}]                                                # no mass at all: the dimension is left out
-    for d, top in zip(DIMENSIONS, tops):
-        start = content.index(f'"{d}": "') + len(f'"{d}": "')
-        end = content.index('"', start)
-        tokens += [_tok(content[last:start]), _tok(content[start:end], top)]
-        last = end
-    tokens.append(_tok(content[last:]))
-    probs = choice_probs(content, {"content": tokens}, pairwise_schema())
-    assert probs == {
-        "emotional_intensity": {"A": 0.6, "B": 0.3, "tie": 0.1},
-        "emotional_persuasiveness": {"A": 0.5, "B": 0.5, "tie": 0.0},
-        "logic_persuasiveness": {"A": 0.2, "B": 0.2, "tie": 0.6},
-        "informativeness": {"A": 1.0, "B": 0.0, "tie": 0.0},
-    }
-    # a value token that also holds the opening quote (judge-v1's space-free grammar): matched past the quote
-    v1 = '{"emotional_intensity":"B"}'
-    toks = [_tok('{"emotional_intensity":'), _tok('"B', {'"A': 0.25, '"B': 0.5, '"tie': 0.25, " ": 0.9}), _tok('"}')]
-    assert choice_probs(v1, toks, pairwise_schema()) == {"emotional_intensity": {"A": 0.25, "B": 0.5, "tie": 0.25}}
-    assert choice_probs(content, {"content": tokens[:-1]}, pairwise_schema()) is None  # tokens do not spell it
-    assert choice_probs(content, None, pairwise_schema()) is None
+            parse_choice(bad)
+    top = [{"token": "A", "logprob": math.log(0.5)}, {"token": "t", "logprob": math.log(0.1)},
+           {"token": "Tie", "logprob": math.log(0.1)}, {"token": " B", "logprob": math.log(0.2)},
+           {"token": "Reply", "logprob": math.log(0.1)}]  # "Reply" starts no value: left out, then renormalised
+    p = first_token_probs({"content": [{"token": "A", "logprob": 0.0, "top_logprobs": top}]})
+    assert p == pytest.approx({"A": 0.5 / 0.9, "B": 0.2 / 0.9, "tie": 0.2 / 0.9}, abs=1e-6)  # rounded to 6 places
+    assert first_token_probs(None) is None and first_token_probs({"content": []}) is None
+    assert first_token_probs([{"token": "x", "top_logprobs": [{"token": "Reply", "logprob": 0.0}]}]) is None
 
 
 def test_choice_probs_envelope_round_trip():
-    content = json.dumps({d: "A" for d in DIMENSIONS})
-    assert with_choice_probs(content, None, pairwise_schema()) == content  # nothing to read: the plain answer
-    toks = [_tok(content)]  # one token spanning everything: no value token starts where a value does
-    assert with_choice_probs(content, toks, pairwise_schema()) == content
-    raw = json.dumps({"answer": content, "choice_probs": {"lifelikeness": {"A": 1.0, "B": 0.0, "tie": 0.0}}})
-    assert answer_text(raw) == content and answer_probs(raw)["lifelikeness"]["A"] == 1.0
-    assert parse_preferences(raw) == {d: "A" for d in DIMENSIONS}
-    assert answer_probs(content) is None and answer_text(content) == content
+    assert with_choice_probs("A", None, PREFERENCES) == "A"  # nothing to read: the plain answer
+    nothing = _first_token("A", {"Reply": 1.0})  # no top token starts a value
+    assert with_choice_probs("A", nothing, PREFERENCES) == "A"
+    raw = with_choice_probs("B", _first_token("B", {"A": 0.2, "B": 0.6, "tie": 0.2}), PREFERENCES)
+    assert json.loads(raw) == {"answer": "B", "choice_probs": {"choice": {"A": 0.2, "B": 0.6, "tie": 0.2}}}
+    assert answer_text(raw) == "B" and answer_probs(raw)["choice"]["B"] == 0.6 and parse_choice(raw) == {"choice": "B"}
+    assert answer_probs("B") is None and answer_text("B") == "B"
 
 
 def test_calibrate_orders_cancels_position_bias():
@@ -286,127 +197,74 @@ def test_combine_orders():
     assert agree == dict(zip(DIMENSIONS, [True, False, True, True, False]))
 
 
-# ---------------------------------------------------------------- judging through the real endpoint
+# ---------------------------------------------------------------- the default designs
 
-def test_pairwise_both_orders_and_summary(server, tmp_path):
-    state, url = server
-    judge = _judge(url, tmp_path / "cache.sqlite")
-    before = state.requests
-    rows = judge.pairwise(_pairs())
-    assert state.requests - before == judge.requests == 2 * len(PAIRS)
-    for row, (iid, *_, pref, agree) in zip(rows, PAIRS):
-        assert row["id"] == iid and (row["a"], row["b"]) == ("sys", "base")
-        assert set(row["preference"].values()) == {pref}
-        assert set(row["agree"].values()) == {agree}
-    s = summarize_pairwise(rows)
-    assert (s["n"], s["n_failed"]) == (4, 0)
-    for d in DIMENSIONS:
-        v = s["dimensions"][d]
-        assert (v["wins"], v["losses"], v["ties"]) == (1, 1, 2)
-        assert (v["win"], v["loss"], v["tie"], v["order_agreement"]) == (0.25, 0.25, 0.5, 0.75)
-    assert s["order_agreement"] == 0.75
-    # decisive single-order verdicts per dimension: p1 A,B  p2 B,A  p4 A,A -> 4 of 6 picked the first reply
-    assert s["first_position_rate"] == round(4 / 6, 4)
-    # single orders: a named by p1 (both) and p4 (ab); b by p2 (both) and p4 (ba); p3 tie twice -> 3 / 3 / 2 of 8
-    assert s["dimensions"][DIMENSIONS[0]]["single_order"] == {"win": 0.375, "loss": 0.375, "tie": 0.25, "n": 8}
+def test_compare_asks_each_dimension_its_own_way(server, tmp_path):
+    _, url = server
+    items = _pairs() + [PairItem("w", "User: hi", "WARM: Up!", "Up.", "sys", "base")]
+    judge = _judge(url, tmp_path / "cache.sqlite", logprobs=True)
+    rows = judge.compare(items)
+    assert list(DEFAULT_DIMENSIONS) == ["emotional_intensity", "lifelikeness"]
+    assert judge.requests == 2 * len(items) + 2 * len(items)  # EI: two orders; lifelikeness: each reply alone
+    # EI position-calibrated (p4's bias cancels; w leans but stays a tie); lifelikeness by P(yes), no context shown
+    assert [r["verdict"] for r in rows] == [{"emotional_intensity": ei, "lifelikeness": ll} for ei, ll in
+                                            [("a", "a"), ("b", "b"), ("tie", "tie"), ("tie", "a"), ("tie", "a")]]
+    assert rows[0]["by_dimension"]["emotional_intensity"]["prompt_version"] == SINGLE_PROMPT_VERSION
+    assert rows[0]["by_dimension"]["lifelikeness"]["p_yes"] == {"a": 0.9, "b": 0.2}
+    assert rows[0]["prompt_version"] == JUDGE_PROMPT_VERSION and rows[0]["a"] == "sys"
+    s = summarize_compare(rows)
+    ei, ll = s["dimensions"]["emotional_intensity"], s["dimensions"]["lifelikeness"]
+    assert (s["n"], s["n_failed"], ei["design"], ll["design"]) == (5, 0, "pairwise", "yes_no")
+    assert (ei["win"], ei["loss"], ei["tie"]) == (0.2, 0.2, 0.6) and (ll["win"], ll["loss"], ll["tie"]) == (0.6, 0.2, 0.2)
+    assert ei["detail"]["calibrated"]["forced"] == {"a": 0.4, "b": 0.2} and ll["detail"]["yes_rate"]["a"] == 0.4
+    # without probabilities: the both-orders rule (p4's orders disagree: tie) and the yes/no answers themselves
+    plain = _judge(url, None).compare(items)
+    assert [r["verdict"]["emotional_intensity"] for r in plain] == ["a", "b", "tie", "tie", "tie"]
+    assert [r["verdict"]["lifelikeness"] for r in plain] == ["a", "b", "tie", "a", "tie"]
+    with pytest.raises(EcrsError, match="dimensions must be some of"):
+        judge.compare(items, ["charm"])
 
 
 def test_cache_makes_a_rerun_free(server, tmp_path):
     state, url = server
     cache = tmp_path / "cache.sqlite"
-    first = _judge(url, cache).pairwise(_pairs())
+    first = _judge(url, cache).compare(_pairs())
     before = state.requests
     again = _judge(url, cache)
-    rows = again.pairwise(_pairs())
-    assert state.requests == before and again.requests == 0 and again.cache_hits == 2 * len(PAIRS)
-    assert [r["preference"] for r in rows] == [r["preference"] for r in first]
-    assert all(r["cached"] == [True, True] for r in rows)
+    rows = again.compare(_pairs())
+    assert state.requests == before and again.requests == 0 and again.cache_hits == 4 * len(PAIRS)
+    assert [r["verdict"] for r in rows] == [r["verdict"] for r in first]
+    assert all(r["by_dimension"][d]["cached"] == [True, True] for r in rows for d in DEFAULT_DIMENSIONS)
     other = _judge(url, cache, model="another-judge")  # the model id is part of the key
-    other.pairwise(_pairs()[:1])
-    assert other.requests == 2 and state.requests == before + 2
-
-
-def test_judge_v3_instructions_show_no_sample_values():
-    # judge-v2's sample answer pulled a small judge towards its values (benchmarks/judge_anchor.py)
-    v3 = pairwise_system()
-    assert "e.g." not in v3 and '"A", "B" or "tie"' in v3 and all(d in v3 for d in DIMENSIONS)
-    v2 = pairwise_system(V2_EXAMPLE)
-    assert v2.startswith(v3.rsplit("\n", 1)[0]) and v2.endswith("e.g. " + json.dumps(V2_EXAMPLE) + ".")
-
-
-def test_control_pairs_are_known_by_construction():
-    items = [PairItem("t1", "User: hi", "sys reply", "  Try Up (2009).  "), PairItem("t2", "User: x", "s", "ok ok")]
-    c = control_pairs(items)
-    ei, ll = c["emotional_intensity"], c["lifelikeness"]
-    assert [p.id for p in ei] == ["control_ei|t1", "control_ei|t2"] and ei[0].b == "Try Up (2009)."
-    assert ei[0].a.startswith("Try Up (2009). ") and ei[0].a != ei[0].b and ei[1].a.startswith("ok ok ")
-    assert ll[0].a == "Try Up (2009)." and ll[0].b != ll[0].a and sorted(ll[0].b.split()) == sorted(ll[0].a.split())
-    assert ll[1].b == "ok ok"  # nothing to shuffle: no endless loop
-    assert control_pairs(items, seed=0) == c  # seeded
-
-
-def test_pairwise_with_other_instructions(server, tmp_path):
-    state, url = server
-    cache = tmp_path / "cache.sqlite"
-    _judge(url, cache).pairwise(_pairs()[:2])
-    custom = pairwise_system(V2_EXAMPLE)
-    before = state.systems[custom]
-    judge = _judge(url, cache)
-    rows = judge.pairwise(_pairs()[:2], system=custom)
-    # the instructions are part of the cache key: nothing is served from the default prompt's answers
-    assert judge.requests == 4 and judge.cache_hits == 0 and state.systems[custom] - before == 4
-    assert all(r["prompt_version"].endswith("+custom") for r in rows)
-    assert [r["preference"][DIMENSIONS[0]] for r in rows] == ["a", "b"]
-
-
-def test_pairwise_calibrated_verdicts_through_the_endpoint(server, tmp_path):
-    _, url = server
-    cache = tmp_path / "cache.sqlite"
-    rows = _judge(url, cache, logprobs=True).pairwise(_pairs())
-    # p1 a GOOD, p2 b GOOD, p3 neither, p4 BIASED (the first reply at 0.7 in both orders: calibrated to a tie)
-    assert [set(r["calibrated"].values()) for r in rows] == [{"a"}, {"b"}, {"tie"}, {"tie"}]
-    assert rows[0]["calibrated_probs"][DIMENSIONS[0]] == {"a": 0.6, "b": 0.3, "tie": 0.1}
-    assert rows[3]["calibrated_probs"][DIMENSIONS[0]] == {"a": 0.45, "b": 0.45, "tie": 0.1}
-    assert rows[3]["preference"][DIMENSIONS[0]] == "tie" and not rows[3]["agree"][DIMENSIONS[0]]
-    s = summarize_pairwise(rows)
-    for d in DIMENSIONS:
-        assert s["dimensions"][d]["calibrated"] == {"win": 0.25, "loss": 0.25, "tie": 0.5, "n": 4,
-                                                    "mean_p_a_minus_p_b": 0.0, "forced": {"a": 0.25, "b": 0.25}}
-    # a tie that leans: the verdict stays tie, the forced direction names the WARM reply (a)
-    lean = _judge(url, cache, logprobs=True).pairwise([PairItem("w", "User: hi", "WARM: Up!", "Up.", "sys", "base")])
-    assert lean[0]["calibrated"][DIMENSIONS[0]] == "tie"
-    c = summarize_pairwise(lean)["dimensions"][DIMENSIONS[0]]["calibrated"]
-    assert (c["tie"], c["forced"], c["mean_p_a_minus_p_b"]) == (1.0, {"a": 1.0, "b": 0.0}, 0.2)
-    # P(A) / (P(A) + P(B)) per order: p1 2/3 and 1/3, p2 1/3 and 2/3, p3 1/2 twice, p4 7/9 twice
-    assert s["first_position_prob"] == round((2 / 3 + 1 / 3 + 1 / 3 + 2 / 3 + 1 / 2 + 1 / 2 + 7 / 9 + 7 / 9) / 8, 4)
-    again = _judge(url, cache, logprobs=True)  # the probabilities come back from the cache
-    assert [r["calibrated"] for r in again.pairwise(_pairs())] == [r["calibrated"] for r in rows]
-    assert again.requests == 0
-    plain = _judge(url, None).pairwise(_pairs()[:1])[0]  # no logprobs asked: no calibrated verdict, same rule
-    assert "calibrated" not in plain and plain["preference"] == rows[0]["preference"]
-    assert "calibrated" not in summarize_pairwise([plain])["dimensions"][DIMENSIONS[0]]
+    other.compare(_pairs()[:1])
+    assert other.requests == 4 and state.requests == before + 4
+    # answers without probabilities are not served to a judge that wants them
+    calibrated = _judge(url, cache, logprobs=True)
+    calibrated.compare(_pairs()[:1])
+    assert calibrated.requests == 4
 
 
 def test_failures_are_retried_then_recorded(server, tmp_path):
     state, url = server
     judge = _judge(url, tmp_path / "c.sqlite")
     items = [PairItem("bad", "User: ALWAYS-BAD", "GOOD x", "y"), PairItem("flaky", "User: FLAKY", "GOOD x", "y")]
-    bad, flaky = judge.pairwise(items)
+    bad, flaky = judge.compare(items, ["emotional_intensity"])
     assert bad["failed"].startswith("unparseable answer") and bad["kind"] == "parse"
-    assert bad["attempts"] == 3 and bad["order"] == "ab" and "raw" in bad
-    assert set(flaky["preference"].values()) == {"a"}
-    assert summarize_pairwise([bad, flaky])["n_failed"] == 1
+    assert bad["attempts"] == 3 and bad["order"] == "ab" and bad["dimension"] == "emotional_intensity"
+    assert bad["raw"] == "Reply A is clearly better overall."
+    assert flaky["verdict"] == {"emotional_intensity": "a"}
+    assert summarize_compare([bad, flaky])["n_failed"] == 1
     # a failure is not cached: the next run asks again
     again = _judge(url, tmp_path / "c.sqlite")
-    assert "failed" in again.pairwise(items[:1])[0] and again.requests == 3
+    assert "failed" in again.compare(items[:1], ["emotional_intensity"])[0] and again.requests == 3
 
 
-def test_absolute_scores(server, tmp_path):
+def test_an_endpoint_that_refuses_stops_the_run(server):
     _, url = server
-    rows = _judge(url, None).absolute([ReplyItem("r1", "User: hi", "Great!!!"), ReplyItem("r2", "", "Ok.")])
-    assert rows[0]["scores"] == {d: 3 for d in DIMENSIONS} and rows[1]["scores"] == {d: 0 for d in DIMENSIONS}
-    prefs = scores_to_preferences({"t": rows[0]["scores"]}, {"t": rows[1]["scores"]})
-    assert prefs == {"t": {d: "a" for d in DIMENSIONS}}
+    judge = _judge(url.replace("/v1", "/nowhere/v1"), None)
+    with pytest.raises(FatalBackendError, match="HTTP 404"):
+        judge.compare(_pairs()[:1])
+    assert judge.requests == 1  # not retried, and no other question asked
 
 
 # ---------------------------------------------------------------- agreement and the human form
@@ -448,9 +306,10 @@ def test_form_round_trip_and_kappa_with_judge(server, tmp_path):
     _fill(csv_p, lambda r1, r2: "1" if "GOOD" in r1 else "2" if "GOOD" in r2 else "tie")
     people = import_form(csv_p)
     truth = {it.id: {d: "a" if "GOOD" in it.a else "b" for d in DIMENSIONS} for it in items}
-    assert people == truth
-    judged = {r["id"]: r["preference"] for r in _judge(url, None).pairwise(items)}
-    assert preference_kappa(people, judged)["kappa"] == 1.0
+    assert people == truth  # people rate all five dimensions
+    judged = {r["id"]: r["verdict"] for r in _judge(url, None).compare(items)}
+    k = preference_kappa(people, judged)  # compared where both rated: the judge's two dimensions
+    assert k["kappa"] == 1.0 and k["n"] == 2 * len(items)
 
 
 def test_import_form_rejects_bad_values(tmp_path):
@@ -475,26 +334,28 @@ def test_cli_pairwise_forms_and_errors(server, tmp_path, capsys):
                                               for i, c, x, *_ in PAIRS])
     b = _write_jsonl(tmp_path / "base.jsonl", [{"id": i, "reply": y} for i, _, _, y, *_ in PAIRS])
     out = tmp_path / "v.jsonl"
-    common = ["--a", a, "--b", b, "--backend", "openai", "--base-url", url, "--model", "fake",
-              "--cache", str(tmp_path / "c.sqlite"), "--no-progress"]
+    common = ["--a", a, "--b", b, "--no-progress", "--set", f"llm.base_url={url}", "--set", "llm.model=fake",
+              "--set", f"cache={tmp_path / 'c.sqlite'}", "--set", "llm.backoff=0"]
     assert cli_main(["judge", "pairwise", *common, "--out", str(out)]) == 0
     summary = json.loads(Path(f"{out}.summary.json").read_text())
-    assert summary["n"] == 4 and summary["order_agreement"] == 0.75 and summary["requests"] == 8
+    assert summary["n"] == 4 and summary["requests"] == 16 and list(summary["dimensions"]) == list(DEFAULT_DIMENSIONS)
+    assert summary["dimensions"]["emotional_intensity"]["detail"]["order_agreement"] == 0.75
     assert [json.loads(x)["a"] for x in out.read_text().splitlines()] == ["sys"] * 4
+    assert "model: fake" in Path(f"{out}.config.yaml").read_text()
     assert cli_main(["judge", "agreement", str(out), str(out)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["kappa"] == 1.0
-    # --logprobs: the cached plain answers are not reused (they carry no probabilities)
-    assert cli_main(["judge", "pairwise", *common, "--logprobs", "--out", str(tmp_path / "cal.jsonl")]) == 0
-    summary = json.loads(Path(f"{tmp_path / 'cal.jsonl'}.summary.json").read_text())
-    assert summary["requests"] == 8 and summary["dimensions"][DIMENSIONS[0]]["calibrated"]["n"] == 4
-    # --dimensions: one question per dimension and order
+    # llm.logprobs: the cached plain answers are not reused (they carry no probabilities)
+    cal = tmp_path / "cal.jsonl"
+    assert cli_main(["judge", "pairwise", *common, "--set", "llm.logprobs=true", "--out", str(cal)]) == 0
+    summary = json.loads(Path(f"{cal}.summary.json").read_text())
+    assert summary["requests"] == 16
+    assert summary["dimensions"]["emotional_intensity"]["detail"]["calibrated"]["n"] == 4
     one = tmp_path / "one.jsonl"
-    assert cli_main(["judge", "pairwise", *common, "--logprobs", "--dimensions", "lifelikeness", "--out", str(one)]) == 0
+    assert cli_main(["judge", "pairwise", *common, "--set", "dimensions=[informativeness]", "--limit", "2",
+                     "--out", str(one)]) == 0
     summary = json.loads(Path(f"{one}.summary.json").read_text())
-    assert (summary["requests"], list(summary["dimensions"]), summary["prompt_version"]) == \
-        (8, ["lifelikeness"], SINGLE_PROMPT_VERSION)
-    assert cli_main(["judge", "pairwise", *common, "--dimensions", "charm", "--out", str(one)]) == 2
-    assert "dimensions must be some of" in capsys.readouterr().err
+    assert (summary["requests"], summary["n"], summary["dimensions"]["informativeness"]["design"]) == \
+        (4, 2, "pairwise")
     capsys.readouterr()
 
     form = tmp_path / "form.csv"
@@ -505,32 +366,20 @@ def test_cli_pairwise_forms_and_errors(server, tmp_path, capsys):
     assert list(report["rater_vs_judge"]) == [str(form)]
 
     capsys.readouterr()
-    assert cli_main(["judge", "pairwise", "--a", a, "--b", b, "--backend", "openai", "--out", str(out)]) == 2
-    assert capsys.readouterr().err.strip() == "ecrs: error: --backend openai needs --base-url and --model"
     bad = _write_jsonl(tmp_path / "bad.jsonl", [{"id": "p1", "text": 3}])
-    assert cli_main(["judge", "pairwise", "--a", bad, "--b", b, *common[4:], "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("ecrs: error: ") and "bad.jsonl:1" in err and "\n" not in err
+    for argv, message in (
+            ([*common, "--set", "dimensions=[charm]"], "dimensions must be some of"),
+            (["--a", a, "--b", b, "--set", f"llm.base_url={url}"], "base_url needs model"),
+            ([*common, "--set", "llm.grammar=x"], "unknown key 'grammar'"),
+            (["--a", bad, "--b", b, *common[4:]], "bad.jsonl:1")):
+        assert cli_main(["judge", "pairwise", *argv, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ecrs: error: ") and message in err and err.count("\n") == 1, err
+    assert cli_main(["judge", "agreement", a, a]) == 2  # reply files are not judge outputs
+    assert '"verdict"' in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------- one dimension per request
-
-def test_parse_choice_and_first_token_probs():
-    for raw, want in (("A", "A"), (" tie.", "tie"), ("Reply B", "B"), ('"TIE"', "tie"), ("b", "B")):
-        assert parse_choice(raw) == {"choice": want}
-    assert parse_choice(json.dumps({"answer": "B", "choice_probs": {"choice": {"A": 0.1, "B": 0.8, "tie": 0.1}}})) \
-        == {"choice": "B"}
-    for bad in ("maybe", "A or B", "Reply A is clearly better overall.", ""):
-        with pytest.raises(JudgeParseError):
-            parse_choice(bad)
-    top = [{"token": "A", "logprob": math.log(0.5)}, {"token": "t", "logprob": math.log(0.1)},
-           {"token": "Tie", "logprob": math.log(0.1)}, {"token": " B", "logprob": math.log(0.2)},
-           {"token": "Reply", "logprob": math.log(0.1)}]  # "Reply" starts no value: left out, then renormalised
-    p = first_token_probs({"content": [{"token": "A", "logprob": 0.0, "top_logprobs": top}]})
-    assert p == pytest.approx({"A": 0.5 / 0.9, "B": 0.2 / 0.9, "tie": 0.2 / 0.9}, abs=1e-6)  # rounded to 6 places
-    assert first_token_probs(None) is None and first_token_probs({"content": []}) is None
-    assert first_token_probs([{"token": "x", "top_logprobs": [{"token": "Reply", "logprob": 0.0}]}]) is None
-
+# ---------------------------------------------------------------- one design at a time
 
 def test_pairwise_one_dimension_at_a_time(server, tmp_path):
     state, url = server
@@ -561,13 +410,6 @@ def test_pairwise_one_dimension_at_a_time(server, tmp_path):
     # a question that never parses fails the row, naming the dimension
     bad = _judge(url, None).pairwise([PairItem("x", "User: ALWAYS-BAD", "a", "b")], dimensions=["lifelikeness"])
     assert bad[0]["dimension"] == "lifelikeness" and bad[0]["kind"] == "parse"
-
-
-def test_robotic_pairs_are_known_by_construction():
-    items = [PairItem("t1", "User: hi", "Try Up!", "  Try Up (2009). ")]
-    (p,) = robotic_pairs(items)
-    assert (p.id, p.a, p.a_name) == ("control_ll_robotic|t1", "Try Up (2009).", "base")
-    assert p.b.startswith("As an AI language model") and p.b.endswith(" Try Up (2009).")
 
 
 def test_paired_yes_no_asks_each_reply_alone(server, tmp_path):
@@ -601,3 +443,21 @@ def test_paired_yes_no_asks_each_reply_alone(server, tmp_path):
         custom.paired_yes_no(items, "informativeness")
     bad = _judge(url, None).paired_yes_no([PairItem("x", "", "ALWAYS-BAD", "b")], "lifelikeness")
     assert bad[0]["kind"] == "parse" and bad[0]["order"] == "a" and summarize_yes_no(bad)["n_failed"] == 1
+
+
+def test_control_pairs_are_known_by_construction():
+    items = [PairItem("t1", "User: hi", "sys reply", "  Try Up (2009).  "), PairItem("t2", "User: x", "s", "ok ok")]
+    c = control_pairs(items)
+    ei, ll = c["emotional_intensity"], c["lifelikeness"]
+    assert [p.id for p in ei] == ["control_ei|t1", "control_ei|t2"] and ei[0].b == "Try Up (2009)."
+    assert ei[0].a.startswith("Try Up (2009). ") and ei[0].a != ei[0].b and ei[1].a.startswith("ok ok ")
+    assert ll[0].a == "Try Up (2009)." and ll[0].b != ll[0].a and sorted(ll[0].b.split()) == sorted(ll[0].a.split())
+    assert ll[1].b == "ok ok"  # nothing to shuffle: no endless loop
+    assert control_pairs(items, seed=0) == c  # seeded
+
+
+def test_robotic_pairs_are_known_by_construction():
+    items = [PairItem("t1", "User: hi", "Try Up!", "  Try Up (2009). ")]
+    (p,) = robotic_pairs(items)
+    assert (p.id, p.a, p.a_name) == ("control_ll_robotic|t1", "Try Up (2009).", "base")
+    assert p.b.startswith("As an AI language model") and p.b.endswith(" Try Up (2009).")

@@ -45,8 +45,8 @@ from ecrs.evaluation.simulator import (
     summarize,
     target_hints,
 )
+from ecrs.inference.llm import LLMConfig, OpenAIBackend, Retry
 from ecrs.inference.pipeline import EmpatheticRecommender
-from ecrs.training.annotate import OpenAIChatBackend
 
 SCREAM, TITANIC = 6132, 7594  # ReDial graph entities: Scream (1996), Titanic (1997)
 OPENING = "Hi! I loved Titanic (1997)."  # links Titanic, so the pipeline recommends from the first turn
@@ -248,7 +248,8 @@ def endpoint():
 
 
 def llm_seeker(url: str, model: str) -> LLMSeeker:
-    return LLMSeeker(OpenAIChatBackend(url, model, timeout=10, json_schema=False), attempts=2, sleep=lambda s: None)
+    return LLMSeeker(OpenAIBackend(LLMConfig(base_url=url, model=model, timeout=10)),
+                     retry=Retry(2, sleep=lambda s: None))
 
 
 def test_llm_seeker_keeps_the_target_in_the_system_prompt(pipeline, endpoint):
@@ -293,14 +294,17 @@ def test_llm_backend_failure_falls_back_to_the_rule_message(pipeline, endpoint):
 
 # ---------------------------------------------------------------- the command
 
-@pytest.mark.parametrize("argv,message", [
-    (["--n", "0"], "--n must be >= 1"),
-    (["--max-turns", "0"], "--max-turns must be >= 1"),
-    (["--gguf", "m.gguf"], "--gguf is for --simulator llm"),
-    (["--simulator", "llm", "--base-url", "http://x/v1"], "--base-url needs --model"),
-    (["--simulator", "llm", "--model", "m"], "for a local model use --gguf"),
+@pytest.mark.parametrize("overrides,message", [
+    (["n=0"], "n must be >= 1"),
+    (["max_turns=0"], "max_turns must be >= 1"),
+    (["simulator=chatty"], "'chatty' is not one of"),
+    (["llm.gguf=m.gguf"], "llm.base_url / llm.gguf are for simulator: llm"),
+    (["simulator=llm", "llm.base_url=http://x/v1"], "base_url needs model"),
+    (["simulator=llm", "llm.model=m"], "for a local model set gguf"),
+    (["simulator=llm", "llm.timeout=soon"], "expected a number"),
 ])
-def test_cli_bad_input_is_one_line(argv, message, tmp_path, capsys):
+def test_cli_bad_input_is_one_line(overrides, message, tmp_path, capsys):
+    argv = [x for o in overrides for x in ("--set", o)]
     assert main(["simulate", "--out", str(tmp_path / "o"), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ecrs: error:") and message in err and "\n" not in err

@@ -13,7 +13,7 @@ the seeker's judgement). The seeker never names the target: every seeker message
 replaces the title and counts the leak, whichever simulator wrote it.
 
 Two seekers share one interface (`Seeker.message`): `RuleSeeker` (templates; deterministic, cheap) and `LLMSeeker`
-(any `ecrs.training.annotate` backend, prompt `SIM_PROMPT_VERSION`, temperature 0, the target only in the system
+(any `ecrs.inference.llm` backend, prompt `SIM_PROMPT_VERSION`, temperature 0, the target only in the system
 prompt; a failed call falls back to the rule message and is counted).
 
     profiles = seeker_profiles(test_dialogues, catalogue, n=50)
@@ -26,17 +26,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from tqdm.auto import tqdm
+
 from ecrs.data.catalogue import Movie
 from ecrs.data.dialogues import Dialogue
+from ecrs.data.rows import append_row, read_rows
 from ecrs.errors import EcrsError
+from ecrs.inference.llm import Backend, Retry
 from ecrs.inference.state import ConversationState
-from ecrs.training.annotate import BackendError
 
 __all__ = [
     "SIM_PROMPT_VERSION",
@@ -327,18 +329,15 @@ class LLMSeeker:
     user simulators: the LLM answers as the chat "assistant" (the seeker) to "user" messages that hold the
     system's replies, so that the model continues the chat instead of a transcript. The title of the target appears
     only in the system prompt; each user message ends with a bracketed instruction (open the chat like the real
-    seeker did / turn the suggestions down and reveal this clue). Backend errors are retried (`attempts`); a
+    seeker did / turn the suggestions down and reveal this clue). Backend errors are retried (`retry`); a
     message still missing or empty is replaced by `RuleSeeker`'s, with the reason in `SeekerMessage.fallback`.
     Unrecoverable errors (FatalBackendError) raise."""
 
-    def __init__(self, backend, attempts: int = 2, backoff: float = 1.0,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, backend: Backend, retry: Retry = Retry()):
         self.backend = backend
         self.name = f"llm-{backend.name}"
         self.model = backend.model
-        self.attempts = attempts
-        self.backoff = backoff
-        self.sleep = sleep
+        self.retry = retry
         self._rule = RuleSeeker()
 
     @staticmethod
@@ -369,18 +368,11 @@ class LLMSeeker:
 
     def message(self, profile: SeekerProfile, history: Sequence[SimTurn], hint: Hint | None) -> SeekerMessage:
         messages = self.build_messages(profile, history, hint)
-        error = ""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                text = clean_message(self.backend.complete(messages))
-                if text:
-                    return SeekerMessage(text)
-                error = "empty message"
-                break  # temperature 0: asking again gives the same answer
-            except BackendError as e:
-                error = str(e)
-                if attempt < self.attempts:
-                    self.sleep(self.backoff * 2 ** (attempt - 1))
+        # An empty message is not retried: at temperature 0 asking again gives the same answer.
+        ans = self.retry.ask(lambda: self.backend.complete(messages).text, clean_message)
+        if ans.value:
+            return SeekerMessage(ans.value)
+        error = "empty message" if ans.value == "" else ans.error or ""
         return SeekerMessage(self._rule.message(profile, history, hint).text, fallback=error[:200])
 
 
@@ -468,10 +460,6 @@ def simulate(profiles: Sequence[SeekerProfile], system: System, seeker: Seeker, 
     skipped, provided they were made by the same simulator, model, prompt, system and budget (else EcrsError:
     mixing them would average different experiments). Writes `out/summary.json` (the Summary of `profiles`, plus
     `extra`) and returns the transcripts of `profiles` in their order with it."""
-    from tqdm.auto import tqdm
-
-    from ecrs.training.annotate import _read_rows, _write_line  # the annotator's crash-safe JSONL rows
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise EcrsError(f"{out}: not a folder")
@@ -480,7 +468,7 @@ def simulate(profiles: Sequence[SeekerProfile], system: System, seeker: Seeker, 
     meta = {"simulator": seeker.name, "model": seeker.model, "prompt_version": SIM_PROMPT_VERSION,
             "system": system.name, "max_turns": max_turns, "top_k": system.top_k}
     done: dict[str, dict[str, Any]] = {}
-    for row in _read_rows(path, repair=True):
+    for row in read_rows(path, repair=True):
         made = {k: row.get(k) for k in _META}
         if made != meta:
             diff = next(k for k in _META if made[k] != meta[k])
@@ -493,7 +481,7 @@ def simulate(profiles: Sequence[SeekerProfile], system: System, seeker: Seeker, 
                                                     disable=not progress, dynamic_ncols=True) as bar:
         for p in todo:
             row = {**run_dialogue(p, system, seeker, max_turns), **meta}
-            _write_line(f, row)
+            append_row(f, row)
             done[p.id] = row
             bar.update(1)
             bar.set_postfix(found=sum(r["success_turn"] is not None for r in done.values()), refresh=False)

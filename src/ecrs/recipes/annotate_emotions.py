@@ -1,79 +1,53 @@
-"""`ecrs annotate-emotions (INPUT.jsonl | --sample-bundled N) --out OUT.jsonl [backend options]`: label
-utterances with the nine ECR emotions by an LLM (docs/ANNOTATION.md). Backend: an OpenAI-compatible chat endpoint
-(`--base-url URL --model NAME`) or a local GGUF model through llama.cpp (`--gguf PATH`, default SmolLM2-135M)."""
+"""`ecrs annotate-emotions (INPUT.jsonl | --sample-bundled N) --out OUT.jsonl [--config FILE.yaml] [--set key=value]`:
+label utterances with the nine ECR emotions by an LLM (docs/ANNOTATION.md). The model is the config's `llm:`
+section (`ecrs.inference.llm.LLMConfig`): an OpenAI-compatible endpoint (`--set llm.base_url=URL --set
+llm.model=NAME`) or a local GGUF model through llama.cpp (`llm.gguf`, default the installed SmolLM2-135M)."""
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+from dataclasses import dataclass, field
 
+from ecrs.config import load_config, save_config
 from ecrs.errors import EcrsError
+from ecrs.inference.llm import LLMConfig, make_backend
+from ecrs.training.annotate import annotate, read_items, sample_bundled
+
+
+@dataclass
+class AnnotateConfig:
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    keep_raw: bool = False              # store the model's raw answer in each output row
+    retry_failed: bool = True           # retry the utterances OUT.failed.jsonl holds from an earlier run
+    max_consecutive_errors: int = 5     # utterances failing in a row on backend errors that stop the run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    src = p.add_argument_group("input")
-    src.add_argument("input", nargs="?", help='JSONL of {"id", "text", "context"?, "labels"? (gold)} per line')
-    src.add_argument("--sample-bundled", type=int, metavar="N",
-                     help="instead of INPUT: N bundled annotated ReDial utterances (their labels are the gold for "
-                          "the agreement report)")
-    src.add_argument("--seed", type=int, default=0, help="seed of --sample-bundled (default: %(default)s)")
+    p.add_argument("input", nargs="?", help='JSONL of {"id", "text", "context"?, "labels"? (gold)} per line')
+    p.add_argument("--sample-bundled", type=int, metavar="N",
+                   help="instead of INPUT: N bundled annotated ReDial utterances (their labels are the gold for "
+                        "the agreement report)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample-bundled (default: %(default)s)")
     p.add_argument("--out", required=True,
                    help="output JSONL (appended; rerun to resume); failures go to OUT.failed.jsonl, the "
-                        "agreement report to OUT.report.json")
-    http = p.add_argument_group("OpenAI-compatible endpoint")
-    http.add_argument("--base-url", help="e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1")
-    http.add_argument("--model", help="model name sent to the endpoint (required with --base-url)")
-    http.add_argument("--api-key-env", default="OPENAI_API_KEY",
-                      help="environment variable holding the API key; unset = no key (default: %(default)s)")
-    http.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default: %(default)s)")
-    http.add_argument("--concurrency", type=int, default=1,
-                      help="parallel requests (HTTP only; default: %(default)s)")
-    local = p.add_argument_group("local llama.cpp model")
-    local.add_argument("--gguf", help="GGUF chat model (default: the installed SmolLM2-135M-Instruct)")
-    local.add_argument("--threads", type=int, default=2, help="llama.cpp threads (default: %(default)s)")
-    local.add_argument("--n-ctx", type=int, default=2048, help="llama.cpp context size (default: %(default)s)")
-    p.add_argument("--json-schema", action=argparse.BooleanOptionalAction, default=None,
-                   help="constrain the answer to the label JSON schema (default: on for --gguf, off for HTTP, "
-                        "where it is sent as response_format)")
-    p.add_argument("--max-tokens", type=int, default=64, help="answer length limit (default: %(default)s)")
-    p.add_argument("--attempts", type=int, default=3,
-                   help="tries per utterance on HTTP errors, timeouts, unparseable answers (default: %(default)s)")
-    p.add_argument("--backoff", type=float, default=1.0,
-                   help="first retry delay in seconds, doubled per retry, capped at 30 (default: %(default)s)")
-    p.add_argument("--skip-failed", action="store_true",
-                   help="do not retry utterances recorded in OUT.failed.jsonl by an earlier run")
-    p.add_argument("--keep-raw", action="store_true", help="store the model's raw answer in each output row")
+                        "agreement report to OUT.report.json, the resolved config to OUT.config.yaml")
+    p.add_argument("--config", help="YAML file with AnnotateConfig keys (llm: {...}, keep_raw, retry_failed, ...)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. llm.base_url=http://127.0.0.1:8080/v1 llm.model=local")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def make_backend(args: argparse.Namespace):
-    from ecrs.training.annotate import LlamaCppBackend, OpenAIChatBackend
-
-    if args.base_url:
-        if args.gguf:
-            raise EcrsError("give either --base-url or --gguf, not both")
-        if not args.model:
-            raise EcrsError("--base-url needs --model (the model name the endpoint serves)")
-        return OpenAIChatBackend(args.base_url, args.model, api_key=os.environ.get(args.api_key_env) or None,
-                                 timeout=args.timeout, max_tokens=args.max_tokens,
-                                 json_schema=bool(args.json_schema), max_concurrency=max(1, args.concurrency))
-    if args.model:
-        raise EcrsError("--model names a model of an HTTP endpoint; for a local model use --gguf PATH")
-    return LlamaCppBackend(args.gguf, n_threads=args.threads, n_ctx=args.n_ctx, max_tokens=args.max_tokens,
-                           json_schema=args.json_schema is not False)
-
-
 def run(args: argparse.Namespace) -> int:
-    from ecrs.training.annotate import annotate, read_items, sample_bundled
-
+    cfg = load_config(AnnotateConfig, args.config, args.set)
     if (args.input is None) == (args.sample_bundled is None):
         raise EcrsError("give INPUT.jsonl or --sample-bundled N (one of them)")
     items = read_items(args.input) if args.input else sample_bundled(args.sample_bundled, args.seed)
-    backend = make_backend(args)
+    backend = make_backend(cfg.llm)
+    save_config(cfg, f"{args.out}.config.yaml")
     try:
-        s = annotate(items, backend, args.out, attempts=args.attempts, backoff=args.backoff,
-                     concurrency=args.concurrency, keep_raw=args.keep_raw, retry_failed=not args.skip_failed,
+        s = annotate(items, backend, args.out, retry=cfg.llm.retry(), keep_raw=cfg.keep_raw,
+                     retry_failed=cfg.retry_failed, max_consecutive_errors=cfg.max_consecutive_errors,
                      progress=not args.no_progress)
     finally:
         backend.close()

@@ -1,113 +1,99 @@
-"""`ecrs simulate --simulator rule|llm --n 50 --max-turns 5 --out DIR`: interactive evaluation with simulated
-seekers drawn from ReDial test dialogues (iEvaLM style, `ecrs.evaluation.simulator`).
+"""`ecrs simulate --out DIR [--config FILE.yaml] [--set key=value ...]`: interactive evaluation with simulated
+seekers drawn from ReDial test dialogues (iEvaLM style, `ecrs.evaluation.simulator`), e.g. `--set simulator=llm
+--set n=10`. The LLM seeker's model is the config's `llm:` section (`ecrs.inference.llm.LLMConfig`; default the
+installed SmolLM2-135M-Instruct GGUF through llama.cpp).
 
 Writes `DIR/transcripts.jsonl` (one simulated dialogue a line, appended and flushed one by one: a rerun of the
-same command skips the dialogues already there) and `DIR/summary.json` (success@k, mean turns to success,
-rejections per dialogue, title leaks, LLM fallbacks) over the dialogues of this sample."""
+same command skips the dialogues already there), `DIR/summary.json` (success@k, mean turns to success,
+rejections per dialogue, title leaks, LLM fallbacks) over the dialogues of this sample, and `DIR/config.yaml`."""
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+import torch
+
+from ecrs.config import load_config, save_config
+from ecrs.data.bundle import bundled
+from ecrs.data.dialogues import load_redial
+from ecrs.data.kg import redial_movie_entities, redial_titles
 from ecrs.errors import EcrsError
+from ecrs.evaluation.simulator import (
+    SUMMARY,
+    LLMSeeker,
+    PipelineSystem,
+    RuleSeeker,
+    seeker_profiles,
+    simulate,
+)
+from ecrs.inference.llm import LLMConfig, make_backend
+from ecrs.inference.pipeline import EmpatheticRecommender
 
 DIALOGUES = "redial/test.jsonl.gz"
 
 
+@dataclass
+class SimulateConfig:
+    simulator: Literal["rule", "llm"] = "rule"  # rule-based (templates) or LLM-written seeker messages
+    n: int = 50                     # simulated dialogues
+    seed: int = 0                   # seed of the dialogue sample
+    max_turns: int = 5              # seeker messages per dialogue
+    top_k: int = 3                  # movies the system recommends per turn
+    artifacts: str = "artifacts"    # folder with trained artifacts
+    recommender: str | None = None  # recommender run folder, or "popularity"; None = the trained ECR run if present
+    generator: str = "template"     # generator folder, or "template" (the reply does not change the movies)
+    threads: int = 2                # torch threads (llm.threads is llama.cpp's)
+    llm: LLMConfig = field(default_factory=LLMConfig)  # the LLM seeker's model (simulator: llm)
+
+    def __post_init__(self) -> None:
+        for name in ("n", "max_turns", "top_k", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.simulator == "rule" and (self.llm.base_url or self.llm.gguf):
+            raise ValueError("llm.base_url / llm.gguf are for simulator: llm")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--simulator", choices=("rule", "llm"), default="rule",
-                   help="rule-based (templates) or LLM-written seeker messages (default: %(default)s)")
-    p.add_argument("--n", type=int, default=50, help="simulated dialogues (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the dialogue sample (default: %(default)s)")
-    p.add_argument("--max-turns", type=int, default=5, help="seeker messages per dialogue (default: %(default)s)")
-    p.add_argument("--top-k", type=int, default=3, help="movies the system recommends per turn (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
-    p.add_argument("--artifacts", default="artifacts", help="folder with trained artifacts")
-    p.add_argument("--recommender", default=None,
-                   help="recommender run folder, or 'popularity' (default: the trained ECR run if present)")
-    p.add_argument("--generator", default="template",
-                   help="generator folder, or 'template' (default: %(default)s; the reply does not change which "
-                        "movies are recommended)")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch and llama.cpp (default: %(default)s)")
-    llm = p.add_argument_group("LLM seeker (--simulator llm): an OpenAI-compatible endpoint or a local GGUF model")
-    llm.add_argument("--base-url", help="e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1")
-    llm.add_argument("--model", help="model name sent to the endpoint (required with --base-url)")
-    llm.add_argument("--api-key-env", default="OPENAI_API_KEY",
-                     help="environment variable holding the API key; unset = no key (default: %(default)s)")
-    llm.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default: %(default)s)")
-    llm.add_argument("--gguf", help="GGUF chat model (default: the installed SmolLM2-135M-Instruct)")
-    llm.add_argument("--n-ctx", type=int, default=4096, help="llama.cpp context size (default: %(default)s)")
-    llm.add_argument("--max-tokens", type=int, default=64, help="seeker message length limit (default: %(default)s)")
-    llm.add_argument("--attempts", type=int, default=2, help="tries per message on backend errors (default: %(default)s)")
+    p.add_argument("--config", help="YAML file with SimulateConfig keys (simulator, n, max_turns, ..., llm: {...})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. simulator=llm, n=10 or llm.gguf=model.gguf")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _check(args: argparse.Namespace) -> None:
-    for name in ("n", "max_turns", "top_k", "threads", "attempts", "max_tokens"):
-        if getattr(args, name) < 1:
-            raise EcrsError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    llm_only = [f"--{k.replace('_', '-')}" for k in ("base_url", "model", "gguf") if getattr(args, k)]
-    if args.simulator == "rule" and llm_only:
-        raise EcrsError(f"{llm_only[0]} is for --simulator llm")
-    if args.base_url and args.gguf:
-        raise EcrsError("give either --base-url or --gguf, not both")
-    if args.base_url and not args.model:
-        raise EcrsError("--base-url needs --model (the model name the endpoint serves)")
-    if args.model and not args.base_url:
-        raise EcrsError("--model names a model of an HTTP endpoint; for a local model use --gguf PATH")
-
-
-def make_seeker(args: argparse.Namespace):
-    from ecrs.evaluation.simulator import LLMSeeker, RuleSeeker
-
-    if args.simulator == "rule":
+def make_seeker(cfg: SimulateConfig) -> RuleSeeker | LLMSeeker:
+    if cfg.simulator == "rule":
         return RuleSeeker()
-    from ecrs.training.annotate import LlamaCppBackend, OpenAIChatBackend
-
-    # json_schema=False: the backends' schema is the emotion-label one; a seeker writes free text.
-    if args.base_url:
-        backend = OpenAIChatBackend(args.base_url, args.model, api_key=os.environ.get(args.api_key_env) or None,
-                                    timeout=args.timeout, max_tokens=args.max_tokens, json_schema=False)
-    else:
-        backend = LlamaCppBackend(args.gguf, n_threads=args.threads, n_ctx=args.n_ctx, max_tokens=args.max_tokens,
-                                  json_schema=False)
-    return LLMSeeker(backend, attempts=args.attempts)
+    return LLMSeeker(make_backend(cfg.llm), retry=cfg.llm.retry())
 
 
 def run(args: argparse.Namespace) -> int:
-    _check(args)
-    import torch
-
-    from ecrs.data.bundle import bundled
-    from ecrs.data.dialogues import load_redial
-    from ecrs.data.kg import redial_movie_entities, redial_titles
-    from ecrs.evaluation.simulator import SUMMARY, PipelineSystem, seeker_profiles, simulate
-    from ecrs.inference.pipeline import EmpatheticRecommender
-
-    torch.set_num_threads(args.threads)  # the scorer's MiniLM encoder: oversubscribed cores slow it ~10x
+    cfg = load_config(SimulateConfig, args.config, args.set)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise EcrsError(f"--out {out}: not a folder")
-    bot = EmpatheticRecommender.load(args.artifacts, args.recommender, args.generator, top_k=args.top_k)
+    torch.set_num_threads(cfg.threads)  # the scorer's MiniLM encoder: oversubscribed cores slow it ~10x
+    bot = EmpatheticRecommender.load(cfg.artifacts, cfg.recommender, cfg.generator, top_k=cfg.top_k)
     run_dir = getattr(bot.recommender, "run_dir", None)
     system = PipelineSystem(bot, str(run_dir) if run_dir is not None else "popularity")
     dialogues = load_redial(bundled(DIALOGUES), redial_movie_entities(bot.kg), redial_titles())
-    profiles = seeker_profiles(dialogues, bot.catalogue, n=args.n, seed=args.seed)
-    if len(profiles) < args.n:
-        raise EcrsError(f"--n {args.n}: only {len(profiles)} ReDial test dialogues have a target movie")
-    seeker = make_seeker(args)
+    profiles = seeker_profiles(dialogues, bot.catalogue, n=cfg.n, seed=cfg.seed)
+    if len(profiles) < cfg.n:
+        raise EcrsError(f"n={cfg.n}: only {len(profiles)} ReDial test dialogues have a target movie")
+    seeker = make_seeker(cfg)
     try:
-        _, s = simulate(profiles, system, seeker, out, args.max_turns, progress=not args.no_progress,
-                        extra={"n": args.n, "seed": args.seed, "dialogues": f"bundled {DIALOGUES}"})
+        _, s = simulate(profiles, system, seeker, out, cfg.max_turns, progress=not args.no_progress,
+                        extra={"n": cfg.n, "seed": cfg.seed, "dialogues": f"bundled {DIALOGUES}"})
     finally:
-        backend = getattr(seeker, "backend", None)
-        if backend is not None:
-            backend.close()
+        if isinstance(seeker, LLMSeeker):
+            seeker.backend.close()
+    save_config(cfg, out / "config.yaml")
     print(json.dumps({"n": s.n, "success_at_k": s.success_at_k, "mean_turns_to_success": s.mean_turns_to_success,
                       "mean_rejections": s.mean_rejections, "leaks": s.leaks, "fallbacks": s.fallbacks}))
-    print(f"{seeker.name} vs {system.name}: {s.successes}/{s.n} found within {args.max_turns} turns "
+    print(f"{seeker.name} vs {system.name}: {s.successes}/{s.n} found within {cfg.max_turns} turns "
           f"-> {out / SUMMARY}", file=sys.stderr)
     return 0

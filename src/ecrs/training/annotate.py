@@ -2,15 +2,15 @@
 user can label their own dialogues.
 
     items = read_items("utterances.jsonl")                 # {"id", "text", "context"?, "labels"? (gold)}
-    backend = OpenAIChatBackend("http://localhost:8000/v1", "my-model")   # or LlamaCppBackend(path)
-    summary = annotate(items, backend, "labels.jsonl")     # resumable; failures -> labels.jsonl.failed.jsonl
+    llm = LLMConfig(base_url="http://localhost:8000/v1", model="my-model")   # or LLMConfig(gguf=path)
+    summary = annotate(items, make_backend(llm), "labels.jsonl", retry=llm.retry())   # resumable
 
 Each utterance is sent once per attempt with a versioned prompt (`PROMPT_VERSION`) holding the annotation guide's
 nine label definitions; the answer must be a JSON object {"labels": [1-2 of the nine, strongest first]}
-(`parse_labels`, strict). HTTP errors, timeouts and unparseable answers are retried with exponential backoff;
-an utterance still failing after the last attempt is written to `<out>.failed.jsonl` with the reason (never
-dropped). Labelled rows are appended to `<out>` and flushed one by one, so an interrupted run loses nothing that
-was labelled; a rerun skips the ids already in `<out>` and retries the recorded failures.
+(`parse_labels`, strict). Backend errors and unparseable answers are retried (`ecrs.inference.llm.Retry`); an
+utterance still failing after the last attempt is written to `<out>.failed.jsonl` with the reason (never
+dropped). Labelled rows are appended to `<out>` and flushed one by one (`ecrs.data.rows`), so an interrupted run
+loses nothing that was labelled; a rerun skips the ids already in `<out>` and retries the recorded failures.
 
 When items carry gold labels (e.g. `sample_bundled`), `agreement_report` compares the backend's labels with them.
 """
@@ -19,33 +19,32 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
-import os
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from tqdm.auto import tqdm
 
 from ecrs.data.bundle import iter_jsonl
+from ecrs.data.rows import append_row, read_rows
 from ecrs.emotions import EMOTION_INDEX, EMOTIONS
 from ecrs.errors import DataError, EcrsError
+from ecrs.evaluation.judge import cohen_kappa
+from ecrs.inference.llm import Answer, AnswerError, Backend, FatalBackendError, Retry
+from ecrs.training.emotion import load_examples
 
 __all__ = [
     "LABEL_DEFINITIONS",
     "PROMPT_VERSION",
     "AnnotationItem",
     "AnnotationSummary",
-    "BackendError",
-    "FatalBackendError",
     "LabelParseError",
-    "LlamaCppBackend",
-    "OpenAIChatBackend",
     "agreement_report",
     "annotate",
     "build_messages",
-    "cohen_kappa",
     "failed_path",
     "label_schema",
     "parse_labels",
@@ -116,7 +115,7 @@ def label_schema() -> dict[str, Any]:
 # Parsing
 # ---------------------------------------------------------------------------------------------------------------
 
-class LabelParseError(ValueError):
+class LabelParseError(AnswerError):
     """The model's answer is not a JSON object with 1-2 of the nine labels."""
 
 
@@ -169,144 +168,6 @@ def parse_labels(raw: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Backends
-# ---------------------------------------------------------------------------------------------------------------
-
-class BackendError(Exception):
-    """A retryable backend failure (HTTP 5xx/429, timeout, connection error, malformed response)."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class FatalBackendError(EcrsError):
-    """A failure no retry can fix (bad API key, unknown model or URL): the run stops."""
-
-
-class Backend(Protocol):
-    name: str   # "openai-chat" | "llama.cpp"
-    model: str
-    max_concurrency: int
-
-    def complete(self, messages: list[dict[str, str]]) -> str: ...
-
-    def close(self) -> None: ...
-
-
-def choice_content(choice: dict[str, Any]) -> str:
-    """The message text of one chat-completion choice; BackendError when it has none."""
-    message = choice.get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    if not isinstance(content, str):
-        raise BackendError(f"malformed response: content is {type(content).__name__}")
-    return content
-
-
-class OpenAIChatBackend:
-    """Any OpenAI-compatible chat endpoint: POST {base_url}/chat/completions, temperature 0. Thread-safe.
-
-    `json_schema=True` also sends `response_format` with the label schema (OpenAI structured outputs; llama.cpp
-    and vLLM servers accept it too, others may reject it)."""
-
-    name = "openai-chat"
-
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 60.0,
-                 max_tokens: int = 64, json_schema: bool = False, max_concurrency: int = 8):
-        import httpx
-
-        if not base_url.startswith(("http://", "https://")):
-            raise EcrsError(f"--base-url must start with http:// or https://, got {base_url!r}")
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model = model
-        self.max_tokens = max_tokens
-        self.json_schema = json_schema
-        self.max_concurrency = max_concurrency
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._httpx = httpx
-        self._client = httpx.Client(headers=headers, timeout=timeout)
-
-    def complete(self, messages: list[dict[str, str]]) -> str:
-        extra: dict[str, Any] = {}
-        if self.json_schema:
-            extra["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "emotion_labels", "strict": True, "schema": label_schema()}}
-        return choice_content(self.chat(messages, extra))
-
-    def chat(self, messages: list[dict[str, str]], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """POST one greedy chat completion (`extra` adds request fields, e.g. logprobs) and return its first
-        choice. HTTP 401/403/404 raise FatalBackendError; other failures BackendError (retryable)."""
-        httpx = self._httpx
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0,
-                                "max_tokens": self.max_tokens, **(extra or {})}
-        try:
-            r = self._client.post(self.url, json=body)
-        except httpx.TimeoutException as e:
-            raise BackendError(f"timeout ({type(e).__name__})") from None
-        except httpx.HTTPError as e:
-            raise BackendError(f"{type(e).__name__}: {e}") from None
-        if r.status_code in (401, 403, 404):
-            raise FatalBackendError(f"{self.url}: HTTP {r.status_code}: {r.text[:200]}")
-        if r.status_code >= 400:
-            retry_after = None
-            try:
-                retry_after = float(r.headers.get("retry-after", ""))
-            except ValueError:
-                pass
-            raise BackendError(f"HTTP {r.status_code}: {r.text[:200]}", retry_after)
-        try:
-            choice = r.json()["choices"][0]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise BackendError(f"malformed response: {r.text[:200]}") from None
-        if not isinstance(choice, dict):
-            raise BackendError(f"malformed response: {r.text[:200]}")
-        return choice
-
-    def close(self) -> None:
-        self._client.close()
-
-
-class LlamaCppBackend:
-    """A local GGUF chat model through the project's llama.cpp engine (`ecrs.inference.llama.LlamaCppEngine`),
-    prompted with the model's own chat template, greedy. `json_schema=True` (default) constrains decoding to the
-    label schema with llama.cpp's grammar, which small models need to produce valid JSON at all."""
-
-    name = "llama.cpp"
-    max_concurrency = 1  # one llama.cpp slot
-
-    def __init__(self, path: str | Path | None = None, n_threads: int = 2, n_ctx: int = 2048,
-                 max_tokens: int = 48, json_schema: bool = True):
-        from ecrs.inference.llama import LlamaCppEngine
-        from ecrs.inference.model_files import smollm2_gguf
-
-        self.path = Path(path) if path is not None else smollm2_gguf()
-        self.model = self.path.name
-        self.max_tokens = max_tokens
-        self.json_schema = json_schema
-        self.engine = LlamaCppEngine.open(self.path, n_threads=n_threads, n_ctx=n_ctx)
-        self._lock = threading.Lock()
-
-    def complete(self, messages: list[dict[str, str]]) -> str:
-        req: dict[str, Any] = {"messages": messages, "temperature": 0.0, "max_tokens": self.max_tokens}
-        if self.json_schema:
-            req["response_format"] = {"type": "json_object", "schema": label_schema()}
-        try:
-            with self._lock:
-                r = self.engine.server.handle_chat_completions(req)
-        except (ValueError, RuntimeError) as e:
-            raise BackendError(f"llama.cpp: {e}") from None
-        if not isinstance(r, dict) or "choices" not in r:
-            raise BackendError(f"llama.cpp error: {str(r)[:200]}")
-        content = r["choices"][0].get("message", {}).get("content")
-        if not isinstance(content, str):
-            raise BackendError(f"llama.cpp: no message content in {str(r)[:200]}")
-        return content
-
-    def close(self) -> None:
-        pass
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Items
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -352,8 +213,6 @@ def read_items(path: str | Path) -> list[AnnotationItem]:
 def sample_bundled(n: int, seed: int = 0, path: str = BUNDLED_ANNOTATIONS) -> list[AnnotationItem]:
     """`n` bundled LLM-annotated utterances (with their labels as gold), the first `n` in sha256(seed:id) order:
     the same sample for the same (n, seed) on every machine; a larger n extends a smaller one."""
-    from ecrs.training.emotion import load_examples
-
     if n < 1:
         raise EcrsError(f"--sample-bundled must be >= 1, got {n}")
     examples = load_examples(path)
@@ -375,70 +234,17 @@ def report_path(out: str | Path) -> Path:
     return Path(f"{out}.report.json")
 
 
-def _read_rows(path: Path, repair: bool) -> list[dict[str, Any]]:
-    """Rows of an output file. A last line without its newline (a run killed mid-write) is cut off when
-    `repair`, else ignored; any other unreadable line raises DataError."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        keep = data.rfind(b"\n") + 1
-        if repair:
-            with path.open("r+b") as f:
-                f.truncate(keep)
-        data = data[:keep]
-    rows = []
-    for lineno, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"invalid JSON ({e.msg})", path, lineno) from None
-        if not isinstance(row, dict) or "id" not in row:
-            raise DataError('expected an object with "id"', path, lineno)
-        rows.append(row)
-    return rows
-
-
-def _write_line(f, row: dict[str, Any]) -> None:
-    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The labelling loop
 # ---------------------------------------------------------------------------------------------------------------
 
-@dataclass
-class _Outcome:
-    item: AnnotationItem
-    labels: list[str] | None
-    raw: str | None
-    error: str | None
-    kind: str  # "ok" | "parse" | "backend"
-    attempts: int
-
-
-def _label_one(item: AnnotationItem, backend: Backend, attempts: int, backoff: float, max_backoff: float,
-               sleep: Callable[[float], None]) -> _Outcome:
+def _label_one(item: AnnotationItem, backend: Backend, retry: Retry) -> tuple[AnnotationItem, Answer[list[str]]]:
     messages = build_messages(item.text, item.context)
-    raw: str | None = None
-    error, kind = "", "backend"
-    for attempt in range(1, attempts + 1):
-        retry_after = None
-        try:
-            raw = backend.complete(messages)
-            return _Outcome(item, parse_labels(raw), raw, None, "ok", attempt)
-        except LabelParseError as e:
-            error, kind = f"unparseable answer: {e}", "parse"
-        except BackendError as e:
-            error, kind, raw, retry_after = str(e), "backend", None, e.retry_after
-        if attempt < attempts:
-            delay = min(max_backoff, backoff * 2 ** (attempt - 1))
-            sleep(max(delay, min(retry_after or 0.0, max_backoff)))
-    return _Outcome(item, None, raw, error, kind, attempts)
+
+    def ask() -> str:
+        return backend.complete(messages, schema=label_schema(), schema_name="emotion_labels").text
+
+    return item, retry.ask(ask, parse_labels)
 
 
 @dataclass
@@ -454,11 +260,11 @@ class AnnotationSummary:
     failures: list[str] = field(default_factory=list)  # ids
 
 
-def annotate(items: Sequence[AnnotationItem], backend: Backend, out: str | Path, *, attempts: int = 3,
-             backoff: float = 1.0, max_backoff: float = 30.0, concurrency: int = 1, keep_raw: bool = False,
-             retry_failed: bool = True, max_consecutive_errors: int = 5, progress: bool = True,
-             sleep: Callable[[float], None] = time.sleep) -> AnnotationSummary:
-    """Label `items` with `backend`, appending one row per labelled utterance to `out`:
+def annotate(items: Sequence[AnnotationItem], backend: Backend, out: str | Path, *, retry: Retry = Retry(),
+             keep_raw: bool = False, retry_failed: bool = True, max_consecutive_errors: int = 5,
+             progress: bool = True) -> AnnotationSummary:
+    """Label `items` with `backend` (up to `backend.concurrency` requests at a time), asking each through
+    `retry`, and append one row per labelled utterance to `out`:
 
         {"id", "labels": [1-2, strongest first], "backend", "model", "prompt_version", "raw"? (keep_raw)}
 
@@ -469,18 +275,14 @@ def annotate(items: Sequence[AnnotationItem], backend: Backend, out: str | Path,
 
     Ids already in `out` are skipped. Ids in the failed file are retried (`retry_failed`) or skipped; the failed
     file is rewritten at the end to hold only ids still unlabelled. Rows are written in completion order (= input
-    order when concurrency is 1). `max_consecutive_errors` utterances failing in a row on backend errors (not
+    order at concurrency 1). `max_consecutive_errors` utterances failing in a row on backend errors (not
     parse errors) stop the run with FatalBackendError: the endpoint is down, not the utterance. When items carry
     gold labels the agreement report is computed over the whole `out` file and written to `<out>.report.json`.
     """
-    if attempts < 1:
-        raise EcrsError(f"attempts must be >= 1, got {attempts}")
-    if concurrency < 1:
-        raise EcrsError(f"concurrency must be >= 1, got {concurrency}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fpath = failed_path(out)
-    done_rows = _read_rows(out, repair=True)
+    done_rows = read_rows(out, repair=True)
     for row in done_rows:
         made = (row.get("backend"), row.get("model"), row.get("prompt_version"))
         if made != (backend.name, backend.model, PROMPT_VERSION):
@@ -488,11 +290,11 @@ def annotate(items: Sequence[AnnotationItem], backend: Backend, out: str | Path,
                             f"is backend={backend.name} model={backend.model} prompt={PROMPT_VERSION}: "
                             "use another --out")
     done = {str(r["id"]) for r in done_rows}
-    prior_failed = {str(r["id"]): r for r in _read_rows(fpath, repair=True)}
+    prior_failed = {str(r["id"]): r for r in read_rows(fpath, repair=True)}
     skip = done | (set() if retry_failed else set(prior_failed))
     todo = [it for it in items if it.id not in skip]
     base = {"backend": backend.name, "model": backend.model, "prompt_version": PROMPT_VERSION}
-    workers = max(1, min(concurrency, backend.max_concurrency, len(todo) or 1))
+    workers = max(1, min(backend.concurrency, len(todo) or 1))
     summary = AnnotationSummary(out, fpath, len(items), len(items) - len(todo), 0, 0, 0.0)
     new_failed: dict[str, dict[str, Any]] = {}
 
@@ -510,30 +312,30 @@ def annotate(items: Sequence[AnnotationItem], backend: Backend, out: str | Path,
                     it = next(queue, None)
                     if it is None:
                         break
-                    fut = ex.submit(_label_one, it, backend, attempts, backoff, max_backoff, sleep)
+                    fut = ex.submit(_label_one, it, backend, retry)
                     order[fut] = len(order)
                     pending.add(fut)
                 if not pending:
                     break
                 finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 for fut in sorted(finished, key=order.__getitem__):
-                    o: _Outcome = fut.result()  # FatalBackendError propagates
-                    if o.labels is not None:
-                        row = {"id": o.item.id, "labels": o.labels, **base}
+                    item, ans = fut.result()  # FatalBackendError propagates
+                    if ans.value is not None:
+                        row = {"id": item.id, "labels": ans.value, **base}
                         if keep_raw:
-                            row["raw"] = o.raw
-                        _write_line(fo, row)
+                            row["raw"] = ans.raw
+                        append_row(fo, row)
                         summary.labelled += 1
                         consecutive = 0
                     else:
-                        row = {"id": o.item.id, "failed": o.error, "kind": o.kind, "attempts": o.attempts, **base}
-                        if o.raw is not None:
-                            row["raw"] = o.raw
-                        _write_line(ff, row)
-                        new_failed[o.item.id] = row
+                        row = {"id": item.id, "failed": ans.error, "kind": ans.kind, "attempts": ans.attempts, **base}
+                        if ans.raw is not None:
+                            row["raw"] = ans.raw
+                        append_row(ff, row)
+                        new_failed[item.id] = row
                         summary.failed += 1
-                        summary.failures.append(o.item.id)
-                        consecutive = consecutive + 1 if o.kind == "backend" else 0
+                        summary.failures.append(item.id)
+                        consecutive = consecutive + 1 if ans.kind == "backend" else 0
                     bar.update(1)
                     bar.set_postfix(failed=summary.failed, refresh=False)
                 if max_consecutive_errors and consecutive >= max_consecutive_errors:
@@ -547,7 +349,7 @@ def annotate(items: Sequence[AnnotationItem], backend: Backend, out: str | Path,
     summary.seconds = time.perf_counter() - t0
 
     # Compact the failed file: the latest failure per id, only ids that are still unlabelled.
-    labelled_ids = {str(r["id"]) for r in _read_rows(out, repair=False)}
+    labelled_ids = {str(r["id"]) for r in read_rows(out, repair=False)}
     keep = {i: r for i, r in prior_failed.items() if i not in labelled_ids}
     keep.update({i: r for i, r in new_failed.items() if i not in labelled_ids})
     if keep:
@@ -558,7 +360,7 @@ def annotate(items: Sequence[AnnotationItem], backend: Backend, out: str | Path,
         fpath.unlink(missing_ok=True)
 
     if any(it.gold for it in items):
-        rep = agreement_report(items, _read_rows(out, repair=False), list(keep.values()))
+        rep = agreement_report(items, read_rows(out, repair=False), list(keep.values()))
         rep.update(base)
         summary.report = rep
         report_path(out).write_text(json.dumps(rep, indent=2) + "\n")
@@ -566,30 +368,12 @@ def annotate(items: Sequence[AnnotationItem], backend: Backend, out: str | Path,
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc="annotating", unit="utt", disable=not enabled, dynamic_ncols=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Agreement with gold labels
 # ---------------------------------------------------------------------------------------------------------------
-
-def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
-    """Cohen's kappa of two label sequences (one label per item); None when undefined (expected agreement 1,
-    i.e. both raters always give the same single label, or no items)."""
-    if len(a) != len(b):
-        raise ValueError("sequences differ in length")
-    n = len(a)
-    if n == 0:
-        return None
-    p_o = sum(x == y for x, y in zip(a, b)) / n
-    ca, cb = Counter(a), Counter(b)
-    p_e = sum(ca[k] * cb[k] for k in ca) / (n * n)
-    if p_e >= 1.0:
-        return None
-    return (p_o - p_e) / (1.0 - p_e)
-
 
 def agreement_report(items: Sequence[AnnotationItem], rows: Sequence[dict[str, Any]],
                      failed_rows: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
