@@ -20,7 +20,7 @@ ratio over the corpus (and the UniCRS/ECR per-sentence variant, distinct n-grams
 (sacrebleu) and BLEU-1/2, mean length in words; grounding-error rate = share of replies naming a year or a person /
 movie / company absent from the prompt's knowledge, before and after the repair. Split by whether the movie has
 reviews in the training data (seen) or not (unseen). Outputs are cached per system under artifacts/generator/eval/.
-Writes benchmarks/results/generation.json (keeping the keys benchmarks/judge.py and judge_qualify.py add to it).
+Writes benchmarks/results/generation.json (benchmarks/judge.py judges the replies it caches).
 The pairwise LLM judge is benchmarks/judge.py.
 """
 from __future__ import annotations
@@ -46,7 +46,6 @@ from ecrs.inference.grounding import GroundingChecker
 RESULTS = Path("benchmarks/results/generation.json")
 CACHE = Path("artifacts/generator/eval")
 # The judge's summaries of these replies, added to this file by its own scripts
-JUDGE_KEYS = ("judge", "judge_single")
 
 
 def test_samples(kb, n: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -216,7 +215,7 @@ def main() -> None:
     if extras:
         training["training_extra"] = {name: training_summary(Path(d)) for name, d in extras.items()
                                       if (Path(d) / "train_log.json").exists()}
-    write_results(RESULTS, "generation", table, keep=JUDGE_KEYS, data=bundled_files("redial/test.jsonl.gz"), definitions={
+    write_results(RESULTS, "generation", table, data=bundled_files("redial/test.jsonl.gz"), definitions={
         "distinct_n": "true ratio: distinct n-grams / n-grams over all replies (lowercased, whitespace tokens)",
         "distinct_n_per_reply_unicrs": "UniCRS/ECR code's variant: distinct n-grams / number of replies",
         "bleu": "sacrebleu corpus BLEU-4 vs the real recommender reply; bleu_1/2 individual orders",

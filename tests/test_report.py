@@ -60,7 +60,6 @@ def results(tmp_path: Path) -> Path:
                           "latency": {"n": 2, "p50_s": 0.06, "p95_s": 0.1, "samples_s": [0.05, 0.07]}}}}))
     (d / "generation.json").write_text(json.dumps({
         "metrics": {"finetuned": {"all": {"n": 20, "distinct_2": 0.1924, "bleu": 8.169}}},
-        "judge": {"prompt_version": "judge-v1", "pairwise": {"finetuned vs template": {"wins": 13, "losses": 7}}},
         "training_extra": {"finetuned_qwen05": {"base": "models/qwen-0.5b.gguf", "steps": 90, "batch_size": 4,
                                                 "train_seconds": 1500.4, "valid_loss_base": 3.7,
                                                 "valid_loss_finetuned": 3.1}}}))
@@ -85,7 +84,7 @@ def test_report_numbers_plots_and_determinism(results: Path, tmp_path: Path) -> 
     # the ablation renders what exists and names what is missing
     assert "| ECR | ecr-fast | 3 |" in md and "ECR[LG] (`ecr-lg-fast`)" in md
     # generation, the judge when present, emotion, latency
-    for text in ("0.192", "8.169", "judge-v1", "| finetuned vs template | 13 | 7 |", "0.919", "1.23", "0.818",
+    for text in ("0.192", "8.169", "0.919", "1.23", "0.818",
                  "GPT-2 Recall@2 0.8775", "28.59", "| serving: full_reply | 3 | 10.60 | 14.40 | no raw samples |",
                  "| serving: concurrency_8 latency | 2 | 60.00 | 100.00 | 2 |", "65.76",
                  "`finetuned_qwen05` (qwen-0.5b.gguf): 90 steps of batch 4, 1500 s", "| base_q4_1 | 121.35 | 70.50 | 0.21 |",
@@ -154,11 +153,9 @@ def test_subset_rows_say_so():
 
 
 def test_single_question_judge_section(results: Path, tmp_path: Path) -> None:
-    gen = json.loads((results / "generation.json").read_text())
-    gen["judge_single"] = {"lifelikeness": {"passed": True, "mode": "yes_no",
-                                            "calibrated": {"win": 0.915, "loss": 0.085, "tie": 0.0, "n": 200},
-                                            "others": {"template": {"win": 0.2333, "loss": 0.6, "tie": 0.1667, "n": 30}}}}
-    (results / "generation.json").write_text(json.dumps(gen))
+    (results / "judge.json").write_text(json.dumps({"benchmark": "judge", "metrics": {"lifelikeness": {
+        "passed": True, "mode": "yes_no", "calibrated": {"win": 0.915, "loss": 0.085, "tie": 0.0, "n": 200},
+        "others": {"template": {"win": 0.2333, "loss": 0.6, "tie": 0.1667, "n": 30}}}}}))
     md = render_report(results, tmp_path / "reports").markdown
     assert "| lifelikeness | yes_no | yes | finetuned | 0.915 | 0.085 | 0.000 | 200 |" in md
     assert "| lifelikeness | yes_no | yes | template | 0.233 | 0.600 | 0.167 | 30 |" in md

@@ -13,7 +13,7 @@ from ecrs.data.bundle import REPO_ROOT
 from ecrs.evaluation.results import write_results
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
-# benchmark -> its writer (the judge's files follow when its scripts adopt the schema)
+# benchmark -> its writer
 MAINTAINED = {
     "entity_linking": "benchmarks/entity_linking.py",
     "emotion": "benchmarks/emotion.py",
@@ -21,6 +21,7 @@ MAINTAINED = {
     "recommendation_paired": "src/ecrs/recipes/evaluate.py",
     "generation": "benchmarks/generation_eval.py",
     "generation_speed": "benchmarks/generation_speed.py",
+    "judge": "benchmarks/judge.py",
     "serving": "benchmarks/serving_load.py",
     "recommender_latency": "benchmarks/recommender_latency.py",
     "simulator": "benchmarks/simulator.py",

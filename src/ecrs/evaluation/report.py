@@ -61,7 +61,7 @@ TABLE1_COLS = ["AUC", "AUC_batch32", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R
 ABLATION_COLS = ["AUC", "AUC_batch32", "RT@10", "RT@50", "R@10", "R@50"]
 HEADER = {"AUC_batch32": "AUC b32"}
 RESULT_FILES = ["recommendation", "recommendation_paired", "emotion", "entity_linking", "generation",
-                "generation_speed", "recommender_latency", "serving", "annotation"]
+                "generation_speed", "judge", "recommender_latency", "serving", "annotation"]
 
 
 @dataclass
@@ -403,7 +403,8 @@ GEN_HEADER = {"grounding_error_rate_before_repair": "grounding err (raw)",
               "length_words": "words"}
 
 
-def _generation_section(gen: dict[str, Any] | None, speed: dict[str, Any] | None) -> list[str]:
+def _generation_section(gen: dict[str, Any] | None, speed: dict[str, Any] | None,
+                        judge: dict[str, Any] | None) -> list[str]:
     lines = ["## Generation", ""]
     if gen is None and speed is None:
         return lines + ["_No `generation.json`: run `benchmarks/generation_eval.py` and "
@@ -421,19 +422,16 @@ def _generation_section(gen: dict[str, Any] | None, speed: dict[str, Any] | None
                     if isinstance(v, dict) and split in v]
             if body:
                 lines += [f"**{split}**", "", *table(["system"] + [GEN_HEADER.get(c, c) for c in GEN_COLS], body)]
-    single = gen.get("judge_single") or {}
-    if single:  # benchmarks/judge_qualify.py: each dimension asked alone, only once its controls passed
+    single = (judge or {}).get("metrics") or {}
+    if single:  # benchmarks/judge.py: each dimension asked alone, only once its controls passed
         lines += ["### LLM judge, one dimension at a time", "",
                   "Each system against the zero-shot base; a dimension is asked of the systems only after its question "
-                  "passed known-answer controls on held-out turns (`judge_single.json`).", ""]
+                  "passed known-answer controls on held-out turns (`judge.json`).", ""]
         body = [[dim, e.get("mode", "–"), num(e.get("passed")), name, num(c.get("win")), num(c.get("loss")),
                  num(c.get("tie")), str(c.get("n", "–"))]
                 for dim, e in single.items()
                 for name, c in {"finetuned": e.get("calibrated"), **(e.get("others") or {})}.items() if c]
         lines += [*table(["dimension", "question", "controls passed", "system", "win", "loss", "tie", "n"], body), ""]
-    judge = gen.get("judge", ev.get("judge"))
-    lines += ["### LLM judge (pairwise preferences)", ""]
-    lines += render_any(judge) if judge is not None else ["_No judge results in `generation.json`._", ""]
     if speed:
         m = speed.get("metrics") or {}
         lines += ["### Generation speed (llama.cpp)", ""]
@@ -653,7 +651,7 @@ def render_report(results_dir: Path, out_dir: Path) -> Report:
     lines += _paired_section(res.get("recommendation_paired"))
     ablation, found = _ablation_section(rec)
     lines += ablation
-    lines += _generation_section(res.get("generation"), res.get("generation_speed"))
+    lines += _generation_section(res.get("generation"), res.get("generation_speed"), res.get("judge"))
     lines += _emotion_section(res.get("emotion"))
     lines += _linking_section(res.get("entity_linking"))
     series = _latency_series(res.get("recommender_latency"), res.get("serving"))

@@ -219,8 +219,7 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
                         [results / "generation.json"], inputs=[gguf], llama=True))
     # The committed judge.json's command without the Qwen generator, which this plan does not train.
     stages.append(Stage("bench-judge", "benchmarks",
-                        [*py, "benchmarks/judge.py", "--n", "30", "--systems",
-                         "template,finetuned:200,finetuned_dialogue_emotion", "--threads", "2"],
+                        [*py, "benchmarks/judge.py", "--others", "template:30,finetuned_dialogue_emotion:30"],
                         [results / "judge.json"], inputs=[replies], llama=True))
     stages.append(Stage("bench-speed", "benchmarks", [*py, "benchmarks/generation_speed.py"],
                         [results / "generation_speed.json"], inputs=[gguf], llama=True))

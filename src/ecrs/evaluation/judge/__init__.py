@@ -5,7 +5,7 @@
     summary = summarize_compare(rows)                           # win / loss / tie of a per dimension
 
 Each dimension is asked the way the local judge (Qwen2.5-Coder-1.5B) passed its known-answer controls
-(`control_pairs`, `robotic_pairs`; benchmarks/judge_qualify.py, benchmarks/results/judge_single.json), one
+(`control_pairs`, `robotic_pairs`; benchmarks/judge.py, benchmarks/results/judge.json), one
 dimension per question, the answer a bare word read with its first-token probabilities:
 
 - emotional intensity (and any dimension without a yes/no question): both replies shown, "which is better on

@@ -50,7 +50,7 @@ DIMENSIONS: tuple[str, ...] = tuple(DIMENSION_DEFINITIONS)
 PREFERENCES = ("A", "B", "tie")
 
 # The dimensions on which the local 1.5B judge passed its known-answer controls on held-out turns
-# (benchmarks/judge_qualify.py, benchmarks/results/judge_single.json): what `ecrs judge` asks by default.
+# (benchmarks/judge.py, benchmarks/results/judge.json): what `ecrs judge` asks by default.
 DEFAULT_DIMENSIONS: tuple[str, ...] = ("emotional_intensity", "lifelikeness")
 
 # One dimension of two replies per request: the answer is the bare word A, B or tie, its probabilities read at the
@@ -65,7 +65,7 @@ CHOICE_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(PREFERENCES)}
 YES_NO_VERSION = JUDGE_PROMPT_VERSION + "-yesno"
 YES_NO_SCHEMA: dict[str, Any] = {"type": "string", "enum": ["yes", "no"]}
 # dimension -> (instructions, question); the lifelikeness question is the one of three that passed its controls
-# best (judge_single.json).
+# best (judge.json).
 YES_NO_QUESTIONS: dict[str, tuple[str, str]] = {
     "lifelikeness": ("You judge whether a reply in a movie-recommendation chat reads like natural, fluent text that "
                      "a real person would write.", "Could a real movie fan have written this reply?"),

@@ -1,6 +1,6 @@
 """The judge asked about one dimension at a time, read only where it passes known-answer controls.
 
-    .venv/bin/python benchmarks/judge_qualify.py [--pairs 200] [--dev 20] [--held-out 40] [--threads 2]
+    .venv/bin/python benchmarks/judge.py [--pairs 200] [--dev 20] [--held-out 40] [--threads 2]
 
 For emotional intensity (EI) and lifelikeness (LL), the issue-5 dimensions, in three steps:
 
@@ -27,7 +27,8 @@ the candidates came about: the pairwise wordings were tried first; the yes/no qu
 look at 10 dev turns (logged in the stop notes) showed pairwise LL questions losing the shuffled control and yes/no
 questions winning it. The chosen questions are what `ecrs judge` asks by default (`Judge.compare`). Only dev turns were looked at; the held-out gate and the real pairs were asked once, by this
 script. The controls are built from the same ReDial test turns as the real pairs (their base replies).
-Writes benchmarks/results/judge_single.json and the "judge_single" key of benchmarks/results/generation.json.
+Writes benchmarks/results/judge.json (`metrics`: per dimension, whether it qualified, the question, and each
+system's calibrated win / loss / tie against the base).
 """
 from __future__ import annotations
 
@@ -37,11 +38,9 @@ import sys
 import time
 from pathlib import Path
 
-from common import update_json  # noqa: E402  (benchmarks/common.py, beside this script)
 from generation_eval import CACHE, test_samples
 
 from ecrs.data.reviews import load_review_kb
-from ecrs.evaluation.evaluate import provenance
 from ecrs.evaluation.judge import (
     DIMENSION_DEFINITIONS,
     YES_NO_QUESTIONS,
@@ -53,10 +52,11 @@ from ecrs.evaluation.judge import (
     summarize_pairwise,
     summarize_yes_no,
 )
+from ecrs.evaluation.results import write_results
 from ecrs.inference.llm import LLMConfig, make_backend
 from ecrs.inference.model_files import qwen_gguf
 
-RESULTS = Path("benchmarks/results/judge_single.json")
+RESULTS = Path("benchmarks/results/judge.json")
 GENERATION = Path("benchmarks/results/generation.json")
 DIMS = ("emotional_intensity", "lifelikeness")
 _NATURAL = YES_NO_QUESTIONS["lifelikeness"][0]
@@ -195,16 +195,15 @@ def main() -> None:
             out[dim] = entry
     finally:
         judge.close()
-    result = {"description": __doc__.split("\n")[0], "judge": judge.meta,
-              "dev_turns": args.dev, "held_out_turns": args.held_out, "gate": args.gate, "pairs": args.pairs,
-              "dimensions": out, "requests": judge.requests, "cache_hits": judge.cache_hits,
-              "seconds": round(time.time() - t0, 1), **provenance()}
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    update_json(GENERATION, "judge_single", {
-        dim: {"passed": e["passed"], "mode": e["candidates"][e["chosen"]]["mode"],
-              "wording": e["candidates"][e["chosen"]]["wording"],
-              "calibrated": (e.get("pairs") or {}).get("calibrated"),
-              "others": {k: v["calibrated"] for k, v in (e.get("others") or {}).items()}} for dim, e in out.items()})
+    metrics = {dim: {"passed": e["passed"], "mode": e["candidates"][e["chosen"]]["mode"],
+                     "wording": e["candidates"][e["chosen"]]["wording"],
+                     "calibrated": (e.get("pairs") or {}).get("calibrated"),
+                     "others": {k: v["calibrated"] for k, v in (e.get("others") or {}).items()}}
+               for dim, e in out.items()}
+    result = write_results(RESULTS, "judge", metrics, data={"replies": str(CACHE)},
+                           description=__doc__.split("\n")[0], judge=judge.meta, dev_turns=args.dev,
+                           held_out_turns=args.held_out, gate=args.gate, pairs=args.pairs, dimensions=out,
+                           requests=judge.requests, cache_hits=judge.cache_hits, seconds=round(time.time() - t0, 1))
     print("wrote", RESULTS, f"({judge.requests} requests, {judge.cache_hits} cached, {result['seconds']} s)")
 
 
