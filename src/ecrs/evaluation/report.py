@@ -7,6 +7,7 @@ The output depends only on the JSON files, so re-running on the same results wri
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ PAPER_DEDUP_ECR = {"R@1": 0.026, "R@10": 0.181, "R@50": 0.337}  # ECR with repea
 PAPER_DATASET = "redial"  # the only dataset with published numbers in ECR_SPEC
 
 # Ablation rows (ECR_SPEC §4.8) -> system-name prefix in recommendation.json; the suffix is the backbone.
-ABLATION = [("UniCRS", "unicrs"), ("ECR[L]", "ecr-l"), ("ECR[LS]", "ecr-ls"), ("ECR[LG]", "ecr-lg"), ("ECR", "ecr")]
+ABLATION = [("UniCRS-style", "unicrs"), ("ECR[L]", "ecr-l"), ("ECR[LS]", "ecr-ls"), ("ECR[LG]", "ecr-lg"), ("ECR", "ecr")]
 # The fast rows' variants: -noavg = trained before the configs averaged the weights (train.ema_decay), -e15 = 15
 # epochs instead of 10, -h200 = the configs' recipe trained on a lent GPU (evaluated on its CPUs)
 BACKBONES = ("fast", "fast-noavg", "fast-e15-noavg", "fast-h200", "fast-e15-h200", "lm")
@@ -672,3 +673,82 @@ def render_report(results_dir: Path, out_dir: Path) -> Report:
     markdown = "\n".join(lines).rstrip("\n") + "\n"
     (out_dir / "README.md").write_text(markdown)
     return Report(markdown=markdown, files=[out_dir / "README.md", *files])
+
+
+# ---------------------------------------------------------------- the README's tables
+
+# The README's compact tables are generated here from the results files and written between markers,
+# `<!-- results:NAME -->` ... `<!-- /results -->`; `ecrs report` rewrites them and a test checks they match.
+README_SYSTEMS = ["popularity", "repeat-context", "kbrd", "unicrs-fast", "ecr-l-fast", "ecr-ls-fast", "ecr-lg-fast",
+                  "ecr-fast"]
+README_GENERATION = {"template": "one-line template", "zero_shot_chat": "SmolLM2-135M zero-shot",
+                     "finetuned": "SmolLM2-135M fine-tuned (served)"}
+_BLOCK = re.compile(r"(<!-- results:([\w-]+) -->\n)(.*?)(<!-- /results -->)", re.S)
+
+
+def _cell(x: Any, digits: int = 3) -> str:
+    ms = mean_std(x)
+    return "–" if ms is None else f"{ms[0]:.{digits}f}"
+
+
+def readme_tables(res: dict[str, Any]) -> dict[str, list[str]]:
+    """Markdown tables (lines) by block name: recommendation per dataset, generation, serving."""
+    out: dict[str, list[str]] = {}
+    rows = _rows(res.get("recommendation") or {})
+    for dataset in ("redial", "inspired"):
+        by_system = {r["system"]: r for r in rows if r["dataset"] == dataset}
+        found = [by_system[s] for s in README_SYSTEMS if s in by_system]
+        # RT@50 and AUC need the seeker's verdict on each target, which INSPIRED does not record
+        cols = [k for k in ("R@1", "R@10", "R@50", "RT@50", "AUC")
+                if any(mean_std(r["metrics"]["standard"].get(k)) is not None for r in found)]
+        body = [[display_name(r["system"]), *(_cell(r["metrics"]["standard"].get(k)) for k in cols),
+                 _cell((r["metrics"].get("dedup") or {}).get("R@50"))] for r in found]
+        out[f"recommendation-{dataset}"] = table(["system", *cols, "dedup R@50"], body)
+    gen = (res.get("generation") or {}).get("metrics") or {}
+    judge = (res.get("judge") or {}).get("metrics") or {}
+    wins = {dim: {"finetuned": (e.get("calibrated") or {}).get("win"),
+                  **{k: v.get("win") for k, v in (e.get("others") or {}).items()}} for dim, e in judge.items()}
+    body = [[label, _cell(gen[s]["all"].get("distinct_2")), _cell(gen[s]["all"].get("length_words"), 1),
+             _cell(gen[s]["all"].get("grounding_error_rate_served")),
+             *(_cell(wins.get(dim, {}).get(s)) for dim in ("emotional_intensity", "lifelikeness"))]
+            for s, label in README_GENERATION.items() if s in gen]
+    out["generation"] = table(["replies (ReDial test turns)", "Distinct-2", "words", "ungrounded",
+                               "judge EI win vs zero-shot", "judge LL win vs zero-shot"], body)
+    serving = (res.get("serving") or {}).get("metrics") or {}
+    lat = (res.get("recommender_latency") or {}).get("metrics") or {}
+    speed = (res.get("generation_speed") or {}).get("metrics") or {}
+
+    def ms(v: Any) -> str:
+        return "–" if v is None else f"{1000 * v:.0f} ms" if v < 1 else f"{v:.2f} s"
+
+    body = [["recommendation-only turn, p50 (HTTP)", ms((serving.get("recommendation_only") or {}).get("p50_s"))],
+            ["the same turn without HTTP, p50", ms((lat.get("turn_ms") or {}).get("p50", 0) / 1000 or None)],
+            ["full reply, p50 (HTTP)", ms((serving.get("full_reply") or {}).get("p50_s"))],
+            ["first streamed text, p50", ms(((serving.get("stream") or {}).get("time_to_first_token") or {})
+                                            .get("p50_s"))],
+            ["errors at 32 concurrent clients", num((serving.get("concurrency_32") or {}).get("errors"))],
+            ["server memory, peak", f"{(serving.get('server_rss') or {}).get('peak_mb', 0) / 1024:.2f} GB"],
+            ["fine-tuned decode speed vs base", _cell(speed.get("decode_ratio_finetuned_vs_base"), 2)]]
+    out["serving"] = table(["serving (2 CPU cores)", "measured"], body)
+    return out
+
+
+def update_readme(readme: Path, results_dir: Path, check: bool = False) -> list[str]:
+    """Rewrite the marked blocks of `readme` from the results (`check`: only report); names of stale blocks."""
+    tables = readme_tables(load_results(results_dir))
+    text = Path(readme).read_text()
+    stale: list[str] = []
+
+    def fill(m: re.Match[str]) -> str:
+        name = m.group(2)
+        if name not in tables:
+            raise DataError(f"unknown results block {name!r} (known: {', '.join(tables)})", readme)
+        new = "\n".join(tables[name]).rstrip("\n") + "\n"
+        if m.group(3) != new:
+            stale.append(name)
+        return m.group(1) + new + m.group(4)
+
+    updated = _BLOCK.sub(fill, text)
+    if not check and updated != text:
+        Path(readme).write_text(updated)
+    return stale

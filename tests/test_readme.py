@@ -1,0 +1,39 @@
+"""The README is a front door that stays true: short, its tables generated from the committed results, and every
+file it names present."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ecrs.evaluation.report import readme_tables, update_readme
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def test_readme_is_short():
+    assert len(README.read_text().split()) <= 1200  # `wc -w`
+
+
+def test_readme_tables_match_the_committed_results():
+    stale = update_readme(README, ROOT / "benchmarks" / "results", check=True)
+    assert not stale, f"README blocks out of date: {stale}; run `ecrs report`"
+    assert set(re.findall(r"<!-- results:([\w-]+) -->", README.read_text())) == set(
+        readme_tables({}).keys())  # every generated table is shown
+
+
+def test_readme_names_only_files_that_exist():
+    text = README.read_text()
+    named = set(re.findall(r"`((?:benchmarks|experiments|docs|configs|reports|src)/[\w./-]+)`", text))
+    named |= set(re.findall(r"\]\(((?:docs|reports)/[\w./-]+)\)", text))
+    assert named and not [p for p in named if not (ROOT / p).exists()]
+
+
+def test_a_changed_result_makes_the_block_stale(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- results:serving -->\n| old |\n<!-- /results -->\n")
+    assert update_readme(readme, results, check=True) == ["serving"]
+    assert update_readme(readme, results) == ["serving"]
+    assert update_readme(readme, results, check=True) == []
