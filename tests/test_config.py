@@ -1,16 +1,26 @@
 """The config surface: every file under configs/ loads into its class; defaults, `extends:` chains and `--set`
-overrides."""
+overrides; the CLI's per-command environment."""
 from __future__ import annotations
 
 import fnmatch
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from ecrs.config import ConfigError, load_config, read_config
+from ecrs import cli
+from ecrs.config import ConfigError, _flat, load_config, read_config, to_dict
+from ecrs.data.prepare import PrepareConfig
+from ecrs.recipes.chat import ChatConfig
 from ecrs.recipes.evaluate import EvaluateConfig
+from ecrs.recipes.export_feedback import ExportFeedbackConfig
+from ecrs.recipes.report import ReportConfig
+from ecrs.recipes.serve import ServeConfig
+from ecrs.training.emotion import EmotionConfig
 from ecrs.training.generator import GeneratorTrainConfig
 from ecrs.training.recommender import RecommenderTrainConfig
 
@@ -46,6 +56,15 @@ def test_recommender_rows_state_their_name_and_dataset(name: str) -> None:
     # `ecrs reproduce` and benchmarks/gpu_fast_sweep.sh read these two from the row's own file, not its bases.
     raw = yaml.safe_load((CONFIGS / name).read_text())
     assert raw["name"] and raw["data"]["dataset"]
+
+
+@pytest.mark.parametrize("cls", [PrepareConfig, EvaluateConfig, ChatConfig, ServeConfig, ExportFeedbackConfig,
+                                 ReportConfig, RecommenderTrainConfig, GeneratorTrainConfig, EmotionConfig])
+def test_the_keys_help_lists_read_back_as_the_defaults(cls: type) -> None:
+    # `ecrs <command> --help` lists each key as `key=default`: given back as `--set`s they change nothing.
+    keys = _flat(to_dict(cls()))
+    assert load_config(cls, None, keys) == cls()
+    assert len(keys) >= len(to_dict(cls()))
 
 
 # ---------------------------------------------------------------- layers: defaults, files (extends), overrides
@@ -147,3 +166,53 @@ def test_override_values_are_yaml() -> None:
                                   "train.lr=1e-3"])
     # no OmegaConf interpolation: `${x}` stays as written
     assert cfg == Run(name="ecr-fast:artifacts/{dataset}/x-s*", tags=["a", "b c", "${x}"], train=Loop(lr=0.001))
+
+
+# ---------------------------------------------------------------- the CLI's environment per command
+
+# What each command's process must get (docs/MODELS.md), written here apart from cli's table: PASSIVE where torch
+# runs without llama.cpp; unset where llama.cpp decodes in the process (PASSIVE slows it 3x) or nothing needs it.
+EXPECTED_OMP = {
+    "prepare": "PASSIVE", "evaluate": "PASSIVE",
+    "train recommender": "PASSIVE", "train generator": "PASSIVE", "train emotion": "PASSIVE",
+    "chat": None, "serve": None, "simulate": None, "judge": None, "annotate-emotions": None,
+    "export-feedback": None, "report": None, "reproduce": None,
+}
+
+
+def test_every_command_has_an_expected_environment() -> None:
+    assert set(EXPECTED_OMP) == set(cli.COMMANDS) | {f"train {name}" for name in cli.TRAIN_COMMANDS}
+
+
+def _run_cli(command: str, monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """OMP_WAIT_POLICY as each recipe import saw it, for `ecrs <command>` with a stand-in recipe."""
+    seen: list[str | None] = []
+
+    def import_module(name: str) -> SimpleNamespace:
+        seen.append(os.environ.get("OMP_WAIT_POLICY"))
+        return SimpleNamespace(add_arguments=lambda p: None, run=lambda args: 0)
+
+    monkeypatch.setattr(cli, "importlib", SimpleNamespace(import_module=import_module))
+    monkeypatch.setattr(sys, "argv", ["ecrs"])
+    assert cli.main(command.split()) == 0
+    assert seen
+    return seen
+
+
+@pytest.mark.parametrize("command", sorted(EXPECTED_OMP))
+def test_cli_sets_the_environment_before_the_recipe_is_imported(command: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_WAIT_POLICY", "")  # so that the test's teardown removes what main sets
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert set(_run_cli(command, monkeypatch)) == {EXPECTED_OMP[command]}
+
+
+def test_cli_keeps_a_policy_the_caller_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert set(_run_cli("train recommender", monkeypatch)) == {"ACTIVE"}
+
+
+def test_only_the_cli_sets_the_policy() -> None:
+    setters = [p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "src/ecrs").rglob("*.py")
+               if '"PASSIVE"' in p.read_text()]
+    assert setters == ["src/ecrs/cli.py"]
