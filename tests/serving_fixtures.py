@@ -4,7 +4,7 @@ The full artifacts (trained emotion classifier, prepared data) are not in a fres
 from what is bundled: the ReDial graph and catalogue, the live linker, an emotion classifier trained for a few
 seconds on a slice of the bundled annotations, and popularity fitted on a few hundred ReDial test dialogues.
 Building it takes ~10 s (mostly the linker's alias tables): once per process (cached), and pickled once so that
-server subprocesses load it in a few seconds instead (`load_pickled_pipeline`, via `ecrs serve --pipeline`).
+server subprocesses load it in a few seconds instead (`load_pickled_pipeline`, via `ecrs serve --set pipeline=...`).
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def pickled_pipeline_path() -> Path:
 
 
 def load_pickled_pipeline() -> EmpatheticRecommender:
-    """`ecrs serve --pipeline serving_fixtures:load_pickled_pipeline` (with $ECRS_TEST_PIPELINE set)."""
+    """`ecrs serve --set pipeline=serving_fixtures:load_pickled_pipeline` (with $ECRS_TEST_PIPELINE set)."""
     with open(os.environ[PIPELINE_ENV], "rb") as f:
         return pickle.load(f)
 
@@ -117,7 +117,7 @@ def free_port() -> int:
 
 class ServerProcess:
     """`ecrs serve` in a subprocess on a free loopback port, with the pickled test pipeline (or, with
-    `pipeline_pickle=None`, the artifacts `extra_args` name)."""
+    `pipeline_pickle=None`, the artifacts `extra_args` name: `"--set", "artifacts=DIR"`)."""
 
     def __init__(self, db_url: str, pipeline_pickle: Path | None, *extra_args: str,
                  env: dict[str, str] | None = None):
@@ -129,12 +129,13 @@ class ServerProcess:
 
     def start(self, timeout: float = 90.0) -> ServerProcess:
         env = {**os.environ, **self.env}
-        cmd = [sys.executable, "-m", "ecrs.cli", "serve", "--port", str(self.port), "--db-url", self.db_url,
-               "--log-level", "warning", "--no-access-log", *self.extra]
+        cmd = [sys.executable, "-m", "ecrs.cli", "serve", "--set", f"port={self.port}",
+               "--set", f"db_url={self.db_url}", "--set", "log_level=warning", "--set", "access_log=false",
+               *self.extra]
         if self.pickle is not None:
             env[PIPELINE_ENV] = str(self.pickle)
             env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])
-            cmd += ["--pipeline", "serving_fixtures:load_pickled_pipeline"]
+            cmd += ["--set", "pipeline=serving_fixtures:load_pickled_pipeline"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

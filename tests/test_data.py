@@ -1,14 +1,12 @@
-"""Bundled data, configs, dialogue parsing, ECR's emotion attachment rule and sample building."""
+"""Bundled data, dialogue parsing, ECR's emotion attachment rule and sample building."""
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from ecrs.config import ConfigError, load_config
 from ecrs.data import bundle
 from ecrs.data.dialogues import Dialogue, Turn, load_own, load_redial
 from ecrs.data.samples import build_samples, questionnaire_emotions, split_train_valid, turn_emotions
@@ -46,39 +44,6 @@ def test_malformed_jsonl_names_file_and_line(tmp_path):
     p.write_text('{"a": 1}\n{broken\n')
     with pytest.raises(DataError, match=r"d\.jsonl:2"):
         list(bundle.iter_jsonl(p))
-
-
-# ---------------------------------------------------------------- config
-
-@dataclass
-class Inner:
-    lr: float = 1e-3
-    steps: int = 10
-
-
-@dataclass
-class Outer:
-    name: str = "ecr"
-    train: Inner = field(default_factory=Inner)
-    tags: list[str] = field(default_factory=list)
-
-
-def test_config_defaults_yaml_and_overrides(tmp_path):
-    p = tmp_path / "c.yaml"
-    p.write_text("train:\n  lr: 0.5\n")
-    cfg = load_config(Outer, p, ["train.steps=3", "tags=[a, b]"])
-    assert cfg == Outer(name="ecr", train=Inner(lr=0.5, steps=3), tags=["a", "b"])
-
-
-@pytest.mark.parametrize("override,match", [
-    ("trian.lr=1", "unknown key 'trian'"),
-    ("train.lrr=1", "unknown key 'lrr'"),
-    ("train.steps=1.5", "expected an integer"),
-    ("name=3", "expected a string"),
-])
-def test_config_rejects_unknown_keys_and_bad_types(override, match):
-    with pytest.raises(ConfigError, match=match):
-        load_config(Outer, None, [override])
 
 
 # ---------------------------------------------------------------- dialogues

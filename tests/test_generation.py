@@ -308,7 +308,7 @@ def test_unknown_movie_is_a_clear_error():
 
 
 def test_serve_reply_length_overrides_the_generator_setting(tmp_path):
-    """`ecrs serve/chat --reply-tokens N` reach the engine; N < 1 is refused. (A folder without a trained generator
+    """`ecrs serve/chat --set reply_tokens=N` reach the engine; N < 1 is refused. (A folder without a trained generator
     gives the zero-shot SmolLM2, loaded from its GGUF package.)"""
     from ecrs.errors import EcrsError
     from ecrs.inference.pipeline import load_generator

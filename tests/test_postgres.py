@@ -171,8 +171,8 @@ def server_pair(postgres: PgCluster, pipeline_pickle) -> Iterator[tuple[ServerPr
     """Two `ecrs serve` processes on one fresh database, started at the same moment (as a deployment's replicas
     are; they race to create the tables). Shared by the tests below: a start costs ~9 s on a busy 2-core box."""
     url = postgres.url(postgres.create_database())
-    pair = (ServerProcess(url, pipeline_pickle, "--rate-per-minute", "0"),
-            ServerProcess(url, pipeline_pickle, "--rate-per-minute", "0"))
+    pair = (ServerProcess(url, pipeline_pickle, "--set", "rate_per_minute=0"),
+            ServerProcess(url, pipeline_pickle, "--set", "rate_per_minute=0"))
     try:
         with ThreadPoolExecutor(2) as pool:
             for f in [pool.submit(s.start) for s in pair]:

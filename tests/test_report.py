@@ -108,7 +108,7 @@ def test_report_cli_on_empty_results(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = tmp_path / "reports"
     (out).mkdir()
     (out / "ablation.png").write_bytes(PNG_MAGIC)  # stale plot of an earlier run: removed
-    assert main(["report", "--results", str(tmp_path / "results"), "--out", str(out)]) == 0
+    assert main(["report", "--set", f"results={tmp_path / 'results'}", "--set", f"out={out}"]) == 0
     md = (out / "README.md").read_text()
     assert "No `recommendation.json`" in md and "missing: `recommendation.json`" in md
     assert not list(out.glob("*.png")) and ".png" not in md
@@ -123,6 +123,7 @@ def test_report_cli_names_a_malformed_results_file(tmp_path: Path, text: str, sa
 
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "broken.json").write_text(text)
+    # the shorthands `ecrs reproduce` uses
     r = subprocess.run([sys.executable, "-m", "ecrs.cli", "report", "--results", str(tmp_path / "results"),
                         "--out", str(tmp_path / "reports")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "broken.json" in r.stderr and says in r.stderr, r.stderr

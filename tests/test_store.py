@@ -119,12 +119,12 @@ def test_export_round_trips_through_the_own_data_loader(pipeline, tmp_path):
         a, b, cc = (r["entity"] for r in first["recommendations"])
         for entity, value in [(a, "liked"), (b, "disliked"), (cc, "seen"), (b, "liked")]:
             assert c.post(f"/sessions/{sid}/feedback", json={"entity": entity, "value": value}).status_code == 200
-        silent = c.post("/sessions").json()["id"]  # a turn but no feedback: only in --all
+        silent = c.post("/sessions").json()["id"]  # a turn but no feedback: only with feedback_only=false
         c.post(f"/sessions/{silent}/messages", json={"text": "hello"})
         c.post("/sessions")  # no turn at all: never exported
 
     out = tmp_path / "export" / "feedback.jsonl"
-    assert ecrs_main(["export-feedback", str(out), "--db-url", db]) == 0
+    assert ecrs_main(["export-feedback", str(out), "--set", f"db_url={db}"]) == 0
     (obj,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert set(obj) == {"id", "turns", "feedback", "source"}
 
@@ -142,10 +142,13 @@ def test_export_round_trips_through_the_own_data_loader(pipeline, tmp_path):
                                                                                (cc, "unknown")}
 
     assert export_feedback(db, tmp_path / "all.jsonl", with_feedback_only=False) == 2
+    assert ecrs_main(["export-feedback", str(tmp_path / "all2.jsonl"), "--set", f"db_url={db}",
+                      "--set", "feedback_only=false"]) == 0
+    assert len((tmp_path / "all2.jsonl").read_text().splitlines()) == 2
     with pytest.raises(EcrsError, match="no sessions database"):
         export_feedback(f"sqlite:///{tmp_path / 'missing.db'}", tmp_path / "x.jsonl")
-    assert ecrs_main(["export-feedback", str(tmp_path / "x.jsonl"), "--db-url",
-                      f"sqlite:///{tmp_path / 'missing.db'}"]) == 2
+    assert ecrs_main(["export-feedback", str(tmp_path / "x.jsonl"), "--set",
+                      f"db_url=sqlite:///{tmp_path / 'missing.db'}"]) == 2
 
 
 def test_acknowledged_turns_survive_sigkill(pipeline_pickle, tmp_path):
@@ -174,7 +177,7 @@ def test_acknowledged_turns_survive_sigkill(pipeline_pickle, tmp_path):
                     return  # the server died mid-request: this turn was never acknowledged
 
     acked: dict[str, dict[int, dict]] = {}
-    with ServerProcess(db, pipeline_pickle, "--rate-per-minute", "0") as server:
+    with ServerProcess(db, pipeline_pickle, "--set", "rate_per_minute=0") as server:
         for _ in range(2):
             acked[httpx.post(server.url + "/sessions").json()["id"]] = {}
         clients = [threading.Thread(target=chat, args=(server.url, sid, a)) for sid, a in acked.items()]
@@ -189,7 +192,7 @@ def test_acknowledged_turns_survive_sigkill(pipeline_pickle, tmp_path):
             c.join(timeout=30)
         assert all(len(a) >= 3 for a in acked.values()), server.output()
 
-    with ServerProcess(db, pipeline_pickle, "--rate-per-minute", "0") as server:
+    with ServerProcess(db, pipeline_pickle, "--set", "rate_per_minute=0") as server:
         for sid, told_turns in acked.items():
             history = httpx.get(f"{server.url}/sessions/{sid}").json()
             stored = {t["turn"]: t for t in history["turns"]}

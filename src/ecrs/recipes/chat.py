@@ -1,29 +1,45 @@
-"""`ecrs chat`: talk to the recommender in the terminal, replies streamed as they are generated."""
+"""`ecrs chat [--show] [--config FILE.yaml] [--set key=value ...]`: talk to the recommender in the terminal, replies
+streamed as they are generated (keys: `ChatConfig`)."""
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 
+from ecrs.config import add_config_arguments, load_config
 from ecrs.errors import EcrsError
-from ecrs.inference.pipeline import CHAT_REPLY_TOKENS
+from ecrs.inference.pipeline import CHAT_REPLY_TOKENS, EmpatheticRecommender, ReplyPiece, Understood
+from ecrs.inference.state import ConversationState
+
+
+@dataclass
+class BotConfig:
+    """Which trained parts the pipeline loads: the keys `ecrs chat` and `ecrs serve` share."""
+
+    artifacts: str = "artifacts"  # folder with trained artifacts
+    recommender: str | None = None  # run folder, or "popularity"; None = the trained ECR run if present
+    generator: str | None = None  # generator folder, or "template"; None = the fine-tuned generator if present
+    reply_tokens: int = CHAT_REPLY_TOKENS  # most new tokens of a generated reply (the generation benchmarks use 60)
+
+    def load_pipeline(self) -> EmpatheticRecommender:
+        return EmpatheticRecommender.load(self.artifacts, self.recommender, self.generator,
+                                          reply_tokens=self.reply_tokens)
+
+
+@dataclass
+class ChatConfig(BotConfig):
+    show: bool = False  # print the detected emotions and linked entities before each reply
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--artifacts", default="artifacts", help="folder with trained artifacts")
-    p.add_argument("--recommender", default=None, help="recommender run folder, or 'popularity' (default: the trained ECR run if present)")
-    p.add_argument("--generator", default=None, help="generator folder, or 'template' (default: the fine-tuned generator if present)")
-    p.add_argument("--reply-tokens", type=int, default=CHAT_REPLY_TOKENS,
-                   help="most new tokens of a generated reply (default: %(default)s; the generation benchmarks use 60)")
-    p.add_argument("--show", action="store_true", help="show detected emotions and linked entities")
+    add_config_arguments(p, ChatConfig, "recommender=popularity")
+    p.add_argument("--show", dest="set", action="append_const", const="show=true", help="same as --set show=true")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ecrs.inference.pipeline import EmpatheticRecommender, ReplyPiece, Understood
-    from ecrs.inference.state import ConversationState
-
+    cfg = load_config(ChatConfig, args.config, args.set)
     print("loading…", end="", flush=True, file=sys.stderr)
-    bot = EmpatheticRecommender.load(args.artifacts, args.recommender, args.generator,
-                                     reply_tokens=args.reply_tokens)
+    bot = cfg.load_pipeline()
     print("\r", end="", file=sys.stderr)
     for part in bot.missing:
         print(f"note: {part}", file=sys.stderr)
@@ -39,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             print("bot> ", end="", flush=True)
             for event in bot.turn_events(state, text):
-                if isinstance(event, Understood) and args.show:
+                if isinstance(event, Understood) and cfg.show:
                     emo = ", ".join(f"{lab} {p:.2f}" for lab, p in event.emotions)
                     ents = ", ".join(e.name for e in event.entities) or "–"
                     print(f"[emotion: {emo} | entities: {ents}]\n     ", end="")

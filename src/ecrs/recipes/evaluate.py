@@ -13,27 +13,23 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Before torch is imported (trained systems): OpenMP threads otherwise spin between small ops (MODELS.md).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from ecrs.config import load_config  # noqa: E402
-from ecrs.data.datasets import load_kg  # noqa: E402
-from ecrs.data.prepare import load_samples  # noqa: E402
-from ecrs.errors import EcrsError  # noqa: E402
-from ecrs.evaluation.evaluate import (  # noqa: E402
+from ecrs.config import add_config_arguments, load_config
+from ecrs.data.datasets import load_kg
+from ecrs.data.prepare import load_samples
+from ecrs.errors import EcrsError
+from ecrs.evaluation.evaluate import (
     compare_outcomes,
     evaluate_recommender,
     fmt,
     update_results,
 )
-from ecrs.models.baselines import Popularity, RepeatContext  # noqa: E402
-from ecrs.provenance import provenance  # noqa: E402
+from ecrs.models.baselines import Popularity, RepeatContext
+from ecrs.provenance import provenance
 
 BASELINES = {"popularity": Popularity, "repeat-context": RepeatContext}
 
@@ -54,8 +50,7 @@ class EvaluateConfig:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML file with EvaluateConfig keys")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    add_config_arguments(p, EvaluateConfig, "'systems=[popularity, repeat-context]'")
 
 
 def run_dirs(pattern: str, dataset: str) -> list[Path]:

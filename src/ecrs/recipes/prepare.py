@@ -5,14 +5,13 @@ import argparse
 import json
 from pathlib import Path
 
-from ecrs.config import load_config
+from ecrs.config import add_config_arguments, load_config
 from ecrs.data.prepare import PrepareConfig, prepare
 from ecrs.models.emotion import EmotionLabeller
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML file with PrepareConfig keys")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    add_config_arguments(p, PrepareConfig, "dataset=inspired")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,25 +5,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 
-# Before torch is imported (only the MiniLM variant imports it): without it OpenMP threads spin between small ops
-# (5x slower on 2 cores, MODELS.md).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from ecrs.config import load_config
+from ecrs.config import add_config_arguments, load_config
+from ecrs.training.emotion import EmotionConfig, train_emotion
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML file with EmotionConfig keys (see ecrs.training.emotion.EmotionConfig)")
+    add_config_arguments(p, EmotionConfig, "encoder=minilm or c_grid=[8]")
     p.add_argument("--out", help="checkpoint folder (default: the config's out, artifacts/emotion)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. encoder=minilm or c_grid=[8]")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ecrs.training.emotion import EmotionConfig, train_emotion
-
     cfg = load_config(EmotionConfig, args.config, args.set)
     if args.out:
         cfg = dataclasses.replace(cfg, out=str(args.out))

@@ -4,24 +4,16 @@ run's checkpoint; `--set base=path/to/hf_model_dir` tunes any HF causal LM (serv
 from __future__ import annotations
 
 import argparse
-import os
 
-# Before torch is imported: without it OpenMP threads spin between small ops (MODELS.md). This process runs no
-# llama.cpp decoding, which the same setting would slow down.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from ecrs.config import load_config
+from ecrs.config import add_config_arguments, load_config
+from ecrs.training.generator import GeneratorTrainConfig, train_generator
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML file with GeneratorTrainConfig keys")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. train.max_steps=200")
+    add_config_arguments(p, GeneratorTrainConfig, "train.max_steps=200")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ecrs.training.generator import GeneratorTrainConfig, train_generator
-
     cfg = load_config(GeneratorTrainConfig, args.config, args.set)
     s = train_generator(cfg)
     last = s["history"][-1] if s["history"] else {}

@@ -6,29 +6,21 @@ from __future__ import annotations
 import argparse
 import os
 
-# Before torch is imported: without it OpenMP threads spin between small ops (5x slower on 2 cores, MODELS.md).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from ecrs.config import load_config  # noqa: E402
-from ecrs.errors import EcrsError  # noqa: E402
+from ecrs.config import add_config_arguments, load_config
+from ecrs.errors import EcrsError
+from ecrs.training.calibrate import calibrate_run
+from ecrs.training.recommender import RecommenderTrainConfig, load_valid, train_recommender
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML file with RecommenderTrainConfig keys (configs/recommender/*.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. train.seed=1")
+    add_config_arguments(p, RecommenderTrainConfig, "train.seed=1")
     p.add_argument("--calibrate-only", action="store_true",
                    help="only (re)fit the context shift of the run this config names, on validation")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ecrs.training.recommender import RecommenderTrainConfig, train_recommender
-
     cfg = load_config(RecommenderTrainConfig, args.config, args.set)
     if args.calibrate_only:
-        from ecrs.training.calibrate import calibrate_run
-        from ecrs.training.recommender import load_valid
-
         out = cfg.resolved_out_dir()
         if not (out / "model.pt").exists():
             raise EcrsError(f"{out}: no trained run to calibrate (train it first)")
