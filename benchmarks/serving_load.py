@@ -215,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         if real:
             pipeline = {"kind": "artifacts", "artifacts": str(artifacts),
                         "reply_tokens": CHAT_REPLY_TOKENS}  # `ecrs serve`'s default, which the server runs with
-            server = ServerProcess(db, None, "--artifacts", str(artifacts), "--rate-per-minute", "0",
-                                   "--durability", args.durability)
+            server = ServerProcess(db, None, "--set", f"artifacts={artifacts}", "--set", "rate_per_minute=0",
+                                   "--set", f"durability={args.durability}")
         else:
             pipeline = {"kind": "fixture", "description": "tests/serving_fixtures.py: bundled ReDial graph and "
                         "catalogue, live linker, emotion classifier trained briefly on a slice of the bundled "
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             pickle_path = pickled_pipeline_path()
             pipeline["build_s"] = round(time.perf_counter() - t0, 1)
-            server = ServerProcess(db, pickle_path, "--rate-per-minute", "0", "--durability", args.durability)
+            server = ServerProcess(db, pickle_path, "--set", "rate_per_minute=0", "--set", f"durability={args.durability}")
         t0 = time.perf_counter()
         with server:
             startup = time.perf_counter() - t0

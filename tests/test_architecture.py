@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # A module may import its own package or any package of a lower rank (the core modules of rank 0 also each other);
 # serving and evaluation share a rank and do not import each other (both only read what inference computes).
 # `cli` reaches the recipes by name, lazily.
-RANK = {"errors": 0, "config": 0, "emotions": 0, "provenance": 0, "data": 1, "models": 2, "inference": 3,
+RANK = {"errors": 0, "config": 0, "emotions": 0, "provenance": 0, "runtime": 0, "data": 1, "models": 2, "inference": 3,
         "serving": 4, "evaluation": 4, "training": 5, "recipes": 6, "cli": 7}
 
 

@@ -77,7 +77,7 @@ def test_report_numbers_plots_and_determinism(results: Path, tmp_path: Path) -> 
     assert md == report.markdown
     # our numbers, with mean±std over seeds, and the paper's numbers labelled as such
     for text in ("0.012", "0.046", "0.079", "0.040±0.010", "0.161", "0.322", "| ECR (fast) | ours | 3 |",
-                 "| UniCRS (fast) | ours | 1 |", "0.133", "0.004"):
+                 "| UniCRS-style (fast) | ours | 1 |", "0.133", "0.004"):
         assert text in md, text
     assert f"| ECR | paper (full ReDial) | – | – | {PAPER_TABLE1['ECR']['AUC_batch32']:.3f} |" in md
     assert "No published ECR numbers on inspired" in md
@@ -93,7 +93,7 @@ def test_report_numbers_plots_and_determinism(results: Path, tmp_path: Path) -> 
     # each source with the command and commit it records, or its rows' commits
     assert "- `emotion.json`, command `benchmarks/emotion.py`, commit 0123456789" in md
     assert "- `recommendation.json`, rows from commit abcdef1234" in md
-    assert "| ECR (fast) − UniCRS (fast) | redial | 3 / 1 | +0.0100 [-0.0050, +0.0250] | +0.0100 [+0.0010, +0.0250] * | – |" in md
+    assert "| ECR (fast) − UniCRS-style (fast) | redial | 3 / 1 | +0.0100 [-0.0050, +0.0250] | +0.0100 [+0.0010, +0.0250] * | – |" in md
     assert "missing: `entity_linking.json`" in md
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["ablation.png", "emotion_confusion.png", "latency.png", "recall_curves.png"]
@@ -124,8 +124,8 @@ def test_report_cli_names_a_malformed_results_file(tmp_path: Path, text: str, sa
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "broken.json").write_text(text)
     # the shorthands `ecrs reproduce` uses
-    r = subprocess.run([sys.executable, "-m", "ecrs.cli", "report", "--results", str(tmp_path / "results"),
-                        "--out", str(tmp_path / "reports")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "ecrs.cli", "report", "--set", "results=" + str(tmp_path / "results"),
+                        "--set", "out=" + str(tmp_path / "reports")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "broken.json" in r.stderr and says in r.stderr, r.stderr
     assert r.stderr.strip().count("\n") == 0 and not (tmp_path / "reports" / "README.md").exists()
 
@@ -134,9 +134,9 @@ def test_display_names():
     from ecrs.evaluation.report import display_name
 
     assert display_name("ecr-lg-fast") == "ECR[LG] (fast)"
-    assert display_name("unicrs-fast-raw") == "UniCRS (fast, no context shift)"
+    assert display_name("unicrs-fast-raw") == "UniCRS-style (fast, no context shift)"
     assert display_name("ecr-lm-gpu") == "ECR (lm, GPU budget)"
-    assert display_name("unicrs-fast-e15") == "UniCRS (fast, 15 epochs)"
+    assert display_name("unicrs-fast-e15") == "UniCRS-style (fast, 15 epochs)"
     assert display_name("kbrd-e15") == "KBRD (15 epochs)"
     assert display_name("ecr-fast-e15-noavg") == "ECR (fast, 15 epochs, no weight average)"
     assert display_name("ecr-l-fast-noavg-raw") == "ECR[L] (fast, no weight average, no context shift)"

@@ -10,15 +10,11 @@ import sys
 from types import ModuleType
 
 from ecrs.errors import EcrsError
+from ecrs.runtime import LLAMA_CPP, NO_TORCH, TORCH_ONLY
 
-# The environment a command's process needs, set before its recipe (and so torch) is imported; a variable the
-# caller already set is kept. OMP_WAIT_POLICY=PASSIVE stops OpenMP threads spinning between torch's small ops (5x
-# faster on 2 cores), but makes llama.cpp decode ~3x slower (MODELS.md): commands that decode with llama.cpp
-# in this process leave it unset, and so do those without torch (and reproduce, whose stages are processes of
-# their own that inherit its environment).
-TORCH_ONLY = {"OMP_WAIT_POLICY": "PASSIVE"}
-LLAMA_CPP: dict[str, str] = {}
-NO_TORCH: dict[str, str] = {}
+# The environment a command's process needs (`ecrs.runtime`), set before its recipe (and so torch) is imported; a
+# variable the caller already set is kept. Commands that decode with llama.cpp in this process leave the thread
+# setting unset, and so do those without torch (and reproduce, which sets it for each stage process).
 
 # command -> (recipe module, one-line help, environment)
 COMMANDS: dict[str, tuple[str, str, dict[str, str]]] = {

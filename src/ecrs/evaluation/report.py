@@ -262,7 +262,8 @@ def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, 
     rows = _rows(rec) if rec else []
     by_key = {(r["system"], r["dataset"]): r for r in rows}
     datasets = sorted({r["dataset"] for r in rows})
-    lines += ["UniCRS = fusion only; L = + local emotion-aware entities; S = + feedback-aware reweighting; "
+    lines += ["UniCRS-style = our ECR head with text–entity fusion only (UniCRS's design, not its code or LM); "
+              "L = + local emotion-aware entities; S = + feedback-aware reweighting; "
               "G = + global (emotion-filtered co-occurrence) entities; ECR = all. Paper column: "
               "AUC b32 / RT@10 / RT@50 / R@10 / R@50 on the full ReDial data.", ""]
     for dataset in datasets:
@@ -282,7 +283,8 @@ def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, 
             for label, r in present:
                 cells = [label, r["system"], _seeds(r)] + [fmt(r["metrics"]["standard"].get(c)) for c in ABLATION_COLS]
                 if paper:
-                    cells.append(" / ".join(num(PAPER_ABLATION[label][c]) for c in ABLATION_COLS if c != "AUC"))
+                    paper_row = PAPER_ABLATION[label.removesuffix("-style")]  # the paper's UniCRS beside ours
+                    cells.append(" / ".join(num(paper_row[c]) for c in ABLATION_COLS if c != "AUC"))
                 body.append(cells)
             title = BACKBONE_TITLES.get(backbone, f"{backbone} backbone")
             lines += [f"### {dataset}, {title}", "", *table(header, body)]

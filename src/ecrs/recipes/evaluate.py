@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ecrs.config import add_config_arguments, load_config
 from ecrs.data.datasets import load_kg
 from ecrs.data.prepare import load_samples
@@ -28,6 +30,7 @@ from ecrs.evaluation.evaluate import (
     fmt,
     update_results,
 )
+from ecrs.inference.recommender import TrainedRecommender
 from ecrs.models.baselines import Popularity, RepeatContext
 from ecrs.provenance import provenance
 
@@ -61,8 +64,6 @@ def run_dirs(pattern: str, dataset: str) -> list[Path]:
 
 def aggregate(values: list[Any]) -> Any:
     """Metrics of several runs -> one: numbers become {mean, std, n, values}; equal ints and other values stay."""
-    import numpy as np
-
     first = values[0]
     if isinstance(first, dict):
         return {k: aggregate([v.get(k) for v in values]) for k in first}
@@ -82,8 +83,6 @@ def aggregate(values: list[Any]) -> Any:
 def _trained_row(system: str, pattern: str, dataset: str, kg, train, test, split: str,
                  calibrated: bool = True, outcomes: list | None = None) -> dict[str, Any]:
     """The row of one trained system (all its runs); each run's per-target outcomes go to `outcomes` if given."""
-    from ecrs.inference.recommender import TrainedRecommender
-
     dirs = run_dirs(pattern, dataset)
     if not dirs:
         raise EcrsError(f"{system}: no trained runs match {pattern.format(dataset=dataset)!r} "
@@ -149,8 +148,6 @@ def run(args: argparse.Namespace) -> int:
         test = load_samples(cfg.data_dir, dataset, cfg.split)
         subset = None
         if cfg.max_samples and len(test) > cfg.max_samples:
-            import numpy as np
-
             keep = sorted(np.random.default_rng(0).choice(len(test), cfg.max_samples, replace=False).tolist())
             test = [test[i] for i in keep]
             subset = f"fixed random subset (seed 0) of {cfg.max_samples} {cfg.split} samples"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -27,10 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from ecrs.config import load_config
+from ecrs.config import load_config, read_config
 from ecrs.errors import EcrsError
+from ecrs.runtime import LLAMA_CPP, TORCH_ONLY, environment, shell_prefix
 
 GROUPS = ("emotion", "prepare", "recommender", "generator", "evaluate", "benchmarks", "report")
 DEFAULT_CONFIGS = ["configs/recommender/ecr-fast.yaml"]
@@ -93,12 +91,11 @@ class Stage:
 
     def environment(self) -> dict[str, str]:
         """This process's environment with the thread setting the stage wants."""
-        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-        return env if self.llama else env | {"OMP_WAIT_POLICY": "PASSIVE"}
+        return environment(LLAMA_CPP if self.llama else TORCH_ONLY)
 
     def shell(self) -> str:
         """The stage's command as one runs it by hand."""
-        return ("" if self.llama else "OMP_WAIT_POLICY=PASSIVE ") + shlex.join(self.argv)
+        return shell_prefix(LLAMA_CPP if self.llama else TORCH_ONLY) + shlex.join(self.argv)
 
     def estimate(self) -> tuple[float, bool]:
         """(seconds, measured?)"""
@@ -135,12 +132,12 @@ class RecommenderRun:
 
 
 def recommender_run(config: str, seed: int) -> RecommenderRun:
-    """The run a config trains with `train.seed=seed`, read from its YAML (defaults as RecommenderTrainConfig's;
-    reading YAML keeps `--dry-run` free of the torch import)."""
+    """The run a config trains with `train.seed=seed`, read from its YAML and the files it extends (defaults as
+    RecommenderTrainConfig's; reading the mapping keeps `--dry-run` free of the torch import)."""
     path = Path(config)
     if not path.exists():
         raise EcrsError(f"{config}: recommender config not found (see configs/recommender/)")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_config(path)
     name = raw.get("name", "ecr-fast")
     dataset = (raw.get("data") or {}).get("dataset", "redial")
     pattern = raw.get("out_dir", "artifacts/recommender/{dataset}/{name}-s{seed}")
@@ -231,7 +228,9 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
                         [results / "serving.json"], inputs=[*pipeline, gguf], llama=True))
     stages.append(Stage("bench-simulator", "benchmarks", [*py, "benchmarks/simulator.py"],
                         [results / "simulator.json"], inputs=pipeline, llama=True))
-    stages.append(Stage("report", "report", [*ecrs, "report", "--results", str(results), "--out", str(reports)],
+    readme = ["--set", "readme=README.md"] if Path("README.md").exists() else []  # its generated tables
+    stages.append(Stage("report", "report", [*ecrs, "report", "--set", f"results={results}", "--set", f"out={reports}",
+                                         *readme],
                         [reports / "README.md"], inputs=sorted(results.glob("*.json"))))
     for s in stages:
         if any(p.is_relative_to(results) or p.is_relative_to(reports) for p in s.outputs):

@@ -11,7 +11,7 @@ in WAL mode, and `durability` picks its `synchronous` setting:
   "power"   (synchronous=FULL): the WAL is fsynced before every acknowledgement, so turns also survive power loss.
 
 PostgreSQL (several servers behind a load balancer sharing sessions): `pip install -e '.[serve]'` brings the
-psycopg 3 driver; run each server with `ecrs serve --db-url postgresql+psycopg://USER:PASSWORD@HOST:5432/DB`.
+psycopg 3 driver; run each server with `ecrs serve --set db_url=postgresql+psycopg://USER:PASSWORD@HOST:5432/DB`.
 Tables are created at startup (safe with all servers starting at once); an acknowledged turn is as durable as
 PostgreSQL's commit (its defaults, fsync and synchronous_commit on). Tested in tests/test_postgres.py.
 
@@ -299,7 +299,7 @@ def iter_export(store: SessionStore, with_feedback_only: bool = True) -> Iterato
 def export_feedback(db_url: str, out: str | Path, with_feedback_only: bool = True) -> int:
     """Write the stored conversations to `out` (JSONL, own-data format); returns how many were written."""
     if db_url.startswith("sqlite") and "///" in db_url and not Path(db_url.split("///", 1)[1]).exists():
-        raise EcrsError(f"{db_url}: no sessions database there (start `ecrs serve --db-url ...` first)")
+        raise EcrsError(f"{db_url}: no sessions database there (start `ecrs serve --set db_url=...` first)")
     store = SessionStore(db_url)
     try:
         store.create_tables()  # an empty database exports nothing rather than failing
