@@ -26,7 +26,7 @@ from serving_fixtures import ThreadServer, free_port
 
 from ecrs.emotions import EMOTIONS
 from ecrs.errors import DataError, EcrsError
-from ecrs.evaluation.judge import cohen_kappa
+from ecrs.evaluation.metrics import cohen_kappa
 from ecrs.inference.llm import FatalBackendError, LLMConfig, OpenAIBackend, Retry
 from ecrs.training.annotate import (
     LABEL_DEFINITIONS,

@@ -10,6 +10,7 @@ BLEU via sacrebleu (an optional dependency from the `train` extra, imported only
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -22,6 +23,7 @@ __all__ = [
     "batch_auc",
     "bleu",
     "bleu_n",
+    "cohen_kappa",
     "distinct_n",
     "distinct_n_per_sentence",
     "mrr_at_k",
@@ -559,3 +561,19 @@ def bleu_n(hypotheses: Sequence[str], references: Sequence[str], n: int) -> floa
     if total == 0:
         return 0.0
     return float(100.0 * stats.bp * stats.counts[n - 1] / total)
+
+
+def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
+    """Cohen's kappa of two label sequences (one label per item); None when undefined (expected agreement 1,
+    i.e. both raters always give the same single label, or no items)."""
+    if len(a) != len(b):
+        raise ValueError("sequences differ in length")
+    n = len(a)
+    if n == 0:
+        return None
+    p_o = sum(x == y for x, y in zip(a, b)) / n
+    ca, cb = Counter(a), Counter(b)
+    p_e = sum(ca[k] * cb[k] for k in ca) / (n * n)
+    if p_e >= 1.0:
+        return None
+    return (p_o - p_e) / (1.0 - p_e)

@@ -32,7 +32,7 @@ from ecrs.data.bundle import iter_jsonl
 from ecrs.data.rows import append_row, read_rows
 from ecrs.emotions import EMOTION_INDEX, EMOTIONS
 from ecrs.errors import DataError, EcrsError
-from ecrs.evaluation.judge import cohen_kappa
+from ecrs.evaluation.metrics import cohen_kappa
 from ecrs.inference.llm import Answer, AnswerError, Backend, FatalBackendError, Retry
 from ecrs.training.emotion import load_examples
 

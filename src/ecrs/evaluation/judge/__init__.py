@@ -61,7 +61,6 @@ from ecrs.evaluation.judge.prompts import (
 )
 from ecrs.evaluation.judge.runner import Judge, JudgeCache
 from ecrs.evaluation.judge.summary import (
-    cohen_kappa,
     preference_kappa,
     summarize_calibrated,
     summarize_compare,
@@ -90,7 +89,6 @@ __all__ = [
     "answer_probs",
     "answer_text",
     "calibrate_orders",
-    "cohen_kappa",
     "combine_orders",
     "control_pairs",
     "design",

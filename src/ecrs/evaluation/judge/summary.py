@@ -8,8 +8,9 @@ from typing import Any
 
 from ecrs.evaluation.judge.parsing import SHOWN_AB, SHOWN_BA
 from ecrs.evaluation.judge.prompts import DIMENSIONS, design
+from ecrs.evaluation.metrics import cohen_kappa
 
-__all__ = ["cohen_kappa", "preference_kappa", "summarize_calibrated", "summarize_compare", "summarize_pairwise",
+__all__ = ["preference_kappa", "summarize_calibrated", "summarize_compare", "summarize_pairwise",
            "summarize_yes_no"]
 
 
@@ -106,22 +107,6 @@ def summarize_compare(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                    "n": n, "detail": summarize_yes_no(detail) if design(d) == "yes_no"
                    else summarize_pairwise(detail)["dimensions"][d]}
     return {"n": n, "n_failed": len(rows) - n, "dimensions": dims}
-
-
-def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
-    """Cohen's kappa of two label sequences (one label per item); None when undefined (expected agreement 1,
-    i.e. both raters always give the same single label, or no items)."""
-    if len(a) != len(b):
-        raise ValueError("sequences differ in length")
-    n = len(a)
-    if n == 0:
-        return None
-    p_o = sum(x == y for x, y in zip(a, b)) / n
-    ca, cb = Counter(a), Counter(b)
-    p_e = sum(ca[k] * cb[k] for k in ca) / (n * n)
-    if p_e >= 1.0:
-        return None
-    return (p_o - p_e) / (1.0 - p_e)
 
 
 def preference_kappa(x: Mapping[str, Mapping[str, str]], y: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
