@@ -1,24 +1,26 @@
-"""Same checkpoint, old code vs new code: serving scores on test samples and the training loss on one batch."""
-import sys, numpy as np, torch
-out = sys.argv[1]
+"""One side of the check: serving scores of 600 ReDial test samples, and the logits and loss of one training batch
+(eval mode), from the checkpoint $RUN on the prepared data $DATA, with whichever ecrs is on PYTHONPATH."""
+import os
+import sys
+
+import numpy as np
+import torch
+
 try:
-    from ecrs.inference.recommender import TrainedRecommender
+    from ecrs.inference.recommender import TrainedRecommender  # after the renovation
 except ImportError:
-    from ecrs.models.registry import TrainedRecommender
+    from ecrs.models.registry import TrainedRecommender  # before
 from ecrs.data.prepare import load_samples
 from ecrs.models.recommender import feedback_weights
-torch.manual_seed(0)
-run = "/work/baseline/artifacts/recommender/redial/ecr-fast-s0"
-rec = TrainedRecommender.load(run, cache_turns=True)
-test = load_samples("/work/baseline/artifacts/data", "redial", "test")[:600]
-train = load_samples("/work/baseline/artifacts/data", "redial", "train")[:300]
-scores = rec.score(test)
+
+out = sys.argv[1]
+rec = TrainedRecommender.load(os.environ["RUN"], cache_turns=True)
+test = load_samples(os.environ["DATA"], "redial", "test")[:600]
+train = load_samples(os.environ["DATA"], "redial", "train")[:300]
+np.save(f"{out}_scores.npy", rec.score(test))
 rec.model.eval()
-f = rec.featurize(train)
 rows, targets, weights = feedback_weights(train, rec.cfg)
 with torch.no_grad():
-    o = rec.model(f.batch(rows[:256], targets[:256], weights[:256]))
-np.save(f"{out}_scores.npy", scores)
-np.save(f"{out}_loss.npy", np.array([float(o.loss)]))
+    o = rec.model(rec.featurize(train).batch(rows[:256], targets[:256], weights[:256]))
 np.save(f"{out}_logits.npy", o.logits.numpy())
-print(out, scores.shape, float(o.loss))
+np.save(f"{out}_loss.npy", np.array([float(o.loss)]))
