@@ -44,8 +44,10 @@ K = len(EMOTIONS)
 MODEL_NAMES = {"none": "word 1-2-gram + char 2-5-gram TF-IDF -> softmax regression",
                "minilm": "word/char TF-IDF + frozen all-MiniLM-L6-v2 embedding -> softmax regression"}
 DEFINITIONS = {
-    "heldout": "15 % of the annotated utterances, stratified by primary label, chosen by sha256(salt:seed:id) order "
-               "within each label (ecrs.training.emotion.make_splits); never used for training or model selection",
+    "heldout": "15 % of the annotated utterances in whole dialogues, taken in sha256(salt:seed:dialogue) order "
+               "(ecrs.training.emotion.make_splits); never used for training or model selection",
+    "leakage": "held-out utterances whose dialogue also gave training utterances, and whose exact text (case and "
+               "spacing folded) is also a training utterance's",
     "recall@k": "share of held-out utterances whose annotated primary (first) label is among the k labels of "
                 "highest predicted probability",
     "predicted_set": f"labels with probability > beta={BETA}, or the top-1 label if none passes (no cap)",
@@ -182,6 +184,13 @@ def bulk_throughput(clf: EmotionClassifier, examples: list[EmotionExample], repe
     return len(texts) / (time.perf_counter() - t)
 
 
+def leakage(heldout: list[EmotionExample], fit_on: list[EmotionExample]) -> dict[str, int]:
+    dialogues = {e.dialogue for e in fit_on}
+    texts = {" ".join(e.text.lower().split()) for e in fit_on}
+    return {"heldout_in_training_dialogues": sum(e.dialogue in dialogues for e in heldout),
+            "heldout_text_in_training": sum(" ".join(e.text.lower().split()) in texts for e in heldout)}
+
+
 def evaluate_checkpoint(path: Path, examples: list[EmotionExample], speed: bool) -> tuple[dict[str, Any], Any]:
     cfg_splits = json.loads((path / SPLIT_FILE).read_text())
     spec = json.loads((path / "emotion_model.json").read_text())
@@ -202,6 +211,7 @@ def evaluate_checkpoint(path: Path, examples: list[EmotionExample], speed: bool)
         "size_mb": sum((path / f).stat().st_size for f in ("emotion_head.npz", "emotion_model.json")) / 1e6,
         "extra_size_mb": 91.0 if cfg.encoder == "minilm" else 0.0,
         "n_features": int(clf.weight.shape[0]),
+        "leakage": leakage(heldout, [by_id[i] for i in fit_ids]),
         **quality(probs, heldout),
     }
     if speed:
