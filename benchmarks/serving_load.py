@@ -15,7 +15,7 @@ Conversations replay the seeker's messages of ReDial test dialogues (at most 6 t
 text new to the server), one session per dialogue. A few warm-up turns come first.
 Pipeline: the real artifacts when artifacts/emotion and artifacts/data/redial exist, else the small test pipeline
 of tests/serving_fixtures.py (bundled graph and catalogue, live linker, briefly trained emotion classifier,
-popularity); the JSON says which. The 2-core machine is shared: the load average is recorded with the numbers.
+popularity); the JSON says which, with the trained parts the server reported missing (/health). The 2-core machine is shared: the load average is recorded with the numbers.
 
 Run:  .venv/bin/python benchmarks/serving_load.py [--turns 60] [--out benchmarks/results/serving.json]
 with OMP_WAIT_POLICY unset: the server it starts inherits the environment and decodes replies with llama.cpp, ~3x
@@ -228,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         with server:
             startup = time.perf_counter() - t0
+            # What the server actually runs: a trained part it lacks is named by /health, not guessed from files.
+            pipeline["missing"] = httpx.get(server.url + "/health", timeout=10).json().get("missing", [])
+            for part in pipeline["missing"]:
+                print(f"warning: the server runs without a trained part: {part}", file=sys.stderr)
             with RssSampler(server.proc.pid) as rss:
                 idle_rss = rss.now()
                 asyncio.run(sequential(server.url, 6, reply=True))  # warm-up

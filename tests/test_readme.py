@@ -37,3 +37,13 @@ def test_a_changed_result_makes_the_block_stale(tmp_path):
     assert update_readme(readme, results, check=True) == ["serving"]
     assert update_readme(readme, results) == ["serving"]
     assert update_readme(readme, results, check=True) == []
+
+
+def test_docs_the_code_cites_are_in_the_repository():
+    cited = set()
+    for path in (ROOT / "src").rglob("*.py"):
+        text = path.read_text()
+        cited |= {f"docs/{m}.md" for m in re.findall(r"\b(ECR_SPEC|MODELS|ARCHITECTURE|DATASETS|OWN_DATA|ANNOTATION)\b",
+                                                      text)}
+        cited |= set(re.findall(r"\bdocs/[\w-]+\.md\b", text))
+    assert cited and not [p for p in cited if not (ROOT / p).exists()]

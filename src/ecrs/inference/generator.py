@@ -106,8 +106,8 @@ class ResponseGenerator:
             raise EcrsError(f"{d}: no exported GGUF or no xllamacpp; use backend='transformers'")
         else:
             engine = HFEngine.open(meta["base"], d / meta.get("adapter", "adapter"))
-        return cls(engine, kb or load_review_kb(meta.get("kb", DEFAULT_CACHE)), _checker(linker), settings,
-                   name=str(d))
+        return cls(engine, kb or load_review_kb(meta.get("kb", DEFAULT_CACHE), linker=linker), _checker(linker),
+                   settings, name=str(d))
 
     @classmethod
     def zero_shot(cls, gguf: str | Path | None = None, *, linker=None, kb: ReviewKB | None = None,
@@ -115,7 +115,7 @@ class ResponseGenerator:
         """The base GGUF (SmolLM2 by default) with the same prompt, no fine-tuning, no dialogue segment."""
         settings = replace(GeneratorSettings(dialogue=False), **overrides)
         engine = LlamaCppEngine.open(gguf or smollm2_gguf(), n_threads=n_threads)
-        return cls(engine, kb or load_review_kb(), _checker(linker), settings, name="zero-shot")
+        return cls(engine, kb or load_review_kb(linker=linker), _checker(linker), settings, name="zero-shot")
 
     # ------------------------------------------------------------ one reply
 
