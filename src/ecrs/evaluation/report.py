@@ -47,14 +47,7 @@ PAPER_DATASET = "redial"  # the only dataset with published numbers in ECR_SPEC
 
 # Ablation rows (ECR_SPEC §4.8) -> system-name prefix in recommendation.json; the suffix is the backbone.
 ABLATION = [("UniCRS-style", "unicrs"), ("ECR[L]", "ecr-l"), ("ECR[LS]", "ecr-ls"), ("ECR[LG]", "ecr-lg"), ("ECR", "ecr")]
-# The fast rows' variants: -noavg = trained before the configs averaged the weights (train.ema_decay), -e15 = 15
-# epochs instead of 10, -h200 = the configs' recipe trained on a lent GPU (evaluated on its CPUs)
-BACKBONES = ("fast", "fast-noavg", "fast-e15-noavg", "fast-h200", "fast-e15-h200", "lm")
-PLOTTED_BACKBONES = ("fast", "lm")
-BACKBONE_TITLES = {"fast-noavg": "fast backbone, no weight average",
-                   "fast-e15-noavg": "fast backbone, 15 epochs, no weight average",
-                   "fast-h200": "fast backbone, trained on an H200",
-                   "fast-e15-h200": "fast backbone, 15 epochs, trained on an H200"}
+BACKBONES = ("fast", "lm")
 # name suffix -> qualifier in the display name, stripped from the end of a name in this order
 QUALIFIERS = [("-raw", "no context shift"), ("-noavg", "no weight average"), ("-h200", "trained on an H200"),
               ("-e15", "15 epochs"), ("-gpu", "GPU budget")]
@@ -274,8 +267,7 @@ def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, 
                 continue
             missing = [f"{label} (`{p}-{backbone}`)" for label, p in ABLATION
                        if (f"{p}-{backbone}", dataset) not in by_key]
-            if backbone in PLOTTED_BACKBONES:  # the variants' tables stay; their bars would bury the plot
-                found.setdefault(dataset, []).extend((display_name(r["system"]), r) for _, r in present)
+            found.setdefault(dataset, []).extend((display_name(r["system"]), r) for _, r in present)
             paper = dataset == PAPER_DATASET
             header = ["row", "system", "seeds"] + [HEADER.get(c, c) for c in ABLATION_COLS]
             header += ["paper (full ReDial)"] if paper else []
@@ -286,8 +278,7 @@ def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, 
                     paper_row = PAPER_ABLATION[label.removesuffix("-style")]  # the paper's UniCRS beside ours
                     cells.append(" / ".join(num(paper_row[c]) for c in ABLATION_COLS if c != "AUC"))
                 body.append(cells)
-            title = BACKBONE_TITLES.get(backbone, f"{backbone} backbone")
-            lines += [f"### {dataset}, {title}", "", *table(header, body)]
+            lines += [f"### {dataset}, {backbone} backbone", "", *table(header, body)]
             if missing:
                 lines += [f"Not in `recommendation.json` yet: {', '.join(missing)} (train with `ecrs train "
                           f"recommender --config configs/recommender/<row>.yaml`, then `ecrs evaluate`).", ""]
