@@ -25,10 +25,14 @@ def test_plan_follows_the_makefile(tmp_path: Path) -> None:
     assert names.index("train-generator") < names.index("evaluate-inspired") < names.index("report")
     by_name = {s.name: s for s in stages}
     redial = by_name["evaluate-redial"].argv
-    assert redial[-6:] == ["--set", "datasets=[redial]", "--set",
-                           'systems=[popularity, repeat-context, "ecr-fast:artifacts/recommender/{dataset}/ecr-fast-s*"]',
-                           "--set", "results=benchmarks/results/recommendation.json"]  # the maintained file
-    assert "unicrs-fast:artifacts/recommender/{dataset}/unicrs-fast-s*" in by_name["evaluate-inspired"].argv[-3]
+    start = redial.index("datasets=[redial]") - 1
+    assert redial[start:start + 6] == [
+        "--set", "datasets=[redial]", "--set",
+        'systems=[popularity, repeat-context, "ecr-fast:artifacts/recommender/{dataset}/ecr-fast-s*"]',
+        "--set", "results=benchmarks/results/recommendation.json"]  # the maintained file
+    assert "compare=[ecr-fast:repeat-context]" in redial
+    assert "calibrated=false" in by_name["evaluate-redial-raw"].argv
+    assert any("unicrs-fast:artifacts/recommender/{dataset}/unicrs-fast-s*" in a for a in by_name["evaluate-inspired"].argv)
     assert by_name["train-ecr-fast-redial-s1"].argv[-4:] == ["--config", ECR_FAST, "--set", "train.seed=1"]
     assert [s.name for s in select(stages, ["prepare", "report"], ["prepare-inspired"])] == ["prepare-redial", "report"]
     with pytest.raises(EcrsError, match="unknown stage"):

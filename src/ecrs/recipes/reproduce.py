@@ -31,7 +31,11 @@ from ecrs.errors import EcrsError
 from ecrs.runtime import LLAMA_CPP, TORCH_ONLY, environment, shell_prefix
 
 GROUPS = ("emotion", "prepare", "recommender", "generator", "evaluate", "benchmarks", "report")
-DEFAULT_CONFIGS = ["configs/recommender/ecr-fast.yaml"]
+# The rows of benchmarks/results/recommendation.json (3 seeds each): reproducing them is the default plan.
+DEFAULT_CONFIGS = [f"configs/recommender/{row}.yaml" for row in (
+    "kbrd", "unicrs-fast", "ecr-l-fast", "ecr-ls-fast", "ecr-lg-fast", "ecr-fast",
+    "kbrd-inspired", "unicrs-fast-inspired", "ecr-fast-inspired")]
+DEFAULT_SEEDS = [0, 1, 2]
 # The committed generator (generation.json "notes"): 90 steps at lr 3e-4, ~30 min here; the config default
 # (one epoch at the paper's lr 1e-4) takes ~2 h on 2 cores.
 GENERATOR_ARGS = ["--set", "train.max_steps=90", "--set", "train.lr=0.0003"]
@@ -118,7 +122,8 @@ class Stage:
 
 
 # ECR against the rows it must beat, when both were trained: a minus b with a paired bootstrap interval
-PAIRED = [("ecr-fast", "unicrs-fast"), ("ecr-fast", "kbrd"), ("unicrs-fast", "kbrd")]
+PAIRED = [("ecr-fast", "unicrs-fast"), ("ecr-fast", "kbrd"), ("unicrs-fast", "kbrd"), ("ecr-l-fast", "unicrs-fast"),
+          ("ecr-fast", "repeat-context")]
 
 
 @dataclass
@@ -189,8 +194,8 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
     for dataset in ("inspired", "redial"):  # the Makefile's order
         names = list(dict.fromkeys((r.name, r.glob) for r in runs if r.dataset == dataset))
         systems = ["popularity", "repeat-context"] + [f'"{n}:{g}"' for n, g in names]
-        trained = {n for n, _ in names}
-        pairs = [f"{a}:{b}" for a, b in PAIRED if {a, b} <= trained]
+        present = {"popularity", "repeat-context"} | {n for n, _ in names}
+        pairs = [f"{a}:{b}" for a, b in PAIRED if {a, b} <= present]
         compare = ["--set", f"compare=[{', '.join(pairs)}]",
                    "--set", f"compare_results={results / 'recommendation_paired.json'}"] if pairs else []
         stages.append(Stage(
@@ -200,6 +205,15 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
             [rec_json], inputs=[data / dataset / "manifest.json"]
             + [r.out_dir / "metrics.json" for r in runs if r.dataset == dataset],
             complete=_has_rows(rec_json, {(s.split(":")[0].strip('"'), dataset) for s in systems})))
+        # The same runs without the context shift fitted on validation (`-raw` rows: what calibration adds)
+        raw = [f'"{n}-raw:{g}"' for n, g in names]
+        if raw:
+            stages.append(Stage(
+                f"evaluate-{dataset}-raw", "evaluate",
+                [*ecrs, "evaluate", "--set", f"datasets=[{dataset}]", "--set", "calibrated=false",
+                 "--set", f"systems=[{', '.join(raw)}]", "--set", f"results={rec_json}"],
+                [rec_json], inputs=[r.out_dir / "metrics.json" for r in runs if r.dataset == dataset],
+                complete=_has_rows(rec_json, {(s.split(":")[0].strip('"'), dataset) for s in raw})))
     compare = ["--compare", str(artifacts / "emotion_minilm")] if (artifacts / "emotion_minilm").exists() else []
     stages.append(Stage("bench-emotion", "benchmarks", [*py, "benchmarks/emotion.py", *compare],
                         [results / "emotion.json"], inputs=emotion_files))
@@ -257,7 +271,7 @@ def hms(seconds: float) -> str:
 @dataclass
 class ReproduceConfig:
     recommenders: list[str] = field(default_factory=lambda: list(DEFAULT_CONFIGS))  # recommender configs to train
-    seeds: list[int] = field(default_factory=lambda: [0])  # training seeds of each
+    seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))  # training seeds of each
     only: list[str] = field(default_factory=list)  # run only these stages or groups (all when empty)
     skip: list[str] = field(default_factory=list)  # leave out these stages or groups
     force: bool = False  # run the selected stages even when their outputs are up to date
