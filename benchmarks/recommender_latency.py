@@ -8,10 +8,10 @@ emotion, up to `Understood`), recommending (the new utterance embedded, featuriz
 movie, memory masks, top 3: up to `Recommended`), finishing (the state remembers the turn: up to `Done`), and the
 whole turn. p50 / p95 / mean in ms over the timed turns, after a few warm-up turns.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/recommender_latency.py [--artifacts artifacts] [--turns 300]
+    .venv/bin/python benchmarks/recommender_latency.py [--artifacts artifacts] [--turns 300]
 
-(PASSIVE: a turn is a chain of small torch ops that cost milliseconds each while OpenMP threads spin; MODELS.md.
-No reply is generated here, so no llama.cpp runs in this process.)
+Run it in the server's environment (OMP_WAIT_POLICY unset, as `ecrs serve` runs: its process also decodes with
+llama.cpp); the pipeline then scores with one torch thread, which keeps torch's small ops cheap (MODELS.md).
 """
 from __future__ import annotations
 

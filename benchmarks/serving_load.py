@@ -1,8 +1,8 @@
 """Serving load benchmark (ECR_SPEC §8: replies in about a second on a laptop CPU, streamed).
 
 Everything is measured over HTTP on loopback, against `ecrs serve` in its own process (SQLite, the server's
-default `--durability process`: WAL with synchronous=NORMAL, an acknowledged turn survives SIGKILL; `--durability
-power` measures synchronous=FULL, an fsync per turn; rate limit off), from an httpx async client in this process;
+default durability "process": WAL with synchronous=NORMAL, an acknowledged turn survives SIGKILL; this script's
+`--durability power` measures synchronous=FULL, an fsync per turn; rate limit off), from an httpx async client in this process;
 latency is the client's `time.perf_counter()` around each request:
   recommendation_only  POST /sessions/{id}/messages {"reply": false}; one client, turns one after another
   full_reply           POST /sessions/{id}/messages; one client, one after another

@@ -201,10 +201,11 @@ def test_labels_retries_and_failures(fake, tmp_path, monkeypatch):
     assert failed["u4"]["kind"] == "parse" and failed["u4"]["attempts"] == 3 and "raw" in failed["u4"]
     assert failed["u5"]["kind"] == "backend" and "HTTP 500" in failed["u5"]["failed"]
     assert (s.labelled, s.failed, s.skipped) == (5, 2, 0)
-    # one retry each for the flaky items, every attempt for the failing ones; exponential backoff
+    # one retry each for the flaky items, every attempt for the failing ones; exponential backoff after a backend
+    # error, none after an unparseable answer (the endpoint is up: ask again at once)
     assert state.requested("FLAKY-JSON") == 2 and state.requested("FLAKY-500") == 2
     assert state.requested("ALWAYS-BAD") == 3 and state.requested("ALWAYS-500") == 3
-    assert sleeps == [0.5, 0.5, 0.5, 1.0, 0.5, 1.0]
+    assert sleeps == [0.0, 0.5, 0.0, 0.0, 0.5, 1.0]
     assert set(state.auth) == {"Bearer sk-test"}
     assert not report_path(tmp_path / "out.jsonl").exists()  # no gold labels, no report
 

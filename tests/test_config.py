@@ -53,7 +53,7 @@ def test_every_config_class_pattern_matches_a_file() -> None:
 
 @pytest.mark.parametrize("name", [n for n in _config_files() if fnmatch.fnmatch(n, "recommender/[!_]*.yaml")])
 def test_recommender_rows_state_their_name_and_dataset(name: str) -> None:
-    # `ecrs reproduce` and benchmarks/gpu_fast_sweep.sh read these two from the row's own file, not its bases.
+    # `ecrs reproduce` (and experiments/which-weight-average-decay/gpu_fast_sweep.sh) read these two from the row's own file, not its bases.
     raw = yaml.safe_load((CONFIGS / name).read_text())
     assert raw["name"] and raw["data"]["dataset"]
 
@@ -138,7 +138,7 @@ def test_overrides_merge_over_the_chain(tmp_path: Path) -> None:
     ({"a.yaml": "extends: b.yaml\n", "b.yaml": "extends: c.yaml\n", "c.yaml": "nmae: x\n"},
      r"c.yaml: unknown key 'nmae'"),
     ({"a.yaml": "extends: b.yaml\n", "b.yaml": "train: {steps: many}\n"}, r"b.yaml.train.steps: expected an integer"),
-    ({"a.yaml": "extends: b.yaml\n", "b.yaml": "train: [1]\n"}, r"b.yaml.train: expected a mapping"),
+    ({"a.yaml": "extends: b.yaml\n", "b.yaml": "train: [1]\n"}, r"b.yaml: Cannot merge incompatible container types"),
     ({"a.yaml": "extends: b.yaml\ntrain: [1]\n", "b.yaml": "train: {steps: 1}\n"}, r"a.yaml: .*merge"),
     ({"a.yaml": "extends: b.yaml\n", "b.yaml": "train: {steps: [1\n"}, r"b.yaml: invalid YAML"),
     ({"a.yaml": "- 1\n"}, r"a.yaml: top level must be a mapping"),
@@ -216,3 +216,13 @@ def test_the_policy_is_written_once() -> None:
     setters = [p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "src/ecrs").rglob("*.py")
                if '"PASSIVE"' in p.read_text()]
     assert setters == ["src/ecrs/runtime.py"]
+
+
+def test_an_override_changes_one_key_of_a_mapping_field() -> None:
+    from ecrs.training.recommender import RecommenderTrainConfig
+
+    cfg = load_config(RecommenderTrainConfig, REPO_ROOT / "configs/recommender/ecr-fast.yaml",
+                      ["model.weights.liked=3"])
+    assert cfg.model.weights == {"liked": 3.0, "disliked": 1.0, "unknown": 0.5}  # the rest stays
+    with pytest.raises(ConfigError, match=r"model\.weights\.unknown: expected a number"):
+        load_config(RecommenderTrainConfig, None, ["model.weights.unknown=abc"])

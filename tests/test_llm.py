@@ -125,6 +125,10 @@ def endpoint():
             seen[model] += 1
         if model == "gone":
             return JSONResponse({"error": "no such model"}, status_code=404)
+        if model == "strict":
+            return JSONResponse({"error": "response_format is not supported"}, status_code=400)
+        if model == "down":
+            return JSONResponse({"error": "overloaded"}, status_code=503)
         if model == "busy" and seen[model] == 1:
             return JSONResponse({"error": "slow down"}, status_code=429, headers={"Retry-After": "7"})
         content = json.dumps(body, sort_keys=True) if model == "echo" else "ok"
@@ -158,6 +162,11 @@ def test_http_backend_request_and_errors(endpoint):
     assert fine.complete([]) == Completion("ok", None)
     with pytest.raises(FatalBackendError, match="HTTP 404"):
         make_backend(LLMConfig(base_url=url, model="gone")).complete([])
+    # a request the endpoint refuses as such fails at once: asking again would be refused again
+    with pytest.raises(FatalBackendError, match="HTTP 400.*not supported"):
+        make_backend(LLMConfig(base_url=url, model="strict")).complete([])
+    with pytest.raises(BackendError, match="HTTP 503"):
+        make_backend(LLMConfig(base_url=url, model="down")).complete([])
     sleeps: list[float] = []
     busy = make_backend(LLMConfig(base_url=url, model="busy"))
     ans = LLMConfig(backoff=0.5).retry(sleep=sleeps.append).ask(lambda: busy.complete([]).text, str)

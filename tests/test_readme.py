@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+from ecrs.errors import DataError
 from ecrs.evaluation.report import readme_tables, update_readme
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,11 +35,23 @@ def test_readme_names_only_files_that_exist():
 def test_a_changed_result_makes_the_block_stale(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
+    (results / "serving.json").write_text('{"metrics": {"full_reply": {"p50_s": 0.8}}}')
     readme = tmp_path / "README.md"
     readme.write_text("x\n<!-- results:serving -->\n| old |\n<!-- /results -->\n")
     assert update_readme(readme, results, check=True) == ["serving"]
     assert update_readme(readme, results) == ["serving"]
     assert update_readme(readme, results, check=True) == []
+    assert "| full reply, p50 (HTTP) | 800 ms |" in readme.read_text()
+
+
+def test_no_results_never_empty_the_readme(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(text := "<!-- results:recommendation-redial -->\n| a row |\n<!-- /results -->\n")
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "empty", tmp_path / "missing"):
+        with pytest.raises(DataError):
+            update_readme(readme, folder)
+    assert readme.read_text() == text
 
 
 def test_docs_the_code_cites_are_in_the_repository():

@@ -57,11 +57,12 @@ def test_every_maintained_benchmark_is_a_stage_with_its_thread_setting(tmp_path:
     bench = {s.name: s for s in stages if s.group == "benchmarks"}
     written = {p.stem for s in stages for p in s.outputs if p.parent.name == "results"}
     assert set(MAINTAINED) <= written | {"recommendation_paired"}  # paired rows: only when two trained rows compare
-    # llama.cpp decodes in these processes: PASSIVE would slow it ~3x; the torch-only ones get it
+    # llama.cpp decodes in these processes (or, for the latency of the served turn, in the server they stand for):
+    # PASSIVE would slow it ~3x; the torch-only ones get it
     assert {n for n, s in bench.items() if s.llama} == {"bench-generation", "bench-judge", "bench-speed",
-                                                        "bench-serving", "bench-simulator"}
+                                                        "bench-serving", "bench-simulator", "bench-latency"}
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    assert bench["bench-latency"].environment()["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert bench["bench-linking"].environment()["OMP_WAIT_POLICY"] == "PASSIVE"
     assert "OMP_WAIT_POLICY" not in bench["bench-serving"].environment()
     assert bench["bench-emotion"].shell().startswith("OMP_WAIT_POLICY=PASSIVE ")
     # a benchmark never measured here says its estimate is a guess

@@ -12,7 +12,7 @@ from ecrs.config import load_config
 from ecrs.data.datasets import load_kg
 from ecrs.data.samples import Sample, Target
 from ecrs.errors import EcrsError
-from ecrs.inference.recommender import TrainedRecommender, load_recommender
+from ecrs.inference.recommender import TrainedRecommender
 from ecrs.recipes.evaluate import aggregate, run_dirs
 from ecrs.training.calibrate import GRID, fit_context_shift
 from ecrs.training.recommender import RecommenderTrainConfig, train_recommender
@@ -51,7 +51,7 @@ def test_run_folder_is_self_describing(trained):
 def test_loaded_scores_match_the_trained_model(trained):
     _, kg_dir, runs = trained
     out = runs[0][0].resolved_out_dir()
-    rec = load_recommender(f"ecr:{out}")
+    rec = TrainedRecommender.load(out, name="ecr")
     rec.context_shift = 0.0  # the raw model (the calibrated shift is tested below)
     kg = load_kg("redial", str(kg_dir))
     rec.fit([], kg)
@@ -65,7 +65,6 @@ def test_loaded_scores_match_the_trained_model(trained):
     train_items = rec.model.head.scorer.train_items
     cols = kg.item_ids if train_items is None else [train_items.tolist().index(e) for e in kg.item_ids]
     np.testing.assert_allclose(scores, full[:, cols], rtol=1e-5, atol=1e-5)
-    assert rec.top_k(samples[0], k=5) == [kg.item_ids[i] for i in np.argsort(-scores[0], kind="stable")[:5]]
     np.testing.assert_allclose(scores, rec.model.score_items(rec.featurize(samples), kg.item_ids), rtol=1e-6)
 
 

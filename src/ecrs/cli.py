@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str, dict[str, str]]] = {
     "serve": ("ecrs.recipes.serve", "serve the HTTP API and web chat page", LLAMA_CPP),
     "export-feedback": ("ecrs.recipes.export_feedback", "export chat sessions as own-data JSONL", NO_TORCH),
     "annotate-emotions": ("ecrs.recipes.annotate_emotions", "label utterances' emotions with an LLM", LLAMA_CPP),
-    "judge": ("ecrs.recipes.judge", "rate replies with an LLM judge (pairwise / absolute) and against people",
+    "judge": ("ecrs.recipes.judge", "rate replies with an LLM judge (pairwise) and against people",
               LLAMA_CPP),
     "simulate": ("ecrs.recipes.simulate", "interactive evaluation with simulated seekers (iEvaLM style)", LLAMA_CPP),
     "report": ("ecrs.recipes.report", "render benchmarks/results as reports/README.md with plots", NO_TORCH),
@@ -57,10 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_, env) in COMMANDS.items():
         _add(sub, name, module, help_, env)
-    if TRAIN_COMMANDS:
-        train = sub.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
-        for name, (module, help_, env) in TRAIN_COMMANDS.items():
-            _add(train, name, module, help_, env)
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
+    for name, (module, help_, env) in TRAIN_COMMANDS.items():
+        _add(train, name, module, help_, env)
     return parser
 
 
@@ -75,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ecrs: error: {e}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:
+        if (e.name or "").startswith("ecrs"):
+            raise  # a bug of ours, not a missing extra
         print(f"ecrs: error: missing dependency {e.name!r}; install the extras: pip install -e '.[train,serve]'",
               file=sys.stderr)
         return 2

@@ -64,7 +64,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+        key_type, value_type = typing.get_args(tp) or (Any, Any)
+        return {_coerce(key_type, k, where): _coerce(value_type, v, f"{where}.{k}") for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -162,10 +163,12 @@ def _override_layer(overrides: list[str]) -> DictConfig:
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     """Defaults of `cls`, updated by a YAML file (and the files it extends), then by `key.sub=value` overrides.
     Each layer is checked as it is merged in, so an error names the file (or `--set`) that brought it."""
-    layers = _file_layers(Path(path)) if path is not None else []
+    # The defaults are the first layer, so that a file or an override may change one key of a mapping-valued field
+    # (`--set model.weights.liked=3`) and the rest of it stays.
+    layers = [("config", OmegaConf.create(to_dict(from_dict(cls, {}, "config"))))]
+    layers += _file_layers(Path(path)) if path is not None else []
     if overrides:
         layers.append(("--set", _override_layer(overrides)))
-    cfg = from_dict(cls, {}, "config")
     for where, data in _merged(layers):
         cfg = from_dict(cls, data, where)
     return cfg

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ecrs.config import save_config
 from ecrs.data.bundle import _sha256, data_dir, iter_jsonl
-from ecrs.data.datasets import get_dataset
+from ecrs.data.datasets import DATASETS, get_dataset
 from ecrs.data.dialogues import Dialogue
 from ecrs.data.kg import KnowledgeGraph
 from ecrs.data.linking import build_redial_linker
@@ -31,7 +31,7 @@ from ecrs.errors import DataError
 
 @dataclass
 class PrepareConfig:
-    dataset: Literal["redial", "inspired", "own"] = "redial"
+    dataset: str = "redial"  # a name of the dataset registry (ecrs.data.datasets)
     # Folder with the full official ReDial files (train_data.jsonl, test_data.jsonl); None = the bundled subset.
     redial_dir: str | None = None
     # Own-data JSONL files (docs/OWN_DATA.md), linked against the ReDial graph.
@@ -49,6 +49,10 @@ class PrepareConfig:
     # post-dialogue questionnaire become "like" / "negative" (`questionnaire_emotions`); write it to its own out_dir
     entity_emotions: Literal["classifier", "questionnaire"] = "classifier"
     out_dir: str = "artifacts/data"
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset {self.dataset!r} is not one of {', '.join(DATASETS)}")
 
 
 @dataclass
@@ -97,6 +101,9 @@ def prepare(cfg: PrepareConfig, write: bool = True, labeller: Labeller | None = 
     if cfg.entity_emotions == "questionnaire" and not dataset.questionnaire:
         raise DataError(f"entity_emotions: questionnaire needs seeker feedback on movies, which {cfg.dataset} "
                         "does not have")
+    if cfg.emotion_model and labeller is None:
+        raise DataError("emotion classifier not found; train it with `ecrs train emotion` "
+                        "(or set emotion_model: '' to prepare without emotions)", cfg.emotion_model)
     kg, raw, inputs = load_raw(cfg)
     if not dataset.linked:
         for split, ds in raw.items():
@@ -109,9 +116,6 @@ def prepare(cfg: PrepareConfig, write: bool = True, labeller: Labeller | None = 
             "test": raw["test"],
         }
     out = Path(cfg.out_dir) / cfg.dataset
-    if cfg.emotion_model and labeller is None:
-        raise DataError("emotion classifier not found; train it with `ecrs train emotion` "
-                        "(or set emotion_model: '' to prepare without emotions)", cfg.emotion_model)
     labelled = labeller is not None
     splits: dict[str, list[Sample]] = {}
     stats: dict[str, Any] = {"dataset": cfg.dataset, "emotions": labelled,

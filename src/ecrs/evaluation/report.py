@@ -67,7 +67,9 @@ class Report:
 # ---------------------------------------------------------------- small helpers
 
 def load_results(results_dir: Path) -> dict[str, Any]:
-    """Every `*.json` of the results folder by file stem; a malformed file is an error naming it."""
+    """Every `*.json` of the results folder by file stem; a missing folder or a malformed file is an error."""
+    if not Path(results_dir).is_dir():
+        raise DataError("results folder not found", results_dir)
     out: dict[str, Any] = {}
     for path in sorted(Path(results_dir).glob("*.json")):
         try:
@@ -353,42 +355,6 @@ def plot_ablation(found: dict[str, list[tuple[str, dict]]], out: Path) -> bool:
 
 
 # ---------------------------------------------------------------- generation
-
-def _scalar_table(mapping: dict[str, Any], first: str) -> list[str]:
-    """{name: {key: scalar}} -> a table with the union of keys (in first-seen order) as columns."""
-    cols: list[str] = []
-    for v in mapping.values():
-        for k, x in v.items():
-            if k not in cols and not isinstance(x, (dict, list)):
-                cols.append(k)
-    return table([first, *cols], ([name, *(num(v.get(c)) for c in cols)] for name, v in mapping.items()))
-
-
-def _is_table(v: Any) -> bool:
-    """{name: {key: scalar}}: renders as one table."""
-    return isinstance(v, dict) and bool(v) and all(
-        isinstance(x, dict) and x and not any(isinstance(y, (dict, list)) for y in x.values()) for x in v.values())
-
-
-def render_any(obj: Any, title: str = "") -> list[str]:
-    """A result of unknown shape (e.g. the judge's, when present): scalars as one `key: value` line, every
-    {name: {scalars}} part as a table, other mappings recursively under their key path."""
-    if isinstance(obj, str):
-        return [f"_{obj}_", ""]
-    if not isinstance(obj, dict):
-        return [f"- {title}{json.dumps(obj)}", ""]
-    lines: list[str] = []
-    leaves = {k: v for k, v in obj.items() if not isinstance(v, dict)}
-    if leaves:
-        lines += [(f"**{title[:-3]}**: " if title else "") + "; ".join(
-            f"{k}: {num(v) if not isinstance(v, list) else json.dumps(v)}" for k, v in leaves.items()), ""]
-    for k, v in obj.items():
-        if _is_table(v):
-            lines += [f"**{title}{k}**", "", *_scalar_table(v, "")]
-        elif isinstance(v, dict):
-            lines += render_any(v, f"{title}{k} / ")
-    return lines
-
 
 GEN_COLS = ["n", "distinct_1", "distinct_2", "distinct_4", "bleu", "length_words",
             "grounding_error_rate_before_repair", "grounding_error_rate_served", "knowledge_use_rate"]
@@ -727,7 +693,8 @@ def readme_tables(res: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def update_readme(readme: Path, results_dir: Path, check: bool = False) -> list[str]:
-    """Rewrite the marked blocks of `readme` from the results (`check`: only report); names of stale blocks."""
+    """Rewrite the marked blocks of `readme` from the results (`check`: only report); names of stale blocks. A block
+    that would come out without a row is an error: a wrong results folder must not empty the README."""
     tables = readme_tables(load_results(results_dir))
     text = Path(readme).read_text()
     stale: list[str] = []
@@ -736,6 +703,8 @@ def update_readme(readme: Path, results_dir: Path, check: bool = False) -> list[
         name = m.group(2)
         if name not in tables:
             raise DataError(f"unknown results block {name!r} (known: {', '.join(tables)})", readme)
+        if len([line for line in tables[name] if line.startswith("|")]) <= 2:
+            raise DataError(f"block {name!r}: no results for it in {results_dir}", readme)
         new = "\n".join(tables[name]).rstrip("\n") + "\n"
         if m.group(3) != new:
             stale.append(name)

@@ -6,10 +6,11 @@
     answer.value, answer.error, answer.attempts   # value None when every attempt failed
 
 Every request is greedy (temperature 0). A backend either answers, raises `BackendError` (worth retrying: HTTP
-5xx/429, a timeout, a dropped connection, a malformed response) or raises `FatalBackendError` (no retry can fix it:
-HTTP 401/403/404, a bad URL). A caller's parser raises `AnswerError` when the text is not in the form asked for.
-`Retry.ask` retries the first and the last with exponential backoff (tenacity), honouring an HTTP Retry-After, and
-returns the failure as data after the last attempt; a fatal error propagates at once.
+5xx, 408 or 429, a timeout, a connection that failed or dropped, a malformed response) or raises `FatalBackendError`
+(no retry can fix it: any other HTTP 4xx, such as a bad key, model, URL path or request field). A caller's parser
+raises `AnswerError` when the text is not in the form asked for. `Retry.ask` retries the first with exponential
+backoff (tenacity), honouring an HTTP Retry-After, and the last at once; it returns the failure as data after the
+last attempt, and a fatal error propagates at once.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+import httpx
 import tenacity
 
 from ecrs.errors import EcrsError
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 TOP_LOGPROBS = 20  # OpenAI's maximum; the judge's few allowed answers sit far inside it
+RETRYABLE_4XX = (408, 429)  # request timeout, rate limit: the same request may pass later
 
 T = TypeVar("T")
 
@@ -96,8 +99,11 @@ class Retry:
             raise EcrsError(f"attempts must be >= 1, got {self.attempts}")
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, AnswerError):
+            return 0.0  # the endpoint answered: asking again at once costs it nothing more than waiting would
         delay = tenacity.wait_exponential(multiplier=self.backoff, max=self.max_backoff)(state)
-        asked = getattr(state.outcome.exception(), "retry_after", None) if state.outcome else None
+        asked = getattr(error, "retry_after", None)
         return max(delay, min(asked or 0.0, self.max_backoff))
 
     def ask(self, request: Callable[[], str], parse: Callable[[str], T]) -> Answer[T]:
@@ -202,8 +208,6 @@ class OpenAIBackend:
     name = "openai-chat"
 
     def __init__(self, cfg: LLMConfig):
-        import httpx  # the HTTP client is an optional extra
-
         if not cfg.base_url or not cfg.model:
             raise EcrsError("an HTTP backend needs base_url and model")
         self.url = cfg.base_url.rstrip("/") + "/chat/completions"
@@ -213,14 +217,14 @@ class OpenAIBackend:
         self.logprobs = cfg.logprobs
         self.concurrency = cfg.concurrency
         key = os.environ.get(cfg.api_key_env)
-        self._httpx = httpx
         self._client = httpx.Client(headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=cfg.timeout)
 
     def complete(self, messages: list[dict[str, str]], *, schema: dict[str, Any] | None = None,
                  schema_name: str = "answer", max_tokens: int | None = None,
                  logprobs: bool = False) -> Completion:
-        """One greedy chat completion. HTTP 401/403/404 raise FatalBackendError; other failures BackendError."""
-        httpx = self._httpx
+        """One greedy chat completion. A request the endpoint refuses as such (HTTP 4xx but 408 and 429: a bad key,
+        model, URL or field) raises FatalBackendError; a failure a later try may not meet (5xx, 408, 429, a timeout, a
+        dropped connection, a malformed answer) BackendError."""
         body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0,
                                 "max_tokens": max_tokens or self.max_tokens}
         if schema is not None and self.json_schema and schema.get("type") == "object":
@@ -234,7 +238,7 @@ class OpenAIBackend:
             raise BackendError(f"timeout ({type(e).__name__})") from None
         except httpx.HTTPError as e:
             raise BackendError(f"{type(e).__name__}: {e}") from None
-        if r.status_code in (401, 403, 404):
+        if 400 <= r.status_code < 500 and r.status_code not in RETRYABLE_4XX:
             raise FatalBackendError(f"{self.url}: HTTP {r.status_code}: {r.text[:200]}")
         if r.status_code >= 400:
             try:

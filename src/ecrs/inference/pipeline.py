@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -30,7 +29,7 @@ from ecrs.errors import EcrsError
 from ecrs.inference.generator import ResponseGenerator
 from ecrs.inference.recommender import TrainedRecommender
 from ecrs.inference.state import ConversationState
-from ecrs.models.baselines import Popularity
+from ecrs.models.baselines import Popularity, Recommender
 from ecrs.models.emotion import EmotionClassifier
 
 MAX_MESSAGE_CHARS = 2000  # longer messages are truncated for the models (the API rejects them with a 4xx first)
@@ -43,10 +42,6 @@ CHAT_REPLY_TOKENS = 40
 RECENT_YEAR = 2010  # ReDial was collected in 2017-2018
 DEFAULT_RECOMMENDER = "recommender/redial/ecr-fast-s0"  # under the artifacts folder; `make run` trains it
 DEFAULT_GENERATOR = "generator/smollm2"
-
-
-class Scorer(Protocol):
-    def score(self, samples: list[Sample]) -> np.ndarray: ...
 
 
 @dataclass
@@ -125,7 +120,7 @@ class TurnResult:
 class EmpatheticRecommender:
     """The whole system, loaded once; `turn_events` runs one user message."""
 
-    def __init__(self, kg: KnowledgeGraph, catalogue: dict[int, Movie], linker, emotion, recommender: Scorer,
+    def __init__(self, kg: KnowledgeGraph, catalogue: dict[int, Movie], linker, emotion, recommender: Recommender,
                  generator=None, top_k: int = 3, missing: list[Missing] | None = None):
         self.kg = kg
         self.catalogue = catalogue
@@ -390,7 +385,7 @@ def template_reply(emotions: Emotions, recs: list[Recommendation]) -> Iterator[s
 
 # ---------------------------------------------------------------- artifact loading
 
-def load_scorer(kg: KnowledgeGraph, artifacts: Path, spec: str | None) -> Scorer:
+def load_scorer(kg: KnowledgeGraph, artifacts: Path, spec: str | None) -> Recommender:
     """A trained recommender run folder (`ecrs train recommender`), else popularity over the prepared samples.
 
     `spec=None` takes the default ECR run (`make run` trains it) when present; `spec="popularity"` forces the baseline.
@@ -420,6 +415,9 @@ def load_generator(artifacts: Path, spec: str | None, max_tokens: int | None = N
         spec = str(default)
     if not spec or spec == "template":
         return None
+    if not (Path(spec) / "generator.json").exists():
+        raise EcrsError(f"{spec}: no trained generator here (train one with `ecrs train generator`, or set "
+                        "generator=template)")
     if max_tokens is None:
         return ResponseGenerator.load(spec, linker=linker)
     if max_tokens < 1:

@@ -2,7 +2,7 @@
 the run folders `ecrs train recommender` writes. The entity table and the movie columns are computed once and
 cached: at inference only the query side runs (prompt + backbone), then the head's own `score` over the movies.
 
-    rec = load_recommender("artifacts/recommender/redial/ecr-fast-s0")     # or "name:path"
+    rec = TrainedRecommender.load("artifacts/recommender/redial/ecr-fast-s0")
     scores = rec.score(samples)                                            # (N, n_items), kg.item_ids order
 """
 from __future__ import annotations
@@ -27,12 +27,11 @@ from ecrs.models.recommender import (
     Columns,
     Featurizer,
     ModelConfig,
-    RecBatch,
     RecommenderModel,
     entity_name_vectors,
 )
 
-__all__ = ["CALIBRATION_FILE", "TrainedRecommender", "load_recommender"]
+__all__ = ["CALIBRATION_FILE", "TrainedRecommender"]
 
 CALIBRATION_FILE = "calibration.json"  # the context shift fitted on validation (`ecrs.training.calibrate`)
 
@@ -123,16 +122,17 @@ class TrainedRecommender:
             self._table = self.model.encoder()
             self._items = self.model.head.scorer.columns(self._table, self.kg.item_ids).gathered()
 
-    @torch.no_grad()
     def score(self, samples: list[Sample], batch_size: int = 256) -> np.ndarray:
-        """(N, n_items) float32, one column per movie in `kg.item_ids` order."""
+        """(N, n_items) float32, one column per movie in `kg.item_ids` order: the head's own scores of the movie
+        columns (`RecommenderModel.score_items` on the cached table; the other 25k entities are never ranked here, so
+        their logits are not computed), plus the calibrated context shift."""
         self.cache_table()
-        feats = self.featurize(samples)
-        out = []
-        for start in range(0, len(samples), batch_size):
-            b = feats.batch(np.arange(start, min(start + batch_size, len(samples))))
-            out.append(self._score_batch(b).numpy())
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(self.kg.item_ids)), np.float32)
+        scores = self.model.score_items(self.featurize(samples), self.kg.item_ids, table=self._table,
+                                        cols=self._items, batch_size=batch_size)
+        if self.context_shift:
+            for row, cols in enumerate(self.context_columns(samples)):
+                scores[row, cols] += self.context_shift
+        return scores
 
     def context_columns(self, samples: list[Sample]) -> list[np.ndarray]:
         """Movie columns among each sample's context entities (the ones the model reads): what the shift moves."""
@@ -144,32 +144,8 @@ class TrainedRecommender:
             out.append(np.unique(c[c >= 0]))
         return out
 
-    def _score_batch(self, b: RecBatch) -> torch.Tensor:
-        """(B, n_items): the head's own scores of the movie columns (the other 25k entities are never ranked at
-        inference, so their logits are not computed), plus the calibrated context shift."""
-        scores = self.model.head.score(b, self._table, self._items)
-        if self.context_shift:
-            idx = self._items.index[b.entities]  # (B, L), -1 where the entity is not a movie
-            on = ((idx >= 0) & b.entity_mask.bool()).to(scores.dtype)
-            scores = scores + self.context_shift * torch.zeros_like(scores).scatter_reduce(
-                1, idx.clamp(min=0), on, reduce="amax")  # 1 at each context movie's column, once
-        return scores
-
     def prefetch(self, texts: list[str]) -> None:
         """Start embedding turns that a later `score` will read (the system's reply), in the background."""
         owner = getattr(self.turn_vectors, "__self__", None)  # the TurnEmbeddingCache of `encode_live`
         if hasattr(owner, "prefetch"):
             owner.prefetch(texts)
-
-    @torch.no_grad()
-    def top_k(self, sample: Sample, k: int = 50) -> list[int]:
-        """The k best movies (entity ids) for one dialogue turn."""
-        scores = self.score([sample])[0]
-        top = np.argpartition(-scores, k)[:k]
-        return [self.kg.item_ids[i] for i in top[np.argsort(-scores[top], kind="stable")]]
-
-
-def load_recommender(spec: str, kg: KnowledgeGraph | None = None) -> TrainedRecommender:
-    """`path` or `name:path` of a run folder (the one holding model.pt)."""
-    name, _, path = spec.rpartition(":") if ":" in spec else (None, "", spec)
-    return TrainedRecommender.load(path, name=name or None, kg=kg)

@@ -521,12 +521,13 @@ class RecommenderModel(nn.Module):
 
     @torch.no_grad()
     def score_items(self, feats: Featurizer, item_ids: list[int], device: torch.device | str = "cpu",
-                    table: Tensor | None = None, batch_size: int = 256) -> np.ndarray:
+                    table: Tensor | None = None, cols: Columns | None = None, batch_size: int = 256) -> np.ndarray:
         """(n_samples, n_items) float32 scores in `item_ids` column order (the `Recommender` contract) through the
-        head's `score`; the entity table is computed once here unless a cached one is passed."""
+        head's `score`; the entity table and its `item_ids` columns are computed here unless cached ones are passed
+        (validation recomputes them, a loaded model caches them)."""
         self.eval()
         table = self.encoder() if table is None else table
-        cols = self.head.scorer.columns(table, item_ids)
+        cols = self.head.scorer.columns(table, item_ids) if cols is None else cols
         out = [self.head.score(feats.batch(np.arange(i, min(i + batch_size, len(feats)))).to(device), table, cols)
                .float().cpu().numpy() for i in range(0, len(feats), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(item_ids)), np.float32)

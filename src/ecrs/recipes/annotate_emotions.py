@@ -9,7 +9,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 
-from ecrs.config import load_config, save_config
+from ecrs.config import add_config_arguments, load_config, save_config
 from ecrs.errors import EcrsError
 from ecrs.inference.llm import LLMConfig, make_backend
 from ecrs.training.annotate import annotate, read_items, sample_bundled
@@ -32,9 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True,
                    help="output JSONL (appended; rerun to resume); failures go to OUT.failed.jsonl, the "
                         "agreement report to OUT.report.json, the resolved config to OUT.config.yaml")
-    p.add_argument("--config", help="YAML file with AnnotateConfig keys (llm: {...}, keep_raw, retry_failed, ...)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. llm.base_url=http://127.0.0.1:8080/v1 llm.model=local")
+    add_config_arguments(p, AnnotateConfig, "llm.base_url=http://127.0.0.1:8080/v1 --set llm.model=local")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -58,4 +56,4 @@ def run(args: argparse.Namespace) -> int:
         r = s.report
         keys = ("n_gold", "n_labelled", "n_failed", "primary_agreement", "kappa_primary", "hit_rate")
         print(json.dumps({k: r[k] for k in keys}))
-    return 0
+    return 1 if s.failed and not s.labelled else 0  # nothing labelled: the run failed, whatever it wrote

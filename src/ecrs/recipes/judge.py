@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecrs.config import load_config, save_config
+from ecrs.config import add_config_arguments, load_config, save_config
 from ecrs.data.bundle import iter_jsonl
 from ecrs.errors import DataError, EcrsError
 from ecrs.evaluation.judge import (
@@ -70,9 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pw.add_argument("--out", required=True,
                     help="output JSONL (one row per pair; summary to OUT.summary.json, config to OUT.config.yaml)")
     pw.add_argument("--limit", type=int, help="judge only the first N pairs")
-    pw.add_argument("--config", help="YAML file with JudgeConfig keys (llm: {...}, dimensions, cache)")
-    pw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a config key, e.g. llm.gguf=model.gguf or dimensions=[emotional_intensity]")
+    add_config_arguments(pw, JudgeConfig, "llm.gguf=model.gguf --set dimensions=[emotional_intensity]")
     pw.add_argument("--no-progress", action="store_true")
     ag = sub.add_parser("agreement", help="Cohen's kappa between two judges' pairwise outputs")
     ag.add_argument("x")

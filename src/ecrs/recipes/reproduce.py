@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecrs.config import load_config, read_config
+from ecrs.config import add_config_arguments, load_config, read_config
 from ecrs.errors import EcrsError
 from ecrs.runtime import LLAMA_CPP, TORCH_ONLY, environment, shell_prefix
 
@@ -90,7 +90,8 @@ class Stage:
     # those exist in a fresh clone, and two stages may share one (recommendation.json), so only a stamp says that
     # this checkout's run made them.
     stamp: Path | None = None
-    # Decodes with llama.cpp in its own process, which OMP_WAIT_POLICY=PASSIVE slows ~3x (MODELS.md).
+    # Runs llama.cpp in its own process (or stands in for the server that does), which OMP_WAIT_POLICY=PASSIVE
+    # slows ~3x (MODELS.md): the stage gets the environment of `ecrs serve`.
     llama: bool = False
 
     def environment(self) -> dict[str, str]:
@@ -224,7 +225,8 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
     if served is not None:
         stages.append(Stage("bench-latency", "benchmarks",
                             [*py, "benchmarks/recommender_latency.py", "--artifacts", str(artifacts)],
-                            [results / "recommender_latency.json"], inputs=[served.out_dir / "metrics.json"]))
+                            [results / "recommender_latency.json"], inputs=[served.out_dir / "metrics.json"],
+                            llama=True))  # the served turn, timed in the server's environment
     replies = artifacts / "generator" / "eval" / "finetuned.jsonl"  # generation_eval.py's reply cache
     stages.append(Stage("bench-generation", "benchmarks", [*py, "benchmarks/generation_eval.py"],
                         [results / "generation.json"], inputs=[gguf], llama=True))
@@ -278,9 +280,7 @@ class ReproduceConfig:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help=f"YAML file with ReproduceConfig keys (recommenders, seeds, only, skip, force; "
-                                    f"groups: {', '.join(GROUPS)})")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    add_config_arguments(p, ReproduceConfig, f"'only=[evaluate, report]' (stages or groups: {', '.join(GROUPS)})")
     p.add_argument("--dry-run", action="store_true", help="print the plan and the time estimate, run nothing")
 
 

@@ -18,7 +18,7 @@ from ecrs.config import add_config_arguments, load_config
 from ecrs.errors import EcrsError
 from ecrs.recipes.chat import BotConfig
 from ecrs.serving.app import ServeSettings, create_app
-from ecrs.serving.store import SQLITE_SYNCHRONOUS
+from ecrs.serving.store import SQLITE_SYNCHRONOUS, check_db_url
 
 
 @dataclass
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn  # the `serve` extra
 
     cfg = load_config(ServeConfig, args.config, args.set)
-    settings = ServeSettings.from_env(db_url=cfg.db_url, durability=cfg.durability,
+    settings = ServeSettings.from_env(db_url=check_db_url(cfg.db_url), durability=cfg.durability,
                                       rate_per_minute=cfg.rate_per_minute, rate_burst=cfg.rate_burst,
                                       max_message_chars=cfg.max_message_chars, pipeline_threads=cfg.threads)
     app = create_app(_factory(cfg), settings)

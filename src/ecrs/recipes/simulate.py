@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 
-from ecrs.config import load_config, save_config
+from ecrs.config import add_config_arguments, load_config, save_config
 from ecrs.data.bundle import bundled
 from ecrs.data.dialogues import load_redial
 from ecrs.data.kg import redial_movie_entities, redial_titles
@@ -59,9 +59,7 @@ class SimulateConfig:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
-    p.add_argument("--config", help="YAML file with SimulateConfig keys (simulator, n, max_turns, ..., llm: {...})")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. simulator=llm, n=10 or llm.gguf=model.gguf")
+    add_config_arguments(p, SimulateConfig, "simulator=llm --set n=10 --set llm.gguf=model.gguf")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -1,4 +1,4 @@
-"""`ecrs train emotion [--config configs/emotion.yaml] [--out DIR] [--set key=value ...]`: train the nine-label
+"""`ecrs train emotion [--config FILE.yaml] [--out DIR] [--set key=value ...]`: train the nine-label
 emotion classifier (ECR_SPEC §2) on the bundled annotated ReDial utterances and write its checkpoint folder
 (weights, resolved config.yaml, split.json with the train/val/held-out ids, report.json)."""
 from __future__ import annotations

@@ -48,7 +48,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
 
 from ecrs.errors import EcrsError
 from ecrs.inference.state import ConversationState
@@ -296,8 +297,19 @@ def iter_export(store: SessionStore, with_feedback_only: bool = True) -> Iterato
         yield session_dialogue(sid, store.turns(sid), store.feedback(sid))
 
 
+def check_db_url(db_url: str) -> str:
+    """`db_url` if SQLAlchemy can read it as a database URL, else a one-line error (before a server starts)."""
+    try:
+        make_url(db_url)
+    except ArgumentError:
+        raise EcrsError(f"db_url {db_url!r} is not a database URL (e.g. sqlite:///artifacts/sessions.db or "
+                        "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB)") from None
+    return db_url
+
+
 def export_feedback(db_url: str, out: str | Path, with_feedback_only: bool = True) -> int:
     """Write the stored conversations to `out` (JSONL, own-data format); returns how many were written."""
+    check_db_url(db_url)
     if db_url.startswith("sqlite") and "///" in db_url and not Path(db_url.split("///", 1)[1]).exists():
         raise EcrsError(f"{db_url}: no sessions database there (start `ecrs serve --set db_url=...` first)")
     store = SessionStore(db_url)

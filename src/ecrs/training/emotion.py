@@ -1,6 +1,6 @@
 """Training of the nine-label emotion classifier (ECR_SPEC §2) on the bundled LLM-annotated ReDial utterances.
 
-    cfg = load_config(EmotionConfig, "configs/emotion.yaml", ["c_grid=[4]"])
+    cfg = load_config(EmotionConfig, None, ["c_grid=[4]"])
     clf, report = train_emotion(cfg)        # also writes cfg.out/ (weights, config.yaml, split.json, report.json)
 
 Steps: load examples -> held-out split (15 % of the utterances, whole dialogues, never used for training or model

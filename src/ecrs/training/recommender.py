@@ -19,7 +19,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from torch import nn
 
 from ecrs.config import save_config, to_dict
 from ecrs.data.cooccurrence import Cooccurrence, load_training_cooccurrence, save_matrix
-from ecrs.data.datasets import load_kg
+from ecrs.data.datasets import DATASETS, load_kg
 from ecrs.data.kg import KnowledgeGraph
 from ecrs.data.prepare import load_samples
 from ecrs.data.samples import Sample
@@ -51,7 +51,7 @@ from ecrs.training.loop import Dist, LoopConfig, init_distributed, seed_everythi
 
 @dataclass
 class DataConfig:
-    dataset: Literal["redial", "inspired"] = "redial"
+    dataset: str = "redial"  # a name of the dataset registry (ecrs.data.datasets)
     data_dir: str = "artifacts/data"
     embedding_cache: str = "artifacts/cache/minilm"  # MiniLM turn vectors (fast backbone), shared by datasets
     max_valid_samples: int = 0  # 0 = the whole validation split (lm backbone runs use a subset)
@@ -63,6 +63,8 @@ class DataConfig:
     train_fraction: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"data.dataset {self.dataset!r} is not one of {', '.join(DATASETS)}")
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"data.train_fraction must be in (0, 1], got {self.train_fraction}")
 
