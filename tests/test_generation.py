@@ -308,15 +308,17 @@ def test_unknown_movie_is_a_clear_error():
 
 
 def test_serve_reply_length_overrides_the_generator_setting(tmp_path):
-    """`ecrs serve/chat --set reply_tokens=N` reach the engine; N < 1 is refused. (A folder without a trained generator
-    gives the zero-shot SmolLM2, loaded from its GGUF package.)"""
+    """`ecrs serve/chat --set reply_tokens=N` reach the engine; N < 1 is refused. (`generator=zero-shot` is the base
+    SmolLM2, loaded from its GGUF package; a named folder without a trained generator is an error, not a fallback.)"""
     from ecrs.errors import EcrsError
     from ecrs.inference.pipeline import load_generator
 
-    gen = load_generator(tmp_path, str(tmp_path / "untrained"), max_tokens=7)
-    assert gen.settings.max_tokens == 7
+    gen = load_generator(tmp_path, "zero-shot", max_tokens=7)
+    assert gen.settings.max_tokens == 7 and gen.name == "zero-shot"
     with pytest.raises(EcrsError, match="reply tokens"):
-        load_generator(tmp_path, str(tmp_path / "untrained"), max_tokens=0)
+        load_generator(tmp_path, "zero-shot", max_tokens=0)
+    with pytest.raises(EcrsError, match="no trained generator here"):
+        load_generator(tmp_path, str(tmp_path / "untrained"))
 
 
 def test_generator_base_names_resolve_or_fail_clearly(tmp_path):

@@ -408,21 +408,23 @@ def load_scorer(kg: KnowledgeGraph, artifacts: Path, spec: str | None) -> Recomm
 def load_generator(artifacts: Path, spec: str | None, max_tokens: int | None = None,
                    linker=None) -> ResponseGenerator | None:
     """A fine-tuned generator folder (`ecrs train generator`); `None` takes the default one when present;
-    `"template"` (or nothing trained) gives the grounded template reply. `max_tokens` overrides its length;
-    `linker` is the pipeline's (its grounding check reuses it instead of building a second one)."""
+    `"template"` (or nothing trained) gives the grounded template reply, `"zero-shot"` the base SmolLM2 with the
+    same prompt. `max_tokens` overrides the reply's length; `linker` is the pipeline's (its grounding check reuses
+    it instead of building a second one)."""
     default = artifacts / DEFAULT_GENERATOR
     if spec is None and (default / "generator.json").exists():
         spec = str(default)
     if not spec or spec == "template":
         return None
+    if max_tokens is not None and max_tokens < 1:
+        raise EcrsError(f"reply tokens must be >= 1, got {max_tokens}")
+    length = {} if max_tokens is None else {"max_tokens": max_tokens}
+    if spec == "zero-shot":
+        return ResponseGenerator.zero_shot(linker=linker, **length)
     if not (Path(spec) / "generator.json").exists():
         raise EcrsError(f"{spec}: no trained generator here (train one with `ecrs train generator`, or set "
-                        "generator=template)")
-    if max_tokens is None:
-        return ResponseGenerator.load(spec, linker=linker)
-    if max_tokens < 1:
-        raise EcrsError(f"reply tokens must be >= 1, got {max_tokens}")
-    return ResponseGenerator.load(spec, linker=linker, max_tokens=max_tokens)
+                        "generator=template or generator=zero-shot)")
+    return ResponseGenerator.load(spec, linker=linker, **length)
 
 
 __all__ = ["ConversationState", "Done", "EmpatheticRecommender", "Missing", "Recommendation", "Recommended",
