@@ -45,16 +45,19 @@ GENERATOR_ARGS = ["--set", "train.max_steps=90", "--set", "train.lr=0.0003"]
 # ECR training), the other recommenders from their metrics.json. Load varies, so +-50 %.
 # Keys are stage names, or `train-<config name>-<dataset>` for recommenders.
 MEASURED_S: dict[str, float] = {
-    "train-emotion": 32,
+    "train-emotion": 48,
     "prepare-redial": 32,
     "prepare-inspired": 11,
-    # the other recommenders: metrics.json wall_seconds, seed 0, one torch thread with a second run beside it
-    "train-ecr-fast-redial": 970,
-    "train-unicrs-fast-redial": 391,
-    "train-kbrd-redial": 92,
-    "train-ecr-fast-inspired": 85,
-    "train-unicrs-fast-inspired": 81,
-    "train-kbrd-inspired": 19,
+    # recommenders: metrics.json wall_seconds of seed 0 at the renovated code (2026-12-06), one run at a time
+    "train-ecr-fast-redial": 653,
+    "train-ecr-l-fast-redial": 422,
+    "train-ecr-ls-fast-redial": 333,
+    "train-ecr-lg-fast-redial": 470,
+    "train-unicrs-fast-redial": 343,
+    "train-kbrd-redial": 146,  # up to 20 epochs
+    "train-ecr-fast-inspired": 171,
+    "train-unicrs-fast-inspired": 66,
+    "train-kbrd-inspired": 20,
     "train-generator": 801,
     "evaluate-inspired": 1,
     # since the test turns go into the embedding cache (2026-11-27): 42 s for the first trained run (it embeds
