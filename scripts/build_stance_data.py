@@ -20,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-from ecrs.data.catalogue import _GENRE_RE
+from ecrs.data.catalogue import GENRE_WORDS
 from ecrs.data.kg import load_redial_kg
 from ecrs.data.linking import build_redial_linker
 
@@ -31,6 +31,8 @@ SEED = 24  # issue 24
 TEST_FRACTION = 0.3
 KINDS = {"p": "person", "g": "genre", "m": "movie"}
 STANCES = ("liked", "disliked", "wants", "avoid", "seen", "none")
+# The catalogue's genre regex list, compiled as `ecrs.data.catalogue` compiles it: (pattern, genre).
+GENRE_RE = [(re.compile(rf"\b(?:{pat})\b", re.I), genre) for pat, genre in GENRE_WORDS.items()]
 MARK = re.compile(r"\[([^\[\]|]+)\|([pgm]):([a-z]+)(?:=([^\]]+))?\]")
 FAMILY = re.compile(r"^== (f\d{3})\b(.*)$")
 
@@ -78,7 +80,7 @@ def main(report: bool) -> None:
     families = parse(SOURCE)
     kg = load_redial_kg()
     linker = build_redial_linker(kg)
-    genre_vocab = {g for _, g in _GENRE_RE}
+    genre_vocab = {g for _, g in GENRE_RE}
     graph_names = set(kg.names)
     item_names = {kg.names[e] for e in kg.item_ids}
     ids = sorted(f for f, _ in families)
@@ -96,7 +98,7 @@ def main(report: bool) -> None:
                 if men["kind"] == "genre":
                     if men["name"] not in genre_vocab:
                         problems.append(f"{fam}-{i}: genre {men['name']!r} not in the catalogue vocabulary")
-                    men["lexicon"] = any(p.search(men["surface"]) for p, g in _GENRE_RE if g == men["name"])
+                    men["lexicon"] = any(p.search(men["surface"]) for p, g in GENRE_RE if g == men["name"])
                     continue
                 hit = found.get(span)
                 if hit is not None and men["name"] and men["name"] != kg.names[hit.entity_id]:
@@ -122,7 +124,7 @@ def main(report: bool) -> None:
             for (s, e), x in found.items():
                 if not any(s < b and a < e for a, b in covered):
                     extra.append(f"{fam}-{i}: linker also found {x.surface!r} -> {kg.names[x.entity_id]!r}")
-            for pattern, genre in _GENRE_RE:
+            for pattern, genre in GENRE_RE:
                 for g in pattern.finditer(text):
                     if not any(g.start() < b and a < g.end() for a, b in covered):
                         extra.append(f"{fam}-{i}: genre regex also found {g.group()!r} -> {genre}")
