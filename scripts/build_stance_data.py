@@ -8,7 +8,8 @@ The source holds every utterance as its author wrote it, with each mention marke
 Families open with a line `== f001 <what the sentence idea is>`; the utterances under it are its variants.
 This script writes nothing of the text itself: it strips the marks, records offsets, asks the project's linker
 whether each person/movie span resolves (`linked`), asks the genre regex list whether it knows each genre surface
-(`lexicon`), and assigns the split per family (30 % test, random.Random(SEED)).
+(`lexicon`), and assigns the split per family: families are grouped by their most frequent (kind, stance) pair
+and, within each group, 30 % of them (sorted, then shuffled by random.Random(SEED)) go to test.
 
 Usage: PYTHONPATH=src python scripts/build_stance_data.py [--report]
 """
@@ -18,6 +19,7 @@ import json
 import random
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 from ecrs.data.catalogue import GENRE_WORDS
@@ -76,6 +78,23 @@ def parse(path: Path) -> list[tuple[str, list[tuple[str, list[dict]]]]]:
     return families
 
 
+def split_test(families: list[tuple[str, list[tuple[str, list[dict]]]]]) -> set[str]:
+    """The test families: a seeded random 30 % of each group of families sharing their most frequent
+    (kind, stance) pair, so that every label of every kind lands on both sides."""
+    groups: dict[str, list[str]] = {}
+    for fam, utterances in families:
+        counts = Counter((m["kind"], m["stance"]) for _, mentions in utterances for m in mentions)
+        dominant = min(counts, key=lambda ks: (-counts[ks], ks))  # most frequent, ties by name
+        groups.setdefault(f"{dominant[0]}:{dominant[1]}", []).append(fam)
+    rng = random.Random(SEED)
+    test: set[str] = set()
+    for key in sorted(groups):
+        ids = sorted(groups[key])
+        rng.shuffle(ids)
+        test.update(ids[:round(TEST_FRACTION * len(ids))])
+    return test
+
+
 def main(report: bool) -> None:
     families = parse(SOURCE)
     kg = load_redial_kg()
@@ -83,8 +102,7 @@ def main(report: bool) -> None:
     genre_vocab = {g for _, g in GENRE_RE}
     graph_names = set(kg.names)
     item_names = {kg.names[e] for e in kg.item_ids}
-    ids = sorted(f for f, _ in families)
-    test = set(random.Random(SEED).sample(ids, round(TEST_FRACTION * len(ids))))
+    test = split_test(families)
     rows, problems, extra, wrong = [], [], [], []
     for fam, utterances in families:
         if not 6 <= len(utterances) <= 10:

@@ -100,7 +100,7 @@ def test_split_is_by_family(rows):
     assert all(len(s) == 1 for s in split.values()), "a family on both sides of the split"
     assert all(6 <= n <= 10 for n in size.values()), size
     test = sum("test" in s for s in split.values())
-    assert abs(test / len(split) - 0.3) < 0.02
+    assert abs(test / len(split) - 0.3) < 0.05
 
 
 def test_size_and_label_counts(rows):
@@ -117,6 +117,8 @@ def test_size_and_label_counts(rows):
     assert len({m["name"] for m in _mentions(rows, "person")}) >= 80
     linked = [m["linked"] for m in _mentions(rows, "person", "movie")]
     assert sum(linked) / len(linked) >= 0.85
+    cells = Counter((r["split"], m["kind"], m["stance"]) for r in rows for m in r["mentions"])
     for split in ("train", "test"):
-        part = Counter(m["stance"] for r in rows if r["split"] == split for m in r["mentions"])
-        assert all(part[label] >= 20 for label in STANCES), (split, part)
+        for kind in KINDS:
+            for label in STANCES - ({"seen"} if kind != "movie" else set()):
+                assert cells[split, kind, label] >= 5, (split, kind, label, cells[split, kind, label])
