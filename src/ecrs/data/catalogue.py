@@ -69,39 +69,40 @@ def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
 
 
 # Words people use for the catalogue's genres (ReDial movie info vocabulary). The graph itself has almost no
-# movie->genre edges, so stated genre constraints are matched against the catalogue's genre lists.
+# movie->genre edges, so a genre a person names is matched against the catalogue's genre lists. What the person
+# says about it (wants, avoids, likes, dislikes) is the stance classifier's job (`ecrs.models.stance`), not a
+# keyword rule's.
 GENRE_WORDS: dict[str, str] = {
-    r"comed(y|ies)|funny|hilarious|rom-?coms?": "comedy",
-    r"horror|scary|slashers?": "horror",
-    r"sci-?fi|science fiction|scifi": "sci-fi",
-    r"romance|romantic|rom-?coms?|love stor(y|ies)": "romance",
-    r"animat(ed|ion)|cartoons?|pixar": "animation",
+    r"comed(y|ies)|funny|funnier|hilarious|laughs?|comedic": "comedy",
+    r"horror|scary|scarier|slashers?|creepy": "horror",
+    r"sci-?fi|science fiction|scifi|space (movies?|films?|operas?)": "sci-fi",
+    r"romance|romantic|rom-?coms?|romcoms?|love stor(y|ies)|chick flicks?": "romance",
+    r"animat(ed|ion)|cartoons?|pixar|anime": "animation",
     r"documentar(y|ies)": "documentary",
-    r"action": "action",
-    r"thrillers?|suspense": "thriller",
-    r"dramas?|dramatic": "drama",
+    r"action|superheroe?s?|super-heroe?s?": "action",
+    r"thrillers?|suspense|suspenseful": "thriller",
+    r"dramas?|dramatic|tearjerkers?|tear-jerkers?": "drama",
     r"family|kids|children": "family",
     r"fantasy": "fantasy",
     r"myster(y|ies)|whodunn?its?": "mystery",
-    r"crime|heists?|gangsters?": "crime",
-    r"war movies?|war films?": "war",
-    r"westerns?": "western",
+    r"crime|heists?|gangsters?|mob movies?": "crime",
+    r"war movies?|war films?|war": "war",
+    r"westerns?|cowboys?": "western",
     r"musicals?": "musical",
     r"adventures?": "adventure",
-    r"biopics?|biograph(y|ical)": "biography",
+    r"biopics?|biograph(y|ies|ical)": "biography",
     r"sports?": "sport",
 }
+GENRES = tuple(dict.fromkeys(GENRE_WORDS.values()))
 _GENRE_RE = [(re.compile(rf"\b(?:{pat})\b", re.I), genre) for pat, genre in GENRE_WORDS.items()]
-_NEGATED = re.compile(r"\b(no|not|nothing|don'?t|dont|hate|hated|without|avoid|except)\b[\w\s'-]{0,25}$", re.I)  # scope ends at punctuation
 
 
-def genres_in(text: str) -> tuple[list[str], list[str]]:
-    """(wanted, avoided) catalogue genres stated in `text`: "no horror" avoids horror, "a comedy" wants comedy."""
-    wanted: list[str] = []
-    avoided: list[str] = []
-    for pattern, genre in _GENRE_RE:
-        for m in pattern.finditer(text):
-            target = avoided if _NEGATED.search(text[max(0, m.start() - 40) : m.start()]) else wanted
-            if genre not in target:
-                target.append(genre)
-    return [g for g in wanted if g not in avoided], avoided
+def genre_mentions(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, catalogue genre) of each genre word in `text`, in text order, overlaps resolved in favour of
+    the earlier then longer match ("rom-com" is romance and comedy: the first pattern that claims it wins)."""
+    found = sorted(((m.start(), -m.end(), genre) for pattern, genre in _GENRE_RE for m in pattern.finditer(text)))
+    out: list[tuple[int, int, str]] = []
+    for start, neg_end, genre in found:
+        if not out or start >= out[-1][1]:
+            out.append((start, -neg_end, genre))
+    return out

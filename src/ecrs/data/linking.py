@@ -312,7 +312,9 @@ class EntityLinker:
             need = 1  # "the game", "home alone", "Just Go with It": Title Case will do
         else:
             need = 0
-        entity_need = max(need, 1 if len(tokens) == 1 else 0)
+        # A name of two or more content words ("tom hanks", "kevin hart") links in lower case too: people type
+        # names that way, and two ordinary words in a row that spell a full name are rarely anything else.
+        entity_need = max(need, 1 if len(tokens) == 1 else 0) if len(content) < 2 else 0
         if need:  # derived forms of risky titles ("Rock" from "The Rock") are too weak to link at all
             movies = [m for m in movies if not m.variant]
         if len(tokens) == 1 and movies and movies[0].popularity < self.risky_min_popularity:

@@ -14,27 +14,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ecrs.data.catalogue import Movie, genres_in, load_catalogue
+from ecrs.data.catalogue import Movie, genre_mentions, load_catalogue
 from ecrs.data.kg import KnowledgeGraph, load_redial_kg
 from ecrs.data.linking import build_redial_linker
 from ecrs.data.prepare import load_samples
 from ecrs.data.samples import Emotions, Sample
+from ecrs.data.stance import Span
 from ecrs.emotions import kept_labels
 from ecrs.errors import EcrsError
 from ecrs.inference.generator import ResponseGenerator
 from ecrs.inference.recommender import TrainedRecommender
-from ecrs.inference.state import ConversationState
+from ecrs.inference.state import ConversationState, Wish
 from ecrs.models.baselines import Popularity, Recommender
 from ecrs.models.emotion import EmotionClassifier
+from ecrs.models.stance import StanceClassifier
 
 MAX_MESSAGE_CHARS = 2000  # longer messages are truncated for the models (the API rejects them with a 4xx first)
-_SEEN = re.compile(r"\b(seen|saw|watched|watch(ed)? it)\b", re.I)
-_NOT_SEEN = re.compile(r"\b(not|never|haven'?t|havent|didn'?t|hadn'?t)\b[^.?!]{0,20}\b(seen|saw|watched)\b", re.I)
+# A stance becomes the entity's emotion in ECR's context (the others keep the utterance's, ECR's broadcast).
+STANCE_EMOTIONS: dict[str, Emotions] = {"liked": [("like", 1.0)], "wants": [("like", 1.0)],
+                                        "disliked": [("negative", 1.0)], "avoid": [("negative", 1.0)]}
+_LIKE_X = re.compile(r"\b(like|similar to|such as|along the lines of|in the vein of|kind of|style of|same as)\s*$",
+                     re.I)
+# A low mood is met with something light (the wish relaxes like any other).
+_MOODS = [(re.compile(r"\b(sad|down|depressed|blue|rough day|bad day|awful day|terrible day|lonely|upset|"
+                      r"cheer me up|heartbroken|crying|stressed|miserable|gloomy|feeling low)\b", re.I),
+           ["comedy", "animation", "family"], "to cheer you up")]
+_CLOSING = re.compile(r"\b(thanks?|thank (you|u)|thx|ty|cheers|bye+|goodbye|good ?night|see (you|ya)|that'?s all|"
+                      r"that'?s it|i'?m good|merci|gracias|danke|au revoir|adios|later)\b", re.I)
+_REQUEST = re.compile(r"\?|\b(another|more|else|recommend|suggest|what about|how about|something|anything|"
+                      r"other|instead|but)\b", re.I)
 _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
 # Serve / chat reply length: greedy decoding makes a 40-token reply the first ~35 words of the 60-token one the
 # generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
@@ -49,6 +62,16 @@ class LinkedEntity:
     entity: int
     name: str
     is_movie: bool
+
+
+@dataclass
+class Target:
+    """One thing a message names (a span of it, or the last suggestions for `reply`) and what was said of it."""
+
+    span: Span
+    entity: int | None
+    genre: str | None
+    stance: str = "none"
 
 
 @dataclass
@@ -75,6 +98,7 @@ class Understood:
 
     emotions: Emotions
     entities: list[LinkedEntity]
+    stances: list[tuple[str, str]] = field(default_factory=list)  # (what was named, what was said of it)
 
 
 @dataclass
@@ -115,19 +139,22 @@ class TurnResult:
     emotions: Emotions
     entities: list[LinkedEntity]
     recommendations: list[Recommendation]
+    stances: list[tuple[str, str]] = field(default_factory=list)  # (what was named, what was said of it)
 
 
 class EmpatheticRecommender:
     """The whole system, loaded once; `turn_events` runs one user message."""
 
     def __init__(self, kg: KnowledgeGraph, catalogue: dict[int, Movie], linker, emotion, recommender: Recommender,
-                 generator=None, top_k: int = 3, missing: list[Missing] | None = None):
+                 generator=None, top_k: int = 3, missing: list[Missing] | None = None,
+                 stance: StanceClassifier | None = None):
         self.kg = kg
         self.catalogue = catalogue
         self.linker = linker
         self.emotion = emotion
         self.recommender = recommender
         self.generator = generator
+        self.stance = stance  # None: nothing named carries a stance (every entity takes the utterance's emotion)
         self.top_k = top_k
         self.missing = missing or []  # trained parts it runs without (said at start-up by chat and serve)
         self._column = np.array(kg.item_ids)
@@ -160,6 +187,7 @@ class EmpatheticRecommender:
             catalogue=load_catalogue(kg),
             linker=linker,
             emotion=EmotionClassifier.load(emotion_dir),
+            stance=StanceClassifier.load(artifacts / "stance"),
             recommender=load_scorer(kg, artifacts, recommender),
             generator=load_generator(artifacts, generator, reply_tokens, linker),
             top_k=top_k,
@@ -168,46 +196,91 @@ class EmpatheticRecommender:
 
     # ------------------------------------------------------------ one turn
 
-    def understand(self, state: ConversationState, text: str) -> tuple[Emotions, list[LinkedEntity]]:
-        """Link, detect emotion, and update the state with the user's message."""
+    def understand(self, state: ConversationState, text: str) -> tuple[Emotions, list[LinkedEntity], list[Target]]:
+        """Link, read the message's emotion and the stance toward each thing it names, and update the state."""
         text = text[:MAX_MESSAGE_CHARS]
         context = state.turns[-1][1] if state.turns and state.turns[-1][0] == "recommender" else ""
-        probs = self.emotion.predict_proba([text], [context])[0]
-        emotions = kept_labels(list(probs))
         mentions = self.linker.link(text)
         linked = [LinkedEntity(m.entity_id, self.kg.names[m.entity_id], m.is_movie) for m in mentions]
-        # ECR's attachment rule: the system's entities of the last turn take this reaction's emotions.
+        targets = self._targets(state, text, mentions)
+        stances = self.stance.predict(text, [t.span for t in targets]) if self.stance and targets else []
+        for t, (stance, _) in zip(targets, stances):
+            t.stance = stance
+        # Titles and names are not emotion words ("The Great Gatsby" is not praise): the utterance's emotion is
+        # read with them cut out.
+        probs = self.emotion.predict_proba([_cut(text, [t.span for t in targets])], [context])[0]
+        emotions = kept_labels(list(probs))
+        # ECR's attachment: each entity takes the emotion of what was said about it (its stance) where there was
+        # one, else the utterance's (ECR's broadcast); the system's last-turn entities take the reaction's.
+        by_entity = {t.entity: t.stance for t in targets if t.entity is not None}
+        reaction = next((t.stance for t in targets if t.span.kind == "reply"), None)
         for pos in state.awaiting_reaction:
-            state.entity_emotions[pos] = emotions
+            state.entity_emotions[pos] = STANCE_EMOTIONS.get(reaction or "", emotions)
         state.awaiting_reaction = []
         state.entities += [e.entity for e in linked]
-        state.entity_emotions += [emotions] * len(linked)
+        state.entity_emotions += [STANCE_EMOTIONS.get(by_entity.get(e.entity, ""), emotions) for e in linked]
         state.turns.append(("seeker", text))
-        self._update_memory(state, text, emotions, linked)
-        return emotions, linked
+        self._remember(state, text, targets)
+        return emotions, linked, targets
 
-    def _update_memory(self, state: ConversationState, text: str, emotions: Emotions,
-                       linked: list[LinkedEntity]) -> None:
-        movies = [e.entity for e in linked if e.is_movie and e.entity in self.catalogue]
-        # A reaction without a title is about what we just recommended.
-        about = movies or state.recommended[-self.top_k:]
-        primary = emotions[0][0] if emotions else "neutral"
-        if _SEEN.search(text) and not _NOT_SEEN.search(text):
-            state.seen += [m for m in about if m not in state.seen]
-        if primary == "negative":
-            state.disliked += [m for m in about if m not in state.disliked]
-        elif primary in ("like", "happy", "nostalgia") and movies:
-            state.liked += [m for m in movies if m not in state.liked]
-        wanted, avoided = genres_in(text)
-        if wanted:  # a newly stated genre replaces the previous wish
-            state.genres = wanted
-        state.avoid_genres += [g for g in avoided if g not in state.avoid_genres]
-        state.genres = [g for g in state.genres if g not in state.avoid_genres]
-        for e in linked:
-            if not e.is_movie and self._is_person(e.entity) and e.entity not in state.people:
-                state.people.append(e.entity)
+    def _targets(self, state: ConversationState, text: str, mentions) -> list[Target]:
+        """The things `text` names: linked movies and people, genre words (not inside a linked name), and, when
+        it names no movie, the system's last suggestions ("seen it", "loved it")."""
+        out = []
+        for m in mentions:
+            kind = "movie" if m.is_movie else "person" if self._is_person(m.entity_id) else None
+            if kind:
+                out.append(Target(Span(m.start, m.end, kind), m.entity_id, None))
+        named = [(t.span.start, t.span.end) for t in out]  # a genre word inside a title or name is not a genre
+        for start, end, genre in genre_mentions(text):
+            if not any(s < end and start < e for s, e in named):
+                out.append(Target(Span(start, end, "genre"), None, genre))
+        if not any(t.span.kind == "movie" for t in out) and state.awaiting_reaction:
+            out.append(Target(Span(0, 0, "reply"), None, None))
+        return sorted(out, key=lambda t: t.span.start)
+
+    def _remember(self, state: ConversationState, text: str, targets: list[Target]) -> None:
+        """Stances become memory: opinions of movies, exclusions, and wishes (the latest per axis)."""
+        turn = sum(1 for role, _ in state.turns if role == "seeker")
+        last = state.recommended[-self.top_k:]
+        wanted_genres: list[str] = []
+        for t in targets:
+            kind, stance = t.span.kind, t.stance
+            if kind in ("movie", "reply"):
+                movies = [t.entity] if kind == "movie" else last
+                if stance in ("liked", "disliked"):
+                    for m in movies:
+                        state.record_feedback(m, stance)
+                elif stance == "seen":
+                    state.seen += [m for m in movies if m not in state.seen]
+                if kind == "movie" and stance in ("liked", "wants") and _LIKE_X.search(text[:t.span.start]):
+                    state.wish("similar", [t.entity], turn, f"like {self.catalogue[t.entity].title}"
+                               if t.entity in self.catalogue else "")
+            elif kind == "person":
+                if stance in ("disliked", "avoid"):
+                    _add(state.avoid_people, t.entity)
+                    state.remove("person", t.entity)
+                elif stance in ("liked", "wants"):
+                    _discard(state.avoid_people, t.entity)
+                    state.wish("person", [t.entity], turn, f"with {self.kg.names[t.entity]}")
+            elif kind == "genre":
+                if stance in ("disliked", "avoid"):
+                    _add(state.avoid_genres, t.genre)
+                    state.remove("genre", t.genre)
+                elif stance in ("liked", "wants"):
+                    _discard(state.avoid_genres, t.genre)
+                    _add(wanted_genres, t.genre)
+        if wanted_genres:  # a newly stated genre replaces the previous wish
+            state.wish("genre", wanted_genres, turn, " or ".join(wanted_genres))
+        for pattern, genres, label in _MOODS:
+            if pattern.search(text):
+                state.wish("mood", [g for g in genres if g not in state.avoid_genres], turn, label)
+                break
         if _RECENT.search(text):
-            state.recent = True
+            state.wish("era", [RECENT_YEAR], turn, "recent")
+
+    def _say(self, t: Target) -> str:
+        return t.genre or (self.kg.names[t.entity] if t.entity is not None else "your last suggestion")
 
     def _is_person(self, entity: int) -> bool:
         return entity in self._person_entities
@@ -220,7 +293,8 @@ class EmpatheticRecommender:
         return self._people_cache
 
     def recommend(self, state: ConversationState, k: int | None = None) -> list[Recommendation]:
-        """Top-k movies for the current state, honouring memory and stated constraints."""
+        """Top-k movies for the current state: never an exclusion; the wishes, relaxed oldest first when together
+        they leave fewer than k movies (`state.relaxed` says which were dropped)."""
         k = k or self.top_k
         sample = Sample(
             id="live", dialog_id="live", turn=len(state.turns), context=list(state.turns),
@@ -229,9 +303,17 @@ class EmpatheticRecommender:
             seeker_emotion=state.entity_emotions[-1] if state.entity_emotions else [],
         )
         raw = self.recommender.score([sample])[0].astype(np.float64)
-        scores = np.where(self._allowed(state), raw, -np.inf)
-        if not np.isfinite(scores).any():  # constraints too strict: relax them rather than say nothing
-            scores = np.where(self._allowed(state, constraints=False), raw, -np.inf)
+        allowed = self._allowed(state)
+        wishes = sorted(state.wishes, key=lambda w: w.turn)
+        state.relaxed = []
+        while True:
+            ok = allowed.copy()
+            for w in wishes:
+                ok &= self._wish_mask(w)
+            if ok.sum() >= k or not wishes:
+                break
+            state.relaxed.append(wishes.pop(0))
+        scores = np.where(ok, raw, -np.inf)
         top = np.argsort(-scores, kind="stable")[:k]
         out = []
         for i in top:
@@ -241,29 +323,38 @@ class EmpatheticRecommender:
             out.append(Recommendation(m.entity, m.title, m.year, m.reason(), float(scores[i])))
         return out
 
-    def _allowed(self, state: ConversationState, constraints: bool = True) -> np.ndarray:
-        """Boolean mask over `kg.item_ids`: not excluded by memory and, with `constraints`, of a wanted genre,
-        of no avoided genre, recent if asked, with one of the named people. Column masks are precomputed once
-        (`_masks`), so this costs well under a millisecond instead of a Python loop over every movie."""
+    def _allowed(self, state: ConversationState) -> np.ndarray:
+        """Boolean mask over `kg.item_ids`: what the person ruled out never comes back (movies recommended, seen,
+        disliked or named, avoided genres and people). Column masks are precomputed once (`_masks`), so this costs
+        well under a millisecond instead of a Python loop over every movie."""
         excluded = state.excluded() | {e for e in state.entities if e in self.kg.item_set}
         ok = ~np.isin(self._column, np.fromiter(excluded, dtype=self._column.dtype, count=len(excluded)))
-        if not constraints:
-            return ok
         masks = self._masks
-        none = np.zeros(len(self._column), dtype=bool)
-
-        def any_of(table: dict[str, np.ndarray], keys) -> np.ndarray:
-            return np.logical_or.reduce([table.get(k, none) for k in keys], initial=False) | none
-
-        if state.genres:
-            ok &= any_of(masks.genre, state.genres)
-        if state.avoid_genres:
-            ok &= ~any_of(masks.genre, state.avoid_genres)
-        if state.recent:
-            ok &= masks.year >= RECENT_YEAR
-        if state.people:
-            ok &= any_of(masks.person, {self.kg.names[p] for p in state.people})
+        ok &= ~self._any(masks.genre, state.avoid_genres)
+        ok &= ~self._any(masks.person, [self.kg.names[p] for p in state.avoid_people])
         return ok
+
+    def _wish_mask(self, wish: Wish) -> np.ndarray:
+        masks = self._masks
+        if wish.axis in ("genre", "mood"):
+            return self._any(masks.genre, wish.values)
+        if wish.axis == "person":
+            return self._any(masks.person, [self.kg.names[p] for p in wish.values])
+        if wish.axis == "era":
+            return masks.year >= wish.values[0]
+        if wish.axis == "similar":
+            movies = [self.catalogue[e] for e in wish.values if e in self.catalogue]
+            return (self._any(masks.genre, [g for m in movies for g in m.genres])
+                    & self._any(masks.person, [p for m in movies for p in m.stars + m.directors + m.writers])
+                    ) | self._any(masks.person, [p for m in movies for p in m.directors])
+        raise EcrsError(f"unknown wish axis {wish.axis!r}")
+
+    def _any(self, table: dict[str, np.ndarray], keys) -> np.ndarray:
+        out = np.zeros(len(self._column), dtype=bool)
+        for key in keys:
+            if key in table:
+                out |= table[key]
+        return out
 
     @property
     def _masks(self) -> _ColumnMasks:
@@ -296,13 +387,14 @@ class EmpatheticRecommender:
         remembers the turn. `reply=False` generates no text: the system's turn is the list of titles."""
         if not isinstance(text, str) or not text.strip():
             raise EcrsError("empty message")
-        emotions, linked = self.understand(state, text)
-        yield Understood(emotions, linked)
-        recs = self.recommend(state) if self._should_recommend(state) else []
+        emotions, linked, targets = self.understand(state, text)
+        yield Understood(emotions, linked, [(self._say(t), t.stance) for t in targets])
+        closing = _is_closing(text) and not linked
+        recs = self.recommend(state) if self._should_recommend(state) and not closing else []
         yield Recommended(recs)
         if reply:
             pieces = []
-            for piece in self._reply(state, emotions, recs):
+            for piece in self._reply(state, emotions, targets, recs, closing):
                 pieces.append(piece)
                 yield ReplyPiece(piece)
             said = "".join(pieces)
@@ -328,25 +420,50 @@ class EmpatheticRecommender:
 
     def _should_recommend(self, state: ConversationState) -> bool:
         # Ask first when nothing about the user's taste is known yet.
-        return bool(state.entities or state.genres or len(state.turns) > 2)
+        return bool(state.entities or state.wishes or state.avoid_genres or state.avoid_people
+                    or len(state.turns) > 2)
 
-    def _reply(self, state: ConversationState, emotions: Emotions, recs: list[Recommendation]) -> Iterator[str]:
+    def _reply(self, state: ConversationState, emotions: Emotions, targets: list[Target],
+               recs: list[Recommendation], closing: bool = False) -> Iterator[str]:
+        if closing:
+            yield "You're welcome! Enjoy the movie, and come back any time you need another pick."
+            return
         if not recs:
             yield ("Tell me about a movie you loved, or a genre or actor you're in the mood for, "
                    "and I'll find you something!")
             return
+        yield acknowledge(state, targets, emotions, self.kg.names) + " "
         if self.generator is not None:
             yield from self.generator.stream(recs[0].entity, state.turns, emotions)
         else:
-            yield from template_reply(emotions, recs)
+            yield from template_reply(recs[0], why(state, self.catalogue[recs[0].entity], self.kg.names))
         if len(recs) > 1:
             yield " Also worth a look: " + "; ".join(
                 f"{r.title}{f' ({r.year})' if r.year else ''}" for r in recs[1:]) + "."
 
 
+def collect(events: Iterator[TurnEvent]) -> TurnResult:
+    """A turn's events as one result (the reply is `Done`'s)."""
+    emotions: Emotions = []
+    entities: list[LinkedEntity] = []
+    recs: list[Recommendation] = []
+    stances: list[tuple[str, str]] = []
+    reply = ""
+    for event in events:
+        if isinstance(event, Understood):
+            emotions, entities, stances = event.emotions, event.entities, event.stances
+        elif isinstance(event, Recommended):
+            recs = event.recommendations
+        elif isinstance(event, Done):
+            reply = event.reply
+    return TurnResult(reply, emotions, entities, recs, stances)
+
+
+# The reply's opener for the utterance's emotion when nothing named carried a stance; praise ("Great choice!")
+# only follows a stated liking (`acknowledge`).
 _OPENERS = {
-    "negative": "Sorry that one didn't click for you.",
-    "like": "Great taste!",
+    "negative": "Sorry that didn't click.",
+    "like": "Great choice!",
     "happy": "Love the enthusiasm!",
     "grateful": "Happy to help!",
     "nostalgia": "Ah, the classics!",
@@ -356,31 +473,77 @@ _OPENERS = {
 }
 
 
-def collect(events: Iterator[TurnEvent]) -> TurnResult:
-    """A turn's events as one result (the reply is `Done`'s)."""
-    emotions: Emotions = []
-    entities: list[LinkedEntity] = []
-    recs: list[Recommendation] = []
-    reply = ""
-    for event in events:
-        if isinstance(event, Understood):
-            emotions, entities = event.emotions, event.entities
-        elif isinstance(event, Recommended):
-            recs = event.recommendations
-        elif isinstance(event, Done):
-            reply = event.reply
-    return TurnResult(reply, emotions, entities, recs)
+def acknowledge(state: ConversationState, targets: list[Target], emotions: Emotions,
+                names: dict[int, str] | list[str]) -> str:
+    """The reply's first sentence answers the feeling: what was ruled out is confirmed, a mood is met, a wish that
+    had to be relaxed is said; praise only when nothing negative was said."""
+    negative = [t for t in targets if t.stance in ("disliked", "avoid")]
+    mood = next((w for w in state.wishes if w.axis == "mood" and w.turn == _seeker_turns(state)), None)
+    parts = []
+    if mood is not None:
+        parts.append("Sorry you're feeling down, let's find something to cheer you up.")
+    elif negative:
+        things = [t.genre or (names[t.entity] if t.entity is not None else "that one") for t in negative]
+        things = ["that one" if t.span.kind == "reply" else thing for t, thing in zip(negative, things)]
+        parts.append(f"Got it, no {' or '.join(dict.fromkeys(things))}." if any(t.span.kind != "reply"
+                     for t in negative) else "Fair enough, that one's off the list.")
+    elif any(t.stance == "seen" for t in targets):
+        parts.append("Ah, you've seen that one already.")
+    else:
+        primary = emotions[0][0] if emotions else "neutral"
+        liked = any(t.stance in ("liked", "wants") for t in targets)
+        parts.append(_OPENERS.get(primary, "Here's an idea.") if liked or primary not in ("like", "happy")
+                     else "Here's an idea.")
+    if state.relaxed:
+        parts.append(f"I couldn't find one that is also {', '.join(w.label or w.axis for w in state.relaxed)}, "
+                     "so here's the closest.")
+    return " ".join(parts)
 
 
-def template_reply(emotions: Emotions, recs: list[Recommendation]) -> Iterator[str]:
+def why(state: ConversationState, movie: Movie, names: dict[int, str] | list[str]) -> str:
+    """What the pick has of what was asked: "a comedy with Tom Hanks" (facts of the catalogue only)."""
+    said = []
+    for w in state.wishes:
+        if w in state.relaxed:
+            continue
+        if w.axis in ("genre", "mood"):
+            said += [g for g in w.values if g in movie.genres][:1]
+        elif w.axis == "person":
+            said += [f"with {names[p]}" for p in w.values if names[p] in movie.stars + movie.directors
+                     + movie.writers][:1]
+    return " ".join(said)
+
+
+def template_reply(top: Recommendation, fits: str = "") -> Iterator[str]:
     """A grounded reply from facts only, used when no trained generator is present."""
-    primary = emotions[0][0] if emotions else "neutral"
-    top = recs[0]
-    opener = _OPENERS.get(primary)
-    if opener:
-        yield opener + " "
     yield f"You might like {top.title}{f' ({top.year})' if top.year else ''}"
+    if fits:
+        yield f", {fits}" if fits.startswith("with") else f", {'an' if fits[0] in 'aeiou' else 'a'} {fits}"
     yield f" — {top.reason}." if top.reason else "."
+
+
+def _seeker_turns(state: ConversationState) -> int:
+    return sum(1 for role, _ in state.turns if role == "seeker")
+
+
+def _is_closing(text: str) -> bool:
+    return bool(_CLOSING.search(text)) and not _REQUEST.search(text)
+
+
+def _cut(text: str, spans: list[Span]) -> str:
+    for s in sorted((s for s in spans if s.kind in ("movie", "person")), key=lambda s: -s.start):
+        text = text[:s.start] + " " + text[s.end:]
+    return text
+
+
+def _add(items: list, value) -> None:
+    if value not in items:
+        items.append(value)
+
+
+def _discard(items: list, value) -> None:
+    if value in items:
+        items.remove(value)
 
 
 # ---------------------------------------------------------------- artifact loading

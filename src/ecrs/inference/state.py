@@ -1,6 +1,13 @@
 """What the system remembers of one conversation (ECR_SPEC §8, "memory of the conversation"): the turns, the linked
-context entities with the emotions ECR attaches to them, and the preferences stated so far. Plain data, so the
-server can store it as JSON and restore it for the next turn.
+context entities with the emotions ECR attaches to them, and the person's preferences. Plain data, so the server
+can store it as JSON and restore it for the next turn.
+
+Preferences come in two kinds (issue 24):
+- exclusions, hard and kept until the person takes them back: movies disliked, seen or already recommended, and
+  the genres and people the person ruled out ("no horror", "not a fan of Adam Sandler");
+- wishes, soft, one per axis (genre, person, similar-to, mood, era): the latest request on an axis replaces the
+  older one, and when the wishes together leave too few movies the oldest is relaxed first (`relaxed` says which,
+  so the reply can say so). An exclusion is never relaxed.
 """
 from __future__ import annotations
 
@@ -9,9 +16,21 @@ from typing import Any
 
 from ecrs.data.samples import Emotions
 
-__all__ = ["FEEDBACK_EMOTIONS", "ConversationState"]
+__all__ = ["AXES", "FEEDBACK_EMOTIONS", "ConversationState", "Wish"]
 
 FEEDBACK_EMOTIONS: dict[str, Emotions] = {"liked": [("like", 1.0)], "disliked": [("negative", 1.0)]}
+AXES = ("genre", "person", "similar", "mood", "era")
+
+
+@dataclass
+class Wish:
+    """A soft wish: `values` are catalogue genres (genre, mood), entity ids (person, similar) or a year (era: the
+    first year wanted); `turn` is the seeker turn that said it (older wishes relax first)."""
+
+    axis: str
+    values: list[Any]
+    turn: int
+    label: str = ""  # how to say it back: "comedy", "with Tom Hanks", "like Inception", "to cheer you up"
 
 
 @dataclass
@@ -26,10 +45,10 @@ class ConversationState:
     seen: list[int] = field(default_factory=list)
     disliked: list[int] = field(default_factory=list)
     liked: list[int] = field(default_factory=list)
-    genres: list[str] = field(default_factory=list)
     avoid_genres: list[str] = field(default_factory=list)
-    people: list[int] = field(default_factory=list)
-    recent: bool = False
+    avoid_people: list[int] = field(default_factory=list)
+    wishes: list[Wish] = field(default_factory=list)
+    relaxed: list[Wish] = field(default_factory=list)  # wishes the last recommendation had to drop
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,11 +58,43 @@ class ConversationState:
         obj = dict(obj)
         obj["turns"] = [tuple(t) for t in obj.get("turns", [])]
         obj["entity_emotions"] = [[tuple(e) for e in ems] for ems in obj.get("entity_emotions", [])]
+        wishes = [Wish(**w) for w in obj.get("wishes", [])]
+        # Sessions stored before wishes existed: their genre / person / recency constraints become wishes.
+        turn = sum(1 for role, _ in obj["turns"] if role == "seeker")
+        if obj.get("genres"):
+            wishes.append(Wish("genre", list(obj["genres"]), turn, "/".join(obj["genres"])))
+        if obj.get("people"):
+            wishes.append(Wish("person", list(obj["people"]), turn))
+        if obj.get("recent"):
+            wishes.append(Wish("era", [2010], turn, "recent"))
+        for old in ("genres", "people", "recent"):
+            obj.pop(old, None)
+        obj["wishes"] = wishes
+        obj["relaxed"] = [Wish(**w) for w in obj.get("relaxed", [])]
         return cls(**obj)
 
     def excluded(self) -> set[int]:
         """Never recommend again: already recommended, seen, disliked."""
         return set(self.recommended) | set(self.seen) | set(self.disliked)
+
+    def wish(self, axis: str, values: list[Any], turn: int, label: str = "") -> None:
+        """The latest wish on an axis replaces the older one."""
+        self.wishes = [w for w in self.wishes if w.axis != axis] + [Wish(axis, list(values), turn, label)]
+
+    def remove(self, kind: str, value: Any) -> bool:
+        """Forget one remembered preference (the API's and the page's "remove"): `kind` is an exclusion list
+        (disliked, seen, liked, avoid_genres, avoid_people) or a wish axis. True when something was removed."""
+        if kind in AXES:
+            before = len(self.wishes)
+            self.wishes = [w for w in self.wishes if w.axis != kind or (value is not None and value not in w.values)]
+            return len(self.wishes) < before
+        if kind not in ("disliked", "seen", "liked", "avoid_genres", "avoid_people"):
+            raise ValueError(f"unknown preference {kind!r}")
+        items: list[Any] = getattr(self, kind)
+        if value in items:
+            items.remove(value)
+            return True
+        return False
 
     def record_feedback(self, entity: int, value: str) -> None:
         """A verdict on one movie given outside the text (a recommendation card's button), remembered as if said:
