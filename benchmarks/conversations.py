@@ -758,7 +758,7 @@ def run(cfg: ConversationsConfig) -> int:
     setup = {
         "artifacts": cfg.artifacts, "recommender": str(run_dir) if run_dir else type(bot.recommender).__name__,
         "generator": "template" if bot.generator is None else (cfg.generator or "fine-tuned (default)"),
-        "reply_tokens": cfg.reply_tokens, "top_k": cfg.top_k, "parts": cfg.parts, "limit": cfg.limit,
+        "reply_tokens": None if bot.generator is None else bot.generator.settings.max_tokens, "top_k": cfg.top_k, "parts": cfg.parts, "limit": cfg.limit,
         "missing": [str(m) for m in bot.missing], "turn": "EmpatheticRecommender.turn(state, text), reply=True",
     }
     write_results(
