@@ -25,6 +25,7 @@ MAINTAINED = {
     "serving": "benchmarks/serving_load.py",
     "recommender_latency": "benchmarks/recommender_latency.py",
     "simulator": "benchmarks/simulator.py",
+    "conversations": "benchmarks/conversations.py",
 }
 PROVENANCE = {"command", "commit", "dirty_files", "machine", "data"}
 COMMIT = re.compile(r"[0-9a-f]{40}")
