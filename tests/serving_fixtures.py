@@ -55,6 +55,18 @@ def tiny_emotion_classifier():
     return clf
 
 
+def tiny_stance_classifier():
+    """The project's stance classifier (`ecrs.training.stance`) fitted on the hand-written people / genre training
+    families only (not ReDial's questionnaire): ~1 s, not saved."""
+    from ecrs.data.bundle import data_dir
+    from ecrs.data.stance import load_people_genres
+    from ecrs.training.stance import StanceConfig, fit_stance
+
+    with _one_blas_thread():
+        return fit_stance({"people": load_people_genres(data_dir() / "stance/people_genres.jsonl")["train"]},
+                          StanceConfig(), c=1.0)
+
+
 def _one_blas_thread():
     try:
         from threadpoolctl import threadpool_limits
@@ -72,7 +84,7 @@ def build_pipeline() -> EmpatheticRecommender:
     popularity = Popularity()
     popularity.fit([s for d in dialogues for s in build_samples(d, kg.item_set)], kg)
     return EmpatheticRecommender(kg, load_catalogue(kg), build_redial_linker(kg), tiny_emotion_classifier(),
-                                 popularity, generator=None)
+                                 popularity, generator=None, stance=tiny_stance_classifier())
 
 
 _pickled: dict[str, Path] = {}

@@ -90,6 +90,14 @@ def test_chat_page_streams_replies_and_remembers_a_dislike(pipeline, tmp_path):
             assert page.locator("li.msg.user").count() == 2
             restored = page.locator(f'li.card[data-entity="{entity}"] button[data-value="disliked"]').first
             assert restored.get_attribute("aria-pressed") == "true"
+
+            # The memory panel lists the verdict and forgets it on request.
+            chip = page.locator('[data-testid="memory"] li', has_text="disliked ")
+            assert chip.count() == 1 and title.split(" (")[0] in chip.inner_text()
+            chip.get_by_role("button").click()
+            page.wait_for_function("() => ![...document.querySelectorAll('[data-testid=memory] li')]"
+                                   ".some((li) => li.textContent.includes('disliked '))")
+            assert entity not in httpx.get(f"{server.url}/sessions/{sid}").json()["memory"]["disliked"]
             assert not errors, errors
 
             if os.environ.get("ECRS_SCREENSHOT"):

@@ -87,3 +87,33 @@ def test_own_format_end_to_end(tmp_path):
     (sample,) = result.splits["test"]
     assert [t.feedback for t in sample.targets] == ["liked"]
     assert sample.entities  # Titanic (and the romance genre) linked from the free text
+
+
+class _EveryoneDislikes:
+    """A stance classifier stand-in: every named thing is disliked (answers known by construction)."""
+
+    def predict(self, text, spans):
+        return [("disliked", 1.0)] * len(spans)
+
+
+def test_stance_emotions_replace_the_broadcast_for_the_entities_a_seeker_names(tmp_path):
+    from ecrs.data.kg import load_redial_kg, person_entities
+    from ecrs.data.linking import build_redial_linker
+    from ecrs.models.stance import EntityStancer
+
+    plain = _run_prepare(tmp_path / "a")
+    kg = load_redial_kg()
+    stancer = EntityStancer(_EveryoneDislikes(), build_redial_linker(kg), person_entities(kg))
+    cfg = PrepareConfig(redial_dir=str(FIXTURES / "redial_official"), emotion_model="", out_dir=str(tmp_path / "b"),
+                        entity_emotions="stance")
+    own = prepare(cfg, stancer=stancer)
+    a, b = plain.splits["test"], own.splits["test"]
+    assert [(s.id, s.entities, s.targets) for s in a] == [(s.id, s.entities, s.targets) for s in b]
+    changed = [(x, y) for s, t in zip(a, b) for x, y in zip(s.entity_emotions, t.entity_emotions) if x != y]
+    assert changed and all(y == [("negative", 1.0)] for _, y in changed)
+    import pytest
+
+    from ecrs.errors import DataError
+
+    with pytest.raises(DataError, match="ecrs train stance"):
+        prepare(cfg, write=False)

@@ -103,7 +103,8 @@ def test_history(client):
     sid = new_session(client)
     empty = client.get(f"/sessions/{sid}").json()
     assert empty["id"] == sid and empty["turns"] == [] and empty["feedback"] == []
-    assert empty["memory"] == {"liked": [], "disliked": [], "seen": [], "recommended": []}
+    assert empty["memory"] == {"items": [], "liked": [], "disliked": [], "seen": [], "recommended": [], "avoid_genres": [],
+                               "avoid_people": [], "wishes": []}
     texts = [TITANIC, "Hmm, maybe a comedy", "Thanks!"]
     replies = [client.post(f"/sessions/{sid}/messages", json={"text": t}).json() for t in texts]
     history = client.get(f"/sessions/{sid}").json()
@@ -139,6 +140,22 @@ def test_feedback_updates_memory_and_is_never_recommended_again(client):
     assert disliked in r["memory"]["liked"] and disliked not in r["memory"]["disliked"]
 
 
+def test_forget_removes_one_remembered_preference(client):
+    sid = new_session(client)
+    recs = client.post(f"/sessions/{sid}/messages", json={"text": TITANIC}).json()["recommendations"]
+    client.post(f"/sessions/{sid}/feedback", json={"entity": recs[0]["entity"], "value": "disliked"})
+    client.post(f"/sessions/{sid}/messages", json={"text": "something from 2010 or later"})
+    memory = client.get(f"/sessions/{sid}").json()["memory"]
+    assert memory["disliked"] == [recs[0]["entity"]] and [w["axis"] for w in memory["wishes"]] == ["era"]
+    r = client.post(f"/sessions/{sid}/forget", json={"kind": "disliked", "value": recs[0]["entity"]})
+    assert r.status_code == 200 and r.json()["disliked"] == []
+    r = client.post(f"/sessions/{sid}/forget", json={"kind": "era"})
+    assert r.status_code == 200 and r.json()["wishes"] == []
+    assert client.get(f"/sessions/{sid}").json()["memory"]["wishes"] == []  # stored, not only answered
+    assert client.post(f"/sessions/{sid}/forget", json={"kind": "era"}).status_code == 404
+    assert client.post(f"/sessions/{sid}/forget", json={"kind": "shoe size", "value": 9}).status_code == 422
+
+
 def test_record_feedback_attaches_emotion_and_overrides_the_next_reaction():
     state = ConversationState(entities=[5, 7, 9], entity_emotions=[[("like", 0.9)], [], []],
                               awaiting_reaction=[1, 2], recommended=[7, 9])
@@ -153,50 +170,6 @@ def test_record_feedback_attaches_emotion_and_overrides_the_next_reaction():
     with pytest.raises(ValueError):
         state.record_feedback(9, "meh")
     assert ConversationState.from_json(json.loads(json.dumps(state.to_json()))) == state
-
-
-def _allowed_reference(pipeline, state: ConversationState) -> list[bool]:
-    """The constraint rule written movie by movie (the pipeline precomputes column masks instead)."""
-    excluded = state.excluded() | {e for e in state.entities if e in pipeline.kg.item_set}
-    names = {pipeline.kg.names[p] for p in state.people}
-    out = []
-    for e in pipeline.kg.item_ids:
-        m = pipeline.catalogue[e]
-        out.append(e not in excluded
-                   and (not state.genres or bool(set(state.genres) & set(m.genres)))
-                   and not set(state.avoid_genres) & set(m.genres)
-                   and (not state.recent or (m.year is not None and m.year >= 2010))
-                   and (not state.people or bool(names & set(m.stars + m.directors + m.writers))))
-    return out
-
-
-@pytest.mark.parametrize("texts", [["I loved Titanic"], ["a comedy please, nothing scary", "something recent"],
-                                   ["anything with Tom Hanks", "I've seen it", "maybe a drama"],
-                                   ["horror with Will Ferrell", "no comedy"]])
-def test_constraint_masks_match_the_per_movie_rule(pipeline, texts):
-    state = ConversationState()
-    for text in texts:
-        pipeline.turn(state, text)
-    assert pipeline._allowed(state).tolist() == _allowed_reference(pipeline, state)
-
-
-def test_impossible_constraints_are_relaxed_with_one_scoring_pass(pipeline):
-    """No movie is a horror film with Will Ferrell that is also no comedy and recent: the pipeline drops the stated
-    constraints (never the memory of seen movies) and reuses the scores it computed instead of scoring again."""
-    state = ConversationState()
-    pipeline.turn(state, "I've seen Titanic")
-    for text in ("horror with Will Ferrell", "no comedy, something recent"):
-        pipeline.understand(state, text)
-    assert not pipeline._allowed(state).any()
-    calls = []
-    real = pipeline.recommender.score
-    pipeline.recommender.score = lambda samples: calls.append(1) or real(samples)
-    try:
-        recs = pipeline.recommend(state)
-    finally:
-        del pipeline.recommender.score
-    assert len(calls) == 1 and len(recs) == pipeline.top_k
-    assert not {r.entity for r in recs} & (state.excluded() | set(state.entities))
 
 
 # ---------------------------------------------------------------- errors

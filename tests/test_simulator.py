@@ -71,7 +71,8 @@ def ranked_at(pipeline: EmpatheticRecommender, target: int, r: int) -> list[int]
 
 def system_for(pipeline: EmpatheticRecommender, order: list[int], top_k: int = 3) -> PipelineSystem:
     bot = EmpatheticRecommender(pipeline.kg, pipeline.catalogue, pipeline.linker, pipeline.emotion,
-                                RankScorer(pipeline.kg.item_ids, order), generator=None, top_k=top_k)
+                                RankScorer(pipeline.kg.item_ids, order), generator=None, top_k=top_k,
+                                stance=pipeline.stance)
     return PipelineSystem(bot, "rank-scorer")
 
 

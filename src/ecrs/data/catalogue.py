@@ -75,7 +75,7 @@ def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
 GENRE_WORDS: dict[str, str] = {
     r"comed(y|ies)|funny|funnier|hilarious|laughs?|comedic": "comedy",
     r"horror|scary|scarier|slashers?|creepy": "horror",
-    r"sci-?fi|science fiction|scifi|space (movies?|films?|operas?)": "sci-fi",
+    r"sci[- ]?fi|science fiction|space (movies?|films?|operas?)": "sci-fi",
     r"romance|romantic|rom-?coms?|romcoms?|love stor(y|ies)|chick flicks?": "romance",
     r"animat(ed|ion)|cartoons?|pixar|anime": "animation",
     r"documentar(y|ies)": "documentary",

@@ -187,3 +187,8 @@ def redial_movie_entities(kg: KnowledgeGraph, extend: bool = True) -> dict[str, 
         elif len(candidates) == 1 and candidates[0][1] is None:
             out[mid] = candidates[0][0]
     return out
+
+
+def person_entities(kg: KnowledgeGraph) -> set[int]:
+    """Entities that star in, direct or write a catalogue movie: the people a person can name."""
+    return {o for e in kg.item_ids for r, o in kg.neighbours(e) if r in ("starring", "director", "writer")}

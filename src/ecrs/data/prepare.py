@@ -24,7 +24,14 @@ from ecrs.data.datasets import DATASETS, get_dataset
 from ecrs.data.dialogues import Dialogue
 from ecrs.data.kg import KnowledgeGraph
 from ecrs.data.linking import build_redial_linker
-from ecrs.data.samples import Sample, build_samples, questionnaire_emotions, split_train_valid, turn_emotions
+from ecrs.data.samples import (
+    Emotions,
+    Sample,
+    build_samples,
+    questionnaire_emotions,
+    split_train_valid,
+    turn_emotions,
+)
 from ecrs.emotions import BETA
 from ecrs.errors import DataError
 
@@ -47,7 +54,10 @@ class PrepareConfig:
     emotion_model: str = "artifacts/emotion"  # trained by `ecrs train emotion`; "" = no emotion labels
     # "questionnaire" = an oracle for analysis only: the emotions attached to the movies the seeker answered in the
     # post-dialogue questionnaire become "like" / "negative" (`questionnaire_emotions`); write it to its own out_dir
-    entity_emotions: Literal["classifier", "questionnaire"] = "classifier"
+    # "stance" = each entity a seeker turn names takes the emotion of what was said of it (liked / wanted: like;
+    # disliked / avoided: negative; `ecrs train stance`), the others the utterance's (ECR's broadcast)
+    entity_emotions: Literal["classifier", "stance", "questionnaire"] = "classifier"
+    stance_model: str = "artifacts/stance"  # for entity_emotions: stance
     out_dir: str = "artifacts/data"
 
     def __post_init__(self) -> None:
@@ -87,6 +97,14 @@ def link_dialogues(dialogues: list[Dialogue], kg: KnowledgeGraph, desc: str) -> 
 
 # ---------------------------------------------------------------- the whole step
 
+class Stancer(Protocol):
+    """Per dialogue, per turn: {entity: emotion} for the entities whose stance says something (liked, disliked,
+    wants, avoid), recommender-turn movies included when the seeker's next turn reacts to them
+    (`ecrs.models.stance.EntityStancer`)."""
+
+    def label(self, dialogues: list[Dialogue]) -> list[list[dict[int, Emotions]]]: ...
+
+
 class Labeller(Protocol):
     """Seeker-turn emotion probabilities of whole dialogues: per dialogue, {turn index: 9 probabilities}
     (`ecrs.models.emotion.EmotionLabeller` with the trained classifier)."""
@@ -94,8 +112,10 @@ class Labeller(Protocol):
     def label(self, dialogues: list[Dialogue]) -> list[dict[int, list[float]]]: ...
 
 
-def prepare(cfg: PrepareConfig, write: bool = True, labeller: Labeller | None = None) -> Prepared:
-    """The whole step; `labeller` labels the seeker turns' emotions (required unless `emotion_model` is "")."""
+def prepare(cfg: PrepareConfig, write: bool = True, labeller: Labeller | None = None,
+            stancer: Stancer | None = None) -> Prepared:
+    """The whole step; `labeller` labels the seeker turns' emotions (required unless `emotion_model` is ""),
+    `stancer` the entities' own stances (required for entity_emotions: stance)."""
     t0 = time.time()
     dataset = get_dataset(cfg.dataset)
     if cfg.entity_emotions == "questionnaire" and not dataset.questionnaire:
@@ -104,6 +124,8 @@ def prepare(cfg: PrepareConfig, write: bool = True, labeller: Labeller | None = 
     if cfg.emotion_model and labeller is None:
         raise DataError("emotion classifier not found; train it with `ecrs train emotion` "
                         "(or set emotion_model: '' to prepare without emotions)", cfg.emotion_model)
+    if cfg.entity_emotions == "stance" and stancer is None:
+        raise DataError("stance classifier not found; train it with `ecrs train stance`", cfg.stance_model)
     kg, raw, inputs = load_raw(cfg)
     if not dataset.linked:
         for split, ds in raw.items():
@@ -122,11 +144,12 @@ def prepare(cfg: PrepareConfig, write: bool = True, labeller: Labeller | None = 
                              "entity_emotions": cfg.entity_emotions}
     for split, ds in raw.items():
         probs = labeller.label(ds) if labeller is not None else [{} for _ in ds]
+        own = stancer.label(ds) if stancer is not None and cfg.entity_emotions == "stance" else [None] * len(ds)
         samples = []
-        for d, p in zip(ds, probs):
+        for d, p, o in zip(ds, probs, own):
             override = questionnaire_emotions(d) if cfg.entity_emotions == "questionnaire" else None
             samples += build_samples(d, kg.item_set, turn_emotions(d, p, cfg.beta), cfg.max_context_entities,
-                                     override)
+                                     override, o)
         splits[split] = samples
         n_targets = sum(len(s.targets) for s in samples)
         fb = Counter(t.feedback for s in samples for t in s.targets)

@@ -88,9 +88,11 @@ def build_samples(
     emotions: list[Emotions] | None = None,
     max_entities: int = 32,
     entity_override: dict[int, Emotions] | None = None,
+    turn_overrides: list[dict[int, Emotions]] | None = None,
 ) -> list[Sample]:
     """All recommendation samples of one dialogue. `emotions[k]` are the labels attached to turn k's entities;
-    `entity_override` replaces them for the entities it names (`questionnaire_emotions`)."""
+    `entity_override` replaces them for the entities it names (`questionnaire_emotions`), `turn_overrides[k]` for
+    the entities of turn k it names (each entity's own stance, `ecrs.models.stance.EntityStancer`)."""
     emotions = emotions or [[] for _ in dialogue.turns]
     override = entity_override or {}
     samples = []
@@ -115,7 +117,8 @@ def build_samples(
                 seeker_emotion=last_seeker,
             ))
         ctx_entities += turn.entities
-        ctx_emotions += [override.get(e, emotions[k]) for e in turn.entities]
+        own = turn_overrides[k] if turn_overrides else {}
+        ctx_emotions += [own.get(e, override.get(e, emotions[k])) for e in turn.entities]
         mentioned += [e for e in turn.entities if e in items] + [m for m in turn.movies if m in items]
         if turn.role == "seeker":
             last_seeker = emotions[k]

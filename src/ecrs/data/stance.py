@@ -19,16 +19,18 @@ Two sources of real labels:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from ecrs.data.bundle import iter_jsonl
+from ecrs.data.catalogue import genre_mentions
 from ecrs.data.dialogues import REDIAL_MENTION
 from ecrs.errors import DataError
 
-__all__ = ["KINDS", "STANCES", "Span", "StanceExample", "load_people_genres", "redial_stance_examples"]
+__all__ = ["KINDS", "STANCES", "STANCE_EMOTIONS", "Span", "StanceExample", "Target", "load_people_genres", "named_targets",
+           "redial_stance_examples"]
 
 STANCES = ("liked", "disliked", "wants", "avoid", "seen", "none")
 Stance = Literal["liked", "disliked", "wants", "avoid", "seen", "none"]
@@ -50,6 +52,39 @@ class StanceExample:
     group: str  # the dialogue or sentence family: splits never cut one
     mentions: list[Span]
     labels: list[str] = field(default_factory=list)  # one per mention (empty when unlabelled)
+
+
+# A stance as the emotion ECR attaches to the entity (the others keep the utterance's: ECR's broadcast).
+STANCE_EMOTIONS: dict[str, list[tuple[str, float]]] = {
+    "liked": [("like", 1.0)], "wants": [("like", 1.0)], "disliked": [("negative", 1.0)], "avoid": [("negative", 1.0)]}
+
+
+@dataclass
+class Target:
+    """One thing a message names (a span of it, or the last suggestions for `reply`) and what was said of it."""
+
+    span: Span
+    entity: int | None
+    genre: str | None
+    stance: str = "none"
+
+
+def named_targets(text: str, mentions, people: Collection[int], after_suggestion: bool) -> list[Target]:
+    """The things `text` names, in text order: linked movies and people (`mentions`: the linker's, with spans),
+    genre words not inside a linked title or name, and, when it names no movie right after the recommender
+    suggested some (`after_suggestion`), those suggestions ("seen it", "loved it") as one `reply` target."""
+    out = []
+    for m in mentions:
+        kind = "movie" if m.is_movie else "person" if m.entity_id in people else None
+        if kind:
+            out.append(Target(Span(m.start, m.end, kind), m.entity_id, None))
+    named = [(t.span.start, t.span.end) for t in out]  # "Civil War" is a title, not the war genre
+    for start, end, genre in genre_mentions(text):
+        if not any(s < end and start < e for s, e in named):
+            out.append(Target(Span(start, end, "genre"), None, genre))
+    if after_suggestion and not any(t.span.kind == "movie" for t in out):
+        out.append(Target(Span(0, 0, "reply"), None, None))
+    return sorted(out, key=lambda t: t.span.start)
 
 
 def questionnaire_stance(answer: object) -> str:

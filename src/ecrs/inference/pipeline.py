@@ -16,15 +16,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ecrs.data.catalogue import Movie, genre_mentions, load_catalogue
-from ecrs.data.kg import KnowledgeGraph, load_redial_kg
+from ecrs.data.catalogue import Movie, load_catalogue
+from ecrs.data.kg import KnowledgeGraph, load_redial_kg, person_entities
 from ecrs.data.linking import build_redial_linker
 from ecrs.data.prepare import load_samples
 from ecrs.data.samples import Emotions, Sample
-from ecrs.data.stance import Span
+from ecrs.data.stance import STANCE_EMOTIONS, Span, Target, named_targets
 from ecrs.emotions import kept_labels
 from ecrs.errors import EcrsError
 from ecrs.inference.generator import ResponseGenerator
@@ -32,27 +33,43 @@ from ecrs.inference.recommender import TrainedRecommender
 from ecrs.inference.state import ConversationState, Wish
 from ecrs.models.baselines import Popularity, Recommender
 from ecrs.models.emotion import EmotionClassifier
-from ecrs.models.stance import StanceClassifier
+from ecrs.models.stance import UNSURE, StanceClassifier
 
 MAX_MESSAGE_CHARS = 2000  # longer messages are truncated for the models (the API rejects them with a 4xx first)
-# A stance becomes the entity's emotion in ECR's context (the others keep the utterance's, ECR's broadcast).
-STANCE_EMOTIONS: dict[str, Emotions] = {"liked": [("like", 1.0)], "wants": [("like", 1.0)],
-                                        "disliked": [("negative", 1.0)], "avoid": [("negative", 1.0)]}
 _LIKE_X = re.compile(r"\b(like|similar to|such as|along the lines of|in the vein of|kind of|style of|same as)\s*$",
                      re.I)
-# A low mood is met with something light (the wish relaxes like any other).
-_MOODS = [(re.compile(r"\b(sad|down|depressed|blue|rough day|bad day|awful day|terrible day|lonely|upset|"
-                      r"cheer me up|heartbroken|crying|stressed|miserable|gloomy|feeling low)\b", re.I),
-           ["comedy", "animation", "family"], "to cheer you up")]
+# A stated mood is met, in words and in genres (the wish relaxes like any other): (pattern, genres, what to say).
+_MOODS = [
+    (re.compile(r"\b(birthday|celebrat\w*|promot(ed|ion)|good news|great day|best day|engaged|graduat\w*)\b", re.I),
+     ["comedy", "adventure", "animation"], "Congrats, let's celebrate with something fun!"),
+    (re.compile(r"\b(bored|boring day|nothing to do|killing me)\b", re.I),
+     ["action", "adventure", "comedy"], "Bored? Let's fix that."),
+    (re.compile(r"\b(tired|exhausted|stress(ed|ful)?|nervous|anxious|anxiety|sick|flu|relax|unwind|long day|"
+                r"long week|(don'?t|dont) (have|want) to think|chill)\b", re.I),
+     ["comedy", "animation", "family", "romance"], "Sounds like you need to relax and unwind."),
+    (re.compile(r"\b(sad|down|depressed|blue|rough|bad day|awful|terrible|sucked|sucks|going wrong|lonely|upset|"
+                r"cheer me up|heartbr\w*|broke up|break ?up|crying|miserable|gloomy|feeling low|miss (him|her|them)|"
+                r"uplifting|distraction)\b", re.I),
+     ["comedy", "animation", "family"], "Sorry you're having a rough time, let's find something to cheer you up."),
+]
+# A year the person wants movies from: "after 1995", "2015+", "from the 90s onward", "nothing older than 2000".
+_WHEN = r"((?:19|20)\d\ds?|'?\d0s)"
+_YEAR_FROM = re.compile(  # "after 1995", "since the 90s", "from 2010", "2015+", "90s onward", "2000 or later"
+    rf"\b(?:after|since|newer than|later than|older than|made after|post)\s+(?:the\s+)?(?:year\s+)?{_WHEN}"
+    rf"|\bfrom\s+(?:the\s+)?(?:year\s+)?((?:19|20)\d\d)\b(?!s)"
+    rf"|\b{_WHEN}\s*(?:\+|or (?:later|newer|after)|onwards?|and (?:up|later|newer|after))", re.I)
+_DECADE = re.compile(r"\b((?:19|20)\d0s|'?\d0s)\b", re.I)
+_GREETING = re.compile(r"^\W*(hi|hello|hey|hiya|yo|good (morning|evening|afternoon)|howdy)\b[\W\w]{0,20}$", re.I)
 _CLOSING = re.compile(r"\b(thanks?|thank (you|u)|thx|ty|cheers|bye+|goodbye|good ?night|see (you|ya)|that'?s all|"
-                      r"that'?s it|i'?m good|merci|gracias|danke|au revoir|adios|later)\b", re.I)
+                      r"that'?s it|i'?m good|merci|gracias|danke|au revoir|adios|talk later)\b", re.I)
 _REQUEST = re.compile(r"\?|\b(another|more|else|recommend|suggest|what about|how about|something|anything|"
                       r"other|instead|but)\b", re.I)
 _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
 # Serve / chat reply length: greedy decoding makes a 40-token reply the first ~35 words of the 60-token one the
 # generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
 CHAT_REPLY_TOKENS = 40
-RECENT_YEAR = 2010  # ReDial was collected in 2017-2018
+RECENT_YEAR = 2010
+_QUALIFIER = re.compile(r"\s*\([^()]*\)$")  # ReDial was collected in 2017-2018
 DEFAULT_RECOMMENDER = "recommender/redial/ecr-fast-s0"  # under the artifacts folder; `make run` trains it
 DEFAULT_GENERATOR = "generator/smollm2"
 
@@ -62,16 +79,6 @@ class LinkedEntity:
     entity: int
     name: str
     is_movie: bool
-
-
-@dataclass
-class Target:
-    """One thing a message names (a span of it, or the last suggestions for `reply`) and what was said of it."""
-
-    span: Span
-    entity: int | None
-    genre: str | None
-    stance: str = "none"
 
 
 @dataclass
@@ -158,6 +165,7 @@ class EmpatheticRecommender:
         self.top_k = top_k
         self.missing = missing or []  # trained parts it runs without (said at start-up by chat and serve)
         self._column = np.array(kg.item_ids)
+        self._people = person_entities(kg)
 
     # ------------------------------------------------------------ loading
 
@@ -202,14 +210,18 @@ class EmpatheticRecommender:
         context = state.turns[-1][1] if state.turns and state.turns[-1][0] == "recommender" else ""
         mentions = self.linker.link(text)
         linked = [LinkedEntity(m.entity_id, self.kg.names[m.entity_id], m.is_movie) for m in mentions]
-        targets = self._targets(state, text, mentions)
+        targets = named_targets(text, mentions, self._people, bool(state.awaiting_reaction))
         stances = self.stance.predict(text, [t.span for t in targets]) if self.stance and targets else []
-        for t, (stance, _) in zip(targets, stances):
-            t.stance = stance
         # Titles and names are not emotion words ("The Great Gatsby" is not praise): the utterance's emotion is
         # read with them cut out.
         probs = self.emotion.predict_proba([_cut(text, [t.span for t in targets])], [context])[0]
         emotions = kept_labels(list(probs))
+        negative = bool(emotions) and emotions[0][0] == "negative"
+        for t, (stance, p) in zip(targets, stances):
+            # Where the stance classifier is unsure about a movie, a negative message speaks against it (ECR's
+            # broadcast, for the negative case only: "Jack and Jill. Worst. Movie. Ever."); not for a genre or a
+            # person, which a sad message asks for ("rough day, any comedies?").
+            t.stance = "disliked" if negative and p < UNSURE and t.span.kind == "movie" else stance
         # ECR's attachment: each entity takes the emotion of what was said about it (its stance) where there was
         # one, else the utterance's (ECR's broadcast); the system's last-turn entities take the reaction's.
         by_entity = {t.entity: t.stance for t in targets if t.entity is not None}
@@ -222,22 +234,6 @@ class EmpatheticRecommender:
         state.turns.append(("seeker", text))
         self._remember(state, text, targets)
         return emotions, linked, targets
-
-    def _targets(self, state: ConversationState, text: str, mentions) -> list[Target]:
-        """The things `text` names: linked movies and people, genre words (not inside a linked name), and, when
-        it names no movie, the system's last suggestions ("seen it", "loved it")."""
-        out = []
-        for m in mentions:
-            kind = "movie" if m.is_movie else "person" if self._is_person(m.entity_id) else None
-            if kind:
-                out.append(Target(Span(m.start, m.end, kind), m.entity_id, None))
-        named = [(t.span.start, t.span.end) for t in out]  # a genre word inside a title or name is not a genre
-        for start, end, genre in genre_mentions(text):
-            if not any(s < end and start < e for s, e in named):
-                out.append(Target(Span(start, end, "genre"), None, genre))
-        if not any(t.span.kind == "movie" for t in out) and state.awaiting_reaction:
-            out.append(Target(Span(0, 0, "reply"), None, None))
-        return sorted(out, key=lambda t: t.span.start)
 
     def _remember(self, state: ConversationState, text: str, targets: list[Target]) -> None:
         """Stances become memory: opinions of movies, exclusions, and wishes (the latest per axis)."""
@@ -253,7 +249,7 @@ class EmpatheticRecommender:
                         state.record_feedback(m, stance)
                 elif stance == "seen":
                     state.seen += [m for m in movies if m not in state.seen]
-                if kind == "movie" and stance in ("liked", "wants") and _LIKE_X.search(text[:t.span.start]):
+                if kind == "movie" and stance not in ("disliked", "avoid") and _LIKE_X.search(text[:t.span.start]):
                     state.wish("similar", [t.entity], turn, f"like {self.catalogue[t.entity].title}"
                                if t.entity in self.catalogue else "")
             elif kind == "person":
@@ -262,7 +258,7 @@ class EmpatheticRecommender:
                     state.remove("person", t.entity)
                 elif stance in ("liked", "wants"):
                     _discard(state.avoid_people, t.entity)
-                    state.wish("person", [t.entity], turn, f"with {self.kg.names[t.entity]}")
+                    state.wish("person", [t.entity], turn, f"with {person_name(self.kg.names[t.entity])}")
             elif kind == "genre":
                 if stance in ("disliked", "avoid"):
                     _add(state.avoid_genres, t.genre)
@@ -276,21 +272,33 @@ class EmpatheticRecommender:
             if pattern.search(text):
                 state.wish("mood", [g for g in genres if g not in state.avoid_genres], turn, label)
                 break
-        if _RECENT.search(text):
-            state.wish("era", [RECENT_YEAR], turn, "recent")
+        era = _era(text)
+        if era is not None:
+            state.wish("era", list(era), turn, f"from the {era[0]}s" if era[1] else f"from {era[0]} on")
+        elif _RECENT.search(text):
+            state.wish("era", [RECENT_YEAR, None], turn, "recent")
+
+    def remembered(self, state: ConversationState) -> list[tuple[str, Any, str]]:
+        """The preference state as removable entries (kind, value, how to say it): what `ecrs chat --show` prints
+        and the web page lists; `state.remove(kind, value)` forgets one."""
+        def title(e: int) -> str:
+            return self.catalogue[e].display if e in self.catalogue else self.kg.names[e]
+        return ([(w.axis, None, f"wants {w.label or w.axis}") for w in state.wishes]
+                + [("avoid_genres", g, f"no {g}") for g in state.avoid_genres]
+                + [("avoid_people", p, f"no {person_name(self.kg.names[p])}") for p in state.avoid_people]
+                + [("liked", e, f"liked {title(e)}") for e in state.liked]
+                + [("disliked", e, f"disliked {title(e)}") for e in state.disliked]
+                + [("seen", e, f"seen {title(e)}") for e in state.seen])
+
+    def describe(self, state: ConversationState) -> str:
+        """The preference state in one line (`ecrs chat --show`)."""
+        said = [label for _, _, label in self.remembered(state)]
+        if state.relaxed:
+            said.append(f"(relaxed: {', '.join(w.label or w.axis for w in state.relaxed)})")
+        return "; ".join(said) or "nothing yet"
 
     def _say(self, t: Target) -> str:
         return t.genre or (self.kg.names[t.entity] if t.entity is not None else "your last suggestion")
-
-    def _is_person(self, entity: int) -> bool:
-        return entity in self._person_entities
-
-    @property
-    def _person_entities(self) -> set[int]:
-        if not hasattr(self, "_people_cache"):
-            self._people_cache = {o for e in self.kg.item_ids for r, o in self.kg.neighbours(e)
-                                  if r in ("starring", "director", "writer")}
-        return self._people_cache
 
     def recommend(self, state: ConversationState, k: int | None = None) -> list[Recommendation]:
         """Top-k movies for the current state: never an exclusion; the wishes, relaxed oldest first when together
@@ -331,17 +339,20 @@ class EmpatheticRecommender:
         ok = ~np.isin(self._column, np.fromiter(excluded, dtype=self._column.dtype, count=len(excluded)))
         masks = self._masks
         ok &= ~self._any(masks.genre, state.avoid_genres)
-        ok &= ~self._any(masks.person, [self.kg.names[p] for p in state.avoid_people])
+        ok &= ~self._any(masks.person, [person_name(self.kg.names[p]) for p in state.avoid_people])
         return ok
 
     def _wish_mask(self, wish: Wish) -> np.ndarray:
         masks = self._masks
-        if wish.axis in ("genre", "mood"):
+        if wish.axis == "genre":
             return self._any(masks.genre, wish.values)
+        if wish.axis == "mood":  # something light: none of the mood's genres is horror
+            return self._any(masks.genre, wish.values) & ~self._any(masks.genre, ["horror"])
         if wish.axis == "person":
-            return self._any(masks.person, [self.kg.names[p] for p in wish.values])
-        if wish.axis == "era":
-            return masks.year >= wish.values[0]
+            return self._any(masks.person, [person_name(self.kg.names[p]) for p in wish.values])
+        if wish.axis == "era":  # [first year, last year or None]
+            last = wish.values[1] if len(wish.values) > 1 else None
+            return (masks.year >= wish.values[0]) & (masks.year <= (last if last is not None else 9999))
         if wish.axis == "similar":
             movies = [self.catalogue[e] for e in wish.values if e in self.catalogue]
             return (self._any(masks.genre, [g for m in movies for g in m.genres])
@@ -389,8 +400,8 @@ class EmpatheticRecommender:
             raise EcrsError("empty message")
         emotions, linked, targets = self.understand(state, text)
         yield Understood(emotions, linked, [(self._say(t), t.stance) for t in targets])
-        closing = _is_closing(text) and not linked
-        recs = self.recommend(state) if self._should_recommend(state) and not closing else []
+        closing = _is_closing(text)
+        recs = self.recommend(state) if self._should_recommend(state, text) and not closing else []
         yield Recommended(recs)
         if reply:
             pieces = []
@@ -418,10 +429,10 @@ class EmpatheticRecommender:
         state.entities += rec_entities
         state.entity_emotions += [[] for _ in rec_entities]
 
-    def _should_recommend(self, state: ConversationState) -> bool:
-        # Ask first when nothing about the user's taste is known yet.
-        return bool(state.entities or state.wishes or state.avoid_genres or state.avoid_people
-                    or len(state.turns) > 2)
+    def _should_recommend(self, state: ConversationState, text: str) -> bool:
+        # Ask first only when the person just said hello and nothing about their taste is known yet.
+        known = state.entities or state.wishes or state.avoid_genres or state.avoid_people
+        return bool(known or len(state.turns) > 2 or not _GREETING.search(text))
 
     def _reply(self, state: ConversationState, emotions: Emotions, targets: list[Target],
                recs: list[Recommendation], closing: bool = False) -> Iterator[str]:
@@ -459,12 +470,12 @@ def collect(events: Iterator[TurnEvent]) -> TurnResult:
     return TurnResult(reply, emotions, entities, recs, stances)
 
 
-# The reply's opener for the utterance's emotion when nothing named carried a stance; praise ("Great choice!")
-# only follows a stated liking (`acknowledge`).
+# The reply's opener for the utterance's emotion when nothing named carried a negative stance; "Nice one!" only
+# follows a stated liking (`acknowledge`), and none of them praises the person's taste.
 _OPENERS = {
     "negative": "Sorry that didn't click.",
-    "like": "Great choice!",
-    "happy": "Love the enthusiasm!",
+    "like": "Nice one!",
+    "happy": "Sounds fun!",
     "grateful": "Happy to help!",
     "nostalgia": "Ah, the classics!",
     "curious": "Good question!",
@@ -481,10 +492,10 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
     mood = next((w for w in state.wishes if w.axis == "mood" and w.turn == _seeker_turns(state)), None)
     parts = []
     if mood is not None:
-        parts.append("Sorry you're feeling down, let's find something to cheer you up.")
+        parts.append(mood.label)
     elif negative:
-        things = [t.genre or (names[t.entity] if t.entity is not None else "that one") for t in negative]
-        things = ["that one" if t.span.kind == "reply" else thing for t, thing in zip(negative, things)]
+        things = [t.genre or (_display(names[t.entity]) if t.entity is not None else "that one") for t in negative]
+        things = [thing for t, thing in zip(negative, things) if t.span.kind != "reply"]
         parts.append(f"Got it, no {' or '.join(dict.fromkeys(things))}." if any(t.span.kind != "reply"
                      for t in negative) else "Fair enough, that one's off the list.")
     elif any(t.stance == "seen" for t in targets):
@@ -509,8 +520,8 @@ def why(state: ConversationState, movie: Movie, names: dict[int, str] | list[str
         if w.axis in ("genre", "mood"):
             said += [g for g in w.values if g in movie.genres][:1]
         elif w.axis == "person":
-            said += [f"with {names[p]}" for p in w.values if names[p] in movie.stars + movie.directors
-                     + movie.writers][:1]
+            said += [f"with {person_name(names[p])}" for p in w.values
+                     if person_name(names[p]) in movie.stars + movie.directors + movie.writers][:1]
     return " ".join(said)
 
 
@@ -520,6 +531,37 @@ def template_reply(top: Recommendation, fits: str = "") -> Iterator[str]:
     if fits:
         yield f", {fits}" if fits.startswith("with") else f", {'an' if fits[0] in 'aeiou' else 'a'} {fits}"
     yield f" — {top.reason}." if top.reason else "."
+
+
+def _display(graph_name: str) -> str:
+    """A graph name as a person says it: "Titanic (1997 film)" -> "Titanic"."""
+    return _QUALIFIER.sub("", graph_name)
+
+
+def person_name(graph_name: str) -> str:
+    """The catalogue's spelling of a person: the graph's name without its qualifier ("Chris Evans (actor)")."""
+    return _QUALIFIER.sub("", graph_name)
+
+
+def _era(text: str) -> tuple[int, int | None] | None:
+    """(first year, last year or None): "after 1995" / "2015+" / "90s onward" -> (1995 | 2015 | 1990, None);
+    a bare decade ("from the 90s", "80s movies") -> (1980, 1989)."""
+    m = _YEAR_FROM.search(text)
+    if m:
+        return _year(next(g for g in m.groups() if g)), None
+    m = _DECADE.search(text)
+    if m:
+        first = _year(m.group(1))
+        return first, first + 9
+    return None
+
+
+def _year(word: str) -> int:
+    y = word.lstrip("'").lower()
+    if y.endswith("s") and len(y) == 3:  # "90s" -> 1990, "10s" -> 2010
+        decade = int(y[:-1])
+        return (1900 if decade >= 30 else 2000) + decade
+    return int(y.rstrip("s"))
 
 
 def _seeker_turns(state: ConversationState) -> int:

@@ -66,7 +66,7 @@ class ConversationState:
         if obj.get("people"):
             wishes.append(Wish("person", list(obj["people"]), turn))
         if obj.get("recent"):
-            wishes.append(Wish("era", [2010], turn, "recent"))
+            wishes.append(Wish("era", [2010, None], turn, "recent"))
         for old in ("genres", "people", "recent"):
             obj.pop(old, None)
         obj["wishes"] = wishes

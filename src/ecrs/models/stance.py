@@ -30,15 +30,16 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ecrs.data.bundle import bundled, open_text
-from ecrs.data.stance import STANCES, Span
+from ecrs.data.stance import STANCE_EMOTIONS, STANCES, Span, named_targets
 from ecrs.errors import EcrsError
 
-__all__ = ["StanceClassifier", "mention_features"]
+__all__ = ["EntityStancer", "StanceClassifier", "mention_features"]
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?,]")
-_CLAUSE_END = re.compile(r"[.!?;]+|\s-\s|,?\s+(?=(?:but|though|although|however|except|yet|whereas|unlike|"
+_CLAUSE_END = re.compile(r"[.!?;,:]+|\s-\s|\s+(?=(?:but|though|although|however|except|yet|whereas|unlike|"
                          r"other than|apart from|instead)\b)")
 _NEGATORS = frozenset({"not", "no", "never", "nothing", "none", "nor", "without", "hardly", "barely", "neither",
                        "cannot", "cant", "dont", "didnt", "doesnt", "isnt", "wasnt", "wont", "aint", "havent",
@@ -47,6 +48,9 @@ _CONTRAST = frozenset({"but", "though", "although", "however", "except", "yet", 
                        "apart", "instead"})
 _SCOPE_END = frozenset({",", "and", "so"})
 _WINDOW = 2
+UNSURE = 0.4
+PRIOR = {"person": "wants", "genre": "wants", "movie": "liked", "reply": "none"}
+_POINTS_BACK = frozenset({"it", "that", "this", "them", "one", "those", "he", "she", "him", "her", "they"})
 TARGET, OTHER = "tgt", "oth"
 
 
@@ -99,7 +103,7 @@ def mention_features(text: str, spans: Sequence[Span], target: int) -> list[str]
     kind = spans[target].kind
     masked = _norm(_masked(text, spans, target))
     if kind == "reply":  # no span: the message is about the movie just suggested, as if it began with it
-        masked = f"{TARGET} : {masked}"
+        masked = f"{TARGET} {masked}"
     clauses = [c for c in _CLAUSE_END.split(masked) if c and c.strip()]
     at = next((i for i, c in enumerate(clauses) if TARGET in _TOKEN.findall(c)), 0)
     feats = [f"kind={kind}", "bias"]
@@ -108,9 +112,13 @@ def mention_features(text: str, spans: Sequence[Span], target: int) -> list[str]
     if not clauses:
         return feats
     words = _negated(_TOKEN.findall(clauses[at]))
-    for w in _with_polarity(words):
-        feats += [f"c:{w}", f"{kind}|c:{w}"]
+    at_target = next((j for j, w in enumerate(words) if w.removeprefix("NEG_") == TARGET), len(words))
+    for where, part in (("L", words[:at_target]), ("R", words[at_target + 1:])):
+        for w in _with_polarity(part):
+            feats += [f"c:{w}", f"{where}:{w}", f"{kind}|{where}:{w}"]
     feats += [f"c2:{a}_{b}" for a, b in zip(words, words[1:])]
+    if at_target < len(words) and words[at_target].startswith("NEG_"):
+        feats.append(f"negated|{kind}")
     plain = [t for t in _TOKEN.findall(clauses[at]) if t != ","]
     if TARGET in plain:
         i = plain.index(TARGET)
@@ -121,9 +129,9 @@ def mention_features(text: str, spans: Sequence[Span], target: int) -> list[str]
         feats.append("after_contrast")
     if at + 1 < len(clauses) and (_TOKEN.findall(clauses[at + 1])[:1] or [""])[0] in _CONTRAST:
         feats.append("before_contrast")
-    for prefix, near in (("p", at - 1), ("n", at + 1)):
-        if 0 <= near < len(clauses):
-            feats += [f"{prefix}:{w}" for w in _with_polarity(_negated(_TOKEN.findall(clauses[near])))]
+    # The next clause speaks of the mention only when it points back to it ("I watched X. I didn't like *it*").
+    if at + 1 < len(clauses) and _POINTS_BACK & set(_TOKEN.findall(clauses[at + 1])):
+        feats += [f"n:{w}" for w in _with_polarity(_negated(_TOKEN.findall(clauses[at + 1])))]
     feats += [f"m:{w}" for w in set(_negated(_TOKEN.findall(masked)))]
     return feats
 
@@ -164,7 +172,15 @@ class StanceClassifier:
         return out
 
     def predict(self, text: str, spans: Sequence[Span]) -> list[tuple[str, float]]:
-        return [(STANCES[int(p.argmax())], float(p.max())) for p in self.proba(text, spans)]
+        """The most probable stance per mention; below `UNSURE` (no stance stands out of six), the kind's prior: a
+        person or genre a seeker names without a clear cue is one they want ("Tom Cruise movies"), a movie one they
+        liked (ReDial's base rate), a reply to a suggestion says nothing ("more")."""
+        out = []
+        for span, p in zip(spans, self.proba(text, spans)):
+            best = int(p.argmax())
+            stance = STANCES[best] if p[best] >= UNSURE else PRIOR[span.kind]
+            out.append((stance, float(p[STANCES.index(stance)])))
+        return out
 
     def save(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
@@ -181,3 +197,38 @@ class StanceClassifier:
                 raise EcrsError(f"{folder}: trained for stances {tuple(z['stances'])}, this code has {STANCES}")
             weights, bias = z["weights"], z["bias"]
         return cls(json.loads((folder / "vocabulary.json").read_text()), weights, bias)
+
+
+class EntityStancer:
+    """`ecrs prepare --set entity_emotions=stance`: every dialogue turn's entities with their own stance's emotion
+    (`STANCE_EMOTIONS`), from the same targets the live turn reads (`named_targets`): seeker turns' named movies,
+    people and genres, and the recommender's movies when the seeker's next turn reacts to them without a title.
+    Turns are linked on `raw` (ReDial's `@123` resolve exactly, and a masked mention reads the same either way)."""
+
+    def __init__(self, classifier: StanceClassifier, linker, people: set[int]):
+        self.classifier = classifier
+        self.linker = linker
+        self.people = people
+
+    def label(self, dialogues) -> list[list[dict[int, list[tuple[str, float]]]]]:
+        out = []
+        for d in tqdm(dialogues, desc="reading stances", unit="dlg", mininterval=2):
+            per_turn: list[dict[int, list[tuple[str, float]]]] = [{} for _ in d.turns]
+            for k, turn in enumerate(d.turns):
+                if turn.role != "seeker":
+                    continue
+                text = turn.raw or turn.text
+                after = k > 0 and d.turns[k - 1].role == "recommender" and bool(d.turns[k - 1].movies)
+                targets = named_targets(text, self.linker.link(text), self.people, after)
+                if not targets:
+                    continue
+                for t, (stance, _) in zip(targets, self.classifier.predict(text, [t.span for t in targets])):
+                    if stance not in STANCE_EMOTIONS:
+                        continue
+                    if t.span.kind == "reply":
+                        for m in d.turns[k - 1].movies:
+                            per_turn[k - 1][m] = STANCE_EMOTIONS[stance]
+                    elif t.entity is not None:
+                        per_turn[k][t.entity] = STANCE_EMOTIONS[stance]
+            out.append(per_turn)
+        return out

@@ -28,7 +28,7 @@ class BotConfig:
 
 @dataclass
 class ChatConfig(BotConfig):
-    show: bool = False  # print the detected emotions and linked entities before each reply
+    show: bool = False  # print the emotions and each named thing's stance before a reply, the memory after it
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,11 +57,13 @@ def run(args: argparse.Namespace) -> int:
             for event in bot.turn_events(state, text):
                 if isinstance(event, Understood) and cfg.show:
                     emo = ", ".join(f"{lab} {p:.2f}" for lab, p in event.emotions)
-                    ents = ", ".join(e.name for e in event.entities) or "–"
-                    print(f"[emotion: {emo} | entities: {ents}]\n     ", end="")
+                    said = ", ".join(f"{name}: {stance}" for name, stance in event.stances) or "–"
+                    print(f"[emotion: {emo} | named: {said}]\n     ", end="")
                 elif isinstance(event, ReplyPiece):
                     print(event.text, end="", flush=True)
             print()
+            if cfg.show:
+                print(f"     [memory: {bot.describe(state)}]")
         except EcrsError as e:
             print(f"\n(error: {e})")
     return 0

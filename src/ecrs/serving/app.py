@@ -14,6 +14,8 @@ Endpoints (OpenAPI schema at /openapi.json):
                                           entities), `token` (reply pieces), then `done` once the turn is
                                           committed, or `error`
     POST /sessions/{id}/feedback          liked / disliked / seen on a movie of the conversation
+    POST /sessions/{id}/forget            remove one remembered preference (a wish, an avoided genre or person,
+                                          a liked / disliked / seen movie) -> the memory
 
 The pipeline is loaded once, in the lifespan (so the factory's cost is paid at start, not on the first request).
 Turns are CPU-bound: they run in a bounded thread pool, one at a time per session (an asyncio lock per session
@@ -144,11 +146,35 @@ class FeedbackIn(_Wire):
     value: Literal["liked", "disliked", "seen"]
 
 
+class WishOut(_Wire):
+    axis: Literal["genre", "person", "similar", "mood", "era"]
+    values: list[int | str | None]  # genres (genre, mood), entity ids (person, similar), [first, last year] (era)
+    label: str
+    turn: int
+
+
+class RememberedOut(_Wire):
+    kind: str = Field(description="what `POST /sessions/{id}/forget` takes as kind")
+    value: int | str | None
+    label: str = Field(description="how to show it: 'no horror', 'wants with Tom Hanks', 'seen Titanic (1997)'")
+
+
 class Memory(_Wire):
+    items: list[RememberedOut] = Field(description="every removable entry, labelled")
     liked: list[int]
     disliked: list[int]
     seen: list[int]
     recommended: list[int]
+    avoid_genres: list[str] = Field(description="genres the person ruled out (never recommended)")
+    avoid_people: list[int] = Field(description="people (entity ids) the person ruled out (never recommended)")
+    wishes: list[WishOut] = Field(description="soft wishes, the latest per axis; the oldest relaxes first")
+
+
+class ForgetIn(_Wire):
+    kind: Literal["liked", "disliked", "seen", "avoid_genres", "avoid_people", "genre", "person", "similar", "mood",
+                  "era"]
+    value: int | str | None = Field(None, description="the entry to remove (an entity id or a genre); for a wish "
+                                                      "axis, None removes the whole wish")
 
 
 class FeedbackOut(_Wire):
@@ -193,8 +219,11 @@ def _emotions(emotions) -> list[dict[str, Any]]:
     return [{"label": str(lab), "p": round(float(p), 4)} for lab, p in emotions]
 
 
-def _memory(state: ConversationState) -> Memory:
-    return Memory(liked=state.liked, disliked=state.disliked, seen=state.seen, recommended=state.recommended)
+def _memory(state: ConversationState, pipeline: EmpatheticRecommender) -> Memory:
+    return Memory(items=[RememberedOut(kind=k, value=v, label=label) for k, v, label in pipeline.remembered(state)],
+                  liked=state.liked, disliked=state.disliked, seen=state.seen, recommended=state.recommended,
+                  avoid_genres=state.avoid_genres, avoid_people=state.avoid_people,
+                  wishes=[WishOut(axis=w.axis, values=w.values, label=w.label, turn=w.turn) for w in state.wishes])
 
 
 # ---------------------------------------------------------------- rate limit, locks, body limit
@@ -417,6 +446,16 @@ class ChatService:
         fb = FeedbackRecord(entity=body.entity, uri=self._uris[body.entity], title=movie.display, value=body.value)
         return self.store.commit_feedback(sid, version, state, fb), state
 
+    def forget_sync(self, sid: str, body: ForgetIn) -> ConversationState:
+        return _retry_on_conflict(self._forget_once, sid, body)
+
+    def _forget_once(self, sid: str, body: ForgetIn) -> ConversationState:
+        state, version = self.store.load_state(sid)
+        if not state.remove(body.kind, body.value):
+            raise HTTPException(404, f"nothing remembered as {body.kind} {body.value!r} in this session")
+        self.store.commit_state(sid, version, state)
+        return state
+
     def session_sync(self, sid: str) -> SessionOut:
         info = self.store.session_info(sid)
         records = self.store.turns(sid)
@@ -428,7 +467,7 @@ class ChatService:
                    for t in records],
             feedback=[FeedbackItem(entity=f.entity, title=f.title, value=f.value, created_at=f.created_at)
                       for f in self.store.feedback(sid)],
-            memory=_memory(info["state"]))
+            memory=_memory(info["state"], self.pipeline))
 
 
 def _retry_on_conflict(fn: Callable[..., T], *args: Any, attempts: int = 3) -> T:
@@ -516,7 +555,14 @@ def _routes() -> APIRouter:
         async with svc.locks.get(session_id):
             fb, state = await svc.run(svc.feedback_sync, session_id, body)
         return FeedbackOut(session_id=session_id, entity=fb.entity, title=fb.title, value=body.value,
-                           memory=_memory(state))
+                           memory=_memory(state, svc.pipeline))
+
+    @router.post("/{session_id}/forget", response_model=Memory, summary="Remove one remembered preference",
+                 responses={404: {"model": ErrorOut}})
+    async def forget(session_id: str, body: ForgetIn, svc: Service) -> Memory:
+        async with svc.locks.get(session_id):
+            state = await svc.run(svc.forget_sync, session_id, body)
+        return _memory(state, svc.pipeline)
 
     return router
 

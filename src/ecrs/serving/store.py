@@ -231,6 +231,11 @@ class SessionStore:
         turn.idx, turn.created_at = idx, now
         return turn
 
+    def commit_state(self, sid: str, version: int, state: ConversationState) -> None:
+        """Store a changed state alone (a forgotten preference). Raises `Conflict` as `commit_turn` does."""
+        with self.engine.begin() as conn:
+            self._save_state(conn, sid, version, state, time.time())
+
     def commit_feedback(self, sid: str, version: int, state: ConversationState, fb: FeedbackRecord) -> FeedbackRecord:
         now = time.time()
         with self.engine.begin() as conn:

@@ -1,0 +1,136 @@
+"""The preference state (issue 24): exclusions are hard and kept, wishes are soft, one per axis, relaxed oldest
+first; stances steer memory and the reply. A stand-in stance classifier with answers known by construction keeps
+these tests about the state, not about the trained model."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from serving_fixtures import build_pipeline
+
+from ecrs.inference.pipeline import EmpatheticRecommender, person_name
+from ecrs.inference.state import ConversationState, Wish
+
+_NEG = re.compile(r"\b(no|not|hate|hated|can't stand|anything but|except)\b[^,.!?]*$", re.I)
+
+
+class RuleStance:
+    """avoid / disliked after a negator shortly before the mention (same clause); seen when the message says "seen"; else wants."""
+
+    def predict(self, text, spans):
+        out = []
+        for s in spans:
+            before = text[max(0, s.start - 20):s.start]
+            if "seen" in text:
+                out.append(("seen", 1.0))
+            elif _NEG.search(before):
+                out.append(("avoid" if s.kind in ("genre", "person") else "disliked", 1.0))
+            else:
+                out.append(("wants" if s.kind in ("genre", "person") else "liked", 1.0))
+        return out
+
+
+@pytest.fixture(scope="module")
+def bot() -> EmpatheticRecommender:
+    base = build_pipeline()
+    return EmpatheticRecommender(base.kg, base.catalogue, base.linker, base.emotion, base.recommender,
+                                 stance=RuleStance())
+
+
+def _genres(bot, recs):
+    return [set(bot.catalogue[r.entity].genres) for r in recs]
+
+
+def test_a_wish_replaces_the_older_one_on_its_axis_and_can_be_removed():
+    state = ConversationState()
+    state.wish("genre", ["comedy"], 1, "comedy")
+    state.wish("person", [7], 1)
+    state.wish("genre", ["horror"], 2, "horror")
+    assert [(w.axis, w.values) for w in state.wishes] == [("person", [7]), ("genre", ["horror"])]
+    assert state.remove("genre", "horror") and [w.axis for w in state.wishes] == ["person"]
+    state.avoid_genres.append("musical")
+    assert state.remove("avoid_genres", "musical") and not state.remove("avoid_genres", "musical")
+    with pytest.raises(ValueError):
+        state.remove("favourite_colour", "red")
+
+
+def test_a_stored_state_round_trips_and_old_constraints_become_wishes():
+    state = ConversationState(turns=[("seeker", "hi")], avoid_people=[3], wishes=[Wish("era", [2010, None], 1, "recent")])
+    assert ConversationState.from_json(json.loads(json.dumps(state.to_json()))) == state
+    old = {"turns": [["seeker", "a comedy"]], "genres": ["comedy"], "people": [5], "recent": True,
+           "avoid_genres": ["horror"]}
+    migrated = ConversationState.from_json(old)
+    assert {(w.axis, tuple(w.values)) for w in migrated.wishes} == {("genre", ("comedy",)), ("person", (5,)),
+                                                                    ("era", (2010, None))}
+    assert migrated.avoid_genres == ["horror"]
+
+
+def test_an_avoided_genre_is_never_recommended_again_however_many_turns_later(bot):
+    state = ConversationState()
+    bot.turn(state, "I loved Titanic but no horror please")
+    assert state.avoid_genres == ["horror"]
+    for text in ("something else", "another one", "more", "a thriller maybe"):
+        recs = bot.turn(state, text).recommendations
+        assert recs and not any("horror" in g for g in _genres(bot, recs))
+
+
+def test_a_disliked_person_is_excluded_not_wanted(bot):
+    state = ConversationState()
+    result = bot.turn(state, "not a fan of Adam Sandler, what do you recommend?")
+    assert [bot.kg.names[p] for p in state.avoid_people] == ["Adam Sandler"]
+    assert not any(w.axis == "person" for w in state.wishes)
+    assert result.recommendations
+    for r in result.recommendations:
+        m = bot.catalogue[r.entity]
+        assert "Adam Sandler" not in m.stars + m.directors + m.writers
+    assert "great" not in result.reply.lower().split(".")[0]  # no praise after a dislike
+    assert result.reply.startswith("Got it, no Adam Sandler.")
+
+
+def test_wishes_relax_oldest_first_and_never_an_exclusion(bot):
+    state = ConversationState()
+    bot.turn(state, "no comedy")
+    bot.turn(state, "something with Tom Hanks")
+    bot.turn(state, "a horror movie")  # Tom Hanks made no horror film without comedy: the older wish goes
+    assert [w.axis for w in state.relaxed] == ["person"]
+    calls = []
+    real = bot.recommender.score
+    bot.recommender.score = lambda samples: calls.append(1) or real(samples)
+    try:
+        recs = bot.recommend(state)
+    finally:
+        del bot.recommender.score
+    assert len(calls) == 1  # relaxing reuses the scores
+    assert recs and all("horror" in g and "comedy" not in g for g in _genres(bot, recs))
+    reply = bot.turn(state, "ok another").reply
+    assert "couldn't find one that is also with Tom Hanks" in reply
+
+
+def test_allowed_mask_matches_the_per_movie_rule(bot):
+    state = ConversationState()
+    for text in ("I've seen Titanic", "no comedy and not Tom Hanks"):
+        bot.turn(state, text)
+    excluded = state.excluded() | {e for e in state.entities if e in bot.kg.item_set}
+    avoided = {person_name(bot.kg.names[p]) for p in state.avoid_people}
+    expected = [e not in excluded and not set(state.avoid_genres) & set(bot.catalogue[e].genres)
+                and not avoided & set(bot.catalogue[e].stars + bot.catalogue[e].directors + bot.catalogue[e].writers)
+                for e in bot.kg.item_ids]
+    assert state.avoid_genres == ["comedy"] and avoided == {"Tom Hanks"}
+    assert bot._allowed(state).tolist() == expected and not np.all(expected)
+
+
+def test_a_closing_gets_a_kind_close_not_a_new_push(bot):
+    state = ConversationState()
+    bot.turn(state, "I loved Titanic")
+    result = bot.turn(state, "thanks, bye!")
+    assert result.recommendations == [] and "welcome" in result.reply.lower()
+    assert bot.turn(state, "thanks! anything else like it?").recommendations  # a request is not a goodbye
+
+
+def test_a_mood_is_acknowledged_and_chosen_for(bot):
+    state = ConversationState()
+    result = bot.turn(state, "had a really rough day, cheer me up")
+    assert result.reply.startswith("Sorry") and result.recommendations
+    assert all({"comedy", "animation", "family"} & g for g in _genres(bot, result.recommendations))

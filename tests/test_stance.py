@@ -1,0 +1,114 @@
+"""The per-mention stance classifier (issue 24): features read around the mention with names masked, a model that
+saves and reloads exactly, metrics with answers known by construction, and ReDial's questionnaire as labels."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ecrs.data.stance import STANCES, Span, StanceExample, named_targets, questionnaire_stance, redial_stance_examples
+from ecrs.errors import EcrsError
+from ecrs.models.stance import PRIOR, StanceClassifier, mention_features
+from ecrs.training.stance import StanceConfig, fit_stance, stance_scores
+
+
+def _span(text: str, name: str, kind: str = "movie") -> Span:
+    start = text.index(name)
+    return Span(start, start + len(name), kind)
+
+
+def test_names_never_reach_the_features():
+    text = "I hated The Great Gatsby but loved Titanic"
+    spans = [_span(text, "The Great Gatsby"), _span(text, "Titanic")]
+    feats = " ".join(mention_features(text, spans, 0))
+    assert "great" not in feats and "gatsby" not in feats and "titanic" not in feats
+    assert "L:hated" in feats  # the target's own clause ends at "but"
+    assert "loved" not in feats.replace("m:loved", "")  # the other clause reaches it only as a message word
+
+
+def test_negation_marks_the_words_after_it_up_to_the_clause_end():
+    text = "I don't like Adam Sandler, any ideas?"
+    feats = mention_features(text, [_span(text, "Adam Sandler", "person")], 0)
+    assert "L:NEG_like" in feats and "negated|person" in feats
+    assert not any(f.startswith(("L:NEG_any", "R:NEG_any")) for f in feats)  # the comma ends the scope
+
+
+def test_reply_mentions_read_the_message_as_about_the_last_suggestion():
+    feats = mention_features("seen it, loved it", [Span(0, 0, "reply")], 0)
+    assert "kind=reply" in feats and any(f.startswith("R:") for f in feats)
+
+
+def _toy_examples() -> list[StanceExample]:
+    out = []
+    for i, name in enumerate(["Tom Hanks", "Meryl Streep", "Jim Carrey", "Adam Sandler"] * 3):
+        for template, stance in (("I love {}", "liked"), ("I hate {}", "disliked"),
+                                 ("something with {} please", "wants"), ("no {} please", "avoid")):
+            text = template.format(name)
+            out.append(StanceExample(text, f"g{i}-{stance}", [_span(text, name, "person")], [stance]))
+    return out
+
+
+def test_a_fitted_model_learns_separable_cues_and_reloads_exactly(tmp_path):
+    clf = fit_stance({"people": _toy_examples()}, StanceConfig(min_count=1), c=10.0)
+    text = "I hate Kevin Hart"
+    assert clf.predict(text, [_span(text, "Kevin Hart", "person")])[0][0] == "disliked"
+    text = "no Kevin Hart please"
+    assert clf.predict(text, [_span(text, "Kevin Hart", "person")])[0][0] == "avoid"
+    clf.save(tmp_path / "m")
+    again = StanceClassifier.load(tmp_path / "m")
+    spans = [_span(text, "Kevin Hart", "person")]
+    assert np.array_equal(clf.proba(text, spans), again.proba(text, spans))
+    with pytest.raises(EcrsError, match="ecrs train stance"):
+        StanceClassifier.load(tmp_path / "nothing")
+
+
+def test_an_unsure_model_falls_back_to_the_kinds_prior():
+    flat = StanceClassifier({"bias": 0}, np.zeros((1, len(STANCES))), np.zeros(len(STANCES)))  # uniform: unsure
+    text = "Tom Cruise movies"
+    for kind in ("person", "genre", "movie", "reply"):
+        span = Span(0, 0, "reply") if kind == "reply" else Span(0, 10, kind)
+        assert flat.predict(text, [span])[0][0] == PRIOR[kind]
+
+
+def test_stance_scores_on_known_answers():
+    gold = ["liked", "liked", "disliked", "disliked", "seen"]
+    pred = ["liked", "disliked", "disliked", "none", "seen"]
+    s = stance_scores(gold, pred, ("liked", "disliked", "seen"))
+    assert s["per_stance"]["liked"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert s["per_stance"]["disliked"]["precision"] == 0.5 and s["per_stance"]["disliked"]["recall"] == 0.5
+    assert s["macro_f1"] == pytest.approx((2 / 3 + 0.5 + 1.0) / 3)
+    assert np.isnan(stance_scores([], [], ("liked",))["macro_f1"])
+
+
+def test_questionnaire_answers_become_stances():
+    assert [questionnaire_stance(a) for a in ({"liked": 1, "seen": 1}, {"liked": 0}, {"liked": 2, "seen": 1},
+                                              {"liked": 2, "seen": 0}, None)] == [
+        "liked", "disliked", "seen", "none", "none"]
+
+
+def test_redial_examples_put_titles_where_the_ids_were(tmp_path):
+    dialogue = {"conversationId": "7", "initiatorWorkerId": 1, "movieMentions": {"11": "Titanic (1997)"},
+                "initiatorQuestions": {"11": {"suggested": 0, "seen": 1, "liked": 0}, "12": {"liked": 1}},
+                "messages": [{"senderWorkerId": 1, "text": "I hated @11 so much"},
+                             {"senderWorkerId": 2, "text": "Try @12"},
+                             {"senderWorkerId": 1, "text": "seen it, loved it"}]}
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(dialogue) + "\n")
+    first, reply = list(redial_stance_examples(path, {"12": "Up (2009)"}))
+    assert first.text == "I hated Titanic so much" and first.labels == ["disliked"]
+    assert first.text[first.mentions[0].start:first.mentions[0].end] == "Titanic"
+    assert reply.mentions == [Span(0, 0, "reply")] and reply.labels == ["liked"]
+
+
+def test_named_targets_keep_titles_whole_and_add_the_last_suggestion():
+    class M:  # a linker mention
+        def __init__(self, entity_id, start, end, is_movie):
+            self.entity_id, self.start, self.end, self.is_movie = entity_id, start, end, is_movie
+
+    text = "no horror, and not Civil War"
+    mentions = [M(5, text.index("Civil War"), len(text), True)]
+    targets = named_targets(text, mentions, people=set(), after_suggestion=True)
+    assert [(t.span.kind, t.genre, t.entity) for t in targets] == [("genre", "horror", None), ("movie", None, 5)]
+    assert named_targets("loved it", [], set(), after_suggestion=True)[0].span.kind == "reply"
+    assert named_targets("loved it", [], set(), after_suggestion=False) == []
