@@ -18,10 +18,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
-# Main job (~25 min on 2 cores): train the emotion classifier, prepare ReDial and INSPIRED, train ECR on the fast
-# backbone, evaluate it beside the baselines. Then `ecrs chat` or `ecrs serve` use what it trained.
+# Main job (~25 min on 2 cores): train the emotion and stance classifiers, prepare ReDial and INSPIRED, train ECR on
+# the fast backbone, evaluate it beside the baselines. Then `ecrs chat` or `ecrs serve` use what it trained.
 run: setup
 	$(ECRS) train emotion
+	$(ECRS) train stance
 	$(ECRS) prepare --set dataset=redial
 	$(ECRS) prepare --set dataset=inspired
 	$(ECRS) train recommender --config configs/recommender/ecr-fast.yaml

@@ -23,6 +23,7 @@ from ecrs.recipes.serve import ServeConfig
 from ecrs.training.emotion import EmotionConfig
 from ecrs.training.generator import GeneratorTrainConfig
 from ecrs.training.recommender import RecommenderTrainConfig
+from ecrs.training.stance import StanceConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "configs"
@@ -59,7 +60,8 @@ def test_recommender_rows_state_their_name_and_dataset(name: str) -> None:
 
 
 @pytest.mark.parametrize("cls", [PrepareConfig, EvaluateConfig, ChatConfig, ServeConfig, ExportFeedbackConfig,
-                                 ReportConfig, RecommenderTrainConfig, GeneratorTrainConfig, EmotionConfig])
+                                 ReportConfig, RecommenderTrainConfig, GeneratorTrainConfig, EmotionConfig,
+                                 StanceConfig])
 def test_the_keys_help_lists_read_back_as_the_defaults(cls: type) -> None:
     # `ecrs <command> --help` lists each key as `key=default`: given back as `--set`s they change nothing.
     keys = _flat(to_dict(cls()))
@@ -174,7 +176,7 @@ def test_override_values_are_yaml() -> None:
 # runs without llama.cpp; unset where llama.cpp decodes in the process (PASSIVE slows it 3x) or nothing needs it.
 EXPECTED_OMP = {
     "prepare": "PASSIVE", "evaluate": "PASSIVE",
-    "train recommender": "PASSIVE", "train generator": "PASSIVE", "train emotion": "PASSIVE",
+    "train recommender": "PASSIVE", "train generator": "PASSIVE", "train emotion": "PASSIVE", "train stance": "PASSIVE",
     "chat": None, "serve": None, "simulate": None, "judge": None, "annotate-emotions": None,
     "export-feedback": None, "report": None, "reproduce": None,
 }

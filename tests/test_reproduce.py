@@ -20,7 +20,7 @@ UNICRS_INSPIRED = str(REPO_ROOT / "configs/recommender/unicrs-fast-inspired.yaml
 def test_plan_follows_the_makefile(tmp_path: Path) -> None:
     stages = plan([ECR_FAST, UNICRS_INSPIRED], [0, 1], artifacts=tmp_path / "a")
     names = [s.name for s in stages]
-    assert names[:3] == ["train-emotion", "prepare-redial", "prepare-inspired"]
+    assert names[:4] == ["train-emotion", "train-stance", "prepare-redial", "prepare-inspired"]
     assert {"train-ecr-fast-redial-s0", "train-ecr-fast-redial-s1", "train-unicrs-fast-inspired-s1"} <= set(names)
     assert names.index("train-generator") < names.index("evaluate-inspired") < names.index("report")
     by_name = {s.name: s for s in stages}
@@ -99,3 +99,13 @@ def test_report_stage_runs_then_skips(tmp_path: Path, monkeypatch: pytest.Monkey
     os.utime(results / "entity_linking.json", (1e10, 1e10))  # a newer result: the report is stale
     assert main(args) == 0
     assert "report done in" in capsys.readouterr().out
+
+
+def test_a_row_on_its_own_prepared_samples_gets_its_prepare_and_evaluate_stages(tmp_path: Path) -> None:
+    stages = {s.name: s for s in plan(["configs/recommender/ecr-stance-fast.yaml"], [0], artifacts=tmp_path / "a")}
+    prep = stages["prepare-redial-data-stance"]
+    assert prep.argv[-4:] == ["--set", "entity_emotions=stance", "--set", "out_dir=artifacts/data-stance"]
+    assert stages["train-ecr-stance-fast-redial-s0"].inputs == [Path("artifacts/data-stance/redial/manifest.json")]
+    evaluate = stages["evaluate-redial-data-stance"].argv
+    assert "data_dir=artifacts/data-stance" in evaluate and "ecr-stance-fast" in " ".join(evaluate)
+    assert "ecr-stance-fast" not in " ".join(stages["evaluate-redial"].argv)  # not on the default samples

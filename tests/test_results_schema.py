@@ -26,6 +26,7 @@ MAINTAINED = {
     "recommender_latency": "benchmarks/recommender_latency.py",
     "simulator": "benchmarks/simulator.py",
     "conversations": "benchmarks/conversations.py",
+    "stance": "benchmarks/stance.py",
 }
 PROVENANCE = {"command", "commit", "dirty_files", "machine", "data"}
 COMMIT = re.compile(r"[0-9a-f]{40}")

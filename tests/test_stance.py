@@ -7,7 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from ecrs.data.stance import STANCES, Span, StanceExample, named_targets, questionnaire_stance, redial_stance_examples
+from ecrs.data.stance import (
+    STANCES,
+    Span,
+    StanceExample,
+    named_targets,
+    questionnaire_stance,
+    redial_stance_examples,
+)
 from ecrs.errors import EcrsError
 from ecrs.models.stance import PRIOR, StanceClassifier, mention_features
 from ecrs.training.stance import StanceConfig, fit_stance, stance_scores

@@ -35,7 +35,7 @@ TRAIN_COMMANDS: dict[str, tuple[str, str, dict[str, str]]] = {
     "recommender": ("ecrs.recipes.train_recommender", "train a recommender", TORCH_ONLY),
     "generator": ("ecrs.recipes.train_generator", "fine-tune the response generator", TORCH_ONLY),
     "emotion": ("ecrs.recipes.train_emotion", "train the nine-label emotion classifier", TORCH_ONLY),
-    "stance": ("ecrs.recipes.train_stance", "train the per-mention stance classifier", NO_TORCH),
+    "stance": ("ecrs.recipes.train_stance", "train the per-mention stance classifier", TORCH_ONLY),
 }
 
 

@@ -71,7 +71,7 @@ class Target:
 
 def named_targets(text: str, mentions, people: Collection[int], after_suggestion: bool) -> list[Target]:
     """The things `text` names, in text order: linked movies and people (`mentions`: the linker's, with spans),
-    genre words not inside a linked title or name, and, when it names no movie right after the recommender
+    genre words not inside a linked title or name, and, when it names nothing right after the recommender
     suggested some (`after_suggestion`), those suggestions ("seen it", "loved it") as one `reply` target."""
     out = []
     for m in mentions:
@@ -82,7 +82,7 @@ def named_targets(text: str, mentions, people: Collection[int], after_suggestion
     for start, end, genre in genre_mentions(text):
         if not any(s < end and start < e for s, e in named):
             out.append(Target(Span(start, end, "genre"), None, genre))
-    if after_suggestion and not any(t.span.kind == "movie" for t in out):
+    if after_suggestion and not out:  # "I can't stand musicals" after a suggestion is about musicals, not it
         out.append(Target(Span(0, 0, "reply"), None, None))
     return sorted(out, key=lambda t: t.span.start)
 

@@ -46,7 +46,8 @@ PAPER_DEDUP_ECR = {"R@1": 0.026, "R@10": 0.181, "R@50": 0.337}  # ECR with repea
 PAPER_DATASET = "redial"  # the only dataset with published numbers in ECR_SPEC
 
 # Ablation rows (ECR_SPEC §4.8) -> system-name prefix in recommendation.json; the suffix is the backbone.
-ABLATION = [("UniCRS-style", "unicrs"), ("ECR[L]", "ecr-l"), ("ECR[LS]", "ecr-ls"), ("ECR[LG]", "ecr-lg"), ("ECR", "ecr")]
+ABLATION = [("UniCRS-style", "unicrs"), ("ECR[L]", "ecr-l"), ("ECR[LS]", "ecr-ls"), ("ECR[LG]", "ecr-lg"), ("ECR", "ecr"),
+            ("ECR, entity stances", "ecr-stance")]
 BACKBONES = ("fast", "lm")
 # name suffix -> qualifier in the display name, stripped from the end of a name in this order
 QUALIFIERS = [("-raw", "no context shift"), ("-noavg", "no weight average"), ("-h200", "trained on an H200"),
@@ -55,7 +56,7 @@ TABLE1_COLS = ["AUC", "AUC_batch32", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R
 ABLATION_COLS = ["AUC", "AUC_batch32", "RT@10", "RT@50", "R@10", "R@50"]
 HEADER = {"AUC_batch32": "AUC b32"}
 RESULT_FILES = ["recommendation", "recommendation_paired", "emotion", "entity_linking", "generation",
-                "generation_speed", "judge", "recommender_latency", "serving", "annotation"]
+                "generation_speed", "judge", "recommender_latency", "serving", "annotation", "stance", "conversations"]
 
 
 @dataclass
@@ -277,8 +278,9 @@ def _ablation_section(rec: dict[str, Any] | None) -> tuple[list[str], dict[str, 
             for label, r in present:
                 cells = [label, r["system"], _seeds(r)] + [fmt(r["metrics"]["standard"].get(c)) for c in ABLATION_COLS]
                 if paper:
-                    paper_row = PAPER_ABLATION[label.removesuffix("-style")]  # the paper's UniCRS beside ours
-                    cells.append(" / ".join(num(paper_row[c]) for c in ABLATION_COLS if c != "AUC"))
+                    paper_row = PAPER_ABLATION.get(label.removesuffix("-style"))  # the paper's UniCRS beside ours
+                    cells.append(" / ".join(num(paper_row[c]) for c in ABLATION_COLS if c != "AUC")
+                                 if paper_row else "– (not in the paper)")
                 body.append(cells)
             lines += [f"### {dataset}, {backbone} backbone", "", *table(header, body)]
             if missing:
@@ -638,8 +640,8 @@ def render_report(results_dir: Path, out_dir: Path) -> Report:
 
 # The README's compact tables are generated here from the results files and written between markers,
 # `<!-- results:NAME -->` ... `<!-- /results -->`; `ecrs report` rewrites them and a test checks they match.
-README_SYSTEMS = ["popularity", "repeat-context", "kbrd", "unicrs-fast", "ecr-l-fast", "ecr-ls-fast", "ecr-lg-fast",
-                  "ecr-fast"]
+# (ECR[LS] and ECR[LG] are in the report's ablation section)
+README_SYSTEMS = ["popularity", "repeat-context", "kbrd", "unicrs-fast", "ecr-l-fast", "ecr-fast", "ecr-stance-fast"]
 README_GENERATION = {"template": "one-line template", "zero_shot_chat": "SmolLM2-135M zero-shot",
                      "finetuned": "SmolLM2-135M fine-tuned (served)"}
 _BLOCK = re.compile(r"(<!-- results:([\w-]+) -->\n)(.*?)(<!-- /results -->)", re.S)
@@ -689,6 +691,26 @@ def readme_tables(res: dict[str, Any]) -> dict[str, list[str]]:
             ["server memory, peak", f"{(serving.get('server_rss') or {}).get('peak_mb', 0) / 1024:.2f} GB"],
             ["fine-tuned decode speed vs base", _cell(speed.get("decode_ratio_finetuned_vs_base"), 2)]]
     out["serving"] = table(["serving (2 CPU cores)", "measured"], body)
+    conv = (res.get("conversations") or {}).get("metrics") or {}
+    stance = ((res.get("stance") or {}).get("metrics") or {})
+
+    def passed(part: str) -> str:
+        m = conv.get(part) or {}
+        return "–" if not m else f"{m['passed']}/{m['conversations']}, {m['crashes']} crashes"
+
+    def per(system: str, block: str, stance_name: str, key: str) -> Any:
+        return ((((stance.get(system) or {}).get(block) or {}).get("per_stance") or {}).get(stance_name) or {}).get(key)
+
+    body = [["held-back chats passed (written before the change)", passed("heldout")],
+            ["the other chats passed", passed("tuning")],
+            ["a named movie's dislike (ReDial test): recall / precision",
+             f"{_cell(per('stance', 'redial_movies', 'disliked', 'recall'), 2)} / "
+             f"{_cell(per('stance', 'redial_movies', 'disliked', 'precision'), 2)} (ECR's rule: "
+             f"{_cell(per('broadcast', 'redial_movies', 'disliked', 'recall'), 2)} / "
+             f"{_cell(per('broadcast', 'redial_movies', 'disliked', 'precision'), 2)})"],
+            ["stance on people and genres, macro-F1",
+             _cell(((stance.get("stance") or {}).get("people_genres") or {}).get("macro_f1"), 2)]]
+    out["understanding"] = table(["understanding", "measured"], body)
     return out
 
 

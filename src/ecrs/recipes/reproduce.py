@@ -33,7 +33,7 @@ from ecrs.runtime import LLAMA_CPP, TORCH_ONLY, environment, shell_prefix
 GROUPS = ("emotion", "prepare", "recommender", "generator", "evaluate", "benchmarks", "report")
 # The rows of benchmarks/results/recommendation.json (3 seeds each): reproducing them is the default plan.
 DEFAULT_CONFIGS = [f"configs/recommender/{row}.yaml" for row in (
-    "kbrd", "unicrs-fast", "ecr-l-fast", "ecr-ls-fast", "ecr-lg-fast", "ecr-fast",
+    "kbrd", "unicrs-fast", "ecr-l-fast", "ecr-ls-fast", "ecr-lg-fast", "ecr-fast", "ecr-stance-fast",
     "kbrd-inspired", "unicrs-fast-inspired", "ecr-fast-inspired")]
 DEFAULT_SEEDS = [0, 1, 2]
 # The committed generator (generation.json "notes"): 90 steps at lr 3e-4, ~30 min here; the config default
@@ -46,6 +46,10 @@ GENERATOR_ARGS = ["--set", "train.max_steps=90", "--set", "train.lr=0.0003"]
 # Keys are stage names, or `train-<config name>-<dataset>` for recommenders.
 MEASURED_S: dict[str, float] = {
     "train-emotion": 48,
+    "train-stance": 30,
+    "prepare-redial-data-stance": 30,
+    "bench-stance": 10,
+    "bench-conversations": 30,
     "prepare-redial": 32,
     "prepare-inspired": 11,
     # recommenders: metrics.json wall_seconds of seed 0 at the renovated code (2026-12-06), one run at a time
@@ -138,6 +142,7 @@ class RecommenderRun:
     seed: int
     out_dir: Path
     glob: str  # every seed of this config, with `{dataset}` for `ecrs evaluate`
+    data_dir: str | None = None  # prepared samples it trains on when not the default (`ecrs prepare`'s out_dir)
 
 
 def recommender_run(config: str, seed: int) -> RecommenderRun:
@@ -152,7 +157,17 @@ def recommender_run(config: str, seed: int) -> RecommenderRun:
     pattern = raw.get("out_dir", "artifacts/recommender/{dataset}/{name}-s{seed}")
     return RecommenderRun(config=config, name=name, dataset=dataset, seed=seed,
                           out_dir=Path(pattern.format(dataset=dataset, name=name, seed=seed)),
-                          glob=pattern.format(dataset="{dataset}", name=name, seed="*"))
+                          glob=pattern.format(dataset="{dataset}", name=name, seed="*"),
+                          data_dir=(raw.get("data") or {}).get("data_dir"))
+
+
+def _by_data(runs: list[RecommenderRun]) -> dict[tuple[str, str], list[RecommenderRun]]:
+    """Runs on samples prepared apart from the default (`data.data_dir` in their config), by (dataset, folder)."""
+    out: dict[tuple[str, str], list[RecommenderRun]] = {}
+    for r in runs:
+        if r.data_dir:
+            out.setdefault((r.dataset, r.data_dir), []).append(r)
+    return out
 
 
 def _finished(metrics: Path) -> Callable[[], bool]:
@@ -182,21 +197,30 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
     emotion_files = [emotion / "emotion_model.json", emotion / "emotion_head.npz"]
     data = artifacts / "data"
     runs = [recommender_run(c, s) for c in configs for s in seeds]
-    stages = [Stage("train-emotion", "emotion", [*ecrs, "train", "emotion"], [emotion / "report.json"])]
+    stance = artifacts / "stance"
+    stance_files = [stance / "weights.npz", stance / "vocabulary.json"]
+    stages = [Stage("train-emotion", "emotion", [*ecrs, "train", "emotion"], [emotion / "report.json"]),
+              Stage("train-stance", "emotion", [*ecrs, "train", "stance"], [stance / "report.json"])]
     for dataset in ("redial", "inspired"):
         stages.append(Stage(f"prepare-{dataset}", "prepare", [*ecrs, "prepare", "--set", f"dataset={dataset}"],
                             [data / dataset / "manifest.json"], inputs=emotion_files))
+    # ECR with each entity's own stance as its local emotion trains on samples prepared with stances
+    for out_dir in sorted({r.data_dir for r in runs if r.data_dir}):
+        stages.append(Stage(f"prepare-redial-{Path(out_dir).name}", "prepare",
+                            [*ecrs, "prepare", "--set", "entity_emotions=stance", "--set", f"out_dir={out_dir}"],
+                            [Path(out_dir) / "redial" / "manifest.json"], inputs=emotion_files + stance_files))
     for r in runs:
         metrics = r.out_dir / "metrics.json"
         stages.append(Stage(f"train-{r.name}-{r.dataset}-s{r.seed}", "recommender",
                             [*ecrs, "train", "recommender", "--config", r.config, "--set", f"train.seed={r.seed}"],
-                            [metrics], inputs=[data / r.dataset / "manifest.json"], complete=_finished(metrics)))
+                            [metrics], inputs=[Path(r.data_dir or data) / r.dataset / "manifest.json"],
+                            complete=_finished(metrics)))
     gguf = artifacts / "generator" / "smollm2" / "model.gguf"
     stages.append(Stage("train-generator", "generator", [*ecrs, "train", "generator", *GENERATOR_ARGS], [gguf],
                         inputs=emotion_files))
     rec_json = results / "recommendation.json"
     for dataset in ("inspired", "redial"):  # the Makefile's order
-        names = list(dict.fromkeys((r.name, r.glob) for r in runs if r.dataset == dataset))
+        names = list(dict.fromkeys((r.name, r.glob) for r in runs if r.dataset == dataset and not r.data_dir))
         systems = ["popularity", "repeat-context"] + [f'"{n}:{g}"' for n, g in names]
         present = {"popularity", "repeat-context"} | {n for n, _ in names}
         pairs = [f"{a}:{b}" for a, b in PAIRED if {a, b} <= present]
@@ -218,11 +242,22 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
                  "--set", f"systems=[{', '.join(raw)}]", "--set", f"results={rec_json}"],
                 [rec_json], inputs=[r.out_dir / "metrics.json" for r in runs if r.dataset == dataset],
                 complete=_has_rows(rec_json, {(s.split(":")[0].strip('"'), dataset) for s in raw})))
+    # Rows trained on other prepared samples are evaluated on their own test samples (same targets, their emotions)
+    for (dataset, out_dir), group in _by_data(runs).items():
+        systems = [f'"{n}:{g}"' for n, g in dict.fromkeys((r.name, r.glob) for r in group)]
+        stages.append(Stage(
+            f"evaluate-{dataset}-{Path(out_dir).name}", "evaluate",
+            [*ecrs, "evaluate", "--set", f"datasets=[{dataset}]", "--set", f"data_dir={out_dir}",
+             "--set", f"systems=[{', '.join(systems)}]", "--set", f"results={rec_json}"],
+            [rec_json], inputs=[Path(out_dir) / dataset / "manifest.json"] + [r.out_dir / "metrics.json" for r in group],
+            complete=_has_rows(rec_json, {(s.split(":")[0].strip('"'), dataset) for s in systems})))
     compare = ["--compare", str(artifacts / "emotion_minilm")] if (artifacts / "emotion_minilm").exists() else []
     stages.append(Stage("bench-emotion", "benchmarks", [*py, "benchmarks/emotion.py", *compare],
                         [results / "emotion.json"], inputs=emotion_files))
     stages.append(Stage("bench-linking", "benchmarks", [*py, "benchmarks/entity_linking.py"],
                         [results / "entity_linking.json"]))
+    stages.append(Stage("bench-stance", "benchmarks", [*py, "benchmarks/stance.py"], [results / "stance.json"],
+                        inputs=stance_files + emotion_files))
     # The latency benchmark times the served turn of the pipeline `ecrs serve` loads: the default ECR run.
     served = next((r for r in runs if r.dataset == "redial" and r.name == "ecr-fast" and r.seed == 0), None)
     if served is not None:
@@ -247,6 +282,8 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
                         [results / "serving.json"], inputs=[*pipeline, gguf], llama=True))
     stages.append(Stage("bench-simulator", "benchmarks", [*py, "benchmarks/simulator.py"],
                         [results / "simulator.json"], inputs=pipeline, llama=True))
+    stages.append(Stage("bench-conversations", "benchmarks", [*py, "benchmarks/conversations.py"],
+                        [results / "conversations.json"], inputs=[*pipeline, *stance_files]))
     readme = ["--set", "readme=README.md"] if Path("README.md").exists() else []  # its generated tables
     stages.append(Stage("report", "report", [*ecrs, "report", "--set", f"results={results}", "--set", f"out={reports}",
                                          *readme],
