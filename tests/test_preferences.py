@@ -89,7 +89,7 @@ def test_a_disliked_person_is_excluded_not_wanted(bot):
     assert result.reply.startswith("Got it, no Adam Sandler.")
 
 
-def test_wishes_relax_oldest_first_and_never_an_exclusion(bot):
+def test_an_older_wish_gives_way_never_an_exclusion(bot):
     state = ConversationState()
     bot.turn(state, "no comedy")
     bot.turn(state, "something with Tom Hanks")
@@ -106,6 +106,10 @@ def test_wishes_relax_oldest_first_and_never_an_exclusion(bot):
     assert recs and all("horror" in g and "comedy" not in g for g in _genres(bot, recs))
     reply = bot.turn(state, "ok another").reply
     assert "couldn't find one that is also with Tom Hanks" in reply
+    state = ConversationState()
+    for text in ("a comedy", "something with Tom Hanks", "before 1980 please"):
+        bot.turn(state, text)
+    assert [w.axis for w in state.relaxed] == ["person"]  # only the wish that clashes gives way, not the comedy
 
 
 def test_allowed_mask_matches_the_per_movie_rule(bot):
@@ -134,3 +138,51 @@ def test_a_mood_is_acknowledged_and_chosen_for(bot):
     result = bot.turn(state, "had a really rough day, cheer me up")
     assert result.reply.startswith("Sorry") and result.recommendations
     assert all({"comedy", "animation", "family"} & g for g in _genres(bot, result.recommendations))
+
+
+@pytest.mark.parametrize("text,era", [("something after 1995", (1995, None)), ("2015+ please", (2015, None)),
+                                      ("nothing older than 2000", (2000, None)), ("older than 1980", (None, 1979)),
+                                      ("before 2000 please", (None, 1999)), ("the 80s", (1980, 1989)),
+                                      ("90s movies", (1990, 1999)), ("I'm in my 30s", None), ("a comedy", None)])
+def test_eras_read_both_ways(text, era):
+    from ecrs.inference.pipeline import _era
+
+    assert _era(text) == era
+
+
+def test_forgetting_one_genre_keeps_the_rest_of_the_wish():
+    state = ConversationState()
+    state.wish("genre", ["comedy", "romance"], 1, "comedy or romance")
+    assert state.remove("genre", "comedy") and [(w.values, w.label) for w in state.wishes] == [(["romance"],
+                                                                                                 "romance")]
+
+
+def test_moods_come_from_the_person_not_from_titles_or_opinions(bot):
+    state = ConversationState()
+    bot.turn(state, "I loved Blue Velvet")
+    assert not any(w.axis == "mood" for w in state.wishes)
+    result = bot.turn(state, "Titanic was awful")
+    assert not any(w.axis == "mood" for w in state.wishes) and "cheer" not in result.reply
+
+
+def test_a_thank_you_with_a_request_is_not_a_goodbye(bot):
+    state = ConversationState()
+    bot.turn(state, "I loved Titanic")
+    assert bot.turn(state, "thanks! now I'm in the mood for a comedy").recommendations
+
+
+def test_a_titleless_reaction_is_about_the_first_suggestion_unless_plural(bot):
+    state = ConversationState()
+    first = bot.turn(state, "I loved Titanic").recommendations
+    bot.turn(state, "seen it")
+    assert state.seen == [first[0].entity]
+    second = bot.turn(state, "something else").recommendations
+    bot.turn(state, "seen them all")
+    assert set(state.seen) == {first[0].entity} | {r.entity for r in second}
+
+
+def test_people_named_together_are_wanted_together(bot):
+    state = ConversationState()
+    bot.turn(state, "something with Tom Hanks or Meg Ryan")
+    wish = next(w for w in state.wishes if w.axis == "person")
+    assert {bot.kg.names[p] for p in wish.values} == {"Tom Hanks", "Meg Ryan"}

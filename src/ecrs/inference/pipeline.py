@@ -36,32 +36,42 @@ from ecrs.models.emotion import EmotionClassifier
 from ecrs.models.stance import UNSURE, StanceClassifier
 
 MAX_MESSAGE_CHARS = 2000  # longer messages are truncated for the models (the API rejects them with a 4xx first)
-_LIKE_X = re.compile(r"\b(like|similar to|such as|along the lines of|in the vein of|kind of|style of|same as)\s*$",
-                     re.I)
-# A stated mood is met, in words and in genres (the wish relaxes like any other): (pattern, genres, what to say).
+# "something like X", "similar to X": a wish for movies like X (a plain "I like X" is an opinion, not this)
+_LIKE_X = re.compile(r"(\b(something|anything|movies?|films?|ones?|more|stuff|others?)\s+(just\s+)?like|\bsimilar to|"
+                     r"\bsuch as|\balong the lines of|\bin the vein of|\bkind of like|\bstyle of|\bsame as)\s*$", re.I)
+# A stated mood is met, in words and in genres (a wish like any other, forgotten after MOOD_TURNS seeker turns):
+# (pattern on the message with its titles and names cut out, genres, short label, what to say).
 _MOODS = [
     (re.compile(r"\b(birthday|celebrat\w*|promot(ed|ion)|good news|great day|best day|engaged|graduat\w*)\b", re.I),
-     ["comedy", "adventure", "animation"], "Congrats, let's celebrate with something fun!"),
-    (re.compile(r"\b(bored|boring day|nothing to do|killing me)\b", re.I),
-     ["action", "adventure", "comedy"], "Bored? Let's fix that."),
-    (re.compile(r"\b(tired|exhausted|stress(ed|ful)?|nervous|anxious|anxiety|sick|flu|relax|unwind|long day|"
-                r"long week|(don'?t|dont) (have|want) to think|chill)\b", re.I),
-     ["comedy", "animation", "family", "romance"], "Sounds like you need to relax and unwind."),
-    (re.compile(r"\b(sad|down|depressed|blue|rough|bad day|awful|terrible|sucked|sucks|going wrong|lonely|upset|"
-                r"cheer me up|heartbr\w*|broke up|break ?up|crying|miserable|gloomy|feeling low|miss (him|her|them)|"
-                r"uplifting|distraction)\b", re.I),
-     ["comedy", "animation", "family"], "Sorry you're having a rough time, let's find something to cheer you up."),
+     ["comedy", "adventure", "animation"], "to celebrate", "Congrats, let's celebrate with something fun!"),
+    (re.compile(r"\b(i'?m bored|so bored|bored out|boring day|nothing to do)\b", re.I),
+     ["action", "adventure", "comedy"], "against boredom", "Bored? Let's fix that."),
+    (re.compile(r"\b(so tired|tired after|exhausted|stressed|stressful|nervous|anxious|anxiety|sick in bed|"
+                r"feeling sick|the flu|relax|unwind|long day|long week|(don'?t|dont) (have|want) to think)\b", re.I),
+     ["comedy", "animation", "family", "romance"], "to relax", "Sounds like you need to relax and unwind."),
+    (re.compile(r"\b(sad|depressed|feeling down|i'?m down|rough (day|week|time)|bad day|awful day|terrible (day|week)|"
+                r"today sucked|going wrong|lonely|upset|cheer me up|heartbr\w*|broke up|break ?up|crying|miserable|"
+                r"gloomy|feeling low|miss (him|her|them)|uplifting)\b", re.I),
+     ["comedy", "animation", "family"], "to cheer you up",
+     "Sorry you're having a rough time, let's find something to cheer you up."),
 ]
-# A year the person wants movies from: "after 1995", "2015+", "from the 90s onward", "nothing older than 2000".
+MOOD_TURNS = 3
+# Years wanted: "after 1995", "2015+", "from the 90s onward", "nothing older than 2000" (from); "before 1980",
+# "older than 1990" (until); "the 80s", "90s movies" (that decade).
 _WHEN = r"((?:19|20)\d\ds?|'?\d0s)"
-_YEAR_FROM = re.compile(  # "after 1995", "since the 90s", "from 2010", "2015+", "90s onward", "2000 or later"
-    rf"\b(?:after|since|newer than|later than|older than|made after|post)\s+(?:the\s+)?(?:year\s+)?{_WHEN}"
+_YEAR_FROM = re.compile(
+    rf"\b(?:after|since|newer than|later than|(?:nothing|not|no) older than|made after|post)\s+(?:the\s+)?"
+    rf"(?:year\s+)?{_WHEN}"
     rf"|\bfrom\s+(?:the\s+)?(?:year\s+)?((?:19|20)\d\d)\b(?!s)"
     rf"|\b{_WHEN}\s*(?:\+|or (?:later|newer|after)|onwards?|and (?:up|later|newer|after))", re.I)
-_DECADE = re.compile(r"\b((?:19|20)\d0s|'?\d0s)\b", re.I)
+_YEAR_UNTIL = re.compile(rf"\b(?:before|older than|earlier than|prior to|pre)[\s-]+(?:the\s+)?{_WHEN}", re.I)
+_DECADE = re.compile(r"\b(?:the|from the|in the)\s+((?:19|20)\d0s|'?\d0s)\b|\b((?:19|20)\d0s|'?\d0s)\s+"
+                     r"(?:movies?|films?|classics?|stuff|comed\w*|horror|action|romance|thrillers?)\b", re.I)
+_LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re.I)
+_PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either)\b", re.I)
 _GREETING = re.compile(r"^\W*(hi|hello|hey|hiya|yo|good (morning|evening|afternoon)|howdy)\b[\W\w]{0,20}$", re.I)
 _CLOSING = re.compile(r"\b(thanks?|thank (you|u)|thx|ty|cheers|bye+|goodbye|good ?night|see (you|ya)|that'?s all|"
-                      r"that'?s it|i'?m good|merci|gracias|danke|au revoir|adios|talk later)\b", re.I)
+                      r"merci|gracias|danke|au revoir|adios|talk later)\b", re.I)
 _REQUEST = re.compile(r"\?|\b(another|more|else|recommend|suggest|what about|how about|something|anything|"
                       r"other|instead|but)\b", re.I)
 _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
@@ -174,7 +184,7 @@ class EmpatheticRecommender:
              generator: str | None = None, top_k: int = 3,
              reply_tokens: int | None = None) -> EmpatheticRecommender:
         """Load every artifact once (the graph and the 2.5 s entity linker are shared by every part). The emotion
-        classifier is required (a clear error names the command that trains it); without the default trained
+        and stance classifiers are required (a clear error names the command that trains each); without the default trained
         recommender or generator the system runs on popularity or template replies and lists them in `missing`.
         `recommender` / `generator` name other run folders ("popularity" / "template" force the fallbacks);
         `reply_tokens` caps the generated continuation (None: the generator's own setting)."""
@@ -211,6 +221,10 @@ class EmpatheticRecommender:
         mentions = self.linker.link(text)
         linked = [LinkedEntity(m.entity_id, self.kg.names[m.entity_id], m.is_movie) for m in mentions]
         targets = named_targets(text, mentions, self._people, bool(state.awaiting_reaction))
+        # A reaction without a title is about the last suggestions: "them" / "those" / "any of" all of them, else
+        # ("seen it", "not that one") the first
+        suggested = [state.entities[p] for p in state.awaiting_reaction]
+        suggested = suggested if _PLURAL.search(text) else suggested[:1]
         stances = self.stance.predict(text, [t.span for t in targets]) if self.stance and targets else []
         # Titles and names are not emotion words ("The Great Gatsby" is not praise): the utterance's emotion is
         # read with them cut out.
@@ -232,18 +246,19 @@ class EmpatheticRecommender:
         state.entities += [e.entity for e in linked]
         state.entity_emotions += [STANCE_EMOTIONS.get(by_entity.get(e.entity, ""), emotions) for e in linked]
         state.turns.append(("seeker", text))
-        self._remember(state, text, targets)
+        self._remember(state, text, targets, suggested)
         return emotions, linked, targets
 
-    def _remember(self, state: ConversationState, text: str, targets: list[Target]) -> None:
+    def _remember(self, state: ConversationState, text: str, targets: list[Target], suggested: list[int]) -> None:
         """Stances become memory: opinions of movies, exclusions, and wishes (the latest per axis)."""
         turn = sum(1 for role, _ in state.turns if role == "seeker")
-        last = state.recommended[-self.top_k:]
         wanted_genres: list[str] = []
+        wanted_people: list[int] = []
+        last_person_end = 0
         for t in targets:
             kind, stance = t.span.kind, t.stance
             if kind in ("movie", "reply"):
-                movies = [t.entity] if kind == "movie" else last
+                movies = [t.entity] if kind == "movie" else suggested
                 if stance in ("liked", "disliked"):
                     for m in movies:
                         state.record_feedback(m, stance)
@@ -258,7 +273,11 @@ class EmpatheticRecommender:
                     state.remove("person", t.entity)
                 elif stance in ("liked", "wants"):
                     _discard(state.avoid_people, t.entity)
-                    state.wish("person", [t.entity], turn, f"with {person_name(self.kg.names[t.entity])}")
+                    # "Tom Hanks or Meg Ryan" together; "forget Tom Hanks, Brad Pitt" the later one
+                    if not (wanted_people and _LISTED.match(text[last_person_end:t.span.start])):
+                        wanted_people = []
+                    _add(wanted_people, t.entity)
+                    last_person_end = t.span.end
             elif kind == "genre":
                 if stance in ("disliked", "avoid"):
                     _add(state.avoid_genres, t.genre)
@@ -268,13 +287,21 @@ class EmpatheticRecommender:
                     _add(wanted_genres, t.genre)
         if wanted_genres:  # a newly stated genre replaces the previous wish
             state.wish("genre", wanted_genres, turn, " or ".join(wanted_genres))
-        for pattern, genres, label in _MOODS:
-            if pattern.search(text):
+        if wanted_people:
+            state.wish("person", wanted_people, turn,
+                       "with " + " or ".join(person_name(self.kg.names[p]) for p in wanted_people))
+        cut = _cut(text, [t.span for t in targets])  # "Blue Velvet" is a title, not a mood
+        state.wishes = [w for w in state.wishes if w.axis != "mood" or turn - w.turn < MOOD_TURNS]
+        for pattern, genres, label, _ in _MOODS:
+            if pattern.search(cut):
                 state.wish("mood", [g for g in genres if g not in state.avoid_genres], turn, label)
                 break
-        era = _era(text)
+        era = _era(cut)
         if era is not None:
-            state.wish("era", list(era), turn, f"from the {era[0]}s" if era[1] else f"from {era[0]} on")
+            first, last = era
+            label = (f"from the {first}s" if first and last else f"from {first} on" if first else
+                     f"before {last + 1}")
+            state.wish("era", list(era), turn, label)
         elif _RECENT.search(text):
             state.wish("era", [RECENT_YEAR, None], turn, "recent")
 
@@ -283,7 +310,13 @@ class EmpatheticRecommender:
         and the web page lists; `state.remove(kind, value)` forgets one."""
         def title(e: int) -> str:
             return self.catalogue[e].display if e in self.catalogue else self.kg.names[e]
-        return ([(w.axis, None, f"wants {w.label or w.axis}") for w in state.wishes]
+        def label(w: Wish) -> str:
+            if w.label:
+                return w.label
+            if w.axis == "person":
+                return "with " + " or ".join(person_name(self.kg.names[p]) for p in w.values)
+            return f"{w.axis} {w.values}"
+        return ([(w.axis, None, f"wants {label(w)}") for w in state.wishes]
                 + [("avoid_genres", g, f"no {g}") for g in state.avoid_genres]
                 + [("avoid_people", p, f"no {person_name(self.kg.names[p])}") for p in state.avoid_people]
                 + [("liked", e, f"liked {title(e)}") for e in state.liked]
@@ -301,8 +334,8 @@ class EmpatheticRecommender:
         return t.genre or (self.kg.names[t.entity] if t.entity is not None else "your last suggestion")
 
     def recommend(self, state: ConversationState, k: int | None = None) -> list[Recommendation]:
-        """Top-k movies for the current state: never an exclusion; the wishes, relaxed oldest first when together
-        they leave fewer than k movies (`state.relaxed` says which were dropped)."""
+        """Top-k movies for the current state: never an exclusion; the wishes, where an older one gives way when
+        together they would leave fewer than k movies (`state.relaxed` says which, for the reply)."""
         k = k or self.top_k
         sample = Sample(
             id="live", dialog_id="live", turn=len(state.turns), context=list(state.turns),
@@ -311,16 +344,17 @@ class EmpatheticRecommender:
             seeker_emotion=state.entity_emotions[-1] if state.entity_emotions else [],
         )
         raw = self.recommender.score([sample])[0].astype(np.float64)
-        allowed = self._allowed(state)
-        wishes = sorted(state.wishes, key=lambda w: w.turn)
+        # Wishes from the newest: each is kept if the movies still allowed stay >= k with it, else relaxed, so an
+        # older wish gives way to a newer one it contradicts ("with Tom Hanks", later "before 1980")
+        ok = self._allowed(state)
         state.relaxed = []
-        while True:
-            ok = allowed.copy()
-            for w in wishes:
-                ok &= self._wish_mask(w)
-            if ok.sum() >= k or not wishes:
-                break
-            state.relaxed.append(wishes.pop(0))
+        for w in sorted(state.wishes, key=lambda w: -w.turn):
+            narrowed = ok & self._wish_mask(w)
+            if narrowed.sum() >= k:
+                ok = narrowed
+            else:
+                state.relaxed.append(w)
+        state.relaxed.sort(key=lambda w: w.turn)
         scores = np.where(ok, raw, -np.inf)
         top = np.argsort(-scores, kind="stable")[:k]
         out = []
@@ -350,9 +384,9 @@ class EmpatheticRecommender:
             return self._any(masks.genre, wish.values) & ~self._any(masks.genre, ["horror"])
         if wish.axis == "person":
             return self._any(masks.person, [person_name(self.kg.names[p]) for p in wish.values])
-        if wish.axis == "era":  # [first year, last year or None]
-            last = wish.values[1] if len(wish.values) > 1 else None
-            return (masks.year >= wish.values[0]) & (masks.year <= (last if last is not None else 9999))
+        if wish.axis == "era":  # [first year or None, last year or None]; an unknown year (-1) never passes
+            first, last = (list(wish.values) + [None])[:2]
+            return (masks.year >= (first if first is not None else 0)) & (masks.year <= (last or 9999))
         if wish.axis == "similar":
             movies = [self.catalogue[e] for e in wish.values if e in self.catalogue]
             return (self._any(masks.genre, [g for m in movies for g in m.genres])
@@ -400,7 +434,8 @@ class EmpatheticRecommender:
             raise EcrsError("empty message")
         emotions, linked, targets = self.understand(state, text)
         yield Understood(emotions, linked, [(self._say(t), t.stance) for t in targets])
-        closing = _is_closing(text)
+        # "thanks, bye" closes; "thanks! now a comedy" or "that's all, but no horror" is a request
+        closing = _is_closing(text) and not any(t.stance != "none" for t in targets if t.span.kind in ("genre", "person"))
         recs = self.recommend(state) if self._should_recommend(state, text) and not closing else []
         yield Recommended(recs)
         if reply:
@@ -491,16 +526,16 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
     negative = [t for t in targets if t.stance in ("disliked", "avoid")]
     mood = next((w for w in state.wishes if w.axis == "mood" and w.turn == _seeker_turns(state)), None)
     parts = []
-    if mood is not None:
-        parts.append(mood.label)
-    elif negative:
-        things = [t.genre or (_display(names[t.entity]) if t.entity is not None else "that one") for t in negative]
-        things = [thing for t, thing in zip(negative, things) if t.span.kind != "reply"]
-        parts.append(f"Got it, no {' or '.join(dict.fromkeys(things))}." if any(t.span.kind != "reply"
-                     for t in negative) else "Fair enough, that one's off the list.")
-    elif any(t.stance == "seen" for t in targets):
+    if negative:  # what was ruled out first: "Titanic was awful" is about Titanic, not a bad day
+        things = [t.genre or _display(names[t.entity]) for t in negative if t.span.kind != "reply"]
+        parts.append(f"Got it, no {' or '.join(dict.fromkeys(things))}." if things
+                     else "Fair enough, that one's off the list.")
+    said = next((say for _, _, label, say in _MOODS if mood is not None and label == mood.label), None)
+    if said:
+        parts.append(said)
+    elif not negative and any(t.stance == "seen" for t in targets):
         parts.append("Ah, you've seen that one already.")
-    else:
+    elif not negative:
         primary = emotions[0][0] if emotions else "neutral"
         liked = any(t.stance in ("liked", "wants") for t in targets)
         parts.append(_OPENERS.get(primary, "Here's an idea.") if liked or primary not in ("like", "happy")
@@ -512,17 +547,18 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
 
 
 def why(state: ConversationState, movie: Movie, names: dict[int, str] | list[str]) -> str:
-    """What the pick has of what was asked: "a comedy with Tom Hanks" (facts of the catalogue only)."""
-    said = []
+    """What the pick has of what was asked: "comedy with Tom Hanks" (facts of the catalogue only)."""
+    genres: list[str] = []
+    people: list[str] = []
     for w in state.wishes:
         if w in state.relaxed:
             continue
         if w.axis in ("genre", "mood"):
-            said += [g for g in w.values if g in movie.genres][:1]
+            genres += [g for g in w.values if g in movie.genres and g not in genres][:1]
         elif w.axis == "person":
-            said += [f"with {person_name(names[p])}" for p in w.values
-                     if person_name(names[p]) in movie.stars + movie.directors + movie.writers][:1]
-    return " ".join(said)
+            people += [f"with {person_name(names[p])}" for p in w.values
+                       if person_name(names[p]) in movie.stars + movie.directors + movie.writers][:1]
+    return " ".join(genres[:1] + people[:1])
 
 
 def template_reply(top: Recommendation, fits: str = "") -> Iterator[str]:
@@ -543,15 +579,17 @@ def person_name(graph_name: str) -> str:
     return _QUALIFIER.sub("", graph_name)
 
 
-def _era(text: str) -> tuple[int, int | None] | None:
-    """(first year, last year or None): "after 1995" / "2015+" / "90s onward" -> (1995 | 2015 | 1990, None);
-    a bare decade ("from the 90s", "80s movies") -> (1980, 1989)."""
+def _era(text: str) -> tuple[int | None, int | None] | None:
+    """(first year or None, last year or None) the message asks for, or None."""
     m = _YEAR_FROM.search(text)
     if m:
         return _year(next(g for g in m.groups() if g)), None
+    m = _YEAR_UNTIL.search(text)
+    if m:
+        return None, _year(m.group(1)) - 1
     m = _DECADE.search(text)
     if m:
-        first = _year(m.group(1))
+        first = _year(m.group(1) or m.group(2))
         return first, first + 9
     return None
 

@@ -6,7 +6,7 @@ Preferences come in two kinds (issue 24):
 - exclusions, hard and kept until the person takes them back: movies disliked, seen or already recommended, and
   the genres and people the person ruled out ("no horror", "not a fan of Adam Sandler");
 - wishes, soft, one per axis (genre, person, similar-to, mood, era): the latest request on an axis replaces the
-  older one, and when the wishes together leave too few movies the oldest is relaxed first (`relaxed` says which,
+  older one, and when the wishes together leave too few movies the older ones give way first (`relaxed` says which,
   so the reply can say so). An exclusion is never relaxed.
 """
 from __future__ import annotations
@@ -83,18 +83,32 @@ class ConversationState:
 
     def remove(self, kind: str, value: Any) -> bool:
         """Forget one remembered preference (the API's and the page's "remove"): `kind` is an exclusion list
-        (disliked, seen, liked, avoid_genres, avoid_people) or a wish axis. True when something was removed."""
+        (disliked, seen, liked, avoid_genres, avoid_people) or a wish axis, `value` one entry of it (None: the whole
+        wish). True when something was removed. A forgotten verdict on a movie also takes its emotion back from the
+        recommender's context; a movie named in the conversation is still not recommended back."""
         if kind in AXES:
-            before = len(self.wishes)
-            self.wishes = [w for w in self.wishes if w.axis != kind or (value is not None and value not in w.values)]
-            return len(self.wishes) < before
+            changed = False
+            for w in list(self.wishes):
+                if w.axis != kind or (value is not None and value not in w.values):
+                    continue
+                changed = True
+                w.values = [] if value is None else [v for v in w.values if v != value]
+                if w.axis == "genre":
+                    w.label = " or ".join(w.values)
+                elif w.axis == "person":
+                    w.label = ""  # said from the names that are left (`EmpatheticRecommender.remembered`)
+                if not w.values:
+                    self.wishes.remove(w)
+            return changed
         if kind not in ("disliked", "seen", "liked", "avoid_genres", "avoid_people"):
             raise ValueError(f"unknown preference {kind!r}")
         items: list[Any] = getattr(self, kind)
-        if value in items:
-            items.remove(value)
-            return True
-        return False
+        if value not in items:
+            return False
+        items.remove(value)
+        if kind in ("liked", "disliked"):
+            self.entity_emotions = [[] if e == value else ems for e, ems in zip(self.entities, self.entity_emotions)]
+        return True
 
     def record_feedback(self, entity: int, value: str) -> None:
         """A verdict on one movie given outside the text (a recommendation card's button), remembered as if said:
