@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from serving_fixtures import build_pipeline
 
-from ecrs.inference.pipeline import EmpatheticRecommender, person_name
+from ecrs.inference.pipeline import EmpatheticRecommender, plain_name
 from ecrs.inference.state import ConversationState, Wish
 
 _NEG = re.compile(r"\b(no|not|hate|hated|can't stand|anything but|except)\b[^,.!?]*$", re.I)
@@ -117,7 +117,7 @@ def test_allowed_mask_matches_the_per_movie_rule(bot):
     for text in ("I've seen Titanic", "no comedy and not Tom Hanks"):
         bot.turn(state, text)
     excluded = state.excluded() | {e for e in state.entities if e in bot.kg.item_set}
-    avoided = {person_name(bot.kg.names[p]) for p in state.avoid_people}
+    avoided = {plain_name(bot.kg.names[p]) for p in state.avoid_people}
     expected = [e not in excluded and not set(state.avoid_genres) & set(bot.catalogue[e].genres)
                 and not avoided & set(bot.catalogue[e].stars + bot.catalogue[e].directors + bot.catalogue[e].writers)
                 for e in bot.kg.item_ids]

@@ -78,8 +78,8 @@ _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
 # Serve / chat reply length: greedy decoding makes a 40-token reply the first ~35 words of the 60-token one the
 # generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
 CHAT_REPLY_TOKENS = 40
-RECENT_YEAR = 2010
-_QUALIFIER = re.compile(r"\s*\([^()]*\)$")  # ReDial was collected in 2017-2018
+RECENT_YEAR = 2010  # ReDial was collected in 2017-2018
+_QUALIFIER = re.compile(r"\s*\([^()]*\)$")  # "Chris Evans (actor)", "Titanic (1997 film)"
 DEFAULT_RECOMMENDER = "recommender/redial/ecr-fast-s0"  # under the artifacts folder; `make run` trains it
 DEFAULT_GENERATOR = "generator/smollm2"
 
@@ -289,7 +289,7 @@ class EmpatheticRecommender:
             state.wish("genre", wanted_genres, turn, " or ".join(wanted_genres))
         if wanted_people:
             state.wish("person", wanted_people, turn,
-                       "with " + " or ".join(person_name(self.kg.names[p]) for p in wanted_people))
+                       "with " + " or ".join(plain_name(self.kg.names[p]) for p in wanted_people))
         cut = _cut(text, [t.span for t in targets])  # "Blue Velvet" is a title, not a mood
         state.wishes = [w for w in state.wishes if w.axis != "mood" or turn - w.turn < MOOD_TURNS]
         for pattern, genres, label, _ in _MOODS:
@@ -314,11 +314,11 @@ class EmpatheticRecommender:
             if w.label:
                 return w.label
             if w.axis == "person":
-                return "with " + " or ".join(person_name(self.kg.names[p]) for p in w.values)
+                return "with " + " or ".join(plain_name(self.kg.names[p]) for p in w.values)
             return f"{w.axis} {w.values}"
         return ([(w.axis, None, f"wants {label(w)}") for w in state.wishes]
                 + [("avoid_genres", g, f"no {g}") for g in state.avoid_genres]
-                + [("avoid_people", p, f"no {person_name(self.kg.names[p])}") for p in state.avoid_people]
+                + [("avoid_people", p, f"no {plain_name(self.kg.names[p])}") for p in state.avoid_people]
                 + [("liked", e, f"liked {title(e)}") for e in state.liked]
                 + [("disliked", e, f"disliked {title(e)}") for e in state.disliked]
                 + [("seen", e, f"seen {title(e)}") for e in state.seen])
@@ -373,7 +373,7 @@ class EmpatheticRecommender:
         ok = ~np.isin(self._column, np.fromiter(excluded, dtype=self._column.dtype, count=len(excluded)))
         masks = self._masks
         ok &= ~self._any(masks.genre, state.avoid_genres)
-        ok &= ~self._any(masks.person, [person_name(self.kg.names[p]) for p in state.avoid_people])
+        ok &= ~self._any(masks.person, [plain_name(self.kg.names[p]) for p in state.avoid_people])
         return ok
 
     def _wish_mask(self, wish: Wish) -> np.ndarray:
@@ -383,7 +383,7 @@ class EmpatheticRecommender:
         if wish.axis == "mood":  # something light: none of the mood's genres is horror
             return self._any(masks.genre, wish.values) & ~self._any(masks.genre, ["horror"])
         if wish.axis == "person":
-            return self._any(masks.person, [person_name(self.kg.names[p]) for p in wish.values])
+            return self._any(masks.person, [plain_name(self.kg.names[p]) for p in wish.values])
         if wish.axis == "era":  # [first year or None, last year or None]; an unknown year (-1) never passes
             first, last = (list(wish.values) + [None])[:2]
             return (masks.year >= (first if first is not None else 0)) & (masks.year <= (last or 9999))
@@ -527,7 +527,7 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
     mood = next((w for w in state.wishes if w.axis == "mood" and w.turn == _seeker_turns(state)), None)
     parts = []
     if negative:  # what was ruled out first: "Titanic was awful" is about Titanic, not a bad day
-        things = [t.genre or _display(names[t.entity]) for t in negative if t.span.kind != "reply"]
+        things = [t.genre or plain_name(names[t.entity]) for t in negative if t.span.kind != "reply"]
         parts.append(f"Got it, no {' or '.join(dict.fromkeys(things))}." if things
                      else "Fair enough, that one's off the list.")
     said = next((say for _, _, label, say in _MOODS if mood is not None and label == mood.label), None)
@@ -556,8 +556,8 @@ def why(state: ConversationState, movie: Movie, names: dict[int, str] | list[str
         if w.axis in ("genre", "mood"):
             genres += [g for g in w.values if g in movie.genres and g not in genres][:1]
         elif w.axis == "person":
-            people += [f"with {person_name(names[p])}" for p in w.values
-                       if person_name(names[p]) in movie.stars + movie.directors + movie.writers][:1]
+            people += [f"with {plain_name(names[p])}" for p in w.values
+                       if plain_name(names[p]) in movie.stars + movie.directors + movie.writers][:1]
     return " ".join(genres[:1] + people[:1])
 
 
@@ -569,13 +569,9 @@ def template_reply(top: Recommendation, fits: str = "") -> Iterator[str]:
     yield f" — {top.reason}." if top.reason else "."
 
 
-def _display(graph_name: str) -> str:
-    """A graph name as a person says it: "Titanic (1997 film)" -> "Titanic"."""
-    return _QUALIFIER.sub("", graph_name)
-
-
-def person_name(graph_name: str) -> str:
-    """The catalogue's spelling of a person: the graph's name without its qualifier ("Chris Evans (actor)")."""
+def plain_name(graph_name: str) -> str:
+    """A graph name as the catalogue and people spell it, without its qualifier: "Chris Evans (actor)" -> "Chris
+    Evans", "Titanic (1997 film)" -> "Titanic"."""
     return _QUALIFIER.sub("", graph_name)
 
 
