@@ -93,7 +93,6 @@ GENRE_WORDS: dict[str, str] = {
     r"biopics?|biograph(y|ies|ical)": "biography",
     r"sports?": "sport",
 }
-GENRES = tuple(dict.fromkeys(GENRE_WORDS.values()))
 _GENRE_RE = [(re.compile(rf"\b(?:{pat})\b", re.I), genre) for pat, genre in GENRE_WORDS.items()]
 
 

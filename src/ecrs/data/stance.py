@@ -33,7 +33,6 @@ __all__ = ["KINDS", "STANCES", "STANCE_EMOTIONS", "Span", "StanceExample", "Targ
            "redial_stance_examples"]
 
 STANCES = ("liked", "disliked", "wants", "avoid", "seen", "none")
-Stance = Literal["liked", "disliked", "wants", "avoid", "seen", "none"]
 # `reply`: no span; the message reacts to the movie the system just suggested ("seen it, loved it").
 KINDS = ("movie", "person", "genre", "reply")
 Kind = Literal["movie", "person", "genre", "reply"]

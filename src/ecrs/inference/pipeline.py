@@ -228,7 +228,8 @@ class EmpatheticRecommender:
         stances = self.stance.predict(text, [t.span for t in targets]) if self.stance and targets else []
         # Titles and names are not emotion words ("The Great Gatsby" is not praise): the utterance's emotion is
         # read with them cut out.
-        probs = self.emotion.predict_proba([_cut(text, [t.span for t in targets])], [context])[0]
+        cut = _cut(text, [t.span for t in targets])
+        probs = self.emotion.predict_proba([cut], [context])[0]
         emotions = kept_labels(list(probs))
         negative = bool(emotions) and emotions[0][0] == "negative"
         for t, (stance, p) in zip(targets, stances):
@@ -246,11 +247,13 @@ class EmpatheticRecommender:
         state.entities += [e.entity for e in linked]
         state.entity_emotions += [STANCE_EMOTIONS.get(by_entity.get(e.entity, ""), emotions) for e in linked]
         state.turns.append(("seeker", text))
-        self._remember(state, text, targets, suggested)
+        self._remember(state, text, cut, targets, suggested)
         return emotions, linked, targets
 
-    def _remember(self, state: ConversationState, text: str, targets: list[Target], suggested: list[int]) -> None:
-        """Stances become memory: opinions of movies, exclusions, and wishes (the latest per axis)."""
+    def _remember(self, state: ConversationState, text: str, cut: str, targets: list[Target],
+                  suggested: list[int]) -> None:
+        """Stances become memory: opinions of movies, exclusions, and wishes (the latest per axis). `cut` is the
+        text without its titles and names ("Blue Velvet" is a title, not a mood)."""
         turn = sum(1 for role, _ in state.turns if role == "seeker")
         wanted_genres: list[str] = []
         wanted_people: list[int] = []
@@ -290,7 +293,6 @@ class EmpatheticRecommender:
         if wanted_people:
             state.wish("person", wanted_people, turn,
                        "with " + " or ".join(plain_name(self.kg.names[p]) for p in wanted_people))
-        cut = _cut(text, [t.span for t in targets])  # "Blue Velvet" is a title, not a mood
         state.wishes = [w for w in state.wishes if w.axis != "mood" or turn - w.turn < MOOD_TURNS]
         for pattern, genres, label, _ in _MOODS:
             if pattern.search(cut):
