@@ -11,7 +11,12 @@ whether each person/movie span resolves (`linked`), asks the genre regex list wh
 (`lexicon`), and assigns the split per family: families are grouped by their most frequent (kind, stance) pair
 and, within each group, 30 % of them (sorted, then shuffled by random.Random(SEED)) go to test.
 
-Usage: PYTHONPATH=src python scripts/build_stance_data.py [--report]
+`people_genres_more.txt` (families f200 and up) was written after the test split was fixed, in the same format,
+to teach phenomena the first source had too few of (several targets with different stances in one message, terse
+dismissals, changes of mind): its families are all `train`, so the test split is unchanged.
+
+Usage: PYTHONPATH=src python scripts/build_stance_data.py [--report] [--check FILE]
+  --check FILE  parse and link-check FILE alone (its own family ids) and write nothing
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from ecrs.data.linking import build_redial_linker
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "data" / "stance" / "people_genres.txt"
+MORE = ROOT / "data" / "stance" / "people_genres_more.txt"  # train-only families, written after the split
 TARGET = ROOT / "data" / "stance" / "people_genres.jsonl"
 SEED = 24  # issue 24
 TEST_FRACTION = 0.3
@@ -95,14 +101,20 @@ def split_test(families: list[tuple[str, list[tuple[str, list[dict]]]]]) -> set[
     return test
 
 
-def main(report: bool) -> None:
-    families = parse(SOURCE)
+def main(report: bool, check: Path | None = None) -> None:
+    if check is not None:
+        families, test = parse(check), set()
+    else:
+        first = parse(SOURCE)
+        more = parse(MORE) if MORE.exists() else []
+        if overlap := {f for f, _ in first} & {f for f, _ in more}:
+            sys.exit(f"{MORE}: family ids also in {SOURCE.name}: {sorted(overlap)}")
+        families, test = first + more, split_test(first)
     kg = load_redial_kg()
     linker = build_redial_linker(kg)
     genre_vocab = {g for _, g in GENRE_RE}
     graph_names = set(kg.names)
     item_names = {kg.names[e] for e in kg.item_ids}
-    test = split_test(families)
     rows, problems, extra, wrong = [], [], [], []
     for fam, utterances in families:
         if not 6 <= len(utterances) <= 10:
@@ -156,6 +168,9 @@ def main(report: bool) -> None:
     if problems:
         print("\n".join(problems))
         sys.exit(f"{len(problems)} problems; nothing written")
+    if check is not None:
+        print(f"{check}: {len(rows)} utterances in {len(families)} families, no problems")
+        return
     with TARGET.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -163,4 +178,5 @@ def main(report: bool) -> None:
 
 
 if __name__ == "__main__":
-    main("--report" in sys.argv[1:])
+    args = sys.argv[1:]
+    main("--report" in args, Path(args[args.index("--check") + 1]) if "--check" in args else None)

@@ -83,7 +83,7 @@ def build_pipeline() -> EmpatheticRecommender:
                                  POPULARITY_DIALOGUES)
     popularity = Popularity()
     popularity.fit([s for d in dialogues for s in build_samples(d, kg.item_set)], kg)
-    return EmpatheticRecommender(kg, load_catalogue(kg), build_redial_linker(kg), tiny_emotion_classifier(),
+    return EmpatheticRecommender(kg, load_catalogue(kg), build_redial_linker(kg, chat=True), tiny_emotion_classifier(),
                                  popularity, generator=None, stance=tiny_stance_classifier())
 
 

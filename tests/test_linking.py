@@ -13,6 +13,7 @@ from ecrs.data.linking import (
     WordStats,
     kg_aliases,
     normalize,
+    person_shorthands,
     split_title,
     word_stats,
 )
@@ -246,6 +247,32 @@ def test_word_stats_on_a_hand_made_corpus():
     assert WordStats().common == WordStats().starters  # defaults: the stopwords only
 
 
+# ---------------------------------------------------------------- chat shorthands: surnames and typos
+
+@pytest.fixture(scope="module")
+def chat_linker(kg) -> EntityLinker:
+    surnames, names = person_shorthands(kg, common=frozenset({"cameron"}), min_movies=1)
+    assert sorted(a.text for a in surnames) == ["Dicaprio", "Docter", "Ferrell", "Winslet"]  # "cameron": a word
+    return EntityLinker(kg_aliases(kg) + surnames, movie_entities=kg.item_set, fuzzy_names=names)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("anything with DiCaprio", [14]),  # a surname in Title Case
+    ("anything with dicaprio", []),  # lower-case, one word: as any one-word name, it needs capitals
+    ("Cameron movies", []),  # an ordinary word is no surname alias
+    ("something with leonardo dicaprioo", [14]),  # one typo (two allowed past 12 letters)
+    ("a comedy with will ferrel", [COMEDY, FERRELL]),  # a function-word first name may stand, the surname errs
+    ("a comedy with bill ferrell", [COMEDY]),  # first letters must agree
+    ("kate winslett and pete doctor", [16, 17]),
+])
+def test_chat_linker_reads_surnames_and_typos(chat_linker, text, expected):
+    assert ids(chat_linker, text) == expected
+
+
+def test_the_prepared_data_linker_has_no_shorthands(linker):
+    assert ids(linker, "anything with DiCaprio") == [] and ids(linker, "will ferrel") == []
+
+
 # ---------------------------------------------------------------- the bundled graph
 
 def test_bundled_graph_links_movie_person_and_genre():
@@ -263,3 +290,7 @@ def test_bundled_graph_links_movie_person_and_genre():
     ]
     assert found[2].entity_id in linker.genre_ids
     assert [kg.names[m.entity_id] for m in linker.link("Have you seen @111776?")] == ["Super Troopers"]
+    chat = build_redial_linker(kg, chat=True)
+    assert [kg.names[m.entity_id] for m in chat.link("Tarantino or Jackson, with jim carey")] == [
+        "Quentin Tarantino", "Jim Carrey"]  # "Jackson": Samuel L. and Peter both have many movies
+    assert [kg.names[m.entity_id] for m in chat.link("anything with Will Farrell")] == ["Will Ferrell"]  # not Colin

@@ -186,3 +186,26 @@ def test_people_named_together_are_wanted_together(bot):
     bot.turn(state, "something with Tom Hanks or Meg Ryan")
     wish = next(w for w in state.wishes if w.axis == "person")
     assert {bot.kg.names[p] for p in wish.values} == {"Tom Hanks", "Meg Ryan"}
+
+
+def test_genre_words_side_by_side_are_one_kind_of_movie(bot):
+    state = ConversationState()
+    bot.turn(state, "a sci-fi adventure please")
+    wish = next(w for w in state.wishes if w.axis == "genre")
+    assert wish.values == ["sci-fi+adventure"] and wish.label == "sci-fi adventure"
+    recs = bot.recommend(state)
+    assert recs and all({"sci-fi", "adventure"} <= g for g in _genres(bot, recs))
+    assert "sci-fi adventure" in bot.describe(state)
+    state.remove("genre", "sci-fi+adventure")
+    assert not state.wishes
+    for text in ("a comedy or a drama", "comedy, drama, whatever"):  # alternatives, not one kind
+        state = ConversationState()
+        bot.turn(state, text)
+        assert next(w for w in state.wishes if w.axis == "genre").values == ["comedy", "drama"]
+
+
+def test_a_genre_named_twice_keeps_its_first_mentions_side(bot):
+    state = ConversationState()
+    bot.turn(state, "something funny but not stupid funny")  # the second "funny" qualifies the first
+    assert "comedy" not in state.avoid_genres
+    assert next(w for w in state.wishes if w.axis == "genre").values == ["comedy"]

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import torch
 from tiny_recommender import tiny_kg, tiny_model_config, tiny_samples, write_tiny_dataset
 
+from ecrs.errors import EcrsError
 from ecrs.models.build import build_model
 from ecrs.models.entity_encoder import EntityTableWindow
 from ecrs.models.recommender import Featurizer
@@ -89,6 +90,16 @@ def test_weight_average_update_and_swap():
     with avg.swapped_in():
         torch.testing.assert_close(p.detach(), torch.full((3,), 0.901))
     torch.testing.assert_close(p.detach(), torch.ones(3))  # the trained weights are back
+
+
+def test_a_checkpoint_of_other_data_is_refused_not_resumed(tmp_path):
+    cfg = LoopConfig(epochs=3, batch_size=8, patience=0, seed=3)
+    m, t, o = setup()
+    train_loop(t, m, o, cfg, tmp_path, stop_after_epochs=1, fingerprint="data-a")
+    m, t, o = setup()
+    with pytest.raises(EcrsError, match="other data or settings"):
+        train_loop(t, m, o, cfg, tmp_path, fingerprint="data-b")
+    assert train_loop(t, m, o, cfg, tmp_path, fingerprint="data-a").epoch == 3  # its own run resumes
 
 
 def test_weight_average_validates_on_the_average_and_resumes(tmp_path):

@@ -19,7 +19,9 @@ How a match is found:
      name > derived title ("Matrix" for "The Matrix"); among movies, the one mentioned most in ReDial train.
 
 `build_redial_linker()` assembles the alias tables from the bundled files (ReDial titles, train mention counts and
-word statistics, the graph's names, a genre lexicon): about 2.5 s of CPU, done once per process.
+word statistics, the graph's names, a genre lexicon): about 2.5 s of CPU, done once per process. The live chat's
+linker (`chat=True`) also knows what people type but ReDial's prepared data never needed: the surname of a
+well-known person ("Tarantino") and a full name with one typo ("jim carey", matched with RapidFuzz).
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ from pathlib import Path
 from typing import Literal
 
 import ahocorasick
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
 from ecrs.data.bundle import bundled, iter_jsonl, open_text, read_json
 from ecrs.data.kg import TITLE_QUALIFIER as _QUALIFIER
@@ -250,8 +254,11 @@ class EntityLinker:
 
     def __init__(self, aliases: Iterable[Alias], *, movie_entities: Collection[int],
                  redial_ids: Mapping[str, int] | None = None, words: WordStats | None = None,
-                 risky_min_popularity: float = 0.0):
+                 risky_min_popularity: float = 0.0, fuzzy_names: Mapping[str, int] | None = None):
         self.risky_min_popularity = risky_min_popularity
+        # normalized two-word name -> entity: an unlinked word pair one edit away links to it (`_fuzzy`)
+        self.fuzzy_names = dict(fuzzy_names or {})
+        self._fuzzy_choices = list(self.fuzzy_names)
         self.movie_entities = frozenset(movie_entities)
         self.redial_ids = dict(redial_ids or {})
         words = words or WordStats()
@@ -388,8 +395,42 @@ class EntityLinker:
             taken[first:last + 1] = b"\x01" * (last + 1 - first)
             if mention is not None:
                 mentions.append(mention)
+        if self.fuzzy_names:
+            mentions = self._fuzzy(text, tokens, taken, mentions)
         mentions.sort(key=lambda m: (m.start, m.end))
         return mentions
+
+    def _fuzzy(self, text: str, tokens: list[tuple[str, int, int]], taken: bytearray,
+               mentions: list[Mention]) -> list[Mention]:
+        """Two adjacent words no alias covered that spell a well-known person's two-word name ("will smith", whose
+        function word keeps the alias table from linking it lower-case) or come one edit (two for names over 12
+        letters) from it, first letters kept and the surname no function word ("jim carey", "will ferell"). A
+        typed full name outranks a surname alias inside it ("Will Farrell" is Will Ferrell, not Colin Farrell)."""
+        one_word = {m.start: m for m in mentions if not m.is_movie and " " not in m.surface}
+        out = list(mentions)
+        i = 0
+        while i + 1 < len(tokens):
+            (a, s, _), (b, bs, e) = tokens[i], tokens[i + 1]
+            pair = f"{a} {b}"
+            surname = one_word.get(bs)
+            if (taken[i] or (taken[i + 1] and (surname is None or surname.end != e)) or min(len(a), len(b)) < 3
+                    or not (a + b).isalpha()):
+                i += 1
+                continue
+            exact = self.fuzzy_names.get(pair)  # "will smith": a name of function words, lower-case
+            hit = (pair, 0, 0) if exact is not None else None
+            if hit is None and b not in STOPWORDS:
+                hit = process.extractOne(pair, self._fuzzy_choices, scorer=Levenshtein.distance,
+                                         score_cutoff=1 if len(pair) <= 12 else 2)
+            if hit is not None and all(x[0] == y[0] for x, y in zip(pair.split(), hit[0].split())):
+                eid = self.fuzzy_names[hit[0]]
+                if surname is not None:
+                    out.remove(surname)
+                out.append(Mention(eid, s, e, text[s:e], eid in self.movie_entities))
+                i += 2
+                continue
+            i += 1
+        return out
 
     def _inside_longer_name(self, text: str, tokens: list[tuple[str, int, int]], first: int, last: int) -> bool:
         """A capitalised word touches the span, with no punctuation between: the span is part of a longer name
@@ -703,10 +744,56 @@ def redial_aliases(kg: KnowledgeGraph, train_files: Sequence[str] = ("redial/tra
                          redial_ids=ids, words=word_stats(texts), matched_by_title=matched)
 
 
-def build_redial_linker(kg: KnowledgeGraph | None = None) -> EntityLinker:
-    """The linker for the bundled ReDial graph, all alias tables included (about 2.5 s of CPU; build it once)."""
+WELL_KNOWN = 8  # movies a person stars in, directs or writes in the graph before chat shorthands reach them
+
+
+def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
+                      min_movies: int = WELL_KNOWN) -> tuple[list[Alias], dict[str, int]]:
+    """(surname aliases, two-word names for typo matching) of the people with `min_movies`+ graph movies.
+
+    A surname ("Tarantino", "Stallone") names a person when it is not an ordinary word (`common`: "King", "Rock",
+    "Singer") and that person has at least twice the movies of anyone else of that surname ("Jackson": Samuel L.
+    41, Peter 23, so neither); it links in Title Case, as any one-word name does (`_Key.entity_need`)."""
+    movies: Counter[int] = Counter()
+    for e in kg.item_ids:
+        for r, o in kg.neighbours(e):
+            if r in ("starring", "director", "writer"):
+                movies[o] += 1
+    by_surname: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    names: dict[str, int] = {}
+    for eid, n in movies.items():
+        key = normalize(_QUALIFIER.sub("", kg.names[eid]))
+        words = key.split()
+        if len(words) < 2:
+            continue
+        by_surname[words[-1]].append((n, eid))
+        if n >= min_movies and len(words) == 2:
+            names.setdefault(key, eid)
+    aliases = []
+    for surname, people in by_surname.items():
+        people.sort(reverse=True)
+        n, eid = people[0]
+        runner_up = people[1][0] if len(people) > 1 else 0
+        if n >= min_movies and n >= 2 * runner_up and len(surname) >= 4 and surname not in common:
+            aliases.append(Alias(surname.title(), eid, "entity", None, float(n)))
+    return aliases, names
+
+
+def build_redial_linker(kg: KnowledgeGraph | None = None, *, chat: bool = False) -> EntityLinker:
+    """The linker for the bundled ReDial graph, all alias tables included (about 2.5 s of CPU; build it once).
+
+    chat: also link surnames and one-typo names of well-known people (`person_shorthands`). The live turn uses it;
+    `ecrs prepare` does not, so the prepared datasets (and the rows trained on them) keep their inputs."""
     kg = kg or load_redial_kg()
     tables = redial_aliases(kg)
-    return EntityLinker.from_kg(kg, tables.movie_titles, popularity=tables.popularity,
-                                unlinked_titles=tables.unlinked_titles, redial_ids=tables.redial_ids,
-                                words=tables.words, risky_min_popularity=RISKY_MIN_MENTIONS)
+    aliases = kg_aliases(kg, tables.movie_titles, popularity=tables.popularity,
+                         unlinked_titles=tables.unlinked_titles)
+    fuzzy: dict[str, int] = {}
+    if chat:
+        # Ordinary words from the catalogue's plot summaries, edited prose where names keep their capitals
+        # (ReDial's chat types "sandler" lower-case often enough to call it ordinary). 0.25 s.
+        plots = [m.get("plot") or "" for m in read_json(bundled("kg/redial_movie_info.json.gz")).values()]
+        surnames, fuzzy = person_shorthands(kg, word_stats(plots, min_count=2).common | STOPWORDS)
+        aliases += surnames
+    return EntityLinker(aliases, movie_entities=kg.item_set, redial_ids=tables.redial_ids, words=tables.words,
+                        risky_min_popularity=RISKY_MIN_MENTIONS, fuzzy_names=fuzzy)

@@ -30,7 +30,7 @@ from ecrs.emotions import kept_labels
 from ecrs.errors import EcrsError
 from ecrs.inference.generator import ResponseGenerator
 from ecrs.inference.recommender import TrainedRecommender
-from ecrs.inference.state import ConversationState, Wish
+from ecrs.inference.state import COMPOUND, ConversationState, Wish, genre_label
 from ecrs.models.baselines import Popularity, Recommender
 from ecrs.models.emotion import EmotionClassifier
 from ecrs.models.stance import UNSURE, StanceClassifier
@@ -68,6 +68,7 @@ _YEAR_UNTIL = re.compile(rf"\b(?:before|older than|earlier than|prior to|pre)[\s
 _DECADE = re.compile(r"\b(?:the|from the|in the)\s+((?:19|20)\d0s|'?\d0s)\b|\b((?:19|20)\d0s|'?\d0s)\s+"
                      r"(?:movies?|films?|classics?|stuff|comed\w*|horror|action|romance|thrillers?)\b", re.I)
 _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re.I)
+_ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
 _PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either)\b", re.I)
 _GREETING = re.compile(r"^\W*(hi|hello|hey|hiya|yo|good (morning|evening|afternoon)|howdy)\b[\W\w]{0,20}$", re.I)
 _CLOSING = re.compile(r"\b(thanks?|thank (you|u)|thx|ty|cheers|bye+|goodbye|good ?night|see (you|ya)|that'?s all|"
@@ -193,7 +194,7 @@ class EmpatheticRecommender:
         if not emotion_dir.exists():
             raise EcrsError(f"{emotion_dir}: emotion classifier not found; train it with `ecrs train emotion`")
         kg = load_redial_kg()
-        linker = build_redial_linker(kg)
+        linker = build_redial_linker(kg, chat=True)
         missing: list[Missing] = []
         if recommender is None and not (artifacts / DEFAULT_RECOMMENDER / "model.pt").exists():
             missing.append(Missing("recommender", "popularity",
@@ -257,9 +258,17 @@ class EmpatheticRecommender:
         turn = sum(1 for role, _ in state.turns if role == "seeker")
         wanted_genres: list[str] = []
         wanted_people: list[int] = []
-        last_person_end = 0
+        last_person_end = last_genre_end = 0
+        first: dict[tuple[str, Any], bool] = {}  # (kind, value) -> positive, as its first mention said
         for t in targets:
             kind, stance = t.span.kind, t.stance
+            value = t.genre if kind == "genre" else t.entity
+            positive = stance in ("liked", "wants")
+            # A value named twice in one message keeps its first mention's side: a later mention qualifies it
+            # ("funny, but not stupid funny": comedy wanted) or repeats it ("I hate horror, so no horror")
+            if kind in ("person", "genre") and stance in ("liked", "wants", "disliked", "avoid"):
+                if first.setdefault((kind, value), positive) != positive:
+                    continue
             if kind in ("movie", "reply"):
                 movies = [t.entity] if kind == "movie" else suggested
                 if stance in ("liked", "disliked"):
@@ -287,9 +296,16 @@ class EmpatheticRecommender:
                     state.remove("genre", t.genre)
                 elif stance in ("liked", "wants"):
                     _discard(state.avoid_genres, t.genre)
-                    _add(wanted_genres, t.genre)
+                    # genre words side by side are one kind of movie ("sci-fi adventure", "romantic comedy"):
+                    # wanted together (`_wish_masks`); "comedy or drama" and "comedy, drama" are alternatives
+                    if wanted_genres and _ADJACENT.fullmatch(text[last_genre_end:t.span.start]):
+                        wanted_genres[-1] = COMPOUND.join(dict.fromkeys(wanted_genres[-1].split(COMPOUND)
+                                                                          + [t.genre]))
+                    else:
+                        _add(wanted_genres, t.genre)
+                    last_genre_end = t.span.end
         if wanted_genres:  # a newly stated genre replaces the previous wish
-            state.wish("genre", wanted_genres, turn, " or ".join(wanted_genres))
+            state.wish("genre", wanted_genres, turn, genre_label(wanted_genres))
         if wanted_people:
             state.wish("person", wanted_people, turn,
                        "with " + " or ".join(plain_name(self.kg.names[p]) for p in wanted_people))
@@ -351,9 +367,11 @@ class EmpatheticRecommender:
         ok = self._allowed(state)
         state.relaxed = []
         for w in sorted(state.wishes, key=lambda w: -w.turn):
-            narrowed = ok & self._wish_mask(w)
-            if narrowed.sum() >= k:
-                ok = narrowed
+            for mask in self._wish_masks(w):  # strictest first
+                narrowed = ok & mask
+                if narrowed.sum() >= k:
+                    ok = narrowed
+                    break
             else:
                 state.relaxed.append(w)
         state.relaxed.sort(key=lambda w: w.turn)
@@ -378,10 +396,19 @@ class EmpatheticRecommender:
         ok &= ~self._any(masks.person, [plain_name(self.kg.names[p]) for p in state.avoid_people])
         return ok
 
+    def _wish_masks(self, wish: Wish) -> list[np.ndarray]:
+        """The movies a wish allows, strictest reading first: "sci-fi adventure" is both genres, else either."""
+        if wish.axis == "genre" and any(COMPOUND in v for v in wish.values):
+            both = np.zeros(len(self._column), dtype=bool)
+            for v in wish.values:
+                both |= np.logical_and.reduce([self._any(self._masks.genre, [g]) for g in v.split(COMPOUND)])
+            return [both, self._wish_mask(wish)]
+        return [self._wish_mask(wish)]
+
     def _wish_mask(self, wish: Wish) -> np.ndarray:
         masks = self._masks
         if wish.axis == "genre":
-            return self._any(masks.genre, wish.values)
+            return self._any(masks.genre, [g for v in wish.values for g in v.split(COMPOUND)])
         if wish.axis == "mood":  # something light: none of the mood's genres is horror
             return self._any(masks.genre, wish.values) & ~self._any(masks.genre, ["horror"])
         if wish.axis == "person":
@@ -556,7 +583,7 @@ def why(state: ConversationState, movie: Movie, names: dict[int, str] | list[str
         if w in state.relaxed:
             continue
         if w.axis in ("genre", "mood"):
-            genres += [g for g in w.values if g in movie.genres and g not in genres][:1]
+            genres += [g for v in w.values for g in v.split(COMPOUND) if g in movie.genres and g not in genres][:1]
         elif w.axis == "person":
             people += [f"with {plain_name(names[p])}" for p in w.values
                        if plain_name(names[p]) in movie.stars + movie.directors + movie.writers][:1]

@@ -16,15 +16,22 @@ from typing import Any
 
 from ecrs.data.samples import Emotions
 
-__all__ = ["AXES", "FEEDBACK_EMOTIONS", "ConversationState", "Wish"]
+__all__ = ["AXES", "COMPOUND", "FEEDBACK_EMOTIONS", "ConversationState", "Wish", "genre_label"]
 
 FEEDBACK_EMOTIONS: dict[str, Emotions] = {"liked": [("like", 1.0)], "disliked": [("negative", 1.0)]}
 AXES = ("genre", "person", "similar", "mood", "era")
+COMPOUND = "+"  # a genre wish's value "sci-fi+adventure": movies of both genres ("sci-fi adventure")
+
+
+def genre_label(values: list[str]) -> str:
+    """How a genre wish is said back: ["sci-fi+adventure", "comedy"] -> "sci-fi adventure or comedy"."""
+    return " or ".join(v.replace(COMPOUND, " ") for v in values)
 
 
 @dataclass
 class Wish:
-    """A soft wish: `values` are catalogue genres (genre, mood), entity ids (person, similar) or a year (era: the
+    """A soft wish: `values` are catalogue genres (genre: alternatives, each one genre or a `COMPOUND` of several;
+    mood), entity ids (person, similar) or a year (era: the
     first year wanted); `turn` is the seeker turn that said it (older wishes relax first)."""
 
     axis: str
@@ -94,7 +101,7 @@ class ConversationState:
                 changed = True
                 w.values = [] if value is None else [v for v in w.values if v != value]
                 if w.axis == "genre":
-                    w.label = " or ".join(w.values)
+                    w.label = genre_label(w.values)
                 elif w.axis == "person":
                     w.label = ""  # said from the names that are left (`EmpatheticRecommender.remembered`)
                 if not w.values:

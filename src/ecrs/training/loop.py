@@ -33,6 +33,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ecrs.errors import EcrsError
+
 
 @dataclass
 class LoopConfig:
@@ -197,12 +199,15 @@ def train_loop(
     save_best=None,
     desc: str = "train",
     stop_after_epochs: int | None = None,
+    fingerprint: str = "",
 ) -> LoopState:
     """Train until `cfg.epochs`, early stopping, or `cfg.max_steps`; resume from `out_dir/checkpoint.pt` if present.
 
     `model` holds every trained parameter (for clipping and the checkpoint); `save_best(state)` is called on rank 0
     whenever the validation `metric` improves. `stop_after_epochs` ends this session after that many epochs
-    (simulates an interruption in tests; the checkpoint lets a later call continue).
+    (simulates an interruption in tests; the checkpoint lets a later call continue). `fingerprint` names the data
+    and settings: a checkpoint left by another one (the data re-prepared since, a changed config) is refused, not
+    silently resumed (a finished run would otherwise "retrain" in no time on its old weights).
     """
     dist = dist or Dist()
     out_dir = Path(out_dir)
@@ -217,6 +222,9 @@ def train_loop(
     ema = WeightAverage(params, cfg.ema_decay) if cfg.ema_decay > 0 else None
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dist.device, weights_only=False)
+        if fingerprint and ck.get("fingerprint") != fingerprint:
+            raise EcrsError(f"{ckpt_path} was left by a run on other data or settings; delete {out_dir} to train "
+                            "again (or restore what it was trained on to resume it)")
         model.load_state_dict(ck["model"], strict=False)
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
@@ -246,7 +254,7 @@ def train_loop(
             sd = {n: v for n, v in model.state_dict().items() if ".lm." not in n}  # the frozen LM is reloaded
             tmp = ckpt_path.with_suffix(".tmp")
             torch.save({"model": sd, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "state": asdict(state), "rng": _rng_state(),
+                        "state": asdict(state), "rng": _rng_state(), "fingerprint": fingerprint,
                         "ema": ema.shadow if ema is not None else None}, tmp)
             tmp.replace(ckpt_path)
         dist.barrier()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import random
 import time
@@ -220,7 +221,7 @@ def train_recommender(cfg: RecommenderTrainConfig, stop_after_epochs: int | None
     if resumed and (out / "metrics.json").exists():
         previous_wall = float(json.loads((out / "metrics.json").read_text()).get("wall_seconds", 0.0))
     state = train_loop(task, model, optimizer, cfg.train, out, dist, metric="R@50", save_best=save_best,
-                       desc=cfg.name, stop_after_epochs=stop_after_epochs)
+                       desc=cfg.name, stop_after_epochs=stop_after_epochs, fingerprint=run_fingerprint(cfg))
     summary = {
         "name": cfg.name, "dataset": cfg.data.dataset, "seed": cfg.train.seed, "finished": state.finished,
         "best_valid_R@50": state.best, "best_epoch": state.best_epoch, "epochs_run": state.epoch,
@@ -295,6 +296,17 @@ def pretrain_prompt(cfg, model: RecommenderModel, head: nn.Module, window: Entit
     if dist.main:
         (out / "pretrain" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def run_fingerprint(cfg: RecommenderTrainConfig) -> str:
+    """The settings and the prepared samples a run trains on (their files' bytes): a checkpoint is resumed only
+    by the run that left it (`train_loop`)."""
+    h = hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True, default=str).encode())
+    for split in ("train", "valid"):
+        path = Path(cfg.data.data_dir) / cfg.data.dataset / f"{split}.jsonl.gz"
+        if path.exists():
+            h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def _data_manifest(data: DataConfig) -> dict[str, Any]:
