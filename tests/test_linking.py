@@ -258,7 +258,9 @@ def chat_linker(kg) -> EntityLinker:
 
 @pytest.mark.parametrize("text, expected", [
     ("anything with DiCaprio", [14]),  # a surname in Title Case
-    ("anything with dicaprio", []),  # lower-case, one word: as any one-word name, it needs capitals
+    ("anything with dicaprio", [14]),  # lower-case: after a word that says a person is meant
+    ("a docter movie", [17]),  # or before a film noun
+    ("dicaprio is great", []),  # else, as any one-word name, it needs capitals
     ("Cameron movies", []),  # an ordinary word is no surname alias
     ("something with leonardo dicaprioo", [14]),  # one typo (two allowed past 12 letters)
     ("a comedy with will ferrel", [COMEDY, FERRELL]),  # a function-word first name may stand, the surname errs

@@ -143,7 +143,10 @@ def test_a_mood_is_acknowledged_and_chosen_for(bot):
 @pytest.mark.parametrize("text,era", [("something after 1995", (1995, None)), ("2015+ please", (2015, None)),
                                       ("nothing older than 2000", (2000, None)), ("older than 1980", (None, 1979)),
                                       ("before 2000 please", (None, 1999)), ("the 80s", (1980, 1989)),
-                                      ("90s movies", (1990, 1999)), ("I'm in my 30s", None), ("a comedy", None)])
+                                      ("90s movies", (1990, 1999)), ("I'm in my 30s", None), ("a comedy", None),
+                                      ("fantasy, nothing after 2010", (None, 2010)),
+                                      ("not before 1990 please", (1990, None)),
+                                      ("a 90s crime movie with Al Pacino", (1990, 1999))])
 def test_eras_read_both_ways(text, era):
     from ecrs.inference.pipeline import _era
 
@@ -209,3 +212,22 @@ def test_a_genre_named_twice_keeps_its_first_mentions_side(bot):
     bot.turn(state, "something funny but not stupid funny")  # the second "funny" qualifies the first
     assert "comedy" not in state.avoid_genres
     assert next(w for w in state.wishes if w.axis == "genre").values == ["comedy"]
+
+
+def test_ruling_out_a_kind_of_the_wanted_genre_keeps_the_genre(bot):
+    state = ConversationState()
+    bot.turn(state, "I want a horror movie")
+    bot.turn(state, "no slashers though")  # a kind of horror: the wish stays (kinds are not in the catalogue)
+    assert "horror" not in state.avoid_genres and any(w.axis == "genre" for w in state.wishes)
+    bot.turn(state, "actually no horror")  # the genre itself
+    assert "horror" in state.avoid_genres and not any(w.axis == "genre" for w in state.wishes)
+
+
+def test_gibberish_is_asked_back_and_says_nothing_about_the_last_pick(bot):
+    state = ConversationState()
+    first = bot.turn(state, "a comedy please")
+    result = bot.turn(state, "asdkjh qwpeoi zzzz")
+    assert not result.recommendations and result.reply.startswith("Sorry, I didn't catch that")
+    assert not state.disliked and not state.liked
+    assert bot.turn(state, "rly gud thrillr pls").recommendations  # typos are still words
+    assert first.recommendations[0].entity not in state.disliked

@@ -78,7 +78,8 @@ class Alias:
     """One row of the alias table: a surface form and what it names.
 
     `entity_id=None` is a known title with no graph entity: it claims its span but links nothing.
-    `variant` marks derived forms (article dropped, subtitle cut, hyphen joined) that rank below exact titles.
+    `variant` marks derived forms (article dropped, subtitle cut, hyphen joined) that rank below exact titles; on a
+    person, a chat shorthand (a surname, `person_shorthands`).
     """
 
     text: str
@@ -189,6 +190,9 @@ _TITLE_CUES = frozenset([
     "see", "seen", "saw", "watch", "watched", "watching", "like", "liked", "love", "loved", "enjoyed",
     "enjoy", "about", "recommend", "new", "original", "remake", "than", "try", "hated", "called",
 ])
+# Words around a lower-case surname that say a person is meant ("with pacino", "nolan movies").
+_PERSON_CUES = frozenset(["with", "by", "starring", "directed", "director", "actor", "actress"])
+_FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
 _CLAUSE_END = re.compile(r"[ \t]*(?:$|[?!.,;:)\]\n…])")
 _OPENERS = frozenset(" \t\r\"'“‘(*[-–—")
 _QUOTES = frozenset("\"'“”‘’*«»")
@@ -247,6 +251,7 @@ class _Key:
     entities: list[Alias]  # best first: popularity (graph degree), then entity id
     movie_need: int  # evidence a movie reading needs, levels as in `_judge`: 0 none ... 3 a year or quotes
     entity_need: int
+    shorthand: bool = False  # its names are chat shorthands only (a surname): lower case needs a cue (`_judge`)
 
 
 class EntityLinker:
@@ -330,7 +335,7 @@ class EntityLinker:
             need += 1
         return _Key(n_tokens=len(tokens), n_content=len(content), movies=movies,
                     genre=genres[0] if genres else None, entities=entities, movie_need=need,
-                    entity_need=entity_need)
+                    entity_need=entity_need, shorthand=bool(entities) and all(a.variant for a in entities))
 
     @classmethod
     def from_kg(cls, kg: KnowledgeGraph, movie_titles: Mapping[int, Sequence[str]] | None = None, *,
@@ -466,6 +471,10 @@ class EntityLinker:
         else:
             cue = first > 0 and tokens[first - 1][0] in _TITLE_CUES
             evidence = 2 if cue or _CLAUSE_END.match(text, end) else 1
+        if evidence == 0 and key.shorthand and not shouting and (
+                (first > 0 and tokens[first - 1][0] in _PERSON_CUES)
+                or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS)):
+            evidence = 1  # "something with dicaprio", "an old hitchcock film": a surname typed in lower case
 
         movie: Alias | None = None
         span_end = end
@@ -645,6 +654,18 @@ def word_stats(texts: Iterable[str], min_count: int = 5, max_capitalised: float 
     Starters: the first word of `min_starts`+ sentences, unless mostly capitalised elsewhere ("Deadpool was
     great" opens sentences too, but "deadpool" is a name).
     """
+    seen, capitalised, starts = _capitalisation(texts)
+
+    def name_like(w: str) -> bool:
+        return seen[w] >= min_count and capitalised[w] / seen[w] >= max_capitalised
+
+    common = frozenset(w for w, n in seen.items() if n >= min_count and not w.isdigit() and not name_like(w))
+    starters = frozenset(w for w, n in starts.items() if n >= min_starts and not w.isdigit() and not name_like(w))
+    return WordStats(common=common, starters=starters)
+
+
+def _capitalisation(texts: Iterable[str]) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """(mid-sentence uses, capitalised ones, sentence starts) per lower-case word, capitalised runs skipped."""
     corpus = "\n".join(t for t in texts if not t.isupper())
     starts = Counter(w.lower() for w in _SENTENCE_FIRST.findall(corpus))
     corpus = _CAPITAL_RUN.sub(" ", corpus)
@@ -659,13 +680,7 @@ def word_stats(texts: Iterable[str], min_count: int = 5, max_capitalised: float 
         seen[low] += n
         if word[0].isupper():
             capitalised[low] += n
-
-    def name_like(w: str) -> bool:
-        return seen[w] >= min_count and capitalised[w] / seen[w] >= max_capitalised
-
-    common = frozenset(w for w, n in seen.items() if n >= min_count and not w.isdigit() and not name_like(w))
-    starters = frozenset(w for w, n in starts.items() if n >= min_starts and not w.isdigit() and not name_like(w))
-    return WordStats(common=common, starters=starters)
+    return seen, capitalised, starts
 
 
 @dataclass
@@ -752,7 +767,7 @@ def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
     """(surname aliases, two-word names for typo matching) of the people with `min_movies`+ graph movies.
 
     A surname ("Tarantino", "Stallone") names a person when it is not an ordinary word (`common`: "King", "Rock",
-    "Singer") and that person has at least twice the movies of anyone else of that surname ("Jackson": Samuel L.
+    "Singer") nor a common first name ("James"), and that person has at least twice the movies of anyone else of that surname ("Jackson": Samuel L.
     41, Peter 23, so neither); it links in Title Case, as any one-word name does (`_Key.entity_need`)."""
     movies: Counter[int] = Counter()
     for e in kg.item_ids:
@@ -760,6 +775,7 @@ def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
             if r in ("starring", "director", "writer"):
                 movies[o] += 1
     by_surname: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    first_names: Counter[str] = Counter()
     names: dict[str, int] = {}
     for eid, n in movies.items():
         key = normalize(_QUALIFIER.sub("", kg.names[eid]))
@@ -767,6 +783,7 @@ def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
         if len(words) < 2:
             continue
         by_surname[words[-1]].append((n, eid))
+        first_names[words[0]] += 1
         if n >= min_movies and len(words) == 2:
             names.setdefault(key, eid)
     aliases = []
@@ -774,8 +791,9 @@ def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
         people.sort(reverse=True)
         n, eid = people[0]
         runner_up = people[1][0] if len(people) > 1 else 0
-        if n >= min_movies and n >= 2 * runner_up and len(surname) >= 4 and surname not in common:
-            aliases.append(Alias(surname.title(), eid, "entity", None, float(n)))
+        if (n >= min_movies and n >= 2 * runner_up and len(surname) >= 4 and surname not in common
+                and first_names[surname] < 3):  # "James", "Patrick": first names far more often
+            aliases.append(Alias(surname.title(), eid, "entity", None, float(n), variant=True))
     return aliases, names
 
 

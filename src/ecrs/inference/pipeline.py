@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
-from ecrs.data.catalogue import Movie, load_catalogue
+from ecrs.data.catalogue import Movie, genre_mentions, load_catalogue
 from ecrs.data.kg import KnowledgeGraph, load_redial_kg, person_entities
 from ecrs.data.linking import build_redial_linker
 from ecrs.data.prepare import load_samples
@@ -56,8 +58,10 @@ _MOODS = [
      "Sorry you're having a rough time, let's find something to cheer you up."),
 ]
 MOOD_TURNS = 3
+# IMDb files La La Land and Mamma Mia! under "music", not "musical": who rules out musicals rules them out too
+_ALSO_AVOIDED = {"musical": ("music",)}
 # Years wanted: "after 1995", "2015+", "from the 90s onward", "nothing older than 2000" (from); "before 1980",
-# "older than 1990" (until); "the 80s", "90s movies" (that decade).
+# "older than 1990", "nothing after 2010" (until); "the 80s", "90s movies", "a 90s crime movie" (that decade).
 _WHEN = r"((?:19|20)\d\ds?|'?\d0s)"
 _YEAR_FROM = re.compile(
     rf"\b(?:after|since|newer than|later than|(?:nothing|not|no) older than|made after|post)\s+(?:the\s+)?"
@@ -65,11 +69,17 @@ _YEAR_FROM = re.compile(
     rf"|\bfrom\s+(?:the\s+)?(?:year\s+)?((?:19|20)\d\d)\b(?!s)"
     rf"|\b{_WHEN}\s*(?:\+|or (?:later|newer|after)|onwards?|and (?:up|later|newer|after))", re.I)
 _YEAR_UNTIL = re.compile(rf"\b(?:before|older than|earlier than|prior to|pre)[\s-]+(?:the\s+)?{_WHEN}", re.I)
+# "nothing after 2010" bounds from above, "nothing before 1990" from below (`_era` reads these first)
+_NEGATED_YEAR = re.compile(rf"\b(?:nothing|not|no|none)\s+(?:made\s+|released\s+|from\s+)?(after|since|newer than|"
+                           rf"later than|before|earlier than|older than)\s+(?:the\s+)?(?:year\s+)?{_WHEN}", re.I)
 _DECADE = re.compile(r"\b(?:the|from the|in the)\s+((?:19|20)\d0s|'?\d0s)\b|\b((?:19|20)\d0s|'?\d0s)\s+"
-                     r"(?:movies?|films?|classics?|stuff|comed\w*|horror|action|romance|thrillers?)\b", re.I)
+                     r"(?:[a-z-]+\s+){0,2}?(?:movies?|films?|flicks?|classics?|stuff|comed\w*|horror|action|"
+                     r"romance|thrillers?|crime|drama|sci-?fi|westerns?|war|mystery|musicals?|animated|family|"
+                     r"kids|adventure|fantasy|documentar\w*|rom-?coms?)\b", re.I)
 _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re.I)
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
-_PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either)\b", re.I)
+_WORD = re.compile(r"[^\W\d_]+")
+_PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either|everything|every one)\b", re.I)
 _GREETING = re.compile(r"^\W*(hi|hello|hey|hiya|yo|good (morning|evening|afternoon)|howdy)\b[\W\w]{0,20}$", re.I)
 _CLOSING = re.compile(r"\b(thanks?|thank (you|u)|thx|ty|cheers|bye+|goodbye|good ?night|see (you|ya)|that'?s all|"
                       r"merci|gracias|danke|au revoir|adios|talk later)\b", re.I)
@@ -221,7 +231,9 @@ class EmpatheticRecommender:
         context = state.turns[-1][1] if state.turns and state.turns[-1][0] == "recommender" else ""
         mentions = self.linker.link(text)
         linked = [LinkedEntity(m.entity_id, self.kg.names[m.entity_id], m.is_movie) for m in mentions]
-        targets = named_targets(text, mentions, self._people, bool(state.awaiting_reaction))
+        # Words we cannot read ("asdfgh", another language) say nothing about the last suggestions either
+        targets = (named_targets(text, mentions, self._people, bool(state.awaiting_reaction))
+                   if mentions or self.readable(text) else [])
         # A reaction without a title is about the last suggestions: "them" / "those" / "any of" all of them, else
         # ("seen it", "not that one") the first
         suggested = [state.entities[p] for p in state.awaiting_reaction]
@@ -292,6 +304,10 @@ class EmpatheticRecommender:
                     last_person_end = t.span.end
             elif kind == "genre":
                 if stance in ("disliked", "avoid"):
+                    surface = text[t.span.start:t.span.end].lower()
+                    if t.genre[:4] not in surface and any(t.genre in v.split(COMPOUND) for w in state.wishes
+                                                          if w.axis == "genre" for v in w.values):
+                        continue  # "horror", then "no slashers though": a kind of the wanted genre, not all of it
                     _add(state.avoid_genres, t.genre)
                     state.remove("genre", t.genre)
                 elif stance in ("liked", "wants"):
@@ -392,7 +408,8 @@ class EmpatheticRecommender:
         excluded = state.excluded() | {e for e in state.entities if e in self.kg.item_set}
         ok = ~np.isin(self._column, np.fromiter(excluded, dtype=self._column.dtype, count=len(excluded)))
         masks = self._masks
-        ok &= ~self._any(masks.genre, state.avoid_genres)
+        avoided = state.avoid_genres + [g for a in state.avoid_genres for g in _ALSO_AVOIDED.get(a, ())]
+        ok &= ~self._any(masks.genre, avoided)
         ok &= ~self._any(masks.person, [plain_name(self.kg.names[p]) for p in state.avoid_people])
         return ok
 
@@ -465,11 +482,12 @@ class EmpatheticRecommender:
         yield Understood(emotions, linked, [(self._say(t), t.stance) for t in targets])
         # "thanks, bye" closes; "thanks! now a comedy" or "that's all, but no horror" is a request
         closing = _is_closing(text) and not any(t.stance != "none" for t in targets if t.span.kind in ("genre", "person"))
-        recs = self.recommend(state) if self._should_recommend(state, text) and not closing else []
+        unread = not linked and not self.readable(text)
+        recs = self.recommend(state) if self._should_recommend(state, text) and not (closing or unread) else []
         yield Recommended(recs)
         if reply:
             pieces = []
-            for piece in self._reply(state, emotions, targets, recs, closing):
+            for piece in self._reply(state, emotions, targets, recs, closing, unread):
                 pieces.append(piece)
                 yield ReplyPiece(piece)
             said = "".join(pieces)
@@ -493,15 +511,31 @@ class EmpatheticRecommender:
         state.entities += rec_entities
         state.entity_emotions += [[] for _ in rec_entities]
 
+    def readable(self, text: str) -> bool:
+        """False for letters that make no word we know ("asdfgh", "qwpeoi zzzz"): none of the first 20 words is an
+        ordinary chat word (ReDial's, the linker's `common_words`), one edit from one (5+ letters: "thrillr"), or a
+        genre word, a letter typed thrice counting once ("moreee"). No words at all ("😭", "!!!") is readable: its feeling is read."""
+        words = [re.sub(r"(.)\1{2,}", r"\1", w) for w in _WORD.findall(text.lower())[:20]]  # "moreee" -> "more"
+        if not words or genre_mentions(text):
+            return True
+        common = self.linker.common_words
+        return any(w in common or (len(w) >= 5 and process.extractOne(w, common, scorer=Levenshtein.distance,
+                                                                      score_cutoff=1) is not None)
+                   for w in words)
+
     def _should_recommend(self, state: ConversationState, text: str) -> bool:
         # Ask first only when the person just said hello and nothing about their taste is known yet.
         known = state.entities or state.wishes or state.avoid_genres or state.avoid_people
         return bool(known or len(state.turns) > 2 or not _GREETING.search(text))
 
     def _reply(self, state: ConversationState, emotions: Emotions, targets: list[Target],
-               recs: list[Recommendation], closing: bool = False) -> Iterator[str]:
+               recs: list[Recommendation], closing: bool = False, unread: bool = False) -> Iterator[str]:
         if closing:
             yield "You're welcome! Enjoy the movie, and come back any time you need another pick."
+            return
+        if unread:
+            yield ("Sorry, I didn't catch that (I only speak English for now). Tell me about a movie you loved, "
+                   "or a genre or actor you're in the mood for!")
             return
         if not recs:
             yield ("Tell me about a movie you loved, or a genre or actor you're in the mood for, "
@@ -606,6 +640,10 @@ def plain_name(graph_name: str) -> str:
 
 def _era(text: str) -> tuple[int | None, int | None] | None:
     """(first year or None, last year or None) the message asks for, or None."""
+    m = _NEGATED_YEAR.search(text)
+    if m:
+        year = _year(m.group(2))
+        return (year, None) if m.group(1).lower() in ("before", "earlier than", "older than") else (None, year)
     m = _YEAR_FROM.search(text)
     if m:
         return _year(next(g for g in m.groups() if g)), None
