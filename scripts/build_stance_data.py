@@ -5,6 +5,7 @@ The source holds every utterance as its author wrote it, with each mention marke
     [will ferel|p:disliked=Will Ferrell]  a surface the linker may miss: the graph name is given
     [scary movies|g:avoid=horror]  genre, stance, catalogue genre (a value of catalogue.GENRE_WORDS)
     [Inception|m:seen]             movie, stance
+    [reply:seen] seen it           a whole message reacting to the bot's one suggestion and naming nothing
 Families open with a line `== f001 <what the sentence idea is>`; the utterances under it are its variants.
 This script writes nothing of the text itself: it strips the marks, records offsets, asks the project's linker
 whether each person/movie span resolves (`linked`), asks the genre regex list whether it knows each genre surface
@@ -42,6 +43,7 @@ STANCES = ("liked", "disliked", "wants", "avoid", "seen", "none")
 # The catalogue's genre regex list, compiled as `ecrs.data.catalogue` compiles it: (pattern, genre).
 GENRE_RE = [(re.compile(rf"\b(?:{pat})\b", re.I), genre) for pat, genre in GENRE_WORDS.items()]
 MARK = re.compile(r"\[([^\[\]|]+)\|([pgm]):([a-z]+)(?:=([^\]]+))?\]")
+REPLY = re.compile(r"^\[reply:([a-z]+)\]\s+(.+)$")  # a reaction to the bot's one suggestion, naming nothing
 FAMILY = re.compile(r"^== (f\d{3})\b(.*)$")
 
 
@@ -61,6 +63,13 @@ def parse(path: Path) -> list[tuple[str, list[tuple[str, list[dict]]]]]:
             continue
         if not families:
             sys.exit(f"{path}:{lineno}: utterance before the first family line")
+        reply = REPLY.match(line)
+        if reply:
+            if reply.group(1) not in STANCES or MARK.search(reply.group(2)):
+                sys.exit(f"{path}:{lineno}: a reply line takes one stance of {STANCES} and names nothing else")
+            families[-1][1].append((reply.group(2).strip(), [{"surface": "", "kind": "reply", "name": None,
+                                                              "stance": reply.group(1), "start": 0, "end": 0}]))
+            continue
         text, mentions, pos = "", [], 0
         for m in MARK.finditer(line):
             text += line[pos:m.start()]
@@ -125,6 +134,10 @@ def main(report: bool, check: Path | None = None) -> None:
             for men in mentions:
                 span = (men["start"], men["end"])
                 covered.add(span)
+                if men["kind"] == "reply":  # what the linker or the genre words find in it is reported below
+                    if found or any(p.search(text) for p, _ in GENRE_RE):
+                        problems.append(f"{fam}-{i}: a reply names something: {text!r}")
+                    continue
                 if men["kind"] == "genre":
                     if men["name"] not in genre_vocab:
                         problems.append(f"{fam}-{i}: genre {men['name']!r} not in the catalogue vocabulary")

@@ -146,7 +146,8 @@ def test_a_mood_is_acknowledged_and_chosen_for(bot):
                                       ("90s movies", (1990, 1999)), ("I'm in my 30s", None), ("a comedy", None),
                                       ("fantasy, nothing after 2010", (None, 2010)),
                                       ("not before 1990 please", (1990, None)),
-                                      ("a 90s crime movie with Al Pacino", (1990, 1999))])
+                                      ("a 90s crime movie with Al Pacino", (1990, 1999)),
+                                      ("crime thriller with Denzel, 2000s", (2000, 2009))])
 def test_eras_read_both_ways(text, era):
     from ecrs.inference.pipeline import _era
 
@@ -231,3 +232,13 @@ def test_gibberish_is_asked_back_and_says_nothing_about_the_last_pick(bot):
     assert not state.disliked and not state.liked
     assert bot.turn(state, "rly gud thrillr pls").recommendations  # typos are still words
     assert first.recommendations[0].entity not in state.disliked
+
+
+def test_a_negative_request_is_not_answered_with_an_apology():
+    from ecrs.data.stance import Span, Target
+    from ecrs.inference.pipeline import acknowledge
+
+    state = ConversationState()
+    assert acknowledge(state, [], [("negative", 0.9)], []) == "Got it."  # "something scary but not gory"
+    reaction = [Target(Span(0, 0, "reply"), None, None, "none")]  # "ugh" right after a suggestion
+    assert acknowledge(state, reaction, [("negative", 0.9)], []) == "Sorry that didn't click."

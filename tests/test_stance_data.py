@@ -48,14 +48,16 @@ def test_rows_are_well_formed(rows):
         assert re.fullmatch(r"f\d{3}", r["family"]) and re.fullmatch(rf"{r['family']}-\d+", r["id"]), r["id"]
         assert r["split"] in ("train", "test"), r["id"]
         assert r["text"] == r["text"].strip() and r["text"], r["id"]
-        assert r["mentions"] and any(m["kind"] in ("person", "genre") for m in r["mentions"]), r["id"]
+        kinds = [m["kind"] for m in r["mentions"]]
+        # a reaction to the bot's suggestion names nothing; every other message names a person or genre
+        assert kinds == ["reply"] or ("reply" not in kinds and {"person", "genre"} & set(kinds)), r["id"]
         spans = sorted((m["start"], m["end"]) for m in r["mentions"])
         assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), f"{r['id']}: overlapping mentions"
         for m in r["mentions"]:
-            extra = {"linked"} if m["kind"] != "genre" else {"lexicon"}
+            extra = {"reply": set(), "genre": {"lexicon"}}.get(m["kind"], {"linked"})
             assert set(m) == MENTION_KEYS | extra, r["id"]
             assert r["text"][m["start"]:m["end"]] == m["surface"] and m["surface"] in r["text"], r["id"]
-            assert m["kind"] in KINDS and m["stance"] in STANCES, r["id"]
+            assert m["kind"] in KINDS | {"reply"} and m["stance"] in STANCES, r["id"]
             assert m["stance"] != "seen" or m["kind"] == "movie", f"{r['id']}: 'seen' is for movies only"
 
 
@@ -86,7 +88,7 @@ def test_people_and_movies_are_graph_entities_and_links_are_true(rows, kg):
     for r in rows:
         found = {(x.start, x.end): kg.names[x.entity_id] for x in linker.link(r["text"])}
         for m in r["mentions"]:
-            if m["kind"] == "genre":
+            if m["kind"] in ("genre", "reply"):
                 continue
             assert m["name"] in names, f"{r['id']}: {m['name']!r} is not a graph name"
             assert (m["name"] in items) == (m["kind"] == "movie"), f"{r['id']}: {m['name']!r} kind"

@@ -764,7 +764,8 @@ WELL_KNOWN = 8  # movies a person stars in, directs or writes in the graph befor
 
 def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
                       min_movies: int = WELL_KNOWN) -> tuple[list[Alias], dict[str, int]]:
-    """(surname aliases, two-word names for typo matching) of the people with `min_movies`+ graph movies.
+    """(surname and first-name aliases, two-word names for typo matching) of the people with `min_movies`+ graph
+    movies. A first name names a person when no other graph person has it ("Denzel", "Meryl").
 
     A surname ("Tarantino", "Stallone") names a person when it is not an ordinary word (`common`: "King", "Rock",
     "Singer") nor a common first name ("James"), and that person has at least twice the movies of anyone else of that surname ("Jackson": Samuel L.
@@ -787,6 +788,16 @@ def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
         if n >= min_movies and len(words) == 2:
             names.setdefault(key, eid)
     aliases = []
+    # A first name only one graph person has, of a well-known one ("Denzel", "Keanu", "Meryl")
+    by_first: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for eid, n in movies.items():
+        words = normalize(_QUALIFIER.sub("", kg.names[eid])).split()
+        if len(words) >= 2:
+            by_first[words[0]].append((n, eid))
+    for first, people in by_first.items():
+        if (len(people) == 1 and people[0][0] >= min_movies and len(first) >= 4 and first not in common
+                and first not in by_surname):
+            aliases.append(Alias(first.title(), people[0][1], "entity", None, float(people[0][0]), variant=True))
     for surname, people in by_surname.items():
         people.sort(reverse=True)
         n, eid = people[0]

@@ -144,15 +144,15 @@ def _replace_mentions(raw: str, names: dict[str, str]) -> tuple[str, list[tuple[
 
 
 def load_people_genres(path: Path) -> dict[str, list[StanceExample]]:
-    """The hand-written people / genre utterances, by split ({"train": [...], "test": [...]})."""
+    """The hand-written people / genre utterances, by split ({"train": [...], "test": [...]}); a `reply` mention
+    (no span) is a reaction to the system's one suggestion."""
     out: dict[str, list[StanceExample]] = {"train": [], "test": []}
     for lineno, obj in iter_jsonl(path):
         try:
             text, split = obj["text"], obj["split"]
             mentions, labels = [], []
             for m in obj["mentions"]:
-                start = text.index(m["surface"])
-                mentions.append(Span(start, start + len(m["surface"]), m["kind"]))
+                mentions.append(Span(int(m["start"]), int(m["end"]), m["kind"]))
                 labels.append(m["stance"])
             out[split].append(StanceExample(text, str(obj["family"]), mentions, labels))
         except (KeyError, TypeError, ValueError) as e:

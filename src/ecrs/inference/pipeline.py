@@ -61,7 +61,8 @@ MOOD_TURNS = 3
 # IMDb files La La Land and Mamma Mia! under "music", not "musical": who rules out musicals rules them out too
 _ALSO_AVOIDED = {"musical": ("music",)}
 # Years wanted: "after 1995", "2015+", "from the 90s onward", "nothing older than 2000" (from); "before 1980",
-# "older than 1990", "nothing after 2010" (until); "the 80s", "90s movies", "a 90s crime movie" (that decade).
+# "older than 1990", "nothing after 2010" (until); "the 80s", "1990s", "90s movies", "a 90s crime movie" (that
+# decade; a bare "30s" is an age).
 _WHEN = r"((?:19|20)\d\ds?|'?\d0s)"
 _YEAR_FROM = re.compile(
     rf"\b(?:after|since|newer than|later than|(?:nothing|not|no) older than|made after|post)\s+(?:the\s+)?"
@@ -72,7 +73,8 @@ _YEAR_UNTIL = re.compile(rf"\b(?:before|older than|earlier than|prior to|pre)[\s
 # "nothing after 2010" bounds from above, "nothing before 1990" from below (`_era` reads these first)
 _NEGATED_YEAR = re.compile(rf"\b(?:nothing|not|no|none)\s+(?:made\s+|released\s+|from\s+)?(after|since|newer than|"
                            rf"later than|before|earlier than|older than)\s+(?:the\s+)?(?:year\s+)?{_WHEN}", re.I)
-_DECADE = re.compile(r"\b(?:the|from the|in the)\s+((?:19|20)\d0s|'?\d0s)\b|\b((?:19|20)\d0s|'?\d0s)\s+"
+_DECADE = re.compile(r"\b(?:the|from the|in the)\s+((?:19|20)\d0s|'?\d0s)\b|\b((?:19|20)\d0s)\b"
+                     r"|\b((?:19|20)\d0s|'?\d0s)\s+"
                      r"(?:[a-z-]+\s+){0,2}?(?:movies?|films?|flicks?|classics?|stuff|comed\w*|horror|action|"
                      r"romance|thrillers?|crime|drama|sci-?fi|westerns?|war|mystery|musicals?|animated|family|"
                      r"kids|adventure|fantasy|documentar\w*|rom-?coms?)\b", re.I)
@@ -601,8 +603,12 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
     elif not negative:
         primary = emotions[0][0] if emotions else "neutral"
         liked = any(t.stance in ("liked", "wants") for t in targets)
-        parts.append(_OPENERS.get(primary, "Here's an idea.") if liked or primary not in ("like", "happy")
-                     else "Here's an idea.")
+        reaction = any(t.span.kind == "reply" for t in targets)
+        if primary == "negative" and not reaction:
+            parts.append("Got it.")  # "something scary but not gory" reads negative; nothing failed to click
+        else:
+            parts.append(_OPENERS.get(primary, "Here's an idea.") if liked or primary not in ("like", "happy")
+                         else "Here's an idea.")
     if state.relaxed:
         parts.append(f"I couldn't find one that is also {', '.join(w.label or w.axis for w in state.relaxed)}, "
                      "so here's the closest.")
@@ -652,7 +658,7 @@ def _era(text: str) -> tuple[int | None, int | None] | None:
         return None, _year(m.group(1)) - 1
     m = _DECADE.search(text)
     if m:
-        first = _year(m.group(1) or m.group(2))
+        first = _year(next(g for g in m.groups() if g))
         return first, first + 9
     return None
 
