@@ -242,3 +242,14 @@ def test_a_negative_request_is_not_answered_with_an_apology():
     assert acknowledge(state, [], [("negative", 0.9)], []) == "Got it."  # "something scary but not gory"
     reaction = [Target(Span(0, 0, "reply"), None, None, "none")]  # "ugh" right after a suggestion
     assert acknowledge(state, reaction, [("negative", 0.9)], []) == "Sorry that didn't click."
+
+
+def test_said_in_one_turn_the_like_wish_gives_way_before_a_genre(bot):
+    interstellar = next(e for e, m in bot.catalogue.items() if m.title == "Interstellar")
+    nolan = bot.kg.names.index("Christopher Nolan")
+    state = ConversationState(avoid_people=[nolan])
+    state.wish("similar", [interstellar], 1, "like Interstellar")  # "a sci-fi movie like Interstellar but not
+    state.wish("genre", ["sci-fi"], 1, "sci-fi")  # by Nolan": the like-wish is said first, yet gives way first
+    recs = bot.recommend(state)
+    assert recs and all("sci-fi" in g for g in _genres(bot, recs))
+    assert [w.axis for w in state.relaxed] in ([], ["similar"])

@@ -233,9 +233,10 @@ class EmpatheticRecommender:
         context = state.turns[-1][1] if state.turns and state.turns[-1][0] == "recommender" else ""
         mentions = self.linker.link(text)
         linked = [LinkedEntity(m.entity_id, self.kg.names[m.entity_id], m.is_movie) for m in mentions]
-        # Words we cannot read ("asdfgh", another language) say nothing about the last suggestions either
-        targets = (named_targets(text, mentions, self._people, bool(state.awaiting_reaction))
-                   if mentions or self.readable(text) else [])
+        # Words we cannot read ("asdfgh", another language) say nothing about the last suggestions either,
+        # and a message that names years asks for something ("make that the 90s instead"), it is no reaction
+        reacting = bool(state.awaiting_reaction) and _era(text) is None
+        targets = named_targets(text, mentions, self._people, reacting) if mentions or self.readable(text) else []
         # A reaction without a title is about the last suggestions: "them" / "those" / "any of" all of them, else
         # ("seen it", "not that one") the first
         suggested = [state.entities[p] for p in state.awaiting_reaction]
@@ -384,7 +385,8 @@ class EmpatheticRecommender:
         # older wish gives way to a newer one it contradicts ("with Tom Hanks", later "before 1980")
         ok = self._allowed(state)
         state.relaxed = []
-        for w in sorted(state.wishes, key=lambda w: -w.turn):
+        # (said in one turn, "a sci-fi movie like Interstellar": "like" is the loosest wish and gives way first)
+        for w in sorted(state.wishes, key=lambda w: (-w.turn, w.axis == "similar")):
             for mask in self._wish_masks(w):  # strictest first
                 narrowed = ok & mask
                 if narrowed.sum() >= k:
