@@ -39,7 +39,15 @@ from ecrs.data.dialogues import load_redial
 from ecrs.data.kg import load_redial_kg, redial_movie_entities, redial_titles
 from ecrs.data.linking import build_redial_linker
 from ecrs.data.reviews import load_review_kb
-from ecrs.evaluation.metrics import bleu, bleu_n, distinct_n, distinct_n_per_sentence
+from ecrs.evaluation.metrics import (
+    bleu,
+    bleu_n,
+    dialogue_use,
+    distinct_n,
+    distinct_n_per_sentence,
+    repetition_rate,
+    stock_phrase_rate,
+)
 from ecrs.evaluation.results import write_results
 from ecrs.inference.grounding import GroundingChecker
 
@@ -100,7 +108,7 @@ def run_system(name: str, samples, generate) -> tuple[list[dict[str, Any]], int]
 
 
 def scores(rows: list[dict[str, Any]], refs: dict[str, str], checker, knowledge,
-           facts: dict[str, list[str]]) -> dict[str, Any]:
+           facts: dict[str, list[str]], said: dict[str, str], titles: dict[str, str]) -> dict[str, Any]:
     if not rows:
         return {"n": 0}
     hyps = [r["reply"] for r in rows]
@@ -121,6 +129,12 @@ def scores(rows: list[dict[str, Any]], refs: dict[str, str], checker, knowledge,
     # Informativeness proxy: the reply names at least one of the prompt's related entities or KG-fact entities.
     out["knowledge_use_rate"] = round(sum(any(f.lower() in r["reply"].lower() for f in facts[r["id"]])
                                           for r in rows) / len(rows), 4)
+    # What a reader notices (issue 25): saying a thing twice, a system's stock phrases, ignoring the seeker
+    out["repetition_rate"] = round(repetition_rate(hyps), 4)
+    out["stock_phrase_rate"] = round(stock_phrase_rate(hyps), 4)
+    out["dialogue_use_rate"] = round(sum(dialogue_use(r["reply"], said[r["id"]], [titles[r["id"]]])
+                                         for r in rows) / len(rows), 4)
+    out["length_15_60_words_rate"] = round(sum(15 <= len(h.split()) <= 60 for h in hyps) / len(hyps), 4)
     return out
 
 
@@ -182,6 +196,8 @@ def main() -> None:
                                            n_threads=args.threads)
         systems[name] = (lambda s, g=extra_gen: g.generate_detailed(s["movie"], use_dialogue=False), samples)
     refs = {s["id"]: s["reference"] for s in samples}
+    said = {s["id"]: next((t for r, t in reversed(s["context"]) if r == "seeker"), "") for s in samples}
+    titles = {s["id"]: kb.movies[s["movie"]].title for s in samples}
     knowledge = {}
     facts = {}
     for s in samples:  # the ECR prompt's knowledge (the dialogue variant may also draw on the dialogue)
@@ -195,9 +211,11 @@ def main() -> None:
         rows, fresh = run_system(name, subset, fn)
         know = know_dialogue if name == "finetuned_dialogue_emotion" else knowledge
         table[name] = {
-            "all": scores([r for r in rows if r["id"] in random_ids], refs, checker, know, facts),
-            "seen_movies": scores([r for r in rows if r["movie"] in seen_movies], refs, checker, know, facts),
-            "unseen_movies": scores([r for r in rows if r["movie"] not in seen_movies], refs, checker, know, facts),
+            "all": scores([r for r in rows if r["id"] in random_ids], refs, checker, know, facts, said, titles),
+            "seen_movies": scores([r for r in rows if r["movie"] in seen_movies], refs, checker, know, facts, said,
+                                  titles),
+            "unseen_movies": scores([r for r in rows if r["movie"] not in seen_movies], refs, checker, know, facts,
+                                    said, titles),
             "seconds": round(time.time() - t0, 1),  # this run's; with cached replies, little was generated now
             "replies_generated_now": fresh,
         }
@@ -223,6 +241,12 @@ def main() -> None:
                      "prompt's knowledge (genres and lowercase words are not names)",
         "knowledge_use_rate": "share of replies naming >= 1 of the prompt's related entities or KG-fact "
                               "entities (an informativeness proxy)",
+        "repetition_rate": "share of replies repeating a word 3-gram or a sentence (metrics.repeats)",
+        "stock_phrase_rate": "share of replies containing a word 4-gram that >= 5 % (and >= 2) of the same system's "
+                             "replies contain (metrics.stock_phrases: its stock phrases, found from its replies)",
+        "dialogue_use_rate": "share of replies sharing a content word with the seeker's last message, the "
+                             "recommended title's words aside (metrics.dialogue_use)",
+        "length_15_60_words_rate": "share of replies of 15 to 60 whitespace words",
     }, evaluation={
         "samples": {"split": "ReDial test (bundled official test split)", "n": len(samples),
                     "n_plain_format": min(args.n_plain, len(samples)),

@@ -420,3 +420,31 @@ def test_seed_difference_is_welchs_interval_by_hand():
     for bad in ([1.0], [1.0, float("nan")]):
         with pytest.raises(ValueError, match="at least 2 finite"):
             seed_difference(bad, [0.0, 1.0])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reply quality (issue 25): known answers by construction
+
+def test_repeats_catches_a_repeated_three_gram_or_sentence():
+    assert metrics.repeats("The acting is great. I think the acting is good.")  # "the acting is" twice
+    assert metrics.repeats("Loved it. Great fun! Loved it.")  # a sentence twice (no 3-gram repeats)
+    assert not metrics.repeats("You might like Heat (1995), a crime film with Al Pacino. It is tense.")
+    assert not metrics.repeats("")
+    assert metrics.repetition_rate(["a b c a b c", "x y z", "one two", "it is it is it is"]) == 0.5
+    with pytest.raises(ValueError):
+        metrics.repetition_rate([])
+
+
+def test_stock_phrases_are_what_many_replies_share():
+    replies = ["one of the best movies ever", "it is one of the best", "a tense heist thriller",
+               "one of the best films", "funny and warm"]
+    assert metrics.stock_phrases(replies, n=4, min_share=0.5) == {("one", "of", "the", "best")}
+    assert metrics.stock_phrase_rate(replies, n=4, min_share=0.5) == 3 / 5
+    assert metrics.stock_phrases(["same words here now"] * 1, n=4) == set()  # one text is no stock
+
+
+def test_dialogue_use_needs_a_content_word_of_the_seeker_beyond_the_title():
+    said = "I need something funny after a rough week"
+    assert metrics.dialogue_use("Since you had a rough week, Paddington is pure comfort.", said)
+    assert not metrics.dialogue_use("Paddington (2014) is a great movie.", said)  # function words only
+    assert not metrics.dialogue_use("Funny Girl is great.", "any Funny Girl fans?", ignore=["Funny Girl"])

@@ -6,10 +6,14 @@ functions average over those ranks. Every function validates its input and raise
 undefined (no samples, AUC with one class) instead of returning a silent NaN or 0. Nothing here keeps state.
 
 Generation is scored with Distinct-n (both the true ratio and the UniCRS/ECR per-sentence variant) and corpus
-BLEU via sacrebleu (an optional dependency from the `train` extra, imported only when BLEU is asked for).
+BLEU via sacrebleu (an optional dependency from the `train` extra, imported only when BLEU is asked for), and
+replies' quality by what a reader notices: repeated phrases or sentences, a system's stock phrases, and whether a
+reply takes up what the seeker said.
 """
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,8 +28,13 @@ __all__ = [
     "bleu",
     "bleu_n",
     "cohen_kappa",
+    "dialogue_use",
     "distinct_n",
     "distinct_n_per_sentence",
+    "repeats",
+    "repetition_rate",
+    "stock_phrase_rate",
+    "stock_phrases",
     "mrr_at_k",
     "ndcg_at_k",
     "PairedCI",
@@ -577,3 +586,63 @@ def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
     if p_e >= 1.0:
         return None
     return (p_o - p_e) / (1.0 - p_e)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reply quality: repetition, stock phrases, use of the dialogue (issue 25)
+# ---------------------------------------------------------------------------------------------------------------
+
+_WORDS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
+# Words that carry no topic: a reply sharing only these with the seeker has not used what they said.
+_FUNCTION_WORDS = frozenset("""a about after all also am an and any are as at be been but by can could did do does
+for from get got had has have he her him his how i i'd i'll i'm i've if in is it it's its just like me more movie
+movies my no not of on one or really so some something that that's the them then there they this to too very was
+we what when which who will with would you you'd you'll you're your film films watch watched seen see saw good great
+yes ok okay well think know want""".split())
+
+
+def _words(text: str) -> list[str]:
+    return _WORDS.findall(text.lower().replace("’", "'"))
+
+
+def repeats(text: str) -> bool:
+    """True when a reply says something twice: a word 3-gram occurs twice ("the acting is great ... the acting
+    is good"), or a sentence does (compared on its words)."""
+    words = _words(text)
+    grams = list(zip(words, words[1:], words[2:]))
+    if len(set(grams)) < len(grams):
+        return True
+    sentences = [tuple(_words(x)) for x in _SENTENCES.split(text.strip()) if _words(x)]
+    return len(set(sentences)) < len(sentences)
+
+
+def repetition_rate(texts: Sequence[str]) -> float:
+    """Share of texts that `repeats`."""
+    _check_texts(texts)
+    if not texts:
+        raise ValueError("texts is empty")
+    return sum(map(repeats, texts)) / len(texts)
+
+
+def stock_phrases(texts: Sequence[str], n: int = 4, min_share: float = 0.05) -> set[tuple[str, ...]]:
+    """Word n-grams that at least `min_share` of the texts (and at least 2) contain: a system's stock phrases
+    ("one of the best", "i have seen this"), found from its own replies rather than from a fixed list."""
+    _check_distinct_args(texts, n)
+    per_text = Counter(g for t in texts for g in set(zip(*(_words(t)[i:] for i in range(n)))))
+    floor = max(2, math.ceil(min_share * len(texts)))
+    return {g for g, c in per_text.items() if c >= floor}
+
+
+def stock_phrase_rate(texts: Sequence[str], n: int = 4, min_share: float = 0.05) -> float:
+    """Share of texts containing one of the system's `stock_phrases`."""
+    phrases = stock_phrases(texts, n, min_share)
+    return sum(bool(phrases & set(zip(*(_words(t)[i:] for i in range(n))))) for t in texts) / len(texts)
+
+
+def dialogue_use(reply: str, said: str, ignore: Iterable[str] = ()) -> bool:
+    """The reply takes up something the seeker said: they share a content word (not a function word, 3+ letters)
+    beyond the words of `ignore` (the recommended title, which every reply names)."""
+    skip = _FUNCTION_WORDS | {w for x in ignore for w in _words(x)}
+    said_words = {w for w in _words(said) if len(w) >= 3 and w not in skip}
+    return bool(said_words & set(_words(reply)))
