@@ -253,3 +253,12 @@ def test_said_in_one_turn_the_like_wish_gives_way_before_a_genre(bot):
     recs = bot.recommend(state)
     assert recs and all("sci-fi" in g for g in _genres(bot, recs))
     assert [w.axis for w in state.relaxed] in ([], ["similar"])
+
+
+def test_a_ruled_out_movie_is_confirmed_as_one_movie_not_a_kind():
+    from ecrs.data.stance import Span, Target
+    from ecrs.inference.pipeline import acknowledge
+
+    names = ["The Great Gatsby (2013 film)", "Adam Sandler"]
+    targets = [Target(Span(0, 5, "movie"), 0, None, "disliked"), Target(Span(9, 14, "person"), 1, None, "avoid")]
+    assert acknowledge(ConversationState(), targets, [], names) == "Got it, no Adam Sandler and not The Great Gatsby."

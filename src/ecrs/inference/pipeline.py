@@ -594,9 +594,12 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
     mood = next((w for w in state.wishes if w.axis == "mood" and w.turn == _seeker_turns(state)), None)
     parts = []
     if negative:  # what was ruled out first: "Titanic was awful" is about Titanic, not a bad day
-        things = [t.genre or plain_name(names[t.entity]) for t in negative if t.span.kind != "reply"]
-        parts.append(f"Got it, no {' or '.join(dict.fromkeys(things))}." if things
-                     else "Fair enough, that one's off the list.")
+        # "no horror", "no Adam Sandler", but "not The Great Gatsby" (one movie, not a kind of them)
+        kinds = [t.genre or plain_name(names[t.entity]) for t in negative if t.span.kind in ("genre", "person")]
+        movies = [plain_name(names[t.entity]) for t in negative if t.span.kind == "movie"]
+        said = " and ".join(f"{word} {' or '.join(dict.fromkeys(xs))}" for word, xs in (("no", kinds), ("not", movies))
+                            if xs)
+        parts.append(f"Got it, {said}." if said else "Fair enough, that one's off the list.")
     said = next((say for _, _, label, say in _MOODS if mood is not None and label == mood.label), None)
     if said:
         parts.append(said)
