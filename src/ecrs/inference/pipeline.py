@@ -518,7 +518,8 @@ class EmpatheticRecommender:
     def readable(self, text: str) -> bool:
         """False for letters that make no word we know ("asdfgh", "qwpeoi zzzz"): none of the first 20 words is an
         ordinary chat word (ReDial's, the linker's `common_words`), one edit from one (5+ letters: "thrillr"), or a
-        genre word, a letter typed thrice counting once ("moreee"). No words at all ("😭", "!!!") is readable: its feeling is read."""
+        genre word, a letter typed thrice counting once ("moreee"). No words at all ("😭", "!!!") is readable: its
+        feeling is read."""
         words = [re.sub(r"(.)\1{2,}", r"\1", w) for w in _WORD.findall(text.lower())[:20]]  # "moreee" -> "more"
         if not words or genre_mentions(text):
             return True
@@ -597,9 +598,9 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
         # "no horror", "no Adam Sandler", but "not The Great Gatsby" (one movie, not a kind of them)
         kinds = [t.genre or plain_name(names[t.entity]) for t in negative if t.span.kind in ("genre", "person")]
         movies = [plain_name(names[t.entity]) for t in negative if t.span.kind == "movie"]
-        said = " and ".join(f"{word} {' or '.join(dict.fromkeys(xs))}" for word, xs in (("no", kinds), ("not", movies))
-                            if xs)
-        parts.append(f"Got it, {said}." if said else "Fair enough, that one's off the list.")
+        ruled_out = " and ".join(f"{word} {' or '.join(dict.fromkeys(xs))}"
+                                 for word, xs in (("no", kinds), ("not", movies)) if xs)
+        parts.append(f"Got it, {ruled_out}." if ruled_out else "Fair enough, that one's off the list.")
     said = next((say for _, _, label, say in _MOODS if mood is not None and label == mood.label), None)
     if said:
         parts.append(said)
