@@ -654,18 +654,6 @@ def word_stats(texts: Iterable[str], min_count: int = 5, max_capitalised: float 
     Starters: the first word of `min_starts`+ sentences, unless mostly capitalised elsewhere ("Deadpool was
     great" opens sentences too, but "deadpool" is a name).
     """
-    seen, capitalised, starts = _capitalisation(texts)
-
-    def name_like(w: str) -> bool:
-        return seen[w] >= min_count and capitalised[w] / seen[w] >= max_capitalised
-
-    common = frozenset(w for w, n in seen.items() if n >= min_count and not w.isdigit() and not name_like(w))
-    starters = frozenset(w for w, n in starts.items() if n >= min_starts and not w.isdigit() and not name_like(w))
-    return WordStats(common=common, starters=starters)
-
-
-def _capitalisation(texts: Iterable[str]) -> tuple[Counter[str], Counter[str], Counter[str]]:
-    """(mid-sentence uses, capitalised ones, sentence starts) per lower-case word, capitalised runs skipped."""
     corpus = "\n".join(t for t in texts if not t.isupper())
     starts = Counter(w.lower() for w in _SENTENCE_FIRST.findall(corpus))
     corpus = _CAPITAL_RUN.sub(" ", corpus)
@@ -680,7 +668,13 @@ def _capitalisation(texts: Iterable[str]) -> tuple[Counter[str], Counter[str], C
         seen[low] += n
         if word[0].isupper():
             capitalised[low] += n
-    return seen, capitalised, starts
+
+    def name_like(w: str) -> bool:
+        return seen[w] >= min_count and capitalised[w] / seen[w] >= max_capitalised
+
+    common = frozenset(w for w, n in seen.items() if n >= min_count and not w.isdigit() and not name_like(w))
+    starters = frozenset(w for w, n in starts.items() if n >= min_starts and not w.isdigit() and not name_like(w))
+    return WordStats(common=common, starters=starters)
 
 
 @dataclass
@@ -768,15 +762,16 @@ def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
     movies. A first name names a person when no other graph person has it ("Denzel", "Meryl").
 
     A surname ("Tarantino", "Stallone") names a person when it is not an ordinary word (`common`: "King", "Rock",
-    "Singer") nor a common first name ("James"), and that person has at least twice the movies of anyone else of that surname ("Jackson": Samuel L.
-    41, Peter 23, so neither); it links in Title Case, as any one-word name does (`_Key.entity_need`)."""
+    "Singer") nor a common first name ("James"), and that person has at least twice the movies of anyone else of
+    that surname ("Jackson": Samuel L. 41, Peter 23, so neither). Both link in Title Case, as any one-word name does
+    (`_Key.entity_need`), and in lower case after "with", "by" ... or before "movie(s)" (`_judge`)."""
     movies: Counter[int] = Counter()
     for e in kg.item_ids:
         for r, o in kg.neighbours(e):
             if r in ("starring", "director", "writer"):
                 movies[o] += 1
     by_surname: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    first_names: Counter[str] = Counter()
+    by_first: dict[str, list[tuple[int, int]]] = defaultdict(list)
     names: dict[str, int] = {}
     for eid, n in movies.items():
         key = normalize(_QUALIFIER.sub("", kg.names[eid]))
@@ -784,17 +779,11 @@ def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
         if len(words) < 2:
             continue
         by_surname[words[-1]].append((n, eid))
-        first_names[words[0]] += 1
+        by_first[words[0]].append((n, eid))
         if n >= min_movies and len(words) == 2:
             names.setdefault(key, eid)
     aliases = []
-    # A first name only one graph person has, of a well-known one ("Denzel", "Keanu", "Meryl")
-    by_first: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for eid, n in movies.items():
-        words = normalize(_QUALIFIER.sub("", kg.names[eid])).split()
-        if len(words) >= 2:
-            by_first[words[0]].append((n, eid))
-    for first, people in by_first.items():
+    for first, people in by_first.items():  # "Denzel", "Meryl": a first name no other graph person has
         if (len(people) == 1 and people[0][0] >= min_movies and len(first) >= 4 and first not in common
                 and first not in by_surname):
             aliases.append(Alias(first.title(), people[0][1], "entity", None, float(people[0][0]), variant=True))
@@ -803,7 +792,7 @@ def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
         n, eid = people[0]
         runner_up = people[1][0] if len(people) > 1 else 0
         if (n >= min_movies and n >= 2 * runner_up and len(surname) >= 4 and surname not in common
-                and first_names[surname] < 3):  # "James", "Patrick": first names far more often
+                and len(by_first.get(surname, ())) < 3):  # "James", "Patrick": first names far more often
             aliases.append(Alias(surname.title(), eid, "entity", None, float(n), variant=True))
     return aliases, names
 
