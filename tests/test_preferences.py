@@ -262,3 +262,22 @@ def test_a_ruled_out_movie_is_confirmed_as_one_movie_not_a_kind():
     names = ["The Great Gatsby (2013 film)", "Adam Sandler"]
     targets = [Target(Span(0, 5, "movie"), 0, None, "disliked"), Target(Span(9, 14, "person"), 1, None, "avoid")]
     assert acknowledge(ConversationState(), targets, [], names) == "Got it, no Adam Sandler and not The Great Gatsby."
+
+
+def test_the_generator_is_not_shown_our_earlier_side_lists():
+    seen = []
+
+    class Recorder:
+        def stream(self, movie, dialogue, emotions):
+            seen.append(list(dialogue))
+            yield "A reply."
+
+    base = build_pipeline()
+    bot = EmpatheticRecommender(base.kg, base.catalogue, base.linker, base.emotion, base.recommender,
+                                generator=Recorder(), stance=RuleStance())
+    state = ConversationState()
+    first = bot.turn(state, "a comedy please")
+    assert "Also worth a look" in first.reply  # the side list is still said to the person
+    bot.turn(state, "another one")
+    shown = [text for role, text in seen[-1] if role == "recommender"]
+    assert shown and not any("Also worth a look" in t for t in shown)

@@ -80,6 +80,7 @@ _DECADE = re.compile(r"\b(?:the|from the|in the)\s+((?:19|20)\d0s|'?\d0s)\b|\b((
                      r"kids|adventure|fantasy|documentar\w*|rom-?coms?)\b", re.I)
 _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re.I)
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
+_ALSO = " Also worth a look: "  # the reply's list of the other picks
 _WORD = re.compile(r"[^\W\d_]+")
 _PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either|everything|every one)\b", re.I)
 _GREETING = re.compile(r"^\W*(hi|hello|hey|hiya|yo|good (morning|evening|afternoon)|howdy)\b[\W\w]{0,20}$", re.I)
@@ -548,11 +549,13 @@ class EmpatheticRecommender:
             return
         yield acknowledge(state, targets, emotions, self.kg.names) + " "
         if self.generator is not None:
-            yield from self.generator.stream(recs[0].entity, state.turns, emotions)
+            # our earlier side lists are not part of what was said: a model shown them writes them again
+            said = [(role, text.split(_ALSO)[0] if role == "recommender" else text) for role, text in state.turns]
+            yield from self.generator.stream(recs[0].entity, said, emotions)
         else:
             yield from template_reply(recs[0], why(state, self.catalogue[recs[0].entity], self.kg.names))
         if len(recs) > 1:
-            yield " Also worth a look: " + "; ".join(
+            yield _ALSO + "; ".join(
                 f"{r.title}{f' ({r.year})' if r.year else ''}" for r in recs[1:]) + "."
 
 
