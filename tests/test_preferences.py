@@ -281,3 +281,15 @@ def test_the_generator_is_not_shown_our_earlier_side_lists():
     bot.turn(state, "another one")
     shown = [text for role, text in seen[-1] if role == "recommender"]
     assert shown and not any("Also worth a look" in t for t in shown)
+
+
+def test_parts_of_one_phrase_share_what_was_said_of_it():
+    from ecrs.data.stance import Span, Target
+    from ecrs.inference.pipeline import _share_phrase_stances
+
+    text = "a Will Ferrell sports comedy, no horror"
+    spans = [(2, 14, "person", "none"), (15, 21, "genre", "wants"), (22, 28, "genre", "none"),
+             (33, 39, "genre", "avoid")]
+    targets = [Target(Span(a, b, k), None, None, st) for a, b, k, st in spans]
+    _share_phrase_stances(text, targets)
+    assert [t.stance for t in targets] == ["wants", "wants", "wants", "avoid"]  # "no horror" is its own phrase

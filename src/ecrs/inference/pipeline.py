@@ -13,6 +13,7 @@ latency benchmark all consume its events (`turn` collects them into a `TurnResul
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,6 +255,7 @@ class EmpatheticRecommender:
             # broadcast, for the negative case only: "Jack and Jill. Worst. Movie. Ever."); not for a genre or a
             # person, which a sad message asks for ("rough day, any comedies?").
             t.stance = "disliked" if negative and p < UNSURE and t.span.kind == "movie" else stance
+        _share_phrase_stances(text, targets)
         # ECR's attachment: each entity takes the emotion of what was said about it (its stance) where there was
         # one, else the utterance's (ECR's broadcast); the system's last-turn entities take the reaction's.
         by_entity = {t.entity: t.stance for t in targets if t.entity is not None}
@@ -588,6 +590,23 @@ _OPENERS = {
     "surprise": "Right?!",
     "agreement": "Awesome.",
 }
+
+
+def _share_phrase_stances(text: str, targets: list[Target]) -> None:
+    """People and genre words side by side are one phrase ("a Will Ferrell sports comedy"): a part read as saying
+    nothing takes the stance of the phrase's other parts (their most common one)."""
+    group: list[Target] = []
+    for t in [*targets, None]:
+        if (t is not None and group and t.span.kind in ("person", "genre")
+                and _ADJACENT.fullmatch(text[group[-1].span.end:t.span.start])):
+            group.append(t)
+            continue
+        said = Counter(x.stance for x in group if x.stance != "none")
+        if said and len(group) > 1:
+            for x in group:
+                if x.stance == "none":
+                    x.stance = said.most_common(1)[0][0]
+        group = [t] if t is not None and t.span.kind in ("person", "genre") else []
 
 
 def acknowledge(state: ConversationState, targets: list[Target], emotions: Emotions,
