@@ -293,3 +293,17 @@ def test_parts_of_one_phrase_share_what_was_said_of_it():
     targets = [Target(Span(a, b, k), None, None, st) for a, b, k, st in spans]
     _share_phrase_stances(text, targets)
     assert [t.stance for t in targets] == ["wants", "wants", "wants", "avoid"]  # "no horror" is its own phrase
+
+
+def test_a_generated_sentence_naming_what_was_ruled_out_is_dropped():
+    class Fan:
+        def stream(self, movie, dialogue, emotions):
+            yield "You might like this one."
+            yield " I'm a huge fan of Adam Sandler."
+            yield " It is a warm, funny film."
+
+    base = build_pipeline()
+    bot = EmpatheticRecommender(base.kg, base.catalogue, base.linker, base.emotion, base.recommender,
+                                generator=Fan(), stance=RuleStance())
+    reply = bot.turn(ConversationState(), "no Adam Sandler, something funny").reply
+    assert "huge fan of Adam Sandler" not in reply and "warm, funny film" in reply

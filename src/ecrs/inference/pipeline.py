@@ -553,7 +553,14 @@ class EmpatheticRecommender:
         if self.generator is not None:
             # our earlier side lists are not part of what was said: a model shown them writes them again
             said = [(role, text.split(_ALSO)[0] if role == "recommender" else text) for role, text in state.turns]
-            yield from self.generator.stream(recs[0].entity, said, emotions)
+            # a model that read "not a fan of Adam Sandler" may still write "I'm a huge fan of Adam Sandler": a
+            # sentence naming what the person ruled out is dropped (never praise what they just turned down)
+            # (titles of under 5 letters, "Up", "It", would drop every sentence that uses the word)
+            names = [plain_name(self.kg.names[e]) for e in state.avoid_people + state.disliked]
+            ruled_out = [re.compile(rf"\b{re.escape(n)}\b", re.I) for n in names if len(n) >= 5]
+            for piece in self.generator.stream(recs[0].entity, said, emotions):
+                if not any(name.search(piece) for name in ruled_out):
+                    yield piece
         else:
             yield from template_reply(recs[0], why(state, self.catalogue[recs[0].entity], self.kg.names))
         if len(recs) > 1:
