@@ -52,7 +52,8 @@ _MOODS = [
     (re.compile(r"\b(so tired|tired after|exhausted|stressed|stressful|nervous|anxious|anxiety|sick in bed|"
                 r"feeling sick|the flu|relax|unwind|long day|long week|(don'?t|dont) (have|want) to think)\b", re.I),
      ["comedy", "animation", "family", "romance"], "to relax", "Sounds like you need to relax and unwind."),
-    (re.compile(r"\b(sad|depressed|feeling down|i'?m down|rough (day|week|time)|bad day|awful day|terrible (day|week)|"
+    (re.compile(r"\b(sad|depressed|feeling down|i'?m down|rough time|(rough|bad|awful|terrible|crappy|shitty|crap|"
+                r"horrible|lousy|tough) (day|week|month)|"
                 r"today sucked|going wrong|lonely|upset|cheer me up|heartbr\w*|broke up|break ?up|crying|miserable|"
                 r"gloomy|feeling low|miss (him|her|them)|uplifting)\b", re.I),
      ["comedy", "animation", "family"], "to cheer you up",
