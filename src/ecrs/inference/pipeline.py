@@ -24,7 +24,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from ecrs.data.catalogue import Movie, genre_mentions, load_catalogue
-from ecrs.data.kg import KnowledgeGraph, load_redial_kg, person_entities
+from ecrs.data.kg import TITLE_QUALIFIER, KnowledgeGraph, load_redial_kg, person_entities
 from ecrs.data.linking import build_redial_linker
 from ecrs.data.prepare import load_samples
 from ecrs.data.samples import Emotions, Sample
@@ -95,7 +95,6 @@ _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
 # generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
 CHAT_REPLY_TOKENS = 40
 RECENT_YEAR = 2010  # ReDial was collected in 2017-2018
-_QUALIFIER = re.compile(r"\s*\([^()]*\)$")  # "Chris Evans (actor)", "Titanic (1997 film)"
 DEFAULT_RECOMMENDER = "recommender/redial/ecr-fast-s0"  # under the artifacts folder; `make run` trains it
 DEFAULT_GENERATOR = "generator/smollm2"
 
@@ -278,7 +277,7 @@ class EmpatheticRecommender:
         wanted_genres: list[str] = []
         wanted_people: list[int] = []
         last_person_end = last_genre_end = 0
-        first: dict[tuple[str, Any], bool] = {}  # (kind, value) -> positive, as its first mention said
+        side: dict[tuple[str, Any], bool] = {}  # (kind, value) -> positive, as its first mention said
         for t in targets:
             kind, stance = t.span.kind, t.stance
             value = t.genre if kind == "genre" else t.entity
@@ -286,7 +285,7 @@ class EmpatheticRecommender:
             # A value named twice in one message keeps its first mention's side: a later mention qualifies it
             # ("funny, but not stupid funny": comedy wanted) or repeats it ("I hate horror, so no horror")
             if kind in ("person", "genre") and stance in ("liked", "wants", "disliked", "avoid"):
-                if first.setdefault((kind, value), positive) != positive:
+                if side.setdefault((kind, value), positive) != positive:
                     continue
             if kind in ("movie", "reply"):
                 movies = [t.entity] if kind == "movie" else suggested
@@ -490,7 +489,7 @@ class EmpatheticRecommender:
         yield Understood(emotions, linked, [(self._say(t), t.stance) for t in targets])
         # "thanks, bye" closes; "thanks! now a comedy" or "that's all, but no horror" is a request
         closing = _is_closing(text) and not any(t.stance != "none" for t in targets if t.span.kind in ("genre", "person"))
-        unread = not linked and not self.readable(text)
+        unread = not (linked or targets) and not self.readable(text)  # targets: understand found it readable
         recs = self.recommend(state) if self._should_recommend(state, text) and not (closing or unread) else []
         yield Recommended(recs)
         if reply:
@@ -677,7 +676,7 @@ def template_reply(top: Recommendation, fits: str = "") -> Iterator[str]:
 def plain_name(graph_name: str) -> str:
     """A graph name as the catalogue and people spell it, without its qualifier: "Chris Evans (actor)" -> "Chris
     Evans", "Titanic (1997 film)" -> "Titanic"."""
-    return _QUALIFIER.sub("", graph_name)
+    return TITLE_QUALIFIER.sub("", graph_name)
 
 
 def _era(text: str) -> tuple[int | None, int | None] | None:
