@@ -28,7 +28,7 @@ from ecrs.data.bundle import REPO_ROOT
 from ecrs.emotions import kept_labels
 from ecrs.evaluation.results import write_results
 from ecrs.models.emotion import EmotionClassifier
-from ecrs.models.stance import StanceClassifier
+from ecrs.models.stance import load_stance
 from ecrs.training.stance import StanceConfig, evaluate_stance, load_stance_data, stance_scores
 
 MOVIE = ("liked", "disliked", "seen")
@@ -69,6 +69,11 @@ def dislike_check(clf, examples) -> dict:
 
 
 def latency_ms(clf, examples, n: int = 500) -> dict:
+    """Per message, on one torch thread: how the chat and the server run it (`TrainedRecommender.load(threads=1)`
+    sets that for the process; two threads were no faster at batch 1)."""
+    import torch
+
+    torch.set_num_threads(1)
     times = []
     for e in examples[:n]:
         t = time.perf_counter()
@@ -84,7 +89,7 @@ def main() -> int:
     ap.add_argument("--emotion", default="artifacts/emotion")
     ap.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results" / "stance.json"))
     args = ap.parse_args()
-    clf = StanceClassifier.load(args.checkpoint)
+    clf = load_stance(args.checkpoint)
     cfg = load_config(StanceConfig, Path(args.checkpoint) / "config.yaml", [])
     data = load_stance_data(cfg)
     redial, people = data["redial"]["test"], data["people_genres"]["test"]
@@ -121,7 +126,7 @@ def main() -> int:
                       "dislike_check": "50 questionnaire dislikes checked by hand: ceiling_recall = share whose "
                                        "message expresses the dislike at all",
                       "latency_ms_per_message": "one predict() call for all mentions of a ReDial test message, "
-                                                "batch 1, this machine"})
+                                                "batch 1, one torch thread, this machine"})
     s = metrics["stance"]
     print(f"ReDial movies: macro-F1 {s['redial_movies']['macro_f1']:.3f}, disliked P "
           f"{s['redial_movies']['per_stance']['disliked']['precision']:.3f} R "

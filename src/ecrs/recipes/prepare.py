@@ -11,7 +11,7 @@ from ecrs.data.kg import person_entities
 from ecrs.data.linking import build_redial_linker
 from ecrs.data.prepare import PrepareConfig, prepare
 from ecrs.models.emotion import EmotionLabeller
-from ecrs.models.stance import EntityStancer, StanceClassifier
+from ecrs.models.stance import EntityStancer, load_stance
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     stancer = None
     if cfg.entity_emotions == "stance" and Path(cfg.stance_model).exists():
         kg = load_kg(cfg.dataset)
-        stancer = EntityStancer(StanceClassifier.load(cfg.stance_model), build_redial_linker(kg), person_entities(kg))
+        stancer = EntityStancer(load_stance(cfg.stance_model), build_redial_linker(kg), person_entities(kg))
     result = prepare(cfg, labeller=labeller, stancer=stancer)
     print(json.dumps(result.stats, indent=1))
     print(f"wrote {cfg.out_dir}/{cfg.dataset}/")

@@ -46,7 +46,7 @@ GENERATOR_ARGS = ["--set", "train.max_steps=90", "--set", "train.lr=0.0003"]
 # Keys are stage names, or `train-<config name>-<dataset>` for recommenders.
 MEASURED_S: dict[str, float] = {
     "train-emotion": 48,
-    "train-stance": 30,
+    "train-stance": 576,  # the MiniLM encoder (2026-12-07); the sparse model took 30
     "prepare-redial-data-stance": 30,
     "bench-stance": 10,
     "bench-conversations": 30,
@@ -198,7 +198,7 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
     data = artifacts / "data"
     runs = [recommender_run(c, s) for c in configs for s in seeds]
     stance = artifacts / "stance"
-    stance_files = [stance / "weights.npz", stance / "vocabulary.json"]
+    stance_files = [stance / "head.safetensors", stance / "encoder" / "model.safetensors"]
     stages = [Stage("train-emotion", "emotion", [*ecrs, "train", "emotion"], [emotion / "report.json"]),
               Stage("train-stance", "emotion", [*ecrs, "train", "stance"], [stance / "report.json"])]
     for dataset in ("redial", "inspired"):

@@ -10,12 +10,13 @@ from ecrs.training.stance import StanceConfig, train_stance
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_config_arguments(p, StanceConfig, "c_grid=[1.0] or class_weight=none")
+    add_config_arguments(p, StanceConfig, "model=sparse or train.epochs=3")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(StanceConfig, args.config, args.set)
     _, report = train_stance(cfg)
-    print(f"stance: C={report['chosen_C']:g}, validation score {max(s['val_score'] for s in report['selection']):.4f}"
-          f", {report['features']} features, {report['train_seconds']:.0f} s -> {cfg.out}")
+    chosen = f"epoch {report['chosen_epoch']}" if cfg.model == "encoder" else f"C={report['chosen_C']:g}"
+    print(f"stance ({cfg.model}): {chosen}, validation score "
+          f"{max(s['val_score'] for s in report['selection']):.4f}, {report['train_seconds']:.0f} s -> {cfg.out}")
     return 0
