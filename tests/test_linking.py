@@ -298,3 +298,8 @@ def test_bundled_graph_links_movie_person_and_genre():
     assert [kg.names[m.entity_id] for m in chat.link("Tarantino or Jackson, with jim carey")] == [
         "Quentin Tarantino", "Jim Carrey"]  # "Jackson": Samuel L. and Peter both have many movies
     assert [kg.names[m.entity_id] for m in chat.link("anything with Will Farrell")] == ["Will Ferrell"]  # not Colin
+    # a title of ordinary words in lower case, after a strong cue only; never words that point back
+    assert [kg.names[m.entity_id] for m in chat.link("anything similar to get out?")] == ["Get Out"]
+    assert [kg.names[m.entity_id] for m in chat.link("never saw brazil")] == ["Brazil (1985 film)"]
+    assert chat.link("get out of here") == [] and chat.link("I haven't seen the other two") == []
+    assert linker.link("anything similar to get out?") == []  # the prepared-data linker keeps its inputs

@@ -193,6 +193,11 @@ _TITLE_CUES = frozenset([
 # Words around a lower-case surname that say a person is meant ("with pacino", "nolan movies").
 _PERSON_CUES = frozenset(["with", "by", "starring", "directed", "director", "actor", "actress"])
 _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
+_SEEN_CUES = frozenset(["seen", "watched", "saw", "rewatched"])
+# Words that point back at something said ("seen the other two", "the one from 1979"): never a lower-case title
+_POINTING = frozenset(["the", "a", "an", "one", "ones", "other", "others", "same", "rest", "first", "last", "next",
+                       "kid", "kids", "two", "three"])
+_MOVIE_WORDS = _FILM_NOUNS | {"something", "anything", "one", "ones", "stuff", "similar", "more", "else", "better"}
 _CLAUSE_END = re.compile(r"[ \t]*(?:$|[?!.,;:)\]\n…])")
 _OPENERS = frozenset(" \t\r\"'“‘(*[-–—")
 _QUOTES = frozenset("\"'“”‘’*«»")
@@ -259,8 +264,11 @@ class EntityLinker:
 
     def __init__(self, aliases: Iterable[Alias], *, movie_entities: Collection[int],
                  redial_ids: Mapping[str, int] | None = None, words: WordStats | None = None,
-                 risky_min_popularity: float = 0.0, fuzzy_names: Mapping[str, int] | None = None):
+                 risky_min_popularity: float = 0.0, fuzzy_names: Mapping[str, int] | None = None,
+                 lowercase_title_cues: bool = False):
         self.risky_min_popularity = risky_min_popularity
+        # a title of ordinary words typed in lower case links after "seen" / "similar to" ("seen get out", `_judge`)
+        self.lowercase_title_cues = lowercase_title_cues
         # normalized two-word name -> entity: an unlinked word pair one edit away links to it (`_fuzzy`)
         self.fuzzy_names = dict(fuzzy_names or {})
         self._fuzzy_choices = list(self.fuzzy_names)
@@ -475,6 +483,10 @@ class EntityLinker:
                 (first > 0 and tokens[first - 1][0] in _PERSON_CUES)
                 or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS)):
             evidence = 1  # "something with dicaprio", "an old hitchcock film": a surname typed in lower case
+        if (evidence == 0 and self.lowercase_title_cues and key.movies and key.movie_need == 1 and not shouting
+                and _lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 2):first]])
+                and not all(t in _POINTING for t, _, _ in tokens[first:last + 1])):
+            evidence = 1  # "anything similar to get out?", "ive seen up": a title of ordinary words, lower case
 
         movie: Alias | None = None
         span_end = end
@@ -504,6 +516,16 @@ class EntityLinker:
         if chosen is None:  # a known title with no graph entity: claims the span, links nothing
             return span_end, None
         return span_end, Mention(chosen, start, span_end, text[start:span_end], chosen in self.movie_entities)
+
+
+def _lowercase_title_cue(before: list[str]) -> bool:
+    """Do the two words `before` a lower-case span say a movie title follows? "seen" / "watched" / "saw", "similar
+    to", or "like" / "than" after a word for a movie ("movies like up", "something like get out"), not a bare "like"
+    ("i like it", "would like more")."""
+    prev = before[-1] if before else ""
+    prev2 = before[-2] if len(before) > 1 else ""
+    return (prev in _SEEN_CUES or (prev == "to" and prev2 in ("similar", "close", "comparable"))
+            or (prev in ("like", "than") and prev2 in _MOVIE_WORDS))
 
 
 def _title_case(text: str, tokens: list[tuple[str, int, int]], first: int, last: int,
@@ -800,7 +822,8 @@ def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
 def build_redial_linker(kg: KnowledgeGraph | None = None, *, chat: bool = False) -> EntityLinker:
     """The linker for the bundled ReDial graph, all alias tables included (about 2.5 s of CPU; build it once).
 
-    chat: also link surnames and one-typo names of well-known people (`person_shorthands`). The live turn uses it;
+    chat: also link surnames and one-typo names of well-known people (`person_shorthands`), and titles of ordinary
+    words typed in lower case after a strong cue ("similar to get out"). The live turn uses it;
     `ecrs prepare` does not, so the prepared datasets (and the rows trained on them) keep their inputs."""
     kg = kg or load_redial_kg()
     tables = redial_aliases(kg)
@@ -814,4 +837,4 @@ def build_redial_linker(kg: KnowledgeGraph | None = None, *, chat: bool = False)
         surnames, fuzzy = person_shorthands(kg, word_stats(plots, min_count=2).common | STOPWORDS)
         aliases += surnames
     return EntityLinker(aliases, movie_entities=kg.item_set, redial_ids=tables.redial_ids, words=tables.words,
-                        risky_min_popularity=RISKY_MIN_MENTIONS, fuzzy_names=fuzzy)
+                        risky_min_popularity=RISKY_MIN_MENTIONS, fuzzy_names=fuzzy, lowercase_title_cues=chat)
