@@ -1,19 +1,24 @@
 """Response-generation evaluation on ReDial test (ECR_SPEC §6): Distinct-n, BLEU, length, grounding errors.
 
     .venv/bin/python benchmarks/generation_eval.py [--model artifacts/generator/smollm2] [--n 200] [--n-plain 100] \\
-        [--extra finetuned_qwen05=artifacts/generator/qwen05]
+        [--qwen 0.5b,1.5b] [--extra finetuned_qwen05=artifacts/generator/qwen05]
 
 Samples: recommender turns of the bundled ReDial *test* dialogues that mention at least one catalogue movie; one
 sample per turn (its first such movie = the movie to recommend), a seeded random subset of `--n` (CPU time; all
 systems see the same subset). Reference = the real recommender reply (movie ids replaced by titles). The user's
 emotion = the project's emotion classifier on the last seeker turn (ECR's rule: labels > 0.1, ≤ 3).
 Systems (same knowledge and first sentence for every model system):
+  reference         the real ReDial reply, scored as a system of its own
   template          "You might like <title>."
   zero-shot         base SmolLM2-135M-Instruct GGUF, ECR prompt, ChatML (and, on the first `--n-plain`
                     samples, the plain-text prompt: which format works for the base model)
   fine-tuned        our LoRA fine-tune served from the Q8_0 GGUF, ECR prompt
   fine-tuned+dialogue  the same model, prompt with the last two turns and the user's emotion
   --extra NAME=DIR  any other fine-tuned generator (the Qwen2.5-0.5B role), ECR prompt
+  zero_shot_friend  base SmolLM2, the `friend` prompt (genres, plot, the last two turns, the user's emotion, and a
+                    system message saying what a good reply is: `ecrs.inference.prompts`)
+  qwen05_friend, qwen15_friend  Qwen2.5-Coder-0.5B / 1.5B-Instruct zero-shot, the same prompt (`--qwen`); these
+                    three on the random sample only (CPU time)
 Decoding: greedy, no repeated 3-gram in the continuation, 60 new tokens (`ecrs serve` cuts replies at 40); the served reply drops
 ungrounded and unfinished sentences (grounding repair). Metrics on the served replies: Distinct-1..4 as the true
 ratio over the corpus (and the UniCRS/ECR per-sentence variant, distinct n-grams / #replies, named so), corpus BLEU
@@ -50,6 +55,7 @@ from ecrs.evaluation.metrics import (
 )
 from ecrs.evaluation.results import write_results
 from ecrs.inference.grounding import GroundingChecker
+from ecrs.inference.model_files import qwen_gguf
 
 RESULTS = Path("benchmarks/results/generation.json")
 CACHE = Path("artifacts/generator/eval")
@@ -147,6 +153,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-tokens", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (1 when another job shares 2 cores)")
+    ap.add_argument("--qwen", default="0.5b",
+                    help="Qwen2.5-Coder sizes scored zero-shot with the `friend` prompt, comma-separated ('' = none)")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=DIR",
                     help="another fine-tuned generator, scored as system NAME with the ECR prompt "
                          "(e.g. finetuned_qwen05=artifacts/generator/qwen05)")
@@ -182,7 +190,11 @@ def main() -> None:
         reply = f"You might like {kb.movies[s['movie']].title}."
         return GenerationResult(reply=reply, raw=reply, violations=[])
 
+    def reference(s):  # the real ReDial reply, scored like a system (what people wrote)
+        return GenerationResult(reply=s["reference"], raw=s["reference"], violations=[])
+
     systems = {
+        "reference": (reference, samples),
         "template": (template, samples),
         "zero_shot_chat": (lambda s: zero.generate_detailed(s["movie"], use_dialogue=False), samples),
         "zero_shot_plain": (lambda s: zero_plain.generate_detailed(s["movie"], use_dialogue=False),
@@ -195,6 +207,16 @@ def main() -> None:
         extra_gen = ResponseGenerator.load(directory, linker=linker, kb=kb, max_tokens=args.max_tokens,
                                            n_threads=args.threads)
         systems[name] = (lambda s, g=extra_gen: g.generate_detailed(s["movie"], use_dialogue=False), samples)
+    # The friend prompt (genres, plot, what a good reply is, the dialogue and emotion): zero-shot, for models that
+    # follow instructions
+    friends = {"zero_shot_friend": None} | {f"qwen{size.replace('.', '')}_friend": size
+                                             for size in filter(None, args.qwen.split(","))}
+    for name, size in friends.items():
+        friend = ResponseGenerator.zero_shot(qwen_gguf(size) if size else None, linker=linker, kb=kb,
+                                             max_tokens=args.max_tokens, n_threads=args.threads, format="friend",
+                                             dialogue=True)
+        systems[name] = (lambda s, g=friend: g.generate_detailed(s["movie"], s["context"], s["emotion"],
+                                                                 use_dialogue=True), samples[:args.n])
     refs = {s["id"]: s["reference"] for s in samples}
     said = {s["id"]: next((t for r, t in reversed(s["context"]) if r == "seeker"), "") for s in samples}
     titles = {s["id"]: kb.movies[s["movie"]].title for s in samples}
@@ -205,11 +227,17 @@ def main() -> None:
         facts[s["id"]] = [*p.entities, *(e for _, e in p.triples)]
     know_dialogue = {s["id"]: tuned.prompt(s["movie"], s["context"], s["emotion"], use_dialogue=True)[1]
                      for s in samples}
+    know_friend = {}
+    if friends:
+        friend_prompts = ResponseGenerator(tuned.engine, kb, checker, type(tuned.settings)(format="friend"))
+        know_friend = {s["id"]: friend_prompts.prompt(s["movie"], s["context"], s["emotion"], use_dialogue=True)[1]
+                       for s in samples}
     table, examples = {}, {}
     for name, (fn, subset) in systems.items():
         t0 = time.time()
         rows, fresh = run_system(name, subset, fn)
-        know = know_dialogue if name == "finetuned_dialogue_emotion" else knowledge
+        know = know_friend if name in friends else know_dialogue if name == "finetuned_dialogue_emotion" \
+            else knowledge
         table[name] = {
             "all": scores([r for r in rows if r["id"] in random_ids], refs, checker, know, facts, said, titles),
             "seen_movies": scores([r for r in rows if r["movie"] in seen_movies], refs, checker, know, facts, said,

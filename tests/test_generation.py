@@ -54,6 +54,24 @@ def test_dialogue_variant_adds_turns_and_emotion_before_the_first_sentence():
     assert lines[-1].startswith("First Sentence:")
 
 
+def test_friend_prompt_adds_genres_and_plot_only_where_asked_and_its_task_is_the_system_message():
+    m = MovieKnowledge(entity=5, title="Titanic (1997)", name="Titanic", triples=[("director", 1, "James Cameron")],
+                       genres=["drama", "romance"], plot="A rich girl and a poor artist fall in love on a ship.")
+    ecr = serve_prompt(m, [("seeker", "something sad")])
+    assert ecr.genres == [] and ecr.plot == "" and "ship" not in ecr.knowledge_text()  # ECR's prompt unchanged
+    p = serve_prompt(m, [("seeker", "something sad")], plot=True)
+    assert "poor artist" in p.knowledge_text()  # the grounding checker may let the reply use the plot
+    text = render(p, "friend")
+    system = text.split("<|im_start|>system\n", 1)[1].split("<|im_end|>", 1)[0]
+    user = text.split("<|im_start|>user\n", 1)[1].split("<|im_end|>", 1)[0]
+    assert "two or three short sentences" in system and "never repeat" in system
+    assert user.splitlines()[:3] == ["Movie Name: Titanic (1997)", "Genres: drama, romance",
+                                     "Plot: A rich girl and a poor artist fall in love on a ship."]
+    assert "User: something sad" in user and text.endswith(f"<|im_start|>assistant\n{p.first}")
+    with pytest.raises(ValueError, match="plain, chat or friend"):
+        render(p, "other")  # type: ignore[arg-type]
+
+
 def test_first_sentence_names_the_movie_and_is_deterministic():
     s = first_sentence("Heat (1995)", seed=7)
     assert "Heat (1995)" in s and s == first_sentence("Heat (1995)", seed=7)
@@ -323,7 +341,7 @@ def test_serve_reply_length_overrides_the_generator_setting(tmp_path):
 
 def test_generator_base_names_resolve_or_fail_clearly(tmp_path):
     from ecrs.errors import EcrsError
-    from ecrs.training.generator import resolve_base
+    from ecrs.inference.model_files import resolve_base
 
     assert resolve_base(str(tmp_path)) == tmp_path
     with pytest.raises(EcrsError, match="no such file"):

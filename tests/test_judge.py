@@ -31,6 +31,7 @@ from ecrs.errors import DataError, EcrsError
 from ecrs.evaluation.judge import (
     DEFAULT_DIMENSIONS,
     DIMENSIONS,
+    FAULT_CONTROLS,
     JUDGE_PROMPT_VERSION,
     PREFERENCES,
     SINGLE_PROMPT_VERSION,
@@ -44,6 +45,7 @@ from ecrs.evaluation.judge import (
     combine_orders,
     control_pairs,
     export_form,
+    fault_controls,
     first_token_probs,
     import_form,
     parse_choice,
@@ -461,3 +463,29 @@ def test_robotic_pairs_are_known_by_construction():
     (p,) = robotic_pairs(items)
     assert (p.id, p.a, p.a_name) == ("control_ll_robotic|t1", "Try Up (2009).", "base")
     assert p.b.startswith("As an AI language model") and p.b.endswith(" Try Up (2009).")
+
+
+def test_fault_controls_are_known_by_construction():
+    items = [PairItem("t1", "User: something scary", "", "Try It (2017). A clown haunts a town."),
+             PairItem("t2", "User: funny please", "", "Try Elf (2003)."),
+             PairItem("t3", "User: sad day", "", "Try Up (2009).")]
+    facts = [[("director", "Andy Muschietti"), ("star", "Bill Skarsgard")], [("director", "Jon Favreau")], []]
+    c = fault_controls(items, facts, ["It (2017)", "Elf (2003)", "Up (2009)"])
+    assert set(c) == set(FAULT_CONTROLS) and set(FAULT_CONTROLS.values()) >= {
+        "emotional_intensity", "emotional_persuasiveness", "logic_persuasiveness", "informativeness", "lifelikeness"}
+    dup = c["duplicated_sentence"][0]
+    assert dup.a == items[0].b and dup.b == items[0].b + " A clown haunts a town."  # the longest sentence twice
+    for kind in ("contradiction", "emotion_vs_neutral", "feeling_vs_neutral"):
+        for p in c[kind]:  # both sides: the base plus one sentence of about the same length
+            base = next(it.b for it in items if p.id.endswith(it.id))
+            assert p.a.startswith(base + " ") and p.b.startswith(base + " ") and p.a != p.b
+            assert abs(len(p.a.split()) - len(p.b.split())) <= 4
+    assert [(p.a, p.b) for p in c["other_film"]][:1] == [(items[0].b, items[1].b)]
+    # swapped fact: the same relation with another item's value, never one of this movie's own; t1's star has no
+    # other star to swap with, t3 has no facts
+    swaps = {p.id.split("|")[1]: (p.a.rsplit(". ", 1)[1], p.b.rsplit(". ", 1)[1]) for p in c["swapped_fact"]}
+    assert swaps["t2"] == ("Its director is Jon Favreau.", "Its director is Andy Muschietti.") and "t3" not in swaps
+    assert swaps.get("t1", ("Its director is Andy Muschietti.", "Its director is Jon Favreau.")) == (
+        "Its director is Andy Muschietti.", "Its director is Jon Favreau.")
+    assert "Recommended movie: It (2017); facts: director: Andy Muschietti" in dup.context
+    assert fault_controls(items, facts, ["It (2017)", "Elf (2003)", "Up (2009)"]) == c  # seeded

@@ -121,7 +121,8 @@ def test_review_entities_need_two_mentions_and_exclude_the_movie():
 
 def test_kb_json_round_trip():
     m = MovieKnowledge(entity=0, title="Film (2000)", name="Film", triples=[("director", 3, "Carl")],
-                       review_entities=[(1, "Alice Star")], reviews=["Great."])
+                       review_entities=[(1, "Alice Star")], reviews=["Great."], genres=["drama"],
+                       plot="A film about a film.")
     kb = ReviewKB(movies={0: m}, stats={"reviews_kept": 1})
     again = ReviewKB.from_json(kb.to_json())
     assert again.movies[0] == m and again.with_reviews() == [m]

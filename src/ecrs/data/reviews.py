@@ -57,7 +57,7 @@ __all__ = [
     "truncate_sentences",
 ]
 
-KB_VERSION = 1
+KB_VERSION = 2  # 2: genres and plot summary per movie (issue 25's prompt)
 DEFAULT_CACHE = Path("artifacts/generator/review_kb.json.gz")
 MIN_WORDS = 20
 MAX_WORDS = 150
@@ -186,13 +186,15 @@ class MovieKnowledge:
     triples: list[tuple[str, int, str]] = field(default_factory=list)  # (relation words, entity, entity name)
     review_entities: list[tuple[int, str]] = field(default_factory=list)  # (entity, name), most mentioned first
     reviews: list[str] = field(default_factory=list)  # cleaned top-rated reviews (training targets)
+    genres: list[str] = field(default_factory=list)  # IMDb genres, as the catalogue has them
+    plot: str = ""  # IMDb's one-paragraph plot summary (~26 words), "" where the catalogue has none
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> MovieKnowledge:
         return cls(entity=obj["entity"], title=obj["title"], name=obj["name"],
                    triples=[tuple(t) for t in obj["triples"]],  # type: ignore[misc]
                    review_entities=[tuple(e) for e in obj["review_entities"]],  # type: ignore[misc]
-                   reviews=list(obj["reviews"]))
+                   reviews=list(obj["reviews"]), genres=list(obj.get("genres", [])), plot=obj.get("plot", ""))
 
 
 @dataclass
@@ -221,12 +223,9 @@ class ReviewKB:
         tmp.replace(path)
 
 
-def _titles(kg: KnowledgeGraph) -> dict[int, tuple[str, str, list[str]]]:
-    """entity -> (display title, short name, billed stars), from the ReDial movie info where mapped."""
-    out = {}
-    for e, m in load_catalogue(kg).items():
-        out[e] = (m.display, m.title, list(m.stars))
-    return out
+def _titles(kg: KnowledgeGraph) -> dict[int, tuple[str, str, list[str], list[str], str]]:
+    """entity -> (display title, short name, billed stars, genres, plot), from the ReDial movie info where mapped."""
+    return {e: (m.display, m.title, list(m.stars), list(m.genres), m.plot) for e, m in load_catalogue(kg).items()}
 
 
 def review_entities(texts: Iterable[str], linker, exclude: set[int], kg: KnowledgeGraph,
@@ -270,9 +269,10 @@ def build_review_kb(kg: KnowledgeGraph | None = None, linker=None, min_rating: i
     reasons: Counter[str] = Counter()
     movies: dict[int, MovieKnowledge] = {}
     for e in kg.item_ids:
-        title, name, stars = titles.get(e, (display_name(kg.names[e]), display_name(kg.names[e]), []))
+        title, name, stars, genres, plot = titles.get(e, (display_name(kg.names[e]), display_name(kg.names[e]), [],
+                                                         [], ""))
         triples = [(rel, t, display_name(kg.names[t])) for rel, t in movie_triples(kg, e, stars)]
-        movies[e] = MovieKnowledge(entity=e, title=title, name=name, triples=triples)
+        movies[e] = MovieKnowledge(entity=e, title=title, name=name, triples=triples, genres=genres, plot=plot)
     for e, rs in sorted(by_movie.items()):
         rs = sorted(rs, key=lambda r: (r["split"], r["id"]))
         kept = []
@@ -310,11 +310,13 @@ def build_review_kb(kg: KnowledgeGraph | None = None, linker=None, min_rating: i
 
 def load_review_kb(path: str | Path = DEFAULT_CACHE, rebuild: bool = False, kg: KnowledgeGraph | None = None,
                    linker=None) -> ReviewKB:
-    """The cached KB, built (and cached) on first use."""
+    """The cached KB, built (and cached) on first use, and again when the cache is of an older `KB_VERSION`."""
     path = Path(path)
     if path.exists() and not rebuild:
         with gzip.open(path, "rt", encoding="utf-8") as f:
-            return ReviewKB.from_json(json.load(f))
+            obj = json.load(f)
+        if obj.get("version") == KB_VERSION:
+            return ReviewKB.from_json(obj)
     kb = build_review_kb(kg, linker)
     kb.save(path)
     return kb

@@ -126,7 +126,7 @@ class ResponseGenerator:
         with_dialogue = self.settings.dialogue if use_dialogue is None else use_dialogue
         p = serve_prompt(movie, dialogue if with_dialogue else (), emotion if with_dialogue else (),
                          n_triples=self.settings.n_triples, n_turns=self.settings.n_turns if with_dialogue else 0,
-                         seed=movie_entity if seed is None else seed)
+                         seed=movie_entity if seed is None else seed, plot=self.settings.format == "friend")
         ids = [movie.entity, *(e for e, _ in movie.review_entities),
                *(e for _, e, _ in movie.triples[:self.settings.n_triples])]
         return p, self.checker.knowledge(p.knowledge_text(), ids)

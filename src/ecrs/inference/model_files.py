@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ecrs.errors import EcrsError
 
-__all__ = ["QWEN_MODELS", "GgufParts", "qwen_gguf", "sha256_file", "smollm2_gguf"]
+__all__ = ["QWEN_MODELS", "GgufParts", "qwen_gguf", "resolve_base", "sha256_file", "smollm2_gguf"]
 
 DEFAULT_DIR = Path("artifacts/models")
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -100,3 +100,16 @@ def qwen_gguf(size: str = "1.5b", cache_dir: str | Path | None = None) -> Path:
     tmp.replace(out)
     shutil.rmtree(scratch, ignore_errors=True)
     return out
+
+
+def resolve_base(base: str) -> Path:
+    """A base model by name: "smollm2" (the bundled GGUF), "qwen-0.5b" / "qwen-1.5b" (installed on first use), or
+    a .gguf file / HF model folder."""
+    if base == "smollm2":
+        return smollm2_gguf()
+    if base.startswith("qwen-"):
+        return qwen_gguf(base.removeprefix("qwen-"))
+    path = Path(base)
+    if not path.exists():
+        raise EcrsError(f"generator base {base!r}: no such file or folder (or use smollm2, qwen-0.5b, qwen-1.5b)")
+    return path

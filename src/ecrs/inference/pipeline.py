@@ -32,6 +32,7 @@ from ecrs.data.stance import STANCE_EMOTIONS, Span, Target, named_targets
 from ecrs.emotions import kept_labels
 from ecrs.errors import EcrsError
 from ecrs.inference.generator import ResponseGenerator
+from ecrs.inference.model_files import resolve_base
 from ecrs.inference.recommender import TrainedRecommender
 from ecrs.inference.state import COMPOUND, ConversationState, Wish, genre_label
 from ecrs.models.baselines import Popularity, Recommender
@@ -756,7 +757,8 @@ def load_generator(artifacts: Path, spec: str | None, max_tokens: int | None = N
                    linker=None) -> ResponseGenerator | None:
     """A fine-tuned generator folder (`ecrs train generator`); `None` takes the default one when present;
     `"template"` (or nothing trained) gives the grounded template reply, `"zero-shot"` the base SmolLM2 with the
-    same prompt. `max_tokens` overrides the reply's length; `linker` is the pipeline's (its grounding check reuses
+    same prompt, `"friend:<base>"` a base model zero-shot with the `friend` prompt (genres, plot, the dialogue, and
+    what a good reply is; `<base>`: smollm2, qwen-0.5b, qwen-1.5b or a GGUF file). `max_tokens` overrides the reply's length; `linker` is the pipeline's (its grounding check reuses
     it instead of building a second one)."""
     default = artifacts / DEFAULT_GENERATOR
     if spec is None and (default / "generator.json").exists():
@@ -768,9 +770,12 @@ def load_generator(artifacts: Path, spec: str | None, max_tokens: int | None = N
     length = {} if max_tokens is None else {"max_tokens": max_tokens}
     if spec == "zero-shot":
         return ResponseGenerator.zero_shot(linker=linker, **length)
+    if spec.startswith("friend:"):
+        return ResponseGenerator.zero_shot(resolve_base(spec.removeprefix("friend:")), linker=linker,
+                                           format="friend", dialogue=True, **length)
     if not (Path(spec) / "generator.json").exists():
         raise EcrsError(f"{spec}: no trained generator here (train one with `ecrs train generator`, or set "
-                        "generator=template or generator=zero-shot)")
+                        "generator=template, generator=zero-shot or generator=friend:qwen-1.5b)")
     return ResponseGenerator.load(spec, linker=linker, **length)
 
 

@@ -10,10 +10,15 @@ ECR's prompt has four segments in this order, and the model continues after the 
 Our dialogue variant (ECR's generator sees neither) inserts two more segments before the first sentence: the last
 turns of the conversation and the user's detected emotions (`Dialogue:` / `User Emotion:`).
 
-Two renderings of the same segments:
+Three renderings of the same segments:
 - `plain`: the segments as text; the continuation follows "First Sentence: ..." directly (ECR's form).
 - `chat`: ChatML (the template of SmolLM2-Instruct and Qwen2.5-Instruct): the segments are the user message and
   the assistant message starts with the first sentence.
+- `friend` (issue 25, for instruction-following models used zero-shot): ChatML whose user message also gives the
+  movie's genres and plot summary (`serve_prompt(plot=True)`), and whose system message says what a good reply is
+  (2-3 short sentences, why it fits what the person said, one or two of the facts, warm, no repeated phrase; in the
+  user message, a 0.5B model copied it into its reply); the assistant message starts with the first sentence, as in
+  `chat`.
 The reply is always `first sentence + continuation`; training targets end with the end-of-turn token.
 
 Training targets are cleaned reviews (`ecrs.data.reviews`); `insert_triples` is ECR's augmentation: with
@@ -39,8 +44,12 @@ __all__ = [
     "triple_sentence",
 ]
 
-PromptFormat = Literal["plain", "chat"]
+PromptFormat = Literal["plain", "chat", "friend"]
 SYSTEM = "You recommend movies warmly, using only the facts given."
+FRIEND_SYSTEM = ("You are a movie lover chatting with someone who wants something to watch. You recommend the movie "
+                 "you are given in two or three short sentences, under 50 words: why it suits what they said, one or "
+                 "two of its facts, and how much you loved it. You state only the facts you were given, never "
+                 "repeat a phrase, and never repeat their words back to them.")
 # Short recommendation openers naming the movie ("You might like X" is ECR's UniCRS-style first sentence).
 FIRST_SENTENCES = (
     "You might like {title}.",
@@ -64,10 +73,13 @@ class GenerationPrompt:
     first: str = ""
     dialogue: list[tuple[str, str]] = field(default_factory=list)  # (role, text), last turns; [] = ECR prompt
     emotion: list[tuple[str, float]] = field(default_factory=list)  # the user's emotions, strongest first
+    genres: list[str] = field(default_factory=list)  # shown by the `friend` format only ([] otherwise)
+    plot: str = ""  # likewise
 
     def knowledge_text(self) -> str:
         """All the text the reply may draw its facts from (for the grounding checker)."""
-        parts = [self.title, self.name, *self.entities, *(e for _, e in self.triples), self.first]
+        parts = [self.title, self.name, *self.entities, *(e for _, e in self.triples), self.first, *self.genres,
+                 self.plot]
         parts += [t for _, t in self.dialogue]
         return "\n".join(parts)
 
@@ -112,7 +124,14 @@ def render(p: GenerationPrompt, fmt: PromptFormat = "chat") -> str:
         user = "\n".join(segments(p))
         return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
                 f"<|im_start|>assistant\n{p.first}")
-    raise ValueError(f"unknown prompt format {fmt!r} (plain or chat)")
+    if fmt == "friend":
+        lines = segments(p)
+        lines[1:1] = [*([f"Genres: {', '.join(p.genres)}"] if p.genres else []),
+                      *([f"Plot: {p.plot}"] if p.plot else [])]
+        user = "\n".join(lines)
+        return (f"<|im_start|>system\n{FRIEND_SYSTEM}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
+                f"<|im_start|>assistant\n{p.first}")
+    raise ValueError(f"unknown prompt format {fmt!r} (plain, chat or friend)")
 
 
 def insert_triples(target: str, name: str, triples: Sequence[tuple[str, str]], rng: random.Random,
@@ -126,10 +145,10 @@ def insert_triples(target: str, name: str, triples: Sequence[tuple[str, str]], r
 
 
 def serve_prompt(movie, dialogue: Sequence[tuple[str, str]] = (), emotion: Sequence[tuple[str, float]] = (),
-                 n_triples: int = 2, n_turns: int = 2, seed: int | str = 0) -> GenerationPrompt:
+                 n_triples: int = 2, n_turns: int = 2, seed: int | str = 0, plot: bool = False) -> GenerationPrompt:
     """The prompt for recommending `movie` (an `ecrs.data.reviews.MovieKnowledge`): its first `n_triples` facts
     (director and top-billed star first), its review entities, the last `n_turns` turns and the emotions
-    (pass no dialogue and no emotion for ECR's prompt)."""
+    (pass no dialogue and no emotion for ECR's prompt); `plot`: also its genres and plot summary (`friend`)."""
     return GenerationPrompt(
         title=movie.title, name=movie.name,
         entities=[name for _, name in movie.review_entities],
@@ -137,4 +156,6 @@ def serve_prompt(movie, dialogue: Sequence[tuple[str, str]] = (), emotion: Seque
         first=first_sentence(movie.title, seed),
         dialogue=[(r, t) for r, t in list(dialogue)[-n_turns:]] if n_turns > 0 else [],
         emotion=list(emotion)[:3],
+        genres=list(movie.genres) if plot else [],
+        plot=movie.plot if plot else "",
     )

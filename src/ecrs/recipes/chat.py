@@ -18,7 +18,7 @@ class BotConfig:
 
     artifacts: str = "artifacts"  # folder with trained artifacts
     recommender: str | None = None  # run folder, or "popularity"; None = the trained ECR run if present
-    generator: str | None = None  # generator folder, "template" or "zero-shot"; None = the fine-tuned one if present
+    generator: str | None = None  # folder, "template", "zero-shot" or "friend:qwen-1.5b"; None = the fine-tuned one
     reply_tokens: int = CHAT_REPLY_TOKENS  # most new tokens of a generated reply (the generation benchmarks use 60)
 
     def load_pipeline(self) -> EmpatheticRecommender:

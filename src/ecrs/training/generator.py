@@ -40,7 +40,7 @@ from ecrs.errors import EcrsError
 from ecrs.inference.grounding import GroundingChecker
 from ecrs.inference.hf_decode import load_causal_lm
 from ecrs.inference.llama import export_merged_gguf
-from ecrs.inference.model_files import qwen_gguf, smollm2_gguf
+from ecrs.inference.model_files import resolve_base
 from ecrs.inference.prompts import GenerationPrompt, PromptFormat, first_sentence, insert_triples, render
 from ecrs.models.emotion import EmotionClassifier
 from ecrs.training.loop import LoopConfig, seed_everything, train_loop
@@ -53,7 +53,6 @@ __all__ = [
     "build_examples",
     "emotion_detector",
     "redial_contexts",
-    "resolve_base",
     "train_generator",
 ]
 
@@ -101,17 +100,6 @@ class GeneratorTrainConfig:
     serve_max_tokens: int = 60
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: GeneratorLoopConfig = field(default_factory=GeneratorLoopConfig)
-
-
-def resolve_base(base: str) -> Path:
-    if base == "smollm2":
-        return smollm2_gguf()
-    if base.startswith("qwen-"):
-        return qwen_gguf(base.removeprefix("qwen-"))
-    path = Path(base)
-    if not path.exists():
-        raise EcrsError(f"generator base {base!r}: no such file or folder (or use smollm2, qwen-0.5b)")
-    return path
 
 
 # ---------------------------------------------------------------------------------------------------------------

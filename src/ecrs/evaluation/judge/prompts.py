@@ -7,6 +7,7 @@ key: changing it means a new version, so answers to the old wording are never re
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,10 @@ __all__ = [
     "YES_NO_QUESTIONS",
     "YES_NO_SCHEMA",
     "YES_NO_VERSION",
+    "FAULT_CONTROLS",
     "PairItem",
     "control_pairs",
+    "fault_controls",
     "design",
     "render_context",
     "robotic_pairs",
@@ -127,6 +130,88 @@ def robotic_pairs(items: Sequence[PairItem]) -> list[PairItem]:
     grammar alone): each item's b reply against the same reply opened by `CONTROL_ROBOTIC`; a is better."""
     return [PairItem(f"control_ll_robotic|{it.id}", it.context, it.b.strip(), f"{CONTROL_ROBOTIC} {it.b.strip()}",
                      "base", "robotic+base") for it in items]
+
+
+# The faults a generator really makes (issue 25), each a known-answer control on the dimension it must cost (or,
+# for the last two, win): {control: dimension}. Every pair adds one sentence to the same base reply on both sides,
+# or one of similar length, so length alone decides nothing.
+FAULT_CONTROLS: dict[str, str] = {
+    "duplicated_sentence": "lifelikeness",  # "the acting is great. the acting is great."
+    "contradiction": "logic_persuasiveness",  # praise, then "I would not recommend it"
+    "swapped_fact": "informativeness",  # another film's director or star stated as this film's
+    "other_film": "logic_persuasiveness",  # a reply about another movie than the one recommended
+    "emotion_vs_neutral": "emotional_intensity",  # an emotional sentence vs a neutral one of the same length
+    "feeling_vs_neutral": "emotional_persuasiveness",  # a sentence that answers the user's feeling vs a neutral one
+}
+# Fact-free sentences of ~10 words: neutral ones to match the length of the emotional, contradicting and
+# feeling-answering ones.
+CONTROL_NEUTRAL = (
+    "It is a feature film that is available in several formats.",
+    "It was released in cinemas and later came out on disc.",
+    "It has a runtime that is typical for a movie of its kind.",
+    "It is one of many movies in the catalogue I can look up.",
+    "You can usually find it on the common streaming services too.",
+)
+CONTROL_CONTRADICTION = (
+    "That said, I honestly would not recommend it to you at all.",
+    "But to be honest, it is not worth your time, skip it.",
+    "Then again, I really disliked it and think you will too.",
+    "Actually, forget it, it is a boring movie you would hate.",
+    "On second thought, it is awful and I would avoid it.",
+)
+CONTROL_FEELING = (
+    "Since you want something to enjoy tonight, I think it will lift you.",
+    "I hear what you are looking for, and this one should really hit the spot.",
+    "Given what you told me, I think it will make your evening feel better.",
+    "It fits just what you said you're in the mood for right now.",
+    "From what you said you like, I think it will speak to you.",
+)
+
+
+def _sentences(text: str) -> list[str]:
+    return [x for x in re.split(r"(?<=[.!?])\s+", text.strip()) if x]
+
+
+def fault_controls(items: Sequence[PairItem], facts: Sequence[Sequence[tuple[str, str]]], titles: Sequence[str],
+                   seed: int = 0) -> dict[str, list[PairItem]]:
+    """The `FAULT_CONTROLS` pairs built from each item's b reply (the base; a is better by construction on the
+    control's dimension). `facts[i]`: item i's movie facts as (relation, value), director and stars first;
+    `titles[i]`: its recommended movie. The judge sees them in the context ("Recommended movie: ...; facts: ..."),
+    as the generator saw them in its prompt, so a swapped fact and a reply about another film can be told apart.
+    Items without a fact skip the swapped-fact control; the other-film control pairs item i with item i+1's base."""
+    rng = random.Random(seed)
+    out: dict[str, list[PairItem]] = {k: [] for k in FAULT_CONTROLS}
+    n = len(items)
+    for i, it in enumerate(items):
+        base = it.b.strip()
+        fact_text = "; ".join(f"{r}: {v}" for r, v in facts[i])
+        context = f"{it.context}\n\n(Recommended movie: {titles[i]}{'; facts: ' + fact_text if fact_text else ''})"
+        neutral = CONTROL_NEUTRAL[i % len(CONTROL_NEUTRAL)]
+
+        def pair(kind: str, a: str, b: str, a_name: str, b_name: str) -> None:
+            out[kind].append(PairItem(f"control_{kind}|{it.id}", context, a, b, a_name, b_name))
+
+        sentences = _sentences(base)
+        longest = max(sentences, key=len) if sentences else base
+        pair("duplicated_sentence", base, f"{base} {longest}", "base", "base+duplicate")
+        pair("contradiction", f"{base} {neutral}", f"{base} {CONTROL_CONTRADICTION[i % len(CONTROL_CONTRADICTION)]}",
+             "base+neutral", "base+contradiction")
+        pair("emotion_vs_neutral", f"{base} {CONTROL_ENTHUSIASM[i % len(CONTROL_ENTHUSIASM)]}", f"{base} {neutral}",
+             "base+emotion", "base+neutral")
+        pair("feeling_vs_neutral", f"{base} {CONTROL_FEELING[i % len(CONTROL_FEELING)]}", f"{base} {neutral}",
+             "base+feeling", "base+neutral")
+        if n > 1:
+            other = items[(i + 1) % n].b.strip()
+            pair("other_film", base, other, "base", "another turn's base")
+        if facts[i]:
+            relation, value = facts[i][rng.randrange(len(facts[i]))]
+            wrong = [v for j in range(n) if j != i for r, v in facts[j] if r == relation and v != value
+                     and v not in {x for _, x in facts[i]}]
+            if wrong:
+                lie = rng.choice(wrong)
+                pair("swapped_fact", f"{base} Its {relation} is {value}.", f"{base} Its {relation} is {lie}.",
+                     "base+true fact", "base+swapped fact")
+    return out
 
 
 def render_context(turns: Sequence[tuple[str, str]] | str, max_turns: int = 4, max_chars: int = 300) -> str:
