@@ -154,3 +154,11 @@ def test_split_is_seeded_disjoint_and_order_independent():
     b = split_train_valid(list(reversed(ids)), 0.1, seed=1)
     assert a == b and len(a[1]) == 10 and not (a[0] & a[1]) and a[0] | a[1] == set(ids)
     assert split_train_valid(ids, 0.1, seed=2)[1] != a[1]
+
+
+def test_genre_words_cover_chat_kinds_and_prefer_the_longer_spelling():
+    from ecrs.data.catalogue import genre_mentions
+
+    assert genre_mentions("something spooky, no jump scares") == [(10, 16, "horror"), (21, 32, "horror")]
+    assert genre_mentions("a family-friendly time travel movie") == [(2, 17, "family"), (18, 29, "sci-fi")]
+    assert genre_mentions("is it gory?") == []  # a question about the movie just suggested, not a genre

@@ -337,6 +337,10 @@ def test_serve_reply_length_overrides_the_generator_setting(tmp_path):
         load_generator(tmp_path, "zero-shot", max_tokens=0)
     with pytest.raises(EcrsError, match="no trained generator here"):
         load_generator(tmp_path, str(tmp_path / "untrained"))
+    friend = load_generator(tmp_path, "friend:smollm2", max_tokens=9)  # a base model zero-shot, the friend prompt
+    assert (friend.settings.format, friend.settings.dialogue, friend.settings.max_tokens) == ("friend", True, 9)
+    with pytest.raises(EcrsError, match="no such file"):
+        load_generator(tmp_path, "friend:" + str(tmp_path / "missing.gguf"))
 
 
 def test_generator_base_names_resolve_or_fail_clearly(tmp_path):

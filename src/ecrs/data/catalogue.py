@@ -74,23 +74,23 @@ def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
 # keyword rule's.
 GENRE_WORDS: dict[str, str] = {
     r"comed(y|ies)|funny|funnier|hilarious|laughs?|comedic": "comedy",
-    r"horror|scary|scarier|slashers?|creepy": "horror",
-    r"sci[- ]?fi|science fiction|space (movies?|films?|operas?)": "sci-fi",
+    r"horror|scary|scarier|slashers?|creepy|spooky|jump[- ]?scares?|zombies?": "horror",
+    r"sci[- ]?fi|science fiction|space (movies?|films?|operas?)|time[- ]travel": "sci-fi",
     r"romance|romantic|rom-?coms?|romcoms?|love stor(y|ies)|chick flicks?": "romance",
     r"animat(ed|ion)|cartoons?|pixar|anime": "animation",
     r"documentar(y|ies)": "documentary",
     r"action|superheroe?s?|super-heroe?s?": "action",
     r"thrillers?|suspense|suspenseful": "thriller",
     r"dramas?|dramatic|tearjerkers?|tear-jerkers?": "drama",
-    r"family|kids|children": "family",
-    r"fantasy": "fantasy",
+    r"family-friendly|kid-friendly|family|kids|children": "family",
+    r"fantasy|wizards?|dragons?": "fantasy",
     r"myster(y|ies)|whodunn?its?": "mystery",
     r"crime|heists?|gangsters?|mob movies?": "crime",
     r"war movies?|war films?|war": "war",
     r"westerns?|cowboys?": "western",
     r"musicals?": "musical",
     r"adventures?": "adventure",
-    r"biopics?|biograph(y|ies|ical)": "biography",
+    r"biopics?|biograph(y|ies|ical)|true stor(y|ies)": "biography",
     r"sports?": "sport",
 }
 _GENRE_RE = [(re.compile(rf"\b(?:{pat})\b", re.I), genre) for pat, genre in GENRE_WORDS.items()]
