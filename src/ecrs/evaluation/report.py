@@ -359,10 +359,12 @@ def plot_ablation(found: dict[str, list[tuple[str, dict]]], out: Path) -> bool:
 # ---------------------------------------------------------------- generation
 
 GEN_COLS = ["n", "distinct_1", "distinct_2", "distinct_4", "bleu", "length_words",
-            "grounding_error_rate_before_repair", "grounding_error_rate_served", "knowledge_use_rate"]
+            "grounding_error_rate_before_repair", "grounding_error_rate_served", "knowledge_use_rate",
+            "repetition_rate", "stock_phrase_rate", "dialogue_use_rate", "length_15_60_words_rate"]
 GEN_HEADER = {"grounding_error_rate_before_repair": "grounding err (raw)",
               "grounding_error_rate_served": "grounding err (served)", "knowledge_use_rate": "knowledge use",
-              "length_words": "words"}
+              "length_words": "words", "repetition_rate": "repeats", "stock_phrase_rate": "stock phrases",
+              "dialogue_use_rate": "dialogue use", "length_15_60_words_rate": "15-60 words"}
 
 
 def _generation_section(gen: dict[str, Any] | None, speed: dict[str, Any] | None,
@@ -642,8 +644,10 @@ def render_report(results_dir: Path, out_dir: Path) -> Report:
 # `<!-- results:NAME -->` ... `<!-- /results -->`; `ecrs report` rewrites them and a test checks they match.
 # (ECR[LS] and ECR[LG] are in the report's ablation section)
 README_SYSTEMS = ["popularity", "repeat-context", "kbrd", "unicrs-fast", "ecr-l-fast", "ecr-fast", "ecr-stance-fast"]
-README_GENERATION = {"template": "one-line template", "zero_shot_chat": "SmolLM2-135M zero-shot",
-                     "finetuned": "SmolLM2-135M fine-tuned (served)"}
+README_GENERATION = {"reference": "the real ReDial reply", "template": "one-line template",
+                     "zero_shot_chat": "SmolLM2-135M zero-shot", "finetuned": "SmolLM2-135M fine-tuned (served)",
+                     "qwen05_friend": "Qwen2.5-0.5B zero-shot, friend prompt",
+                     "qwen15_friend": "Qwen2.5-1.5B zero-shot, friend prompt"}
 _BLOCK = re.compile(r"(<!-- results:([\w-]+) -->\n)(.*?)(<!-- /results -->)", re.S)
 
 
@@ -669,12 +673,15 @@ def readme_tables(res: dict[str, Any]) -> dict[str, list[str]]:
     judge = (res.get("judge") or {}).get("metrics") or {}
     wins = {dim: {"finetuned": (e.get("calibrated") or {}).get("win"),
                   **{k: v.get("win") for k, v in (e.get("others") or {}).items()}} for dim, e in judge.items()}
-    body = [[label, _cell(gen[s]["all"].get("distinct_2")), _cell(gen[s]["all"].get("length_words"), 1),
-             _cell(gen[s]["all"].get("grounding_error_rate_served")),
+    body = [[label, *(_cell(gen[s]["all"].get(k)) for k in ("repetition_rate", "knowledge_use_rate",
+                                                            "grounding_error_rate_before_repair",
+                                                            "length_15_60_words_rate", "distinct_2")),
+             _cell(gen[s]["all"].get("length_words"), 1),
              *(_cell(wins.get(dim, {}).get(s)) for dim in ("emotional_intensity", "lifelikeness"))]
             for s, label in README_GENERATION.items() if s in gen]
-    out["generation"] = table(["replies (ReDial test turns)", "Distinct-2", "words", "ungrounded",
-                               "judge EI win vs zero-shot", "judge LL win vs zero-shot"], body)
+    out["generation"] = table(["replies (ReDial test turns)", "repeats", "knowledge use", "ungrounded (raw)",
+                               "15-60 words", "Distinct-2", "words", "judge EI win vs zero-shot",
+                               "judge LL win vs zero-shot"], body)
     serving = (res.get("serving") or {}).get("metrics") or {}
     lat = (res.get("recommender_latency") or {}).get("metrics") or {}
     speed = (res.get("generation_speed") or {}).get("metrics") or {}
