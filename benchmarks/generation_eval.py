@@ -17,7 +17,7 @@ Systems (same knowledge and first sentence for every model system):
   --extra NAME=DIR  any other fine-tuned generator (the Qwen2.5-0.5B role), ECR prompt
   zero_shot_friend  base SmolLM2, the `friend` prompt (genres, plot, the last two turns, the user's emotion, and a
                     system message saying what a good reply is: `ecrs.inference.prompts`)
-  qwen05_friend, qwen15_friend  Qwen2.5-Coder-0.5B / 1.5B-Instruct zero-shot, the same prompt (`--qwen`); these
+  qwen05b_friend, qwen15b_friend  Qwen2.5-Coder-0.5B / 1.5B-Instruct zero-shot, the same prompt (`--qwen`); these
                     three on the random sample only (CPU time)
 Decoding: greedy, no repeated 3-gram in the continuation, 60 new tokens (`ecrs serve` cuts replies at 40); the served reply drops
 ungrounded and unfinished sentences (grounding repair). Metrics on the served replies: Distinct-1..4 as the true

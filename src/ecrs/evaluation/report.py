@@ -644,10 +644,9 @@ def render_report(results_dir: Path, out_dir: Path) -> Report:
 # `<!-- results:NAME -->` ... `<!-- /results -->`; `ecrs report` rewrites them and a test checks they match.
 # (ECR[LS] and ECR[LG] are in the report's ablation section)
 README_SYSTEMS = ["popularity", "repeat-context", "kbrd", "unicrs-fast", "ecr-l-fast", "ecr-fast", "ecr-stance-fast"]
-README_GENERATION = {"reference": "the real ReDial reply", "template": "one-line template",
-                     "zero_shot_chat": "SmolLM2-135M zero-shot", "finetuned": "SmolLM2-135M fine-tuned (served)",
-                     "qwen05_friend": "Qwen2.5-0.5B zero-shot, friend prompt",
-                     "qwen15_friend": "Qwen2.5-1.5B zero-shot, friend prompt"}
+README_GENERATION = {"reference": "the real ReDial reply", "finetuned": "SmolLM2-135M fine-tuned (served)",
+                     "qwen05b_friend": "Qwen2.5-0.5B zero-shot, friend prompt",
+                     "qwen15b_friend": "Qwen2.5-1.5B zero-shot, friend prompt"}
 _BLOCK = re.compile(r"(<!-- results:([\w-]+) -->\n)(.*?)(<!-- /results -->)", re.S)
 
 
@@ -670,18 +669,13 @@ def readme_tables(res: dict[str, Any]) -> dict[str, list[str]]:
                  _cell((r["metrics"].get("dedup") or {}).get("R@50"))] for r in found]
         out[f"recommendation-{dataset}"] = table(["system", *cols, "dedup R@50"], body)
     gen = (res.get("generation") or {}).get("metrics") or {}
-    judge = (res.get("judge") or {}).get("metrics") or {}
-    wins = {dim: {"finetuned": (e.get("calibrated") or {}).get("win"),
-                  **{k: v.get("win") for k, v in (e.get("others") or {}).items()}} for dim, e in judge.items()}
+    # the issue-25 reply bars; Distinct-n, BLEU and the judge are in reports/README.md
     body = [[label, *(_cell(gen[s]["all"].get(k)) for k in ("repetition_rate", "knowledge_use_rate",
                                                             "grounding_error_rate_before_repair",
-                                                            "length_15_60_words_rate", "distinct_2")),
-             _cell(gen[s]["all"].get("length_words"), 1),
-             *(_cell(wins.get(dim, {}).get(s)) for dim in ("emotional_intensity", "lifelikeness"))]
+                                                            "length_15_60_words_rate"))]
             for s, label in README_GENERATION.items() if s in gen]
-    out["generation"] = table(["replies (ReDial test turns)", "repeats", "knowledge use", "ungrounded (raw)",
-                               "15-60 words", "Distinct-2", "words", "judge EI win vs zero-shot",
-                               "judge LL win vs zero-shot"], body)
+    out["generation"] = table(["replies (200 ReDial test turns)", "repeats", "uses a fact", "ungrounded",
+                               "15-60 words"], body)
     serving = (res.get("serving") or {}).get("metrics") or {}
     lat = (res.get("recommender_latency") or {}).get("metrics") or {}
     speed = (res.get("generation_speed") or {}).get("metrics") or {}
