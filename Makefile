@@ -19,7 +19,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 setup: $(VENV)/.installed
 
 # Main job (~35 min on 2 cores, ~10 of them the stance encoder): train the emotion and stance classifiers, prepare
-# ReDial and INSPIRED, train ECR on the fast backbone, evaluate it beside the baselines. Then `ecrs chat` or `ecrs serve` use what it trained.
+# ReDial and INSPIRED, train ECR on the fast backbone, evaluate it beside the baselines. Then `ecrs chat` or
+# `ecrs serve` use what it trained.
 run: setup
 	$(ECRS) train emotion
 	$(ECRS) train stance

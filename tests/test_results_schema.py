@@ -22,6 +22,7 @@ MAINTAINED = {
     "generation": "benchmarks/generation_eval.py",
     "generation_speed": "benchmarks/generation_speed.py",
     "judge": "benchmarks/judge.py",
+    "judge_controls": "benchmarks/judge_controls.py",
     "serving": "benchmarks/serving_load.py",
     "recommender_latency": "benchmarks/recommender_latency.py",
     "simulator": "benchmarks/simulator.py",
