@@ -68,7 +68,7 @@ MEASURED_S: dict[str, float] = {
     # them), 10 s for each further one; this is the default plan's 3 runs (359 s when every run re-embedded them)
     "evaluate-redial": 65,
     "bench-linking": 5,
-    "bench-generation": 1495,
+    "bench-generation": 3760,  # 2026-12-07, with the Qwen 0.5B and 1.5B friend systems (~2,700 s of it)
     "report": 5,
     "bench-emotion": 7,
     "bench-latency": 31,
@@ -81,6 +81,7 @@ GUESS_S: dict[str, float] = {
     "bench-speed": 90,  # 7 interleaved runs of two GGUFs at ~120 tok/s, plus loading
     "bench-serving": 360,  # serving.json's phases add up to ~330 s, plus the server's start and the warm-up
     "bench-judge": 3400,  # judge.json: 290 pairs took 62 min on 2 threads; this stage asks for 260
+    "bench-judge-controls": 1192,  # 20 turns x 6 fault controls, 2026-12-07
 }
 
 
@@ -266,8 +267,11 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
                             [results / "recommender_latency.json"], inputs=[served.out_dir / "metrics.json"],
                             llama=True))  # the served turn, timed in the server's environment
     replies = artifacts / "generator" / "eval" / "finetuned.jsonl"  # generation_eval.py's reply cache
-    stages.append(Stage("bench-generation", "benchmarks", [*py, "benchmarks/generation_eval.py"],
+    stages.append(Stage("bench-generation", "benchmarks", [*py, "benchmarks/generation_eval.py", "--qwen", "0.5b,1.5b"],
                         [results / "generation.json"], inputs=[gguf], llama=True))
+    # the judge's fault controls need no generator: their base is the real ReDial reply
+    stages.append(Stage("bench-judge-controls", "benchmarks", [*py, "benchmarks/judge_controls.py", "--turns", "20"],
+                        [results / "judge_controls.json"], llama=True))
     # The committed judge.json's command without the Qwen generator, which this plan does not train.
     stages.append(Stage("bench-judge", "benchmarks",
                         [*py, "benchmarks/judge.py", "--others", "template:30,finetuned_dialogue_emotion:30"],
