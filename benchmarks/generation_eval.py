@@ -50,6 +50,7 @@ from ecrs.evaluation.metrics import (
     dialogue_use,
     distinct_n,
     distinct_n_per_sentence,
+    plot_use,
     repetition_rate,
     stock_phrase_rate,
 )
@@ -114,7 +115,8 @@ def run_system(name: str, samples, generate) -> tuple[list[dict[str, Any]], int]
 
 
 def scores(rows: list[dict[str, Any]], refs: dict[str, str], checker, knowledge,
-           facts: dict[str, list[str]], said: dict[str, str], titles: dict[str, str]) -> dict[str, Any]:
+           facts: dict[str, list[str]], said: dict[str, str], titles: dict[str, str],
+           plot_of: dict[int, tuple[str, list[str]]]) -> dict[str, Any]:
     if not rows:
         return {"n": 0}
     hyps = [r["reply"] for r in rows]
@@ -132,9 +134,14 @@ def scores(rows: list[dict[str, Any]], refs: dict[str, str], checker, knowledge,
     out["grounding_error_rate_before_repair"] = round(sum(bool(r["violations"]) for r in rows) / len(rows), 4)
     out["grounding_error_rate_served"] = round(sum(bool(v) for v in after) / len(rows), 4)
     out["replies_with_violations_before_repair"] = sum(bool(r["violations"]) for r in rows)
-    # Informativeness proxy: the reply names at least one of the prompt's related entities or KG-fact entities.
-    out["knowledge_use_rate"] = round(sum(any(f.lower() in r["reply"].lower() for f in facts[r["id"]])
-                                          for r in rows) / len(rows), 4)
+    # Informativeness proxy: the reply names at least one of the prompt's related entities or KG-fact entities,
+    # or tells something of the movie's plot summary (two of its content words beyond title, genres and seeker's)
+    names = [any(f.lower() in r["reply"].lower() for f in facts[r["id"]]) for r in rows]
+    plots = [plot_use(r["reply"], plot, [titles[r["id"]], *genres, said[r["id"]]])
+             for r in rows for plot, genres in [plot_of[r["movie"]]]]
+    out["names_fact_rate"] = round(sum(names) / len(rows), 4)
+    out["plot_use_rate"] = round(sum(plots) / len(rows), 4)
+    out["knowledge_use_rate"] = round(sum(a or b for a, b in zip(names, plots)) / len(rows), 4)
     # What a reader notices (issue 25): saying a thing twice, a system's stock phrases, ignoring the seeker
     out["repetition_rate"] = round(repetition_rate(hyps), 4)
     out["stock_phrase_rate"] = round(stock_phrase_rate(hyps), 4)
@@ -220,6 +227,7 @@ def main() -> None:
     refs = {s["id"]: s["reference"] for s in samples}
     said = {s["id"]: next((t for r, t in reversed(s["context"]) if r == "seeker"), "") for s in samples}
     titles = {s["id"]: kb.movies[s["movie"]].title for s in samples}
+    plot_of = {s["movie"]: (kb.movies[s["movie"]].plot, kb.movies[s["movie"]].genres) for s in samples}
     knowledge = {}
     facts = {}
     for s in samples:  # the ECR prompt's knowledge (the dialogue variant may also draw on the dialogue)
@@ -239,11 +247,12 @@ def main() -> None:
         know = know_friend if name in friends else know_dialogue if name == "finetuned_dialogue_emotion" \
             else knowledge
         table[name] = {
-            "all": scores([r for r in rows if r["id"] in random_ids], refs, checker, know, facts, said, titles),
+            "all": scores([r for r in rows if r["id"] in random_ids], refs, checker, know, facts, said, titles,
+                          plot_of),
             "seen_movies": scores([r for r in rows if r["movie"] in seen_movies], refs, checker, know, facts, said,
-                                  titles),
+                                  titles, plot_of),
             "unseen_movies": scores([r for r in rows if r["movie"] not in seen_movies], refs, checker, know, facts,
-                                    said, titles),
+                                    said, titles, plot_of),
             "seconds": round(time.time() - t0, 1),  # this run's; with cached replies, little was generated now
             "replies_generated_now": fresh,
         }
@@ -268,7 +277,9 @@ def main() -> None:
         "grounding": "share of replies with a year or a linked person/movie/company name absent from the "
                      "prompt's knowledge (genres and lowercase words are not names)",
         "knowledge_use_rate": "share of replies naming >= 1 of the prompt's related entities or KG-fact "
-                              "entities (an informativeness proxy)",
+                              "entities (names_fact_rate) or telling something of the movie's plot summary "
+                              "(plot_use_rate: metrics.plot_use, >= 2 shared content words beyond the title, "
+                              "genres and the seeker's words); an informativeness proxy",
         "repetition_rate": "share of replies repeating a word 3-gram or a sentence (metrics.repeats)",
         "stock_phrase_rate": "share of replies containing a word 4-gram that >= 5 % (and >= 2) of the same system's "
                              "replies contain (metrics.stock_phrases: its stock phrases, found from its replies)",

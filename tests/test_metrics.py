@@ -448,3 +448,11 @@ def test_dialogue_use_needs_a_content_word_of_the_seeker_beyond_the_title():
     assert metrics.dialogue_use("Since you had a rough week, Paddington is pure comfort.", said)
     assert not metrics.dialogue_use("Paddington (2014) is a great movie.", said)  # function words only
     assert not metrics.dialogue_use("Funny Girl is great.", "any Funny Girl fans?", ignore=["Funny Girl"])
+
+
+def test_plot_use_needs_two_plot_words_beyond_title_and_genres():
+    plot = "A dumb limo driver and his dumber friend set out on a road trip to Aspen."
+    assert metrics.plot_use("It follows a limo driver on a road trip.", plot)
+    assert not metrics.plot_use("Dumb and Dumber is a great comedy, so funny!", plot, ignore=["Dumb and Dumber"])
+    assert not metrics.plot_use("A road movie like no other.", plot)  # one plot word is chance
+    assert not metrics.plot_use("The driver and his friend.", plot, ignore=["driver"])  # ignored words don't count

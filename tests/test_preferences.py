@@ -262,7 +262,34 @@ def test_a_ruled_out_movie_is_confirmed_as_one_movie_not_a_kind():
 
     names = ["The Great Gatsby (2013 film)", "Adam Sandler"]
     targets = [Target(Span(0, 5, "movie"), 0, None, "disliked"), Target(Span(9, 14, "person"), 1, None, "avoid")]
-    assert acknowledge(ConversationState(), targets, [], names) == "Got it, no Adam Sandler and not The Great Gatsby."
+    state = ConversationState(avoid_people=[1])  # what the memory ruled out is what gets confirmed
+    assert acknowledge(state, targets, [], names) == "Got it, no Adam Sandler and not The Great Gatsby."
+
+
+def test_a_ruled_out_kind_of_a_wanted_genre_is_not_confirmed_as_the_whole_genre(bot):
+    state = ConversationState()
+    result = bot.turn(state, "something scary, but no horror gore")  # stand-in stance: scary wanted, horror avoided
+    assert "horror" not in state.avoid_genres and "no horror" not in result.reply
+
+
+def test_a_cancel_word_drops_every_earlier_wish(bot):
+    state = ConversationState()
+    bot.turn(state, "something with Tom Hanks")
+    bot.turn(state, "a comedy")  # another axis: both wishes stand
+    assert sorted(w.axis for w in state.wishes) == ["genre", "person"]
+    bot.turn(state, "scratch that, a horror movie instead")
+    assert [(w.axis, w.values) for w in state.wishes] == [("genre", ["horror"])]
+
+
+def test_a_ruled_out_movie_takes_its_sequels_with_it(bot):
+    by_title = {m.title: e for e, m in bot.catalogue.items()}
+    wick, sequel = by_title["John Wick"], by_title["John Wick: Chapter 2"]
+    columns = list(bot._column)
+    assert bot._allowed(ConversationState())[columns.index(sequel)]
+    state = ConversationState(avoid_movies=[wick])
+    allowed = bot._allowed(state)
+    assert not allowed[columns.index(wick)] and not allowed[columns.index(sequel)]
+    assert ("avoid_movies", wick, "not John Wick (2014)") in bot.remembered(state)
 
 
 def test_the_generator_is_not_shown_our_earlier_side_lists():

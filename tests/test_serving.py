@@ -104,7 +104,7 @@ def test_history(client):
     empty = client.get(f"/sessions/{sid}").json()
     assert empty["id"] == sid and empty["turns"] == [] and empty["feedback"] == []
     assert empty["memory"] == {"items": [], "liked": [], "disliked": [], "seen": [], "recommended": [], "avoid_genres": [],
-                               "avoid_people": [], "wishes": []}
+                               "avoid_people": [], "avoid_movies": [], "wishes": []}
     texts = [TITANIC, "Hmm, maybe a comedy", "Thanks!"]
     replies = [client.post(f"/sessions/{sid}/messages", json={"text": t}).json() for t in texts]
     history = client.get(f"/sessions/{sid}").json()

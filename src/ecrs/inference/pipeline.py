@@ -51,12 +51,16 @@ _MOODS = [
     (re.compile(r"\b(i'?m bored|so bored|bored out|boring day|nothing to do)\b", re.I),
      ["action", "adventure", "comedy"], "against boredom", "Bored? Let's fix that."),
     (re.compile(r"\b(so tired|tired after|exhausted|stressed|stressful|nervous|anxious|anxiety|sick in bed|"
-                r"feeling sick|the flu|relax|unwind|long day|long week|(don'?t|dont) (have|want) to think)\b", re.I),
+                r"feeling sick|the flu|relax|unwind|long day|long week|(don'?t|dont) (have|want) to think|"
+                r"something (light|lighthearted|light-hearted|feel-?good))\b", re.I),
      ["comedy", "animation", "family", "romance"], "to relax", "Sounds like you need to relax and unwind."),
-    (re.compile(r"\b(sad|depressed|feeling down|i'?m down|rough time|(rough|bad|awful|terrible|crappy|shitty|crap|"
+    (re.compile(r"\b(sad|depressed|feeling (kinda |kind of |a bit |a little |so |really |pretty )?(down|low|blue)|"
+                r"dumped|i'?m down|rough time|(rough|bad|awful|terrible|crappy|shitty|crap|"
                 r"horrible|lousy|tough) (day|week|month)|"
+                r"(day|week|month|year) (has been|'?s been|was|is|been) (so |really |pretty |just |kind of )?"
+                r"(rough|bad|awful|terrible|crappy|shitty|crap|horrible|lousy|tough|hard|the worst)|"
                 r"today sucked|going wrong|lonely|upset|cheer me up|heartbr\w*|broke up|break ?up|crying|miserable|"
-                r"gloomy|feeling low|miss (him|her|them)|uplifting)\b", re.I),
+                r"gloomy|miss (him|her|them)|uplifting)\b", re.I),
      ["comedy", "animation", "family"], "to cheer you up",
      "Sorry you're having a rough time, let's find something to cheer you up."),
 ]
@@ -81,6 +85,11 @@ _DECADE = re.compile(r"\b(?:the|from the|in the)\s+((?:19|20)\d0s|'?\d0s)\b|\b((
                      r"(?:[a-z-]+\s+){0,2}?(?:movies?|films?|flicks?|classics?|stuff|comed\w*|horror|action|"
                      r"romance|thrillers?|crime|drama|sci-?fi|westerns?|war|mystery|musicals?|animated|family|"
                      r"kids|adventure|fantasy|documentar\w*|rom-?coms?)\b", re.I)
+# What follows a title in its sequels' titles: "John Wick: Chapter 2", "Rocky II", "Toy Story 3", "Saw Part 2"
+_SEQUEL = r"(:|\s+(\d+|[IVX]+|part|chapter)\b)"
+# A genre said as a kind of movie: "a comedy", "a thriller", but "a horror movie", "an animated movie"
+_AS_NOUN = {g: g for g in ("comedy", "drama", "thriller", "western", "musical", "romance", "mystery", "documentary",
+                           "fantasy", "adventure")} | {"animation": "animated movie", "biography": "biopic"}
 _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re.I)
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
 _ALSO = " Also worth a look: "  # the reply's list of the other picks
@@ -91,6 +100,9 @@ _CLOSING = re.compile(r"\b(thanks?|thank (you|u)|thx|ty|cheers|bye+|goodbye|good
                       r"merci|gracias|danke|au revoir|adios|talk later)\b", re.I)
 _REQUEST = re.compile(r"\?|\b(another|more|else|recommend|suggest|what about|how about|something|anything|"
                       r"other|instead|but)\b", re.I)
+# "scratch that, a comedy instead": the new wish replaces every earlier one, not only the one on its axis
+_CANCEL = re.compile(r"\b(scratch that|forget (that|it|about that|what i said)|never ?mind|nvm|change of plans?|"
+                     r"on second thought|changed my mind|instead)\b", re.I)
 _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
 # Serve / chat reply length: greedy decoding makes a 40-token reply the first ~35 words of the 60-token one the
 # generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
@@ -118,11 +130,12 @@ class Recommendation:
 
 @dataclass
 class _ColumnMasks:
-    """Per catalogue column (`kg.item_ids` order): which movies have each genre / person, and the year."""
+    """Per catalogue column (`kg.item_ids` order): which movies have each genre / person, the year and title."""
 
     genre: dict[str, np.ndarray]
     person: dict[str, np.ndarray]
     year: np.ndarray
+    title: list[str]
 
 
 @dataclass
@@ -295,6 +308,8 @@ class EmpatheticRecommender:
                         state.record_feedback(m, stance)
                 elif stance == "seen":
                     state.seen += [m for m in movies if m not in state.seen]
+                elif stance == "avoid":
+                    state.avoid_movies += [m for m in movies if m not in state.avoid_movies]
                 if kind == "movie" and stance not in ("disliked", "avoid") and _LIKE_X.search(text[:t.span.start]):
                     state.wish("similar", [t.entity], turn, f"like {self.catalogue[t.entity].title}"
                                if t.entity in self.catalogue else "")
@@ -345,6 +360,8 @@ class EmpatheticRecommender:
             state.wish("era", list(era), turn, label)
         elif _RECENT.search(text):
             state.wish("era", [RECENT_YEAR, None], turn, "recent")
+        if _CANCEL.search(cut) and any(w.turn == turn and w.axis != "mood" for w in state.wishes):
+            state.wishes = [w for w in state.wishes if w.turn == turn or w.axis == "mood"]
 
     def remembered(self, state: ConversationState) -> list[tuple[str, Any, str]]:
         """The preference state as removable entries (kind, value, how to say it): what `ecrs chat --show` prints
@@ -360,6 +377,7 @@ class EmpatheticRecommender:
         return ([(w.axis, None, f"wants {label(w)}") for w in state.wishes]
                 + [("avoid_genres", g, f"no {g}") for g in state.avoid_genres]
                 + [("avoid_people", p, f"no {plain_name(self.kg.names[p])}") for p in state.avoid_people]
+                + [("avoid_movies", e, f"not {title(e)}") for e in state.avoid_movies]
                 + [("liked", e, f"liked {title(e)}") for e in state.liked]
                 + [("disliked", e, f"disliked {title(e)}") for e in state.disliked]
                 + [("seen", e, f"seen {title(e)}") for e in state.seen])
@@ -419,6 +437,10 @@ class EmpatheticRecommender:
         avoided = state.avoid_genres + [g for a in state.avoid_genres for g in _ALSO_AVOIDED.get(a, ())]
         ok &= ~self._any(masks.genre, avoided)
         ok &= ~self._any(masks.person, [plain_name(self.kg.names[p]) for p in state.avoid_people])
+        for e in state.avoid_movies:  # "not John Wick" is not "John Wick: Chapter 2" either
+            if e in self.catalogue:
+                sequel = re.compile(re.escape(self.catalogue[e].title) + _SEQUEL, re.I)
+                ok &= np.array([not sequel.match(t) for t in masks.title])
         return ok
 
     def _wish_masks(self, wish: Wish) -> list[np.ndarray]:
@@ -478,7 +500,8 @@ class EmpatheticRecommender:
                     out[key] = mask
                 return out
 
-            self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year)
+            titles = [self.catalogue[int(e)].title for e in self._column]
+            self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year, titles)
         return self._masks_cache
 
     def turn_events(self, state: ConversationState, text: str, reply: bool = True) -> Iterator[TurnEvent]:
@@ -621,7 +644,10 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
                 names: dict[int, str] | list[str]) -> str:
     """The reply's first sentence answers the feeling: what was ruled out is confirmed, a mood is met, a wish that
     had to be relaxed is said; praise only when nothing negative was said."""
-    negative = [t for t in targets if t.stance in ("disliked", "avoid")]
+    # Confirm what the memory ruled out: "spooky, but no slashers" wants horror, so it is not "no horror"
+    negative = [t for t in targets if t.stance in ("disliked", "avoid")
+                and (t.genre in state.avoid_genres if t.span.kind == "genre" else
+                     t.entity in state.avoid_people if t.span.kind == "person" else True)]
     mood = next((w for w in state.wishes if w.axis == "mood" and w.turn == _seeker_turns(state)), None)
     parts = []
     if negative:  # what was ruled out first: "Titanic was awful" is about Titanic, not a bad day
@@ -663,7 +689,7 @@ def why(state: ConversationState, movie: Movie, names: dict[int, str] | list[str
         elif w.axis == "person":
             people += [f"with {plain_name(names[p])}" for p in w.values
                        if plain_name(names[p]) in movie.stars + movie.directors + movie.writers][:1]
-    return " ".join(genres[:1] + people[:1])
+    return " ".join([_AS_NOUN.get(g, f"{g} movie") for g in genres[:1]] + people[:1])
 
 
 def template_reply(top: Recommendation, fits: str = "") -> Iterator[str]:

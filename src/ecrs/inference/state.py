@@ -54,6 +54,7 @@ class ConversationState:
     liked: list[int] = field(default_factory=list)
     avoid_genres: list[str] = field(default_factory=list)
     avoid_people: list[int] = field(default_factory=list)
+    avoid_movies: list[int] = field(default_factory=list)  # "a Keanu movie that isn't John Wick": nor its sequels
     wishes: list[Wish] = field(default_factory=list)
     relaxed: list[Wish] = field(default_factory=list)  # wishes the last recommendation had to drop
 
@@ -81,8 +82,8 @@ class ConversationState:
         return cls(**obj)
 
     def excluded(self) -> set[int]:
-        """Never recommend again: already recommended, seen, disliked."""
-        return set(self.recommended) | set(self.seen) | set(self.disliked)
+        """Never recommend again: already recommended, seen, disliked, ruled out."""
+        return set(self.recommended) | set(self.seen) | set(self.disliked) | set(self.avoid_movies)
 
     def wish(self, axis: str, values: list[Any], turn: int, label: str = "") -> None:
         """The latest wish on an axis replaces the older one."""
@@ -90,7 +91,7 @@ class ConversationState:
 
     def remove(self, kind: str, value: Any) -> bool:
         """Forget one remembered preference (the API's and the page's "remove"): `kind` is an exclusion list
-        (disliked, seen, liked, avoid_genres, avoid_people) or a wish axis, `value` one entry of it (None: the whole
+        (disliked, seen, liked, avoid_genres, avoid_people, avoid_movies) or a wish axis, `value` one entry of it (None: the whole
         wish). True when something was removed. A forgotten verdict on a movie also takes its emotion back from the
         recommender's context; a movie named in the conversation is still not recommended back."""
         if kind in AXES:
@@ -107,7 +108,7 @@ class ConversationState:
                 if not w.values:
                     self.wishes.remove(w)
             return changed
-        if kind not in ("disliked", "seen", "liked", "avoid_genres", "avoid_people"):
+        if kind not in ("disliked", "seen", "liked", "avoid_genres", "avoid_people", "avoid_movies"):
             raise ValueError(f"unknown preference {kind!r}")
         items: list[Any] = getattr(self, kind)
         if value not in items:

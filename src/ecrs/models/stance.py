@@ -217,6 +217,9 @@ class StanceClassifier(StanceModel):
         return cls(json.loads((folder / "vocabulary.json").read_text()), weights, bias)
 
 
+_REPEATED = re.compile(r"\b(\w+)(?:\s+\1\b)+", re.I)
+
+
 def encoder_text(text: str, spans: Sequence[Span], target: int) -> str:
     """The encoder's input for mention `target`: its kind, then the message with the target as `[ kind ]` and
     other named movies / people as "something" ("person: not a fan of [ person ] , any ideas?"). A `reply` target
@@ -227,7 +230,9 @@ def encoder_text(text: str, spans: Sequence[Span], target: int) -> str:
     if kind == "reply":
         masked = f" {TARGET} . {masked}"
     masked = masked.replace(f" {TARGET} ", f" [ {slot} ] ").replace(f" {OTHER} ", " something ")
-    return f"{kind}: " + " ".join(masked.split())
+    # A word said again and again is said once: "hate hate HATE musicals" is "hate musicals" (the repeats, rare
+    # in what it learned from, read as something else)
+    return f"{kind}: " + _REPEATED.sub(r"\1", " ".join(masked.split()))
 
 
 class EncoderStanceClassifier(StanceModel):

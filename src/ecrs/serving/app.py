@@ -167,11 +167,12 @@ class Memory(_Wire):
     recommended: list[int]
     avoid_genres: list[str] = Field(description="genres the person ruled out (never recommended)")
     avoid_people: list[int] = Field(description="people (entity ids) the person ruled out (never recommended)")
+    avoid_movies: list[int] = Field(description="movies ruled out, with their sequels (never recommended)")
     wishes: list[WishOut] = Field(description="soft wishes, the latest per axis; the oldest relaxes first")
 
 
 class ForgetIn(_Wire):
-    kind: Literal["liked", "disliked", "seen", "avoid_genres", "avoid_people", "genre", "person", "similar", "mood",
+    kind: Literal["liked", "disliked", "seen", "avoid_genres", "avoid_people", "avoid_movies", "genre", "person", "similar", "mood",
                   "era"]
     value: int | str | None = Field(None, description="the entry to remove (an entity id or a genre); for a wish "
                                                       "axis, None removes the whole wish")
@@ -223,6 +224,7 @@ def _memory(state: ConversationState, pipeline: EmpatheticRecommender) -> Memory
     return Memory(items=[RememberedOut(kind=k, value=v, label=label) for k, v, label in pipeline.remembered(state)],
                   liked=state.liked, disliked=state.disliked, seen=state.seen, recommended=state.recommended,
                   avoid_genres=state.avoid_genres, avoid_people=state.avoid_people,
+                  avoid_movies=state.avoid_movies,
                   wishes=[WishOut(axis=w.axis, values=w.values, label=w.label, turn=w.turn) for w in state.wishes])
 
 
