@@ -161,7 +161,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (1 when another job shares 2 cores)")
     ap.add_argument("--qwen", default="0.5b",
-                    help="Qwen2.5-Coder sizes scored zero-shot with the `friend` prompt, comma-separated ('' = none)")
+                    help="Qwen2.5-Coder sizes scored zero-shot with the `friend` prompt, comma-separated ('' = none); "
+                         "SIZE:N shows the model only the last N dialogue turns")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=DIR",
                     help="another fine-tuned generator, scored as system NAME with the ECR prompt "
                          "(e.g. finetuned_qwen05=artifacts/generator/qwen05)")
@@ -216,12 +217,16 @@ def main() -> None:
         systems[name] = (lambda s, g=extra_gen: g.generate_detailed(s["movie"], use_dialogue=False), samples)
     # The friend prompt (genres, plot, what a good reply is, the dialogue and emotion): zero-shot, for models that
     # follow instructions
-    friends = {"zero_shot_friend": None} | {f"qwen{size.replace('.', '')}_friend": size
-                                             for size in filter(None, args.qwen.split(","))}
-    for name, size in friends.items():
+    # "1.5b:1": the same model shown only the last dialogue turn (the served setting, a shorter prompt)
+    friends = {"zero_shot_friend": (None, None)}
+    for spec in filter(None, args.qwen.split(",")):
+        size, _, turns = spec.partition(":")
+        friends[f"qwen{size.replace('.', '')}_friend" + (f"_{turns}turn" if turns else "")] = (
+            size, int(turns) if turns else None)
+    for name, (size, turns) in friends.items():
         friend = ResponseGenerator.zero_shot(qwen_gguf(size) if size else None, linker=linker, kb=kb,
                                              max_tokens=args.max_tokens, n_threads=args.threads, format="friend",
-                                             dialogue=True)
+                                             dialogue=True, **({"n_turns": turns} if turns else {}))
         systems[name] = (lambda s, g=friend: g.generate_detailed(s["movie"], s["context"], s["emotion"],
                                                                  use_dialogue=True), samples[:args.n])
     refs = {s["id"]: s["reference"] for s in samples}

@@ -18,7 +18,10 @@ replies side by side in both orders, position-calibrated; lifelikeness each repl
 
 The judge sees the recommended movie and its facts in the context (as the generator does in its prompt). A control
 passes when the known-better reply wins at least `--gate` of its pairs (calibrated); both-orders agreement is
-reported beside it. Writes benchmarks/results/judge_controls.json.
+reported beside it. The judge runs with its fact gate (`Judge(checker=...)`: on informativeness and logic
+persuasiveness, a reply naming a person, movie or year the context lacks loses to one that does not); the LLM's
+verdicts alone are reported beside (`llm_only`), and `--no-fact-gate` judges with the LLM alone.
+Writes benchmarks/results/judge_controls.json.
 """
 from __future__ import annotations
 
@@ -28,8 +31,10 @@ from pathlib import Path
 
 from generation_eval import test_samples
 
+from ecrs.data.linking import build_redial_linker
 from ecrs.data.reviews import load_review_kb
 from ecrs.evaluation.judge import (
+    FACT_DIMENSIONS,
     FAULT_CONTROLS,
     Judge,
     PairItem,
@@ -40,6 +45,7 @@ from ecrs.evaluation.judge import (
     summarize_yes_no,
 )
 from ecrs.evaluation.results import write_results
+from ecrs.inference.grounding import GroundingChecker
 from ecrs.inference.llm import LLMConfig, make_backend
 from ecrs.inference.model_files import qwen_gguf
 
@@ -83,17 +89,24 @@ def main() -> None:
     ap.add_argument("--gate", type=float, default=0.8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--controls", default=",".join(FAULT_CONTROLS))
+    ap.add_argument("--no-fact-gate", dest="fact_gate", action="store_false",
+                    help="the LLM's verdicts alone, no grounding check on the fact dimensions")
     args = ap.parse_args()
     t0 = time.time()
     items, facts, titles = control_items(args.turns, args.skip)
     pairs = fault_controls(items, facts, titles)
+    checker = GroundingChecker(build_redial_linker()) if args.fact_gate else None
     judge = Judge(make_backend(LLMConfig(threads=args.threads), default_gguf=qwen_gguf),
-                  cache="artifacts/judge/cache.sqlite")
+                  cache="artifacts/judge/cache.sqlite", checker=checker)
     metrics: dict = {}
     try:
         for name in args.controls.split(","):
             dim = FAULT_CONTROLS[name]
             res = ask(judge, pairs[name], dim)
+            if checker is not None and dim in FACT_DIMENSIONS:  # the same answers (cached), read without the gate
+                judge.checker = None
+                res["llm_only"] = {k: v for k, v in ask(judge, pairs[name], dim).items() if k != "design"}
+                judge.checker = checker
             res.update(dimension=dim, passed=(res["win"] or 0.0) >= args.gate)
             metrics[name] = res
             print(name, dim, res, flush=True)
@@ -105,6 +118,7 @@ def main() -> None:
                            data={"redial/test.jsonl.gz": {"sample": f"generation_eval n={SAMPLE_N} seed={SAMPLE_SEED}",
                                                           "turns": f"{args.skip}..{args.skip + args.turns}"}},
                            description=__doc__.split("\n")[0], judge=judge.meta, gate=args.gate,
+                           fact_gate=args.fact_gate,
                            requests=judge.requests, cache_hits=judge.cache_hits, seconds=round(time.time() - t0, 1))
     print(f"{summary['passed']}/{summary['controls']} controls passed -> {RESULTS} ({result['seconds']} s)")
 

@@ -339,8 +339,24 @@ def test_serve_reply_length_overrides_the_generator_setting(tmp_path):
         load_generator(tmp_path, str(tmp_path / "untrained"))
     friend = load_generator(tmp_path, "friend:smollm2", max_tokens=9)  # a base model zero-shot, the friend prompt
     assert (friend.settings.format, friend.settings.dialogue, friend.settings.max_tokens) == ("friend", True, 9)
+    assert friend.settings.n_turns == 1  # the person's last message: a shorter prompt
     with pytest.raises(EcrsError, match="no such file"):
         load_generator(tmp_path, "friend:" + str(tmp_path / "missing.gguf"))
+
+
+def test_the_default_generator_is_qwen_once_installed_else_the_trained_one_else_the_template(tmp_path,
+                                                                                                monkeypatch):
+    from ecrs.inference.model_files import QWEN_MODELS
+    from ecrs.inference.pipeline import DEFAULT_FRIEND, DEFAULT_GENERATOR, default_generator
+
+    monkeypatch.setenv("ECRS_MODELS", str(tmp_path / "models"))
+    assert default_generator(tmp_path) is None  # nothing installed or trained: the template
+    (tmp_path / DEFAULT_GENERATOR).mkdir(parents=True)
+    (tmp_path / DEFAULT_GENERATOR / "generator.json").write_text("{}")
+    assert default_generator(tmp_path) == str(tmp_path / DEFAULT_GENERATOR)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / QWEN_MODELS["1.5b"].file).write_bytes(b"")  # only looked at, never opened here
+    assert default_generator(tmp_path) == DEFAULT_FRIEND
 
 
 def test_generator_base_names_resolve_or_fail_clearly(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import threading
 from collections import Counter
 from pathlib import Path
@@ -45,6 +46,7 @@ from ecrs.evaluation.judge import (
     combine_orders,
     control_pairs,
     export_form,
+    fact_faults,
     fault_controls,
     first_token_probs,
     import_form,
@@ -489,3 +491,34 @@ def test_fault_controls_are_known_by_construction():
         "Its director is Andy Muschietti.", "Its director is Jon Favreau.")
     assert "Recommended movie: It (2017); facts: director: Andy Muschietti" in dup.context
     assert fault_controls(items, facts, ["It (2017)", "Elf (2003)", "Up (2009)"]) == c  # seeded
+
+
+class _NamesChecker:
+    """A grounding checker by construction: a "First Last" name is grounded when the context holds it."""
+
+    def knowledge(self, text):
+        return text
+
+    def violations(self, reply, knowledge):
+        from ecrs.inference.grounding import Violation
+        return [Violation("name", n, 0) for n in re.findall(r"[A-Z][a-z]+ [A-Z][a-z]+", reply) if n not in knowledge]
+
+
+def test_the_fact_gate_decides_the_fact_dimensions_when_one_reply_invents(server, tmp_path):
+    _, url = server
+    context = "User: any drama?\n\n(Recommended movie: Heat; facts: director: Michael Mann)"
+    pairs = [PairItem("true", context, "Heat. Its director is Michael Mann.", "Heat. Its director is Ridley Scott."),
+             PairItem("shared", context, "Heat, with Tony Stark. Great.", "Heat, with Tony Stark. Fine."),
+             PairItem("swapped", context, "Heat, by Ridley Scott.", "Heat, by Michael Mann.")]
+    dims = ["informativeness", "emotional_intensity"]
+    plain = _judge(url, tmp_path / "c.sqlite", logprobs=True).pairwise(pairs, dims)
+    assert {r["calibrated"]["informativeness"] for r in plain} == {"tie"}  # the LLM does not see the facts
+    judge = _judge(url, tmp_path / "c.sqlite", logprobs=True)
+    judge.checker = _NamesChecker()
+    rows = judge.pairwise(pairs, dims)
+    assert judge.requests == 0  # the same answers, read through the gate
+    assert [r["calibrated"]["informativeness"] for r in rows] == ["a", "tie", "b"]  # a slip both share: no gate
+    assert [r["preference"]["informativeness"] for r in rows] == ["a", "tie", "b"]
+    assert {r["calibrated"]["emotional_intensity"] for r in rows} == {"tie"}  # not a fact dimension
+    assert rows[0]["fact_gate"] == {"informativeness": "a"} and "fact_gate" not in rows[1]
+    assert fact_faults(_NamesChecker(), pairs[0]) == (False, True)

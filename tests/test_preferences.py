@@ -282,7 +282,9 @@ def test_a_cancel_word_drops_every_earlier_wish(bot):
 
 
 def test_a_ruled_out_movie_takes_its_sequels_with_it(bot):
-    by_title = {m.title: e for e, m in bot.catalogue.items()}
+    by_title: dict[str, int] = {}
+    for e, m in bot.catalogue.items():  # the graph holds some movies twice: the first entry has their makers
+        by_title.setdefault(m.title, e)
     wick, sequel = by_title["John Wick"], by_title["John Wick: Chapter 2"]
     columns = list(bot._column)
     assert bot._allowed(ConversationState())[columns.index(sequel)]
@@ -290,6 +292,16 @@ def test_a_ruled_out_movie_takes_its_sequels_with_it(bot):
     allowed = bot._allowed(state)
     assert not allowed[columns.index(wick)] and not allowed[columns.index(sequel)]
     assert ("avoid_movies", wick, "not John Wick (2014)") in bot.remembered(state)
+    series = {t: bot._series(bot.catalogue[by_title[t]]) for t in ("The Matrix", "Up")}
+    assert series["The Matrix"][columns.index(by_title["The Matrix Reloaded"])]  # the same makers, more words
+    assert not series["Up"][columns.index(by_title["Up in the Air"])]  # more words, other makers
+
+
+def test_like_x_asks_for_other_movies_than_its_sequels(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "like The Matrix, please").recommendations
+    assert [w.axis for w in state.wishes] == ["similar"]  # a bare "like X" opening the message is the wish
+    assert recs and not any(r.title.startswith("The Matrix") for r in recs)
 
 
 def test_the_generator_is_not_shown_our_earlier_side_lists():

@@ -60,7 +60,7 @@ def test_every_maintained_benchmark_is_a_stage_with_its_thread_setting(tmp_path:
     # llama.cpp decodes in these processes (or, for the latency of the served turn, in the server they stand for):
     # PASSIVE would slow it ~3x; the torch-only ones get it
     assert {n for n, s in bench.items() if s.llama} == {"bench-generation", "bench-judge", "bench-judge-controls",
-                                                        "bench-speed", "bench-serving", "bench-simulator",
+                                                        "bench-judge-systems", "bench-speed", "bench-serving", "bench-simulator",
                                                         "bench-latency"}
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert bench["bench-linking"].environment()["OMP_WAIT_POLICY"] == "PASSIVE"

@@ -23,6 +23,7 @@ MAINTAINED = {
     "generation_speed": "benchmarks/generation_speed.py",
     "judge": "benchmarks/judge.py",
     "judge_controls": "benchmarks/judge_controls.py",
+    "judge_systems": "benchmarks/judge_systems.py",
     "serving": "benchmarks/serving_load.py",
     "recommender_latency": "benchmarks/recommender_latency.py",
     "simulator": "benchmarks/simulator.py",

@@ -644,9 +644,11 @@ def render_report(results_dir: Path, out_dir: Path) -> Report:
 # `<!-- results:NAME -->` ... `<!-- /results -->`; `ecrs report` rewrites them and a test checks they match.
 # (ECR[LS] and ECR[LG] are in the report's ablation section)
 README_SYSTEMS = ["popularity", "repeat-context", "kbrd", "unicrs-fast", "ecr-l-fast", "ecr-fast", "ecr-stance-fast"]
-README_GENERATION = {"reference": "the real ReDial reply", "finetuned": "SmolLM2-135M fine-tuned (served)",
+README_GENERATION = {"reference": "the real ReDial reply", "finetuned": "SmolLM2-135M fine-tuned",
                      "qwen05b_friend": "Qwen2.5-0.5B zero-shot, friend prompt",
-                     "qwen15b_friend": "Qwen2.5-1.5B zero-shot, friend prompt"}
+                     "qwen15b_friend": "Qwen2.5-1.5B zero-shot, friend prompt",
+                     "qwen15b_friend_1turn": "the same, last message only (default)"}
+README_FRIEND = "friend:qwen-1.5b"  # serving.json's `generators` entry the README's serving table shows
 _BLOCK = re.compile(r"(<!-- results:([\w-]+) -->\n)(.*?)(<!-- /results -->)", re.S)
 
 
@@ -685,9 +687,14 @@ def readme_tables(res: dict[str, Any]) -> dict[str, list[str]]:
 
     body = [["recommendation-only turn, p50 (HTTP)", ms((serving.get("recommendation_only") or {}).get("p50_s"))],
             ["the same turn without HTTP, p50", ms((lat.get("turn_ms") or {}).get("p50", 0) / 1000 or None)],
-            ["full reply, p50 (HTTP)", ms((serving.get("full_reply") or {}).get("p50_s"))],
+            ["full reply (fine-tuned SmolLM2), p50 (HTTP)", ms((serving.get("full_reply") or {}).get("p50_s"))],
             ["first streamed text, p50", ms(((serving.get("stream") or {}).get("time_to_first_token") or {})
                                             .get("p50_s"))],
+            ["Qwen2.5-1.5B reply (the default once installed), p50",
+             ms((((serving.get("generators") or {}).get(README_FRIEND) or {}).get("full_reply") or {}).get("p50_s"))],
+            ["its first model sentence, p50",
+             ms(((((serving.get("generators") or {}).get(README_FRIEND) or {}).get("stream") or {})
+                 .get("time_to_model_text") or {}).get("p50_s"))],
             ["errors at 32 concurrent clients", num((serving.get("concurrency_32") or {}).get("errors"))],
             ["server memory, peak", f"{(serving.get('server_rss') or {}).get('peak_mb', 0) / 1024:.2f} GB"],
             ["fine-tuned decode speed vs base", _cell(speed.get("decode_ratio_finetuned_vs_base"), 2)]]

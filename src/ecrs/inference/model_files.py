@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ecrs.errors import EcrsError
 
-__all__ = ["QWEN_MODELS", "GgufParts", "qwen_gguf", "resolve_base", "sha256_file", "smollm2_gguf"]
+__all__ = ["QWEN_MODELS", "GgufParts", "qwen_gguf", "qwen_installed", "resolve_base", "sha256_file",
+           "smollm2_gguf"]
 
 DEFAULT_DIR = Path("artifacts/models")
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -65,6 +66,13 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def qwen_installed(size: str = "1.5b", cache_dir: str | Path | None = None) -> Path | None:
+    """The Qwen GGUF's path where `qwen_gguf` has assembled it already, else None (nothing is installed)."""
+    spec = QWEN_MODELS.get(size)
+    path = Path(cache_dir or os.environ.get("ECRS_MODELS") or DEFAULT_DIR) / spec.file if spec else None
+    return path if path is not None and path.exists() else None
 
 
 def qwen_gguf(size: str = "1.5b", cache_dir: str | Path | None = None) -> Path:

@@ -32,7 +32,7 @@ from ecrs.data.stance import STANCE_EMOTIONS, Span, Target, named_targets
 from ecrs.emotions import kept_labels
 from ecrs.errors import EcrsError
 from ecrs.inference.generator import ResponseGenerator
-from ecrs.inference.model_files import resolve_base
+from ecrs.inference.model_files import qwen_installed, resolve_base
 from ecrs.inference.recommender import TrainedRecommender
 from ecrs.inference.state import COMPOUND, ConversationState, Wish, genre_label
 from ecrs.models.baselines import Popularity, Recommender
@@ -41,7 +41,8 @@ from ecrs.models.stance import UNSURE, StanceModel, load_stance
 
 MAX_MESSAGE_CHARS = 2000  # longer messages are truncated for the models (the API rejects them with a 4xx first)
 # "something like X", "similar to X": a wish for movies like X (a plain "I like X" is an opinion, not this)
-_LIKE_X = re.compile(r"(\b(something|anything|movies?|films?|ones?|more|stuff|others?)\s+(just\s+)?like|\bsimilar to|"
+_LIKE_X = re.compile(r"(^\W*(just\s+)?like|\b(something|anything|movies?|films?|ones?|more|stuff|others?)\s+(just\s+)?like|"
+                     r"\bsimilar to|"
                      r"\bsuch as|\balong the lines of|\bin the vein of|\bkind of like|\bstyle of|\bsame as)\s*$", re.I)
 # A stated mood is met, in words and in genres (a wish like any other, forgotten after MOOD_TURNS seeker turns):
 # (pattern on the message with its titles and names cut out, genres, short label, what to say).
@@ -109,7 +110,12 @@ _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
 CHAT_REPLY_TOKENS = 40
 RECENT_YEAR = 2010  # ReDial was collected in 2017-2018
 DEFAULT_RECOMMENDER = "recommender/redial/ecr-fast-s0"  # under the artifacts folder; `make run` trains it
-DEFAULT_GENERATOR = "generator/smollm2"
+DEFAULT_GENERATOR = "generator/smollm2"  # the fine-tuned SmolLM2 (`ecrs train generator`)
+# The default reply model once installed (`--set generator=friend:qwen-1.5b` installs it): Qwen2.5-1.5B zero-shot
+# with the `friend` prompt, shown the person's last message only (a shorter prompt: ~0.5 s less per reply on 2
+# cores). It meets the reply bars the fine-tuned SmolLM2 misses (benchmarks/results/generation.json).
+DEFAULT_FRIEND = "friend:qwen-1.5b"
+FRIEND_TURNS = 1
 
 
 @dataclass
@@ -227,8 +233,10 @@ class EmpatheticRecommender:
         if recommender is None and not (artifacts / DEFAULT_RECOMMENDER / "model.pt").exists():
             missing.append(Missing("recommender", "popularity",
                                    "ecrs train recommender --config configs/recommender/ecr-fast.yaml"))
-        if generator is None and not (artifacts / DEFAULT_GENERATOR / "generator.json").exists():
-            missing.append(Missing("generator", "one-line template replies", "ecrs train generator"))
+        if generator is None and default_generator(artifacts) is None:
+            missing.append(Missing("generator", "one-line template replies",
+                                   f"ecrs chat --set generator={DEFAULT_FRIEND} (installs Qwen2.5-1.5B, 1.1 GB, "
+                                   "from PyPI; the default from then on)"))
         return cls(
             kg=kg,
             catalogue=load_catalogue(kg),
@@ -439,9 +447,24 @@ class EmpatheticRecommender:
         ok &= ~self._any(masks.person, [plain_name(self.kg.names[p]) for p in state.avoid_people])
         for e in state.avoid_movies:  # "not John Wick" is not "John Wick: Chapter 2" either
             if e in self.catalogue:
-                sequel = re.compile(re.escape(self.catalogue[e].title) + _SEQUEL, re.I)
-                ok &= np.array([not sequel.match(t) for t in masks.title])
+                ok &= ~self._series(self.catalogue[e])
         return ok
+
+    def _series(self, movie: Movie) -> np.ndarray:
+        """The catalogue's movies whose title continues `movie`'s as a sequel's does: "John Wick: Chapter 2",
+        "Toy Story 3", or any further words from the same director or writer ("The Matrix Reloaded", but not "Up
+        in the Air" after "Up")."""
+        numbered = re.compile(re.escape(movie.title) + _SEQUEL, re.I)
+        longer = re.compile(re.escape(movie.title) + r"\s+\w", re.I)
+        makers = set(movie.directors + movie.writers)
+        out = np.zeros(len(self._column), dtype=bool)
+        for i, (title, e) in enumerate(zip(self._masks.title, self._column)):
+            if numbered.match(title):
+                out[i] = True
+            elif longer.match(title):
+                other = self.catalogue[int(e)]
+                out[i] = bool(makers & set(other.directors + other.writers))
+        return out
 
     def _wish_masks(self, wish: Wish) -> list[np.ndarray]:
         """The movies a wish allows, strictest reading first: "sci-fi adventure" is both genres, else either."""
@@ -465,9 +488,12 @@ class EmpatheticRecommender:
             return (masks.year >= (first if first is not None else 0)) & (masks.year <= (last or 9999))
         if wish.axis == "similar":
             movies = [self.catalogue[e] for e in wish.values if e in self.catalogue]
-            return (self._any(masks.genre, [g for m in movies for g in m.genres])
+            near = (self._any(masks.genre, [g for m in movies for g in m.genres])
                     & self._any(masks.person, [p for m in movies for p in m.stars + m.directors + m.writers])
                     ) | self._any(masks.person, [p for m in movies for p in m.directors])
+            for m in movies:  # "like The Matrix" asks for other movies, not The Matrix's sequels
+                near &= ~self._series(m)
+            return near
         raise EcrsError(f"unknown wish axis {wish.axis!r}")
 
     def _any(self, table: dict[str, np.ndarray], keys) -> np.ndarray:
@@ -779,16 +805,25 @@ def load_scorer(kg: KnowledgeGraph, artifacts: Path, spec: str | None) -> Recomm
     return model
 
 
+def default_generator(artifacts: Path) -> str | None:
+    """What replies when no generator is named: Qwen2.5-1.5B with the friend prompt once installed, else the
+    fine-tuned SmolLM2 once trained, else None (the template)."""
+    if qwen_installed("1.5b"):
+        return DEFAULT_FRIEND
+    tuned = artifacts / DEFAULT_GENERATOR
+    return str(tuned) if (tuned / "generator.json").exists() else None
+
+
 def load_generator(artifacts: Path, spec: str | None, max_tokens: int | None = None,
                    linker=None) -> ResponseGenerator | None:
-    """A fine-tuned generator folder (`ecrs train generator`); `None` takes the default one when present;
-    `"template"` (or nothing trained) gives the grounded template reply, `"zero-shot"` the base SmolLM2 with the
-    same prompt, `"friend:<base>"` a base model zero-shot with the `friend` prompt (genres, plot, the dialogue, and
-    what a good reply is; `<base>`: smollm2, qwen-0.5b, qwen-1.5b or a GGUF file). `max_tokens` overrides the reply's length; `linker` is the pipeline's (its grounding check reuses
-    it instead of building a second one)."""
-    default = artifacts / DEFAULT_GENERATOR
-    if spec is None and (default / "generator.json").exists():
-        spec = str(default)
+    """A fine-tuned generator folder (`ecrs train generator`); `None` takes the default (`default_generator`);
+    `"template"` (or nothing installed or trained) gives the grounded template reply, `"zero-shot"` the base SmolLM2
+    with the ECR prompt, `"friend:<base>"` a base model zero-shot with the `friend` prompt (genres, plot, the
+    person's last message, and what a good reply is; `<base>`: smollm2, qwen-0.5b, qwen-1.5b or a GGUF file).
+    `max_tokens` overrides the reply's length; `linker` is the pipeline's (its grounding check reuses it instead
+    of building a second one)."""
+    if spec is None:
+        spec = default_generator(artifacts)
     if not spec or spec == "template":
         return None
     if max_tokens is not None and max_tokens < 1:
@@ -798,7 +833,7 @@ def load_generator(artifacts: Path, spec: str | None, max_tokens: int | None = N
         return ResponseGenerator.zero_shot(linker=linker, **length)
     if spec.startswith("friend:"):
         return ResponseGenerator.zero_shot(resolve_base(spec.removeprefix("friend:")), linker=linker,
-                                           format="friend", dialogue=True, **length)
+                                           format="friend", dialogue=True, n_turns=FRIEND_TURNS, **length)
     if not (Path(spec) / "generator.json").exists():
         raise EcrsError(f"{spec}: no trained generator here (train one with `ecrs train generator`, or set "
                         "generator=template, generator=zero-shot or generator=friend:qwen-1.5b)")

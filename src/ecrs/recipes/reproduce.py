@@ -267,11 +267,15 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
                             [results / "recommender_latency.json"], inputs=[served.out_dir / "metrics.json"],
                             llama=True))  # the served turn, timed in the server's environment
     replies = artifacts / "generator" / "eval" / "finetuned.jsonl"  # generation_eval.py's reply cache
-    stages.append(Stage("bench-generation", "benchmarks", [*py, "benchmarks/generation_eval.py", "--qwen", "0.5b,1.5b"],
+    stages.append(Stage("bench-generation", "benchmarks", [*py, "benchmarks/generation_eval.py", "--qwen",
+                                                           "0.5b,1.5b,1.5b:1"],
                         [results / "generation.json"], inputs=[gguf], llama=True))
     # the judge's fault controls need no generator: their base is the real ReDial reply
     stages.append(Stage("bench-judge-controls", "benchmarks", [*py, "benchmarks/judge_controls.py", "--turns", "20"],
                         [results / "judge_controls.json"], llama=True))
+    # the default generator against the template and the fine-tuned SmolLM2, judged on all five dimensions
+    stages.append(Stage("bench-judge-systems", "benchmarks", [*py, "benchmarks/judge_systems.py", "--turns", "20"],
+                        [results / "judge_systems.json"], inputs=[replies], llama=True))
     # The committed judge.json's command without the Qwen generator, which this plan does not train.
     stages.append(Stage("bench-judge", "benchmarks",
                         [*py, "benchmarks/judge.py", "--others", "template:30,finetuned_dialogue_emotion:30"],
@@ -282,7 +286,12 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
     # it imports torch): the emotion classifier, ReDial, ECR (fast, seed 0) and the generator.
     ecr = artifacts / "recommender" / "redial" / "ecr-fast-s0" / "metrics.json"
     pipeline = [*emotion_files, data / "redial" / "manifest.json", ecr]
-    stages.append(Stage("bench-serving", "benchmarks", [*py, "benchmarks/serving_load.py"],
+    # the main phases (and their concurrency) with the fine-tuned SmolLM2; the Qwen friend generators (the default
+    # once installed) beside it, full reply and stream only
+    stages.append(Stage("bench-serving", "benchmarks", [*py, "benchmarks/serving_load.py", "--turns", "30",
+                                                        "--generator", str(artifacts / "generator" / "smollm2"),
+                                                        "--generators",
+                                                        "friend:qwen-1.5b,friend:qwen-0.5b"],
                         [results / "serving.json"], inputs=[*pipeline, gguf], llama=True))
     stages.append(Stage("bench-simulator", "benchmarks", [*py, "benchmarks/simulator.py"],
                         [results / "simulator.json"], inputs=pipeline, llama=True))

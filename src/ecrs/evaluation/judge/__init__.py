@@ -45,6 +45,7 @@ from ecrs.evaluation.judge.prompts import (
     DEFAULT_DIMENSIONS,
     DIMENSION_DEFINITIONS,
     DIMENSIONS,
+    FACT_DIMENSIONS,
     FAULT_CONTROLS,
     JUDGE_PROMPT_VERSION,
     PREFERENCES,
@@ -61,7 +62,7 @@ from ecrs.evaluation.judge.prompts import (
     single_question_messages,
     yes_no_messages,
 )
-from ecrs.evaluation.judge.runner import Judge, JudgeCache
+from ecrs.evaluation.judge.runner import Judge, JudgeCache, fact_faults
 from ecrs.evaluation.judge.summary import (
     preference_kappa,
     summarize_calibrated,
@@ -71,6 +72,8 @@ from ecrs.evaluation.judge.summary import (
 )
 
 __all__ = [
+    "FACT_DIMENSIONS",
+    "fact_faults",
     "CHOICE_SCHEMA",
     "CONTROL_ENTHUSIASM",
     "CONTROL_ROBOTIC",

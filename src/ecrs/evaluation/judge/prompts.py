@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_DIMENSIONS",
     "DIMENSIONS",
     "DIMENSION_DEFINITIONS",
+    "FACT_DIMENSIONS",
     "JUDGE_PROMPT_VERSION",
     "PREFERENCES",
     "SINGLE_PROMPT_VERSION",
@@ -51,6 +52,9 @@ DIMENSION_DEFINITIONS: dict[str, str] = {
 }
 DIMENSIONS: tuple[str, ...] = tuple(DIMENSION_DEFINITIONS)
 PREFERENCES = ("A", "B", "tie")
+# The dimensions an invented fact must cost: decided by a grounding check where one reply has such a fact and the
+# other has not (`Judge(checker=...)`), since the local judge does not notice a swapped director or another film
+FACT_DIMENSIONS: tuple[str, ...] = ("informativeness", "logic_persuasiveness")
 
 # The dimensions on which the local 1.5B judge passed its known-answer controls on held-out turns
 # (benchmarks/judge.py, benchmarks/results/judge.json): what `ecrs judge` asks by default.

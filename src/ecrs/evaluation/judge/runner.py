@@ -34,6 +34,7 @@ from ecrs.evaluation.judge.prompts import (
     CHOICE_SCHEMA,
     DEFAULT_DIMENSIONS,
     DIMENSIONS,
+    FACT_DIMENSIONS,
     JUDGE_PROMPT_VERSION,
     SINGLE_PROMPT_VERSION,
     YES_NO_QUESTIONS,
@@ -44,9 +45,10 @@ from ecrs.evaluation.judge.prompts import (
     single_question_messages,
     yes_no_messages,
 )
+from ecrs.inference.grounding import GroundingChecker
 from ecrs.inference.llm import Answer, AnswerError, Backend, FatalBackendError, Retry
 
-__all__ = ["Judge", "JudgeCache"]
+__all__ = ["Judge", "JudgeCache", "fact_faults"]
 
 ANSWER_TOKENS = 4  # every answer is one short word: never pay for an explanation
 _PER_ITEM = ("id", "a", "b", "backend", "model")  # said once per `compare` row, not again per dimension
@@ -102,8 +104,12 @@ class Judge:
     failing in a row on backend errors stop the run with FatalBackendError (the endpoint is down, not the items)."""
 
     def __init__(self, backend: Backend, cache: JudgeCache | str | Path | None = None, *, retry: Retry = Retry(),
-                 max_consecutive_errors: int = 5):
+                 max_consecutive_errors: int = 5, checker: GroundingChecker | None = None):
         self.backend = backend
+        # The local judge cannot check facts (its swapped-fact control: 0.37): with a grounding checker, a reply
+        # that names a person, movie or year the context does not hold, where the other reply does not, loses
+        # the FACT_DIMENSIONS whatever the model said (`fact_faults`)
+        self.checker = checker
         self.cache = JudgeCache(cache) if isinstance(cache, (str, Path)) else cache
         self.retry = retry
         self.max_consecutive_errors = max_consecutive_errors
@@ -231,6 +237,17 @@ class Judge:
             if len(p_ab) == len(p_ba) == len(dimensions):
                 row["ab_probs"], row["ba_probs"] = p_ab, p_ba
                 row["calibrated"], row["calibrated_probs"] = calibrate_orders(p_ab, p_ba)
+            gated = [d for d in dimensions if d in FACT_DIMENSIONS]
+            faults = fact_faults(self.checker, it) if self.checker is not None and gated else (False, False)
+            if faults[0] != faults[1]:  # the LLM's own answers stay in ab / ba / agree
+                winner = "b" if faults[0] else "a"
+                row["fact_gate"] = {d: winner for d in gated}
+                for d in gated:
+                    pref[d] = winner
+                    if "calibrated" in row:
+                        row["calibrated"][d] = winner
+                        row["calibrated_probs"][d] = {"a": float(winner == "a"), "b": float(winner == "b"),
+                                                      "tie": 0.0}
             return row
 
         return self._map(one, items, progress, "judging pairs, one dimension at a time")
@@ -270,6 +287,15 @@ class Judge:
                     "cached": cached, **meta}
 
         return self._map(one, items, progress, f"asking each reply alone ({dimension})")
+
+
+def fact_faults(checker: GroundingChecker, item: PairItem) -> tuple[bool, bool]:
+    """(a states an ungrounded name or year that b does not, and the other way round), against the item's
+    context (the conversation, the recommended movie and its facts): what both replies share, such as a base
+    reply's own slip, decides nothing."""
+    knowledge = checker.knowledge(item.context)
+    a, b = ({(v.kind, v.surface.lower()) for v in checker.violations(reply, knowledge)} for reply in (item.a, item.b))
+    return bool(a - b), bool(b - a)
 
 
 def _failed(item_id: str, ans: Answer, order: str, meta: Mapping[str, Any]) -> dict[str, Any]:
