@@ -41,7 +41,7 @@ def test_a_changed_result_makes_the_block_stale(tmp_path):
     assert update_readme(readme, results, check=True) == ["serving"]
     assert update_readme(readme, results) == ["serving"]
     assert update_readme(readme, results, check=True) == []
-    assert "| full reply, p50 (HTTP) | 800 ms |" in readme.read_text()
+    assert "| full reply (fine-tuned SmolLM2), p50 (HTTP) | 800 ms |" in readme.read_text()
 
 
 def test_no_results_never_empty_the_readme(tmp_path):

@@ -680,7 +680,6 @@ def readme_tables(res: dict[str, Any]) -> dict[str, list[str]]:
                                "15-60 words"], body)
     serving = (res.get("serving") or {}).get("metrics") or {}
     lat = (res.get("recommender_latency") or {}).get("metrics") or {}
-    speed = (res.get("generation_speed") or {}).get("metrics") or {}
 
     def ms(v: Any) -> str:
         return "–" if v is None else f"{1000 * v:.0f} ms" if v < 1 else f"{v:.2f} s"
@@ -696,8 +695,7 @@ def readme_tables(res: dict[str, Any]) -> dict[str, list[str]]:
              ms(((((serving.get("generators") or {}).get(README_FRIEND) or {}).get("stream") or {})
                  .get("time_to_model_text") or {}).get("p50_s"))],
             ["errors at 32 concurrent clients", num((serving.get("concurrency_32") or {}).get("errors"))],
-            ["server memory, peak", f"{(serving.get('server_rss') or {}).get('peak_mb', 0) / 1024:.2f} GB"],
-            ["fine-tuned decode speed vs base", _cell(speed.get("decode_ratio_finetuned_vs_base"), 2)]]
+            ["server memory, peak", f"{(serving.get('server_rss') or {}).get('peak_mb', 0) / 1024:.2f} GB"]]
     out["serving"] = table(["serving (2 CPU cores)", "measured"], body)
     conv = (res.get("conversations") or {}).get("metrics") or {}
     stance = ((res.get("stance") or {}).get("metrics") or {})

@@ -111,11 +111,11 @@ class ResponseGenerator:
 
     @classmethod
     def zero_shot(cls, gguf: str | Path | None = None, *, linker=None, kb: ReviewKB | None = None,
-                  n_threads: int = 2, **overrides: Any) -> ResponseGenerator:
+                  n_threads: int = 2, name: str = "zero-shot", **overrides: Any) -> ResponseGenerator:
         """The base GGUF (SmolLM2 by default) with the same prompt, no fine-tuning, no dialogue segment."""
         settings = replace(GeneratorSettings(dialogue=False), **overrides)
         engine = LlamaCppEngine.open(gguf or smollm2_gguf(), n_threads=n_threads)
-        return cls(engine, kb or load_review_kb(linker=linker), _checker(linker), settings, name="zero-shot")
+        return cls(engine, kb or load_review_kb(linker=linker), _checker(linker), settings, name=name)
 
     # ------------------------------------------------------------ one reply
 

@@ -51,10 +51,6 @@ _MOODS = [
      ["comedy", "adventure", "animation"], "to celebrate", "Congrats, let's celebrate with something fun!"),
     (re.compile(r"\b(i'?m bored|so bored|bored out|boring day|nothing to do)\b", re.I),
      ["action", "adventure", "comedy"], "against boredom", "Bored? Let's fix that."),
-    (re.compile(r"\b(so tired|tired after|exhausted|stressed|stressful|nervous|anxious|anxiety|sick in bed|"
-                r"feeling sick|the flu|relax|unwind|long day|long week|(don'?t|dont) (have|want) to think|"
-                r"something (light|lighthearted|light-hearted|feel-?good))\b", re.I),
-     ["comedy", "animation", "family", "romance"], "to relax", "Sounds like you need to relax and unwind."),
     (re.compile(r"\b(sad|depressed|feeling (kinda |kind of |a bit |a little |so |really |pretty )?(down|low|blue)|"
                 r"dumped|i'?m down|rough time|(rough|bad|awful|terrible|crappy|shitty|crap|"
                 r"horrible|lousy|tough) (day|week|month)|"
@@ -64,6 +60,10 @@ _MOODS = [
                 r"gloomy|miss (him|her|them)|uplifting)\b", re.I),
      ["comedy", "animation", "family"], "to cheer you up",
      "Sorry you're having a rough time, let's find something to cheer you up."),
+    (re.compile(r"\b(so tired|tired after|exhausted|stressed|stressful|nervous|anxious|anxiety|sick in bed|"
+                r"feeling sick|the flu|relax|unwind|long day|long week|(don'?t|dont) (have|want) to think|"
+                r"something (light|lighthearted|light-hearted|feel-?good))\b", re.I),
+     ["comedy", "animation", "family", "romance"], "to relax", "Sounds like you need to relax and unwind."),
 ]
 MOOD_TURNS = 3
 # IMDb files La La Land and Mamma Mia! under "music", not "musical": who rules out musicals rules them out too
@@ -603,11 +603,12 @@ class EmpatheticRecommender:
         if self.generator is not None:
             # our earlier side lists are not part of what was said: a model shown them writes them again
             said = [(role, text.split(_ALSO)[0] if role == "recommender" else text) for role, text in state.turns]
-            # a model that read "not a fan of Adam Sandler" may still write "I'm a huge fan of Adam Sandler": a
+            # a model that read "not a fan of Adam Sandler" may still write "I'm a huge fan of Adam Sandler", or
+            # call the pick "a touch of psychological horror" after "no horror": a
             # sentence naming what the person ruled out is dropped (never praise what they just turned down)
             # (titles of under 5 letters, "Up", "It", would drop every sentence that uses the word)
-            names = [plain_name(self.kg.names[e]) for e in state.avoid_people + state.disliked]
-            ruled_out = [re.compile(rf"\b{re.escape(n)}\b", re.I) for n in names if len(n) >= 5]
+            names = [plain_name(self.kg.names[e]) for e in state.avoid_people + state.disliked] + state.avoid_genres
+            ruled_out = [re.compile(rf"\b{re.escape(n)}s?\b", re.I) for n in names if len(n) >= 5]
             for piece in self.generator.stream(recs[0].entity, said, emotions):
                 if not any(name.search(piece) for name in ruled_out):
                     yield piece
@@ -832,7 +833,7 @@ def load_generator(artifacts: Path, spec: str | None, max_tokens: int | None = N
     if spec == "zero-shot":
         return ResponseGenerator.zero_shot(linker=linker, **length)
     if spec.startswith("friend:"):
-        return ResponseGenerator.zero_shot(resolve_base(spec.removeprefix("friend:")), linker=linker,
+        return ResponseGenerator.zero_shot(resolve_base(spec.removeprefix("friend:")), linker=linker, name=spec,
                                            format="friend", dialogue=True, n_turns=FRIEND_TURNS, **length)
     if not (Path(spec) / "generator.json").exists():
         raise EcrsError(f"{spec}: no trained generator here (train one with `ecrs train generator`, or set "
