@@ -10,7 +10,8 @@ in benchmarks/judge_controls.py, and asks each dimension the way it passed those
 lifelikeness each reply alone, yes or no; the other four both replies shown, both orders, position-calibrated;
 the fact gate on informativeness and logic persuasiveness). Reported per opponent and dimension: the calibrated
 win / loss / tie of the system, and beside it the share of pairs where the two orders agreed (pairwise
-dimensions). Writes benchmarks/results/judge_systems.json, and a blinded rating form for people (`--form`: the
+dimensions). The fact gate checks each reply against everything the `friend` prompt showed (plot, genres, review
+entities, facts), not only what the judge reads. Writes benchmarks/results/judge_systems.json, and a blinded rating form for people (`--form`: the
 system against each of the others on 60 turns, shuffled; `ecrs.evaluation.judge.export_form`: CSV, an HTML page,
 and the key that says which reply is which).
 """
@@ -80,8 +81,12 @@ def main() -> None:
                 facts = "; ".join(f"{rel}: {name}" for rel, _, name in movie.triples[:4])
                 context = (f"{render_context(s['context'], max_turns=3)}\n\n(Recommended movie: {movie.title}"
                            f"{'; facts: ' + facts if facts else ''})")
+                # the fact gate checks against all the friend prompt showed (plot, review entities, genres)
+                knowledge = "\n".join([context, movie.plot, ", ".join(movie.genres),
+                                        *(name for _, name in movie.review_entities),
+                                        *(name for _, _, name in movie.triples)])
                 items.append(PairItem(f"{other}|{s['id']}", context, outputs[args.system][s["id"]]["reply"],
-                                      outputs[other][s["id"]]["reply"], args.system, other))
+                                      outputs[other][s["id"]]["reply"], args.system, other, knowledge))
             rows = judge.compare(items, dimensions=DIMENSIONS, progress=True)
             summary = summarize_compare(rows)
             by_dim = {}

@@ -522,3 +522,6 @@ def test_the_fact_gate_decides_the_fact_dimensions_when_one_reply_invents(server
     assert {r["calibrated"]["emotional_intensity"] for r in rows} == {"tie"}  # not a fact dimension
     assert rows[0]["fact_gate"] == {"informativeness": "a"} and "fact_gate" not in rows[1]
     assert fact_faults(_NamesChecker(), pairs[0]) == (False, True)
+    # what the generator was shown beyond the judge's context counts as known
+    shown = PairItem("plot", context, "Heat. Al Pacino hunts him.", "Heat.", knowledge=context + " Al Pacino")
+    assert fact_faults(_NamesChecker(), shown) == (False, False)

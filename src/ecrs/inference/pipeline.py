@@ -53,12 +53,12 @@ _MOODS = [
      ["action", "adventure", "comedy"], "against boredom", "Bored? Let's fix that."),
     (re.compile(r"\b(sad|depressed|feeling (kinda |kind of |a bit |a little |so |really |pretty )?(down|low|blue)|"
                 r"dumped|i'?m down|rough time|(rough|bad|awful|terrible|crappy|shitty|crap|"
-                r"horrible|lousy|tough) (day|week|month)|"
+                r"horrible|lousy|tough|worst) (day|week|month)|"
                 r"(day|week|month|year) (has been|'?s been|was|is|been) (so |really |pretty |just |kind of )?"
                 r"(rough|bad|awful|terrible|crappy|shitty|crap|horrible|lousy|tough|hard|the worst)|"
                 r"today sucked|going wrong|lonely|upset|cheer me up|heartbr\w*|broke up|break ?up|crying|miserable|"
                 r"gloomy|miss (him|her|them)|uplifting)\b", re.I),
-     ["comedy", "animation", "family"], "to cheer you up",
+     ["comedy", "animation", "family"], "something cheerful",
      "Sorry you're having a rough time, let's find something to cheer you up."),
     (re.compile(r"\b(so tired|tired after|exhausted|stressed|stressful|nervous|anxious|anxiety|sick in bed|"
                 r"feeling sick|the flu|relax|unwind|long day|long week|(don'?t|dont) (have|want) to think|"
@@ -368,8 +368,8 @@ class EmpatheticRecommender:
             state.wish("era", list(era), turn, label)
         elif _RECENT.search(text):
             state.wish("era", [RECENT_YEAR, None], turn, "recent")
-        if _CANCEL.search(cut) and any(w.turn == turn and w.axis != "mood" for w in state.wishes):
-            state.wishes = [w for w in state.wishes if w.turn == turn or w.axis == "mood"]
+        if _CANCEL.search(cut) and any(w.turn == turn for w in state.wishes):
+            state.wishes = [w for w in state.wishes if w.turn == turn]
 
     def remembered(self, state: ConversationState) -> list[tuple[str, Any, str]]:
         """The preference state as removable entries (kind, value, how to say it): what `ecrs chat --show` prints
@@ -453,7 +453,10 @@ class EmpatheticRecommender:
     def _series(self, movie: Movie) -> np.ndarray:
         """The catalogue's movies whose title continues `movie`'s as a sequel's does: "John Wick: Chapter 2",
         "Toy Story 3", or any further words from the same director or writer ("The Matrix Reloaded", but not "Up
-        in the Air" after "Up")."""
+        in the Air" after "Up"). Memoised per movie: a regex over the whole catalogue costs a few ms."""
+        cache = self.__dict__.setdefault("_series_cache", {})
+        if movie.entity in cache:
+            return cache[movie.entity]
         numbered = re.compile(re.escape(movie.title) + _SEQUEL, re.I)
         longer = re.compile(re.escape(movie.title) + r"\s+\w", re.I)
         makers = set(movie.directors + movie.writers)
@@ -464,6 +467,7 @@ class EmpatheticRecommender:
             elif longer.match(title):
                 other = self.catalogue[int(e)]
                 out[i] = bool(makers & set(other.directors + other.writers))
+        cache[movie.entity] = out
         return out
 
     def _wish_masks(self, wish: Wish) -> list[np.ndarray]:

@@ -37,7 +37,7 @@ class Wish:
     axis: str
     values: list[Any]
     turn: int
-    label: str = ""  # how to say it back: "comedy", "with Tom Hanks", "like Inception", "to cheer you up"
+    label: str = ""  # how to say it back: "comedy", "with Tom Hanks", "like Inception", "something cheerful"
 
 
 @dataclass

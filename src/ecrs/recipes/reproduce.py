@@ -79,7 +79,7 @@ MEASURED_S: dict[str, float] = {
 GUESS_S: dict[str, float] = {
     "train": 600, "evaluate": 40,
     "bench-speed": 90,  # 7 interleaved runs of two GGUFs at ~120 tok/s, plus loading
-    "bench-serving": 360,  # serving.json's phases add up to ~330 s, plus the server's start and the warm-up
+    "bench-serving": 730,  # 30 turns a phase, then the Qwen 1.5B and 0.5B servers (2026-12-07)
     "bench-judge": 3400,  # judge.json: 290 pairs took 62 min on 2 threads; this stage asks for 260
     "bench-judge-controls": 1192,  # 20 turns x 6 fault controls, 2026-12-07
 }

@@ -87,13 +87,16 @@ def design(dimension: str) -> str:
 
 @dataclass(frozen=True)
 class PairItem:
-    """Two replies to the same context; `a_name` / `b_name` name the systems in the output."""
+    """Two replies to the same context; `a_name` / `b_name` name the systems in the output. `knowledge`: what
+    the replies may state as facts, for the judge's fact gate ("" = the context): all the generators were shown
+    (plot, review entities), which would make the judge's prompt long."""
     id: str
     context: str
     a: str
     b: str
     a_name: str = "a"
     b_name: str = "b"
+    knowledge: str = ""
 
 
 # Emotion without facts (no title, year or name), so only emotional intensity separates the two replies.

@@ -291,9 +291,9 @@ class Judge:
 
 def fact_faults(checker: GroundingChecker, item: PairItem) -> tuple[bool, bool]:
     """(a states an ungrounded name or year that b does not, and the other way round), against the item's
-    context (the conversation, the recommended movie and its facts): what both replies share, such as a base
-    reply's own slip, decides nothing."""
-    knowledge = checker.knowledge(item.context)
+    knowledge (else its context: the conversation, the recommended movie and its facts): what both replies share,
+    such as a base reply's own slip, decides nothing."""
+    knowledge = checker.knowledge(item.knowledge or item.context)
     a, b = ({(v.kind, v.surface.lower()) for v in checker.violations(reply, knowledge)} for reply in (item.a, item.b))
     return bool(a - b), bool(b - a)
 
