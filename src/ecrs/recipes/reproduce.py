@@ -82,6 +82,7 @@ GUESS_S: dict[str, float] = {
     "bench-serving": 730,  # 30 turns a phase, then the Qwen 1.5B and 0.5B servers (2026-12-07)
     "bench-judge": 3400,  # judge.json: 290 pairs took 62 min on 2 threads; this stage asks for 260
     "bench-judge-controls": 1192,  # 20 turns x 6 fault controls, 2026-12-07
+    "bench-judge-systems": 2267,  # 20 turns x 2 opponents x 5 dimensions (2026-12-07)
 }
 
 
