@@ -240,16 +240,17 @@ def main() -> None:
         facts[s["id"]] = [*p.entities, *(e for _, e in p.triples)]
     know_dialogue = {s["id"]: tuned.prompt(s["movie"], s["context"], s["emotion"], use_dialogue=True)[1]
                      for s in samples}
-    know_friend = {}
-    if friends:
-        friend_prompts = ResponseGenerator(tuned.engine, kb, checker, type(tuned.settings)(format="friend"))
-        know_friend = {s["id"]: friend_prompts.prompt(s["movie"], s["context"], s["emotion"], use_dialogue=True)[1]
-                       for s in samples}
+    know_friend = {}  # per number of dialogue turns shown: what each friend system's prompt held
+    for turns in {t for _, t in friends.values()}:
+        settings = type(tuned.settings)(format="friend", **({"n_turns": turns} if turns else {}))
+        friend_prompts = ResponseGenerator(tuned.engine, kb, checker, settings)
+        know_friend[turns] = {s["id"]: friend_prompts.prompt(s["movie"], s["context"], s["emotion"],
+                                                             use_dialogue=True)[1] for s in samples}
     table, examples = {}, {}
     for name, (fn, subset) in systems.items():
         t0 = time.time()
         rows, fresh = run_system(name, subset, fn)
-        know = know_friend if name in friends else know_dialogue if name == "finetuned_dialogue_emotion" \
+        know = know_friend[friends[name][1]] if name in friends else know_dialogue if name == "finetuned_dialogue_emotion" \
             else knowledge
         table[name] = {
             "all": scores([r for r in rows if r["id"] in random_ids], refs, checker, know, facts, said, titles,

@@ -71,8 +71,12 @@ def sha256_file(path: str | Path) -> str:
 def qwen_installed(size: str = "1.5b", cache_dir: str | Path | None = None) -> Path | None:
     """The Qwen GGUF's path where `qwen_gguf` has assembled it already, else None (nothing is installed)."""
     spec = QWEN_MODELS.get(size)
-    path = Path(cache_dir or os.environ.get("ECRS_MODELS") or DEFAULT_DIR) / spec.file if spec else None
+    path = _models_dir(cache_dir) / spec.file if spec else None
     return path if path is not None and path.exists() else None
+
+
+def _models_dir(cache_dir: str | Path | None) -> Path:
+    return Path(cache_dir or os.environ.get("ECRS_MODELS") or DEFAULT_DIR)
 
 
 def qwen_gguf(size: str = "1.5b", cache_dir: str | Path | None = None) -> Path:
@@ -81,7 +85,7 @@ def qwen_gguf(size: str = "1.5b", cache_dir: str | Path | None = None) -> Path:
     spec = QWEN_MODELS.get(size)
     if spec is None:
         raise EcrsError(f"unknown Qwen size {size!r}; known: {', '.join(QWEN_MODELS)}")
-    root = Path(cache_dir or os.environ.get("ECRS_MODELS") or DEFAULT_DIR)
+    root = _models_dir(cache_dir)
     out = root / spec.file
     if out.exists():
         return out  # verified when it was assembled (hashing 1 GB on every open would cost seconds)

@@ -211,6 +211,7 @@ class EmpatheticRecommender:
         self.missing = missing or []  # trained parts it runs without (said at start-up by chat and serve)
         self._column = np.array(kg.item_ids)
         self._people = person_entities(kg)
+        self._series_cache: dict[int, np.ndarray] = {}  # `_series`, per movie
 
     # ------------------------------------------------------------ loading
 
@@ -454,9 +455,8 @@ class EmpatheticRecommender:
         """The catalogue's movies whose title continues `movie`'s as a sequel's does: "John Wick: Chapter 2",
         "Toy Story 3", or any further words from the same director or writer ("The Matrix Reloaded", but not "Up
         in the Air" after "Up"). Memoised per movie: a regex over the whole catalogue costs a few ms."""
-        cache = self.__dict__.setdefault("_series_cache", {})
-        if movie.entity in cache:
-            return cache[movie.entity]
+        if movie.entity in self._series_cache:
+            return self._series_cache[movie.entity]
         numbered = re.compile(re.escape(movie.title) + _SEQUEL, re.I)
         longer = re.compile(re.escape(movie.title) + r"\s+\w", re.I)
         makers = set(movie.directors + movie.writers)
@@ -467,7 +467,7 @@ class EmpatheticRecommender:
             elif longer.match(title):
                 other = self.catalogue[int(e)]
                 out[i] = bool(makers & set(other.directors + other.writers))
-        cache[movie.entity] = out
+        self._series_cache[movie.entity] = out
         return out
 
     def _wish_masks(self, wish: Wish) -> list[np.ndarray]:
