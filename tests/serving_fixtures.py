@@ -141,9 +141,10 @@ class ServerProcess:
 
     def start(self, timeout: float = 90.0) -> ServerProcess:
         env = {**os.environ, **self.env}
+        # no per-client limits unless `extra_args` set them: tests and benchmarks send everything from one address
         cmd = [sys.executable, "-m", "ecrs.cli", "serve", "--set", f"port={self.port}",
                "--set", f"db_url={self.db_url}", "--set", "log_level=warning", "--set", "access_log=false",
-               *self.extra]
+               "--set", "rate_per_minute=0", "--set", "sessions_per_hour=0", *self.extra]
         if self.pickle is not None:
             env[PIPELINE_ENV] = str(self.pickle)
             env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])
@@ -192,13 +193,13 @@ class ServerProcess:
 class ThreadServer:
     """uvicorn serving `app` from a thread of this process, on a free loopback port."""
 
-    def __init__(self, app):
+    def __init__(self, app, **config):
         import uvicorn
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, lifespan="on"))
+                                                    access_log=False, lifespan="on", **config))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Self:

@@ -218,12 +218,13 @@ class EmpatheticRecommender:
     @classmethod
     def load(cls, artifacts: str | Path = "artifacts", recommender: str | None = None,
              generator: str | None = None, top_k: int = 3,
-             reply_tokens: int | None = None) -> EmpatheticRecommender:
+             reply_tokens: int | None = None, llm_threads: int = 1) -> EmpatheticRecommender:
         """Load every artifact once (the graph and the 2.5 s entity linker are shared by every part). The emotion
         and stance classifiers are required (a clear error names the command that trains each); without the default trained
         recommender or generator the system runs on popularity or template replies and lists them in `missing`.
         `recommender` / `generator` name other run folders ("popularity" / "template" force the fallbacks);
-        `reply_tokens` caps the generated continuation (None: the generator's own setting)."""
+        `reply_tokens` caps the generated continuation (None: the generator's own setting); `llm_threads` is the
+        reply model's llama.cpp thread count."""
         artifacts = Path(artifacts)
         emotion_dir = artifacts / "emotion"
         if not emotion_dir.exists():
@@ -245,7 +246,7 @@ class EmpatheticRecommender:
             emotion=EmotionClassifier.load(emotion_dir),
             stance=load_stance(artifacts / "stance"),
             recommender=load_scorer(kg, artifacts, recommender),
-            generator=load_generator(artifacts, generator, reply_tokens, linker),
+            generator=load_generator(artifacts, generator, reply_tokens, linker, llm_threads),
             top_k=top_k,
             missing=missing,
         )
@@ -296,7 +297,7 @@ class EmpatheticRecommender:
                   suggested: list[int]) -> None:
         """Stances become memory: opinions of movies, exclusions, and wishes (the latest per axis). `cut` is the
         text without its titles and names ("Blue Velvet" is a title, not a mood)."""
-        turn = sum(1 for role, _ in state.turns if role == "seeker")
+        turn = state.seeker_turns
         wanted_genres: list[str] = []
         wanted_people: list[int] = []
         last_person_end = last_genre_end = 0
@@ -408,7 +409,8 @@ class EmpatheticRecommender:
         sample = Sample(
             id="live", dialog_id="live", turn=len(state.turns), context=list(state.turns),
             entities=state.entities[-32:], entity_emotions=state.entity_emotions[-32:],
-            mentioned_items=[e for e in state.entities if e in self.kg.item_set], targets=[], response="",
+            mentioned_items=state.mentioned + [e for e in state.entities if e in self.kg.item_set], targets=[],
+            response="",
             seeker_emotion=state.entity_emotions[-1] if state.entity_emotions else [],
         )
         raw = self.recommender.score([sample])[0].astype(np.float64)
@@ -440,7 +442,7 @@ class EmpatheticRecommender:
         """Boolean mask over `kg.item_ids`: what the person ruled out never comes back (movies recommended, seen,
         disliked or named, avoided genres and people). Column masks are precomputed once (`_masks`), so this costs
         well under a millisecond instead of a Python loop over every movie."""
-        excluded = state.excluded() | {e for e in state.entities if e in self.kg.item_set}
+        excluded = state.excluded() | set(state.mentioned) | {e for e in state.entities if e in self.kg.item_set}
         ok = ~np.isin(self._column, np.fromiter(excluded, dtype=self._column.dtype, count=len(excluded)))
         masks = self._masks
         avoided = state.avoid_genres + [g for a in state.avoid_genres for g in _ALSO_AVOIDED.get(a, ())]
@@ -571,6 +573,7 @@ class EmpatheticRecommender:
         state.awaiting_reaction = list(range(len(state.entities), len(state.entities) + len(rec_entities)))
         state.entities += rec_entities
         state.entity_emotions += [[] for _ in rec_entities]
+        state.compact(self.kg.item_set)
 
     def readable(self, text: str) -> bool:
         """False for letters that make no word we know ("asdfgh", "qwpeoi zzzz"): none of the first 20 words is an
@@ -679,7 +682,7 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
     negative = [t for t in targets if t.stance in ("disliked", "avoid")
                 and (t.genre in state.avoid_genres if t.span.kind == "genre" else
                      t.entity in state.avoid_people if t.span.kind == "person" else True)]
-    mood = next((w for w in state.wishes if w.axis == "mood" and w.turn == _seeker_turns(state)), None)
+    mood = next((w for w in state.wishes if w.axis == "mood" and w.turn == state.seeker_turns), None)
     parts = []
     if negative:  # what was ruled out first: "Titanic was awful" is about Titanic, not a bad day
         # "no horror", "no Adam Sandler", but "not The Great Gatsby" (one movie, not a kind of them)
@@ -764,10 +767,6 @@ def _year(word: str) -> int:
     return int(y.rstrip("s"))
 
 
-def _seeker_turns(state: ConversationState) -> int:
-    return sum(1 for role, _ in state.turns if role == "seeker")
-
-
 def _is_closing(text: str) -> bool:
     return bool(_CLOSING.search(text)) and not _REQUEST.search(text)
 
@@ -820,13 +819,15 @@ def default_generator(artifacts: Path) -> str | None:
 
 
 def load_generator(artifacts: Path, spec: str | None, max_tokens: int | None = None,
-                   linker=None) -> ResponseGenerator | None:
+                   linker=None, n_threads: int = 1) -> ResponseGenerator | None:
     """A fine-tuned generator folder (`ecrs train generator`); `None` takes the default (`default_generator`);
     `"template"` (or nothing installed or trained) gives the grounded template reply, `"zero-shot"` the base SmolLM2
     with the ECR prompt, `"friend:<base>"` a base model zero-shot with the `friend` prompt (genres, plot, the
     person's last message, and what a good reply is; `<base>`: smollm2, qwen-0.5b, qwen-1.5b or a GGUF file).
     `max_tokens` overrides the reply's length; `linker` is the pipeline's (its grounding check reuses it instead
-    of building a second one)."""
+    of building a second one); `n_threads`: llama.cpp threads."""
+    if n_threads < 1:
+        raise EcrsError(f"llm_threads must be >= 1, got {n_threads}")
     if spec is None:
         spec = default_generator(artifacts)
     if not spec or spec == "template":
@@ -835,14 +836,15 @@ def load_generator(artifacts: Path, spec: str | None, max_tokens: int | None = N
         raise EcrsError(f"reply tokens must be >= 1, got {max_tokens}")
     length = {} if max_tokens is None else {"max_tokens": max_tokens}
     if spec == "zero-shot":
-        return ResponseGenerator.zero_shot(linker=linker, **length)
+        return ResponseGenerator.zero_shot(linker=linker, n_threads=n_threads, **length)
     if spec.startswith("friend:"):
         return ResponseGenerator.zero_shot(resolve_base(spec.removeprefix("friend:")), linker=linker, name=spec,
-                                           format="friend", dialogue=True, n_turns=FRIEND_TURNS, **length)
+                                           format="friend", dialogue=True, n_turns=FRIEND_TURNS,
+                                           n_threads=n_threads, **length)
     if not (Path(spec) / "generator.json").exists():
         raise EcrsError(f"{spec}: no trained generator here (train one with `ecrs train generator`, or set "
                         "generator=template, generator=zero-shot or generator=friend:qwen-1.5b)")
-    return ResponseGenerator.load(spec, linker=linker, **length)
+    return ResponseGenerator.load(spec, linker=linker, n_threads=n_threads, **length)
 
 
 __all__ = ["ConversationState", "Done", "EmpatheticRecommender", "Missing", "Recommendation", "Recommended",

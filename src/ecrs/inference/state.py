@@ -16,10 +16,16 @@ from typing import Any
 
 from ecrs.data.samples import Emotions
 
-__all__ = ["AXES", "COMPOUND", "FEEDBACK_EMOTIONS", "ConversationState", "Wish", "genre_label"]
+__all__ = ["AXES", "COMPOUND", "FEEDBACK_EMOTIONS", "KEEP_ENTITIES", "KEEP_TURNS", "ConversationState", "Wish",
+           "genre_label"]
 
 FEEDBACK_EMOTIONS: dict[str, Emotions] = {"liked": [("like", 1.0)], "disliked": [("negative", 1.0)]}
 AXES = ("genre", "person", "similar", "mood", "era")
+# A long conversation keeps its last turns and context entities in full; what older turns said lives on in the
+# preferences (exclusions, wishes, verdicts) and in `mentioned`. 500 entity-heavy turns made a 4 MB state that cost
+# 2 s to decode and re-encode on every turn; compacted, it stays a few kB.
+KEEP_TURNS = 40  # (role, text) entries: the last 20 exchanges (the recommender and the reply read the last few)
+KEEP_ENTITIES = 64  # context entities (the recommender reads the last 32)
 COMPOUND = "+"  # a genre wish's value "sci-fi+adventure": movies of both genres ("sci-fi adventure")
 
 
@@ -57,6 +63,29 @@ class ConversationState:
     avoid_movies: list[int] = field(default_factory=list)  # "a Keanu movie that isn't John Wick": nor its sequels
     wishes: list[Wish] = field(default_factory=list)
     relaxed: list[Wish] = field(default_factory=list)  # wishes the last recommendation had to drop
+    dropped_turns: int = 0  # seeker turns no longer in `turns` (`compact`)
+    mentioned: list[int] = field(default_factory=list)  # movies named in context entities `compact` dropped
+
+    @property
+    def seeker_turns(self) -> int:
+        """Seeker turns so far, compacted ones included (a wish's `turn` counts on this clock)."""
+        return self.dropped_turns + sum(1 for role, _ in self.turns if role == "seeker")
+
+    def compact(self, movies: set[int] | frozenset[int], keep_turns: int = KEEP_TURNS,
+                keep_entities: int = KEEP_ENTITIES) -> None:
+        """Keep the last `keep_turns` turns and `keep_entities` context entities; movies among the dropped entities
+        go to `mentioned` (still never recommended back)."""
+        extra = len(self.turns) - keep_turns
+        if extra > 0:
+            self.dropped_turns += sum(1 for role, _ in self.turns[:extra] if role == "seeker")
+            self.turns = self.turns[extra:]
+        cut = len(self.entities) - keep_entities
+        if cut > 0:
+            known = set(self.mentioned) | set(self.entities[cut:])
+            self.mentioned += [e for e in dict.fromkeys(self.entities[:cut]) if e in movies and e not in known]
+            self.entities = self.entities[cut:]
+            self.entity_emotions = self.entity_emotions[cut:]
+            self.awaiting_reaction = [p - cut for p in self.awaiting_reaction if p >= cut]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +97,7 @@ class ConversationState:
         obj["entity_emotions"] = [[tuple(e) for e in ems] for ems in obj.get("entity_emotions", [])]
         wishes = [Wish(**w) for w in obj.get("wishes", [])]
         # Sessions stored before wishes existed: their genre / person / recency constraints become wishes.
-        turn = sum(1 for role, _ in obj["turns"] if role == "seeker")
+        turn = obj.get("dropped_turns", 0) + sum(1 for role, _ in obj["turns"] if role == "seeker")
         if obj.get("genres"):
             wishes.append(Wish("genre", list(obj["genres"]), turn, "/".join(obj["genres"])))
         if obj.get("people"):

@@ -20,10 +20,14 @@ class BotConfig:
     recommender: str | None = None  # run folder, or "popularity"; None = the trained ECR run if present
     generator: str | None = None  # folder, "template", "zero-shot" or "friend:qwen-1.5b"; None = the fine-tuned one
     reply_tokens: int = CHAT_REPLY_TOKENS  # most new tokens of a generated reply (the generation benchmarks use 60)
+    # llama.cpp threads of the reply model. 1: with another process on one of 2 cores, 2 threads fall to a third
+    # of their speed (each token waits for the slower thread) while 1 holds; quiet, 2 are ~1.3-1.7x faster
+    # (benchmarks/results/llm_threads.json)
+    llm_threads: int = 1
 
     def load_pipeline(self) -> EmpatheticRecommender:
         return EmpatheticRecommender.load(self.artifacts, self.recommender, self.generator,
-                                          reply_tokens=self.reply_tokens)
+                                          reply_tokens=self.reply_tokens, llm_threads=self.llm_threads)
 
 
 @dataclass

@@ -5,9 +5,9 @@
 
 Endpoints (OpenAPI schema at /openapi.json):
     GET  /                                the web chat page
-    GET  /health                          liveness + database check
+    GET  /health                          each loaded part, and a database write check (503 when writes fail)
     POST /sessions                        start a conversation -> {id}
-    GET  /sessions/{id}                   its turns, feedback and memory
+    GET  /sessions/{id}?limit=&before=    a page of its turns (the latest by default), its feedback and memory
     POST /sessions/{id}/messages          one turn -> reply, recommendations, emotions, linked entities
                                           (`"reply": false`: recommendations only, no reply text generated)
     POST /sessions/{id}/messages/stream   the same as Server-Sent Events: `start` (recommendations, emotions,
@@ -18,12 +18,16 @@ Endpoints (OpenAPI schema at /openapi.json):
                                           a liked / disliked / seen movie) -> the memory
 
 The pipeline is loaded once, in the lifespan (so the factory's cost is paid at start, not on the first request).
-Turns are CPU-bound: they run in a bounded thread pool, one at a time per session (an asyncio lock per session
-id in this process; across processes the store's version check turns a race into 409). A turn is acknowledged
-(the JSON reply, or the stream's `done` event) only after its state is committed to the database.
+Turns are CPU-bound: `turn_workers` run at once, at most `max_queued_turns` wait (a full queue, or a wait over
+`queue_timeout_s`, answers 503 with Retry-After), one at a time per session (an asyncio lock per session id in this
+process; across processes the store's version check turns a race into 409). A turn is acknowledged (the JSON
+reply, or the stream's `done` event) only after its state is committed to the database; a turn whose client has
+gone is not saved, and a message sent with an `Idempotency-Key` header lands once however often it is retried.
 
-With `api_key` set (`ECRS_API_KEY` in the environment for `ecrs serve`), /sessions* need the `X-API-Key` header;
-the page and /health stay public. Write requests are rate limited per client address (token bucket).
+With `api_key` set (`ECRS_API_KEY` in the environment for `ecrs serve`: at least 16 printable ASCII characters),
+/sessions* need the `X-API-Key` header; the page and /health stay public. Every request is limited per client
+address (`rate_per_minute`), wrong keys more tightly, new sessions per hour (guard.py). Every limit is a field
+of `ServeSettings`.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import logging
 import math
 import os
 import secrets
-import time
+import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -43,10 +47,11 @@ from importlib import resources
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 
 from ecrs.errors import EcrsError
 from ecrs.inference.pipeline import (
@@ -59,7 +64,15 @@ from ecrs.inference.pipeline import (
     Understood,
 )
 from ecrs.inference.state import ConversationState
-from ecrs.serving.store import Conflict, FeedbackRecord, SessionStore, TurnRecord, UnknownSession
+from ecrs.serving.guard import ClientLimits
+from ecrs.serving.store import (
+    Conflict,
+    FeedbackRecord,
+    SessionStore,
+    TurnRecord,
+    UnknownSession,
+    valid_session_id,
+)
 
 __all__ = ["ServeSettings", "create_app"]
 
@@ -71,22 +84,76 @@ T = TypeVar("T")
 
 @dataclass
 class ServeSettings:
+    """Every limit of the server, in one place (`ecrs serve --help` lists them; README "Serving")."""
+
+    # where and how sessions are kept
     db_url: str = "sqlite:///artifacts/sessions.db"
     durability: str = "process"  # SQLite: "process" survives SIGKILL, "power" also power loss (store.py)
-    api_key: str | None = None  # None: no authentication
+    host: str = "127.0.0.1"  # address to listen on (default: loopback only)
+    port: int = 8000
+    # connections (guard.py): a request's headers must arrive within header_timeout_s (idle and trickling
+    # connections are closed); at most max_connections open, max_connections_per_client from one address
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0  # a request body must arrive within this (else 408)
+    keep_alive_s: int = 5  # an idle keep-alive connection closes after this
+    max_connections: int = 4096
+    max_connections_per_client: int = 64
+    # proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs, "*" for any); none by
+    # default: the client is the TCP peer. Behind a reverse proxy on another host, name it here.
+    trusted_proxies: str = ""
+    # requests, per client address (0 turns a limit off)
+    api_key: str | None = None  # None: no authentication; `ecrs serve` reads it from ECRS_API_KEY only
+    rate_per_minute: int = 120  # every request (GETs too)
+    auth_failures_per_minute: int = 20  # wrong or missing keys; beyond it 429, the key not even compared
+    sessions_per_hour: int = 60  # new sessions
     max_message_chars: int = 2000  # longer messages get 413
     max_body_bytes: int = 64 * 1024  # any larger request body gets 413 before it is parsed
-    rate_per_minute: float = 60.0  # write requests per client address; 0 turns the limit off
-    rate_burst: int = 20
-    pipeline_threads: int = 4  # turns running at once (CPU-bound: more only queues inside the GIL)
+    # model work: turns computed at once, turns waiting (a full queue or a longer wait: 503 + Retry-After)
+    turn_workers: int = 2
+    max_queued_turns: int = 64
+    queue_timeout_s: float = 60.0
+    # sessions: turns and feedback rows per session, a page of history, idle days before a session is deleted
     max_turns_per_session: int = 500
+    max_feedback_per_session: int = 200
+    page_turns: int = 20
+    session_ttl_days: float = 30.0
+    # logging
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    access_log: bool = True  # session ids are cut to 4 characters in it
+
+    def __post_init__(self) -> None:
+        if self.durability not in ("process", "power"):  # checked here so a typo fails before the server starts
+            raise ValueError(f"durability {self.durability!r}: expected 'process' or 'power'")
+        if self.api_key is not None:
+            check_api_key(self.api_key)
+        for name in ("turn_workers", "max_queued_turns", "page_turns", "max_connections",
+                     "max_connections_per_client", "max_turns_per_session", "max_feedback_per_session"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServeSettings:
-        """Defaults, `ECRS_API_KEY` from the environment, then `overrides`."""
-        values: dict[str, Any] = {"api_key": os.environ.get("ECRS_API_KEY") or None}
+        """Defaults, `ECRS_API_KEY` from the environment (set but empty is an error, not "no key"), then
+        `overrides`."""
+        values: dict[str, Any] = {"api_key": os.environ.get("ECRS_API_KEY")}
         values.update(overrides)
         return cls(**values)
+
+
+MIN_KEY_CHARS = 16
+
+
+def check_api_key(key: str) -> str:
+    """A key worth having: 16+ printable ASCII characters (a header can carry nothing else, so any other key
+    could never match)."""
+    if not key:
+        raise ValueError("ECRS_API_KEY is set but empty: unset it to run without a key, or set a key of "
+                         f"{MIN_KEY_CHARS}+ characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+    if not (key.isascii() and key.isprintable()) or key != key.strip():
+        raise ValueError("ECRS_API_KEY must be printable ASCII without surrounding spaces")
+    if len(key) < MIN_KEY_CHARS:
+        raise ValueError(f"ECRS_API_KEY is {len(key)} characters; use at least {MIN_KEY_CHARS}")
+    return key
 
 
 # ---------------------------------------------------------------- wire models
@@ -95,11 +162,20 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Parts(_Wire):
+    emotion: str
+    stance: str
+    recommender: str = Field(description="the recommender's name, or 'popularity' (the fallback)")
+    generator: str = Field(description="the reply model's name, or 'template' (the fallback)")
+
+
 class Health(_Wire):
     status: Literal["ok"]
-    database: Literal["ok"]
+    database: Literal["ok"] = Field(description="a write was committed just now")
     auth: bool = Field(description="whether /sessions needs the X-API-Key header")
+    parts: Parts
     missing: list[str] = Field(description="trained parts the server runs without, with the command to train each")
+    queued_turns: int = Field(description="turns waiting for a worker now")
 
 
 class SessionCreated(_Wire):
@@ -207,7 +283,9 @@ class SessionOut(_Wire):
     id: str
     created_at: float
     updated_at: float
-    turns: list[TurnOut]
+    turn_count: int = Field(description="turns in the whole session")
+    turns: list[TurnOut] = Field(description="one page, oldest first: the latest `limit` turns before `before`")
+    next_before: int | None = Field(description="pass as `before` for the previous page; null at the start")
     feedback: list[FeedbackItem]
     memory: Memory
 
@@ -228,33 +306,7 @@ def _memory(state: ConversationState, pipeline: EmpatheticRecommender) -> Memory
                   wishes=[WishOut(axis=w.axis, values=w.values, label=w.label, turn=w.turn) for w in state.wishes])
 
 
-# ---------------------------------------------------------------- rate limit, locks, body limit
-
-class TokenBucket:
-    """`rate_per_minute` requests per key with bursts of `burst`; `take` -> 0 if allowed, else seconds to wait.
-    Used from the event loop only (no lock needed)."""
-
-    def __init__(self, rate_per_minute: float, burst: int, max_keys: int = 10_000):
-        self.rate = rate_per_minute / 60.0
-        self.burst = float(max(burst, 1))
-        self.max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last time)
-
-    def take(self, key: str, now: float | None = None) -> float:
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
-        self._buckets[key] = (tokens - 1.0, now)
-        if len(self._buckets) > self.max_keys:  # forget clients whose bucket has refilled
-            self._buckets = {k: v for k, v in self._buckets.items()
-                             if v[0] + (now - v[1]) * self.rate < self.burst}
-        return 0.0
-
+# ---------------------------------------------------------------- locks, the turn queue, body limit
 
 class SessionLocks:
     """One asyncio lock per session id, dropped when no request holds or waits on it."""
@@ -269,12 +321,51 @@ class SessionLocks:
         return lock
 
 
-class BodyLimit:
-    """ASGI middleware: a request body over `max_bytes` gets 413 before any parsing (chunked bodies included)."""
+class TurnQueue:
+    """At most `workers` turns computed at once and `max_waiting` waiting, each for at most `timeout_s`; beyond
+    either, 503 with Retry-After (a bounded queue: under load a client is told to come back, instead of every
+    turn getting slower without end)."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, workers: int, max_waiting: int, timeout_s: float):
+        self.limiter = anyio.CapacityLimiter(workers)
+        self.max_waiting = max_waiting
+        self.timeout_s = timeout_s
+        self.waiting = 0
+
+    def _busy(self, why: str) -> HTTPException:
+        return HTTPException(503, f"server busy ({why}); retry shortly", headers={"Retry-After": "5"})
+
+    def check(self) -> None:
+        """503 now if the queue is full (before a stream's 200 is sent)."""
+        if self.limiter.available_tokens == 0 and self.waiting >= self.max_waiting:
+            raise self._busy(f"{self.waiting} turns waiting")
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        self.check()
+        token = object()
+        self.waiting += 1
+        try:
+            with anyio.fail_after(self.timeout_s):
+                await self.limiter.acquire_on_behalf_of(token)
+        except TimeoutError:
+            raise self._busy(f"no worker free within {self.timeout_s:g} s") from None
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self.limiter.release_on_behalf_of(token)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` gets 413 before any parsing (chunked bodies included);
+    one not received within `timeout_s` gets 408 (a trickled body holds no worker forever)."""
+
+    def __init__(self, app, max_bytes: int, timeout_s: float = 10.0):
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def _reject(self, send, status: int, detail: str) -> None:
         body = json.dumps({"detail": detail}).encode()
@@ -294,16 +385,19 @@ class BodyLimit:
             if n > self.max_bytes:
                 return await self._reject(send, 413, f"request body over {self.max_bytes} bytes")
         chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                return await self._reject(send, 413, f"request body over {self.max_bytes} bytes")
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        with anyio.move_on_after(self.timeout_s) as waited:
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_bytes:
+                    return await self._reject(send, 413, f"request body over {self.max_bytes} bytes")
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+        if waited.cancelled_caught:
+            return await self._reject(send, 408, f"request body not received within {self.timeout_s:g} s")
         replayed = False
 
         async def replay():
@@ -320,11 +414,11 @@ class BodyLimit:
 
 @dataclass
 class Committed:
-    """The last event of a served turn: it is stored (`record`), with what the pipeline understood and chose."""
+    """The last event of a served turn: it is stored (`record`); `replayed` when an earlier request with the same
+    Idempotency-Key stored it and this one only reads it back."""
 
     record: TurnRecord
-    understood: Understood
-    recommendations: list[Recommendation]
+    replayed: bool = False
 
 
 def error_status(e: Exception) -> tuple[int, Any]:
@@ -337,23 +431,26 @@ def error_status(e: Exception) -> tuple[int, Any]:
         return 409, str(e)
     if isinstance(e, EcrsError):
         return 422, str(e)
+    if isinstance(e, (SQLAlchemyError, OSError)):  # read-only or full disk, lost connection: nothing was saved
+        log.error("database unavailable: %s", e)
+        return 503, f"database unavailable ({type(e).__name__}); nothing was saved, retry later"
     log.error("turn failed", exc_info=e)
     return 500, "internal error; the turn was not saved"
 
 
 class ChatService:
-    """What the endpoints do, apart from HTTP: runs turns against the store, in a bounded thread pool."""
+    """What the endpoints do, apart from HTTP: runs turns against the store, through the bounded turn queue."""
 
     def __init__(self, pipeline: EmpatheticRecommender, store: SessionStore, settings: ServeSettings):
         self.pipeline = pipeline
         self.store = store
         self.settings = settings
         self.locks = SessionLocks()
-        self.limiter = anyio.CapacityLimiter(max(1, settings.pipeline_threads))
+        self.queue = TurnQueue(settings.turn_workers, settings.max_queued_turns, settings.queue_timeout_s)
         self._uris = pipeline.kg.id2entity
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self.limiter)
+        return await anyio.to_thread.run_sync(partial(fn, *args))
 
     def check_text(self, text: str) -> str:
         if len(text) > self.settings.max_message_chars:
@@ -361,14 +458,16 @@ class ChatService:
                                      f"(the limit is {self.settings.max_message_chars})")
         if not text.strip():
             raise HTTPException(422, "empty message")
+        if "\x00" in text:  # no database should have to store it (PostgreSQL refuses it in text)
+            raise HTTPException(422, "message contains a NUL character")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
             raise HTTPException(422, "message is not valid Unicode (unpaired surrogate)") from None
         return text
 
-    def _check_room(self, state: ConversationState) -> None:
-        if len(state.turns) // 2 >= self.settings.max_turns_per_session:
+    def _check_room(self, state: ConversationState, sid: str) -> None:
+        if state.seeker_turns >= self.settings.max_turns_per_session:
             raise HTTPException(409, f"session is full ({self.settings.max_turns_per_session} turns); "
                                      "start a new one")
 
@@ -377,11 +476,17 @@ class ChatService:
                  "score": float(r.score) if math.isfinite(r.score) else 0.0,
                  **({"uri": self._uris[r.entity]} if uris else {})} for r in recs]
 
-    def turn(self, sid: str, text: str, reply: bool) -> Iterator[TurnEvent | Committed]:
-        """The one served turn (blocking: run it in the pool): the pipeline's events on the session's stored state,
-        then `Committed` once the turn is in the database. Both message endpoints consume it."""
+    def turn(self, sid: str, text: str, reply: bool, key: str | None = None,
+             cancelled: threading.Event | None = None) -> Iterator[TurnEvent | Committed]:
+        """The one served turn (blocking: run it in a thread): the pipeline's events on the session's stored state,
+        then `Committed` once the turn is in the database. Both message endpoints consume it. With `key` (the
+        Idempotency-Key), a turn already stored under it is returned instead; when `cancelled` is set (the client
+        left) the turn stops before it is saved."""
+        if key is not None and (earlier := self.store.find_turn(sid, key)) is not None:
+            yield Committed(earlier, replayed=True)
+            return
         state, version = self.store.load_state(sid)
-        self._check_room(state)
+        self._check_room(state, sid)
         understood, recs = None, []
         for event in self.pipeline.turn_events(state, text, reply):
             yield event
@@ -391,32 +496,37 @@ class ChatService:
                 recs = event.recommendations
             elif isinstance(event, Done):
                 assert understood is not None
+                if cancelled is not None and cancelled.is_set():
+                    return
                 record = TurnRecord(
                     user_text=text, reply=event.reply,
                     emotions=[(lab, float(p)) for lab, p in understood.emotions],
                     entities=[{"entity": e.entity, "name": e.name, "is_movie": e.is_movie}
                               for e in understood.entities],
                     recommendations=self._recommendations(recs, uris=True))
-                yield Committed(self.store.commit_turn(sid, version, state, record), understood, recs)
+                yield Committed(self.store.commit_turn(sid, version, state, record, key))
 
-    def turn_collected(self, sid: str, text: str, reply: bool) -> Committed:
+    def turn_collected(self, sid: str, text: str, reply: bool, key: str | None,
+                       cancelled: threading.Event) -> Committed | None:
         """`turn` run to its end (the JSON endpoint), rerun on the fresh state when another process extended the
-        session first: nothing of the lost attempt was sent, so rerunning it is safe."""
-        return _retry_on_conflict(lambda: next(e for e in self.turn(sid, text, reply) if isinstance(e, Committed)))
+        session first: nothing of the lost attempt was sent, so rerunning it is safe. None: cancelled."""
+        return _retry_on_conflict(
+            lambda: next((e for e in self.turn(sid, text, reply, key, cancelled) if isinstance(e, Committed)), None))
 
-    def message_out(self, sid: str, done: Committed) -> MessageOut:
+    def message_out(self, sid: str, record: TurnRecord) -> MessageOut:
         return MessageOut(
-            session_id=sid, turn=done.record.idx, reply=done.record.reply,
-            emotions=_emotions(done.understood.emotions), entities=done.record.entities,
-            recommendations=self._recommendations(done.recommendations))
+            session_id=sid, turn=record.idx, reply=record.reply, emotions=_emotions(record.emotions),
+            entities=record.entities, recommendations=_public(record.recommendations))
 
-    async def stream(self, sid: str, text: str) -> AsyncIterator[str]:
+    async def stream(self, sid: str, text: str, key: str | None) -> AsyncIterator[str]:
         """SSE events of one turn: `start` once the recommendations are known, `token`s, `done` once committed, or
-        `error`. The session lock is held until the turn is committed (or fails); a streamed turn is not rerun."""
-        async with self.locks.get(sid):
-            end = object()
-            try:
-                events = self.turn(sid, text, reply=True)
+        `error`. The session lock and a queue slot are held until the turn is committed (or fails); a client that
+        leaves cancels the turn before it is saved; a streamed turn is not rerun."""
+        cancelled = threading.Event()
+        try:
+            async with self.queue.slot(), self.locks.get(sid):
+                end = object()
+                events = self.turn(sid, text, True, key, cancelled)
                 understood = None
                 while (event := await self.run(next, events, end)) is not end:
                     if isinstance(event, Understood):
@@ -429,17 +539,27 @@ class ChatService:
                     elif isinstance(event, ReplyPiece):
                         yield _sse("token", {"text": event.text})
                     elif isinstance(event, Committed):
-                        yield _sse("done", {"session_id": sid, "turn": event.record.idx,
-                                            "reply": event.record.reply})
-            except Exception as e:  # noqa: BLE001 - every failure becomes the stream's `error` event
-                status, detail = error_status(e)
-                yield _sse("error", {"status": status, "detail": detail})
+                        record = event.record
+                        if event.replayed:
+                            yield _sse("start", {"emotions": _emotions(record.emotions), "entities": record.entities,
+                                                 "recommendations": _public(record.recommendations)})
+                            yield _sse("token", {"text": record.reply})
+                        yield _sse("done", {"session_id": sid, "turn": record.idx, "reply": record.reply,
+                                            "replayed": event.replayed})
+        except Exception as e:  # noqa: BLE001 - every failure becomes the stream's `error` event
+            status, detail = error_status(e)
+            yield _sse("error", {"status": status, "detail": detail})
+        finally:  # the client left (the generator is closed) or the turn ended: either way, save nothing more
+            cancelled.set()
 
     def feedback_sync(self, sid: str, body: FeedbackIn) -> tuple[FeedbackRecord, ConversationState]:
         return _retry_on_conflict(self._feedback_once, sid, body)
 
     def _feedback_once(self, sid: str, body: FeedbackIn) -> tuple[FeedbackRecord, ConversationState]:
         state, version = self.store.load_state(sid)
+        if self.store.count("feedback", sid) >= self.settings.max_feedback_per_session:
+            raise HTTPException(409, f"this session has {self.settings.max_feedback_per_session} feedback entries, "
+                                     "the most kept; start a new session")
         movies = set(state.recommended) | {e for e in state.entities if e in self.pipeline.catalogue}
         if body.entity not in movies:
             raise HTTPException(422, f"entity {body.entity} is not a movie recommended or mentioned in this session")
@@ -458,18 +578,34 @@ class ChatService:
         self.store.commit_state(sid, version, state)
         return state
 
-    def session_sync(self, sid: str) -> SessionOut:
+    def session_sync(self, sid: str, limit: int, before: int | None) -> SessionOut:
         info = self.store.session_info(sid)
-        records = self.store.turns(sid)
+        records = self.store.turns(sid, limit=limit, before=before)
+        total = self.store.count("turns", sid)
+        first = records[0].idx if records else (before if before is not None else total)
         return SessionOut(
-            id=info["id"], created_at=info["created_at"], updated_at=info["updated_at"],
+            id=info["id"], created_at=info["created_at"], updated_at=info["updated_at"], turn_count=total,
             turns=[TurnOut(turn=t.idx, created_at=t.created_at, user_text=t.user_text, reply=t.reply,
                            emotions=_emotions(t.emotions), entities=t.entities,
-                           recommendations=[{k: v for k, v in r.items() if k != "uri"} for r in t.recommendations])
+                           recommendations=_public(t.recommendations))
                    for t in records],
+            next_before=first if first > 0 else None,
             feedback=[FeedbackItem(entity=f.entity, title=f.title, value=f.value, created_at=f.created_at)
                       for f in self.store.feedback(sid)],
             memory=_memory(info["state"], self.pipeline))
+
+    def parts(self) -> Parts:
+        p = self.pipeline
+        return Parts(emotion="loaded", stance="loaded" if p.stance is not None else "none (the utterance's emotion)",
+                     recommender=getattr(p.recommender, "name", type(p.recommender).__name__.lower()),
+                     generator=p.generator.name if p.generator is not None else "template")
+
+    def health_check(self) -> None:
+        self.store.write_check()
+
+
+def _public(recommendations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k != "uri"} for r in recommendations]
 
 
 def _retry_on_conflict(fn: Callable[..., T], *args: Any, attempts: int = 3) -> T:
@@ -497,63 +633,110 @@ def get_service(request: Request) -> ChatService:
 Service = Annotated[ChatService, Depends(get_service)]
 
 
+def client_address(request: Request) -> str:
+    # uvicorn has already put X-Forwarded-For's client here when the peer is a trusted proxy (`trusted_proxies`)
+    return request.client.host if request.client else "unknown"
+
+
+def _too_many(wait: float, what: str) -> HTTPException:
+    return HTTPException(429, f"too many {what}; retry in {math.ceil(wait)} s",
+                         headers={"Retry-After": str(math.ceil(wait))})
+
+
+def rate_limit(request: Request) -> None:
+    wait = request.app.state.limits.hit("requests", client_address(request))
+    if wait > 0:
+        raise _too_many(wait, "requests")
+
+
 def require_api_key(request: Request) -> None:
     key = request.app.state.settings.api_key
     if key is None:
         return
+    limits, client = request.app.state.limits, client_address(request)
+    if (wait := limits.room("auth", client)) > 0:  # guessing: refused before the key is compared
+        raise _too_many(wait, "wrong API keys")
     given = request.headers.get("x-api-key", "")
-    if not secrets.compare_digest(given.encode("utf-8", "replace"), key.encode("utf-8")):
+    if not secrets.compare_digest(given.encode("utf-8", "replace"), key.encode("ascii")):
+        limits.hit("auth", client)
         raise HTTPException(401, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"})
 
 
-def rate_limit(request: Request) -> None:
-    if request.method in ("GET", "HEAD"):
-        return
-    client = request.client.host if request.client else "unknown"
-    wait = request.app.state.rate_limiter.take(client)
-    if wait > 0:
-        raise HTTPException(429, f"too many requests; retry in {math.ceil(wait)} s",
-                            headers={"Retry-After": str(math.ceil(wait))})
+def session_id(session_id: str) -> str:
+    return valid_session_id(session_id)
+
+
+SessionId = Annotated[str, Depends(session_id)]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$",
+    description="any printable ASCII token (e.g. a UUID): a retried message with the same key lands once")]
 
 
 # ---------------------------------------------------------------- the app
 
-_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 404, 409, 413, 422, 429)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut}
+                                             for code in (401, 404, 408, 409, 413, 422, 429, 503)}
 
 
 def _routes() -> APIRouter:
     router = APIRouter(prefix="/sessions", tags=["sessions"], responses=_ERRORS,
-                       dependencies=[Depends(require_api_key), Depends(rate_limit)])
+                       dependencies=[Depends(rate_limit), Depends(require_api_key)])
 
     @router.post("", status_code=201, response_model=SessionCreated, summary="Start a conversation")
-    async def create_session(svc: Service) -> SessionCreated:
+    async def create_session(request: Request, svc: Service) -> SessionCreated:
+        if (wait := request.app.state.limits.hit("sessions", client_address(request))) > 0:
+            raise _too_many(wait, "new sessions from this address")
         sid, created = await svc.run(svc.store.create_session)
         return SessionCreated(id=sid, created_at=created)
 
-    @router.get("/{session_id}", response_model=SessionOut, summary="A conversation's turns, feedback and memory")
-    async def read_session(session_id: str, svc: Service) -> SessionOut:
-        return await svc.run(svc.session_sync, session_id)
+    @router.get("/{session_id}", response_model=SessionOut,
+                summary="A page of a conversation's turns (the latest by default), its feedback and memory")
+    async def read_session(session_id: SessionId, svc: Service,
+                           limit: Annotated[int | None, Query(ge=0, description="turns per page (at most "
+                                                              "page_turns, the default)")] = None,
+                           before: Annotated[int | None, Query(ge=0, description="turns before this index")] = None,
+                           ) -> SessionOut:
+        page = svc.settings.page_turns
+        if limit is not None and limit > page:
+            raise HTTPException(422, f"limit {limit}: at most {page} turns per page")
+        return await svc.run(svc.session_sync, session_id, page if limit is None else limit, before)
 
     @router.post("/{session_id}/messages", response_model=MessageOut, summary="Send a message; get the reply")
-    async def send_message(session_id: str, body: MessageIn, svc: Service) -> MessageOut:
+    async def send_message(session_id: SessionId, body: MessageIn, request: Request, svc: Service,
+                           idempotency_key: IdempotencyKey = None) -> Response | MessageOut:
         text = svc.check_text(body.text)
-        async with svc.locks.get(session_id):
-            done = await svc.run(svc.turn_collected, session_id, text, body.reply)
-        return svc.message_out(session_id, done)
+        cancelled = threading.Event()
+
+        async def watch() -> None:  # the body is read: the next message is the client leaving
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            cancelled.set()
+
+        async with svc.queue.slot(), svc.locks.get(session_id):
+            watcher = asyncio.ensure_future(watch())  # a plain task: a task group would wrap the turn's errors
+            try:
+                done = await svc.run(svc.turn_collected, session_id, text, body.reply, idempotency_key, cancelled)
+            finally:
+                watcher.cancel()
+        if done is None:  # nobody is listening; nothing was saved
+            return Response(status_code=499)
+        return svc.message_out(session_id, done.record)
 
     @router.post("/{session_id}/messages/stream", summary="Send a message; the reply as Server-Sent Events",
                  response_class=StreamingResponse,
                  responses={200: {"content": {"text/event-stream": {}},
                                   "description": "events `start`, `token`..., then `done` (committed) or `error`"}})
-    async def stream_message(session_id: str, body: MessageIn, svc: Service):
+    async def stream_message(session_id: SessionId, body: MessageIn, svc: Service,
+                             idempotency_key: IdempotencyKey = None):
         text = svc.check_text(body.text)
         if not await svc.run(svc.store.exists, session_id):
-            raise UnknownSession(f"session {session_id!r} not found")
-        return StreamingResponse(svc.stream(session_id, text), media_type="text/event-stream",
+            raise UnknownSession("session not found")
+        svc.queue.check()
+        return StreamingResponse(svc.stream(session_id, text, idempotency_key), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @router.post("/{session_id}/feedback", response_model=FeedbackOut, summary="Like, dislike or mark seen")
-    async def send_feedback(session_id: str, body: FeedbackIn, svc: Service) -> FeedbackOut:
+    async def send_feedback(session_id: SessionId, body: FeedbackIn, svc: Service) -> FeedbackOut:
         async with svc.locks.get(session_id):
             fb, state = await svc.run(svc.feedback_sync, session_id, body)
         return FeedbackOut(session_id=session_id, entity=fb.entity, title=fb.title, value=body.value,
@@ -561,7 +744,7 @@ def _routes() -> APIRouter:
 
     @router.post("/{session_id}/forget", response_model=Memory, summary="Remove one remembered preference",
                  responses={404: {"model": ErrorOut}})
-    async def forget(session_id: str, body: ForgetIn, svc: Service) -> Memory:
+    async def forget(session_id: SessionId, body: ForgetIn, svc: Service) -> Memory:
         async with svc.locks.get(session_id):
             state = await svc.run(svc.forget_sync, session_id, body)
         return _memory(state, svc.pipeline)
@@ -583,8 +766,17 @@ _PAGE_HEADERS = {
 
 def create_app(pipeline_factory: Callable[[], EmpatheticRecommender], settings: ServeSettings | None = None) -> FastAPI:
     """The app; `pipeline_factory()` is called once, at startup (in the lifespan), and the database tables are
-    created if missing."""
+    created if missing. Sessions idle for `session_ttl_days` are deleted at startup and every hour."""
     settings = settings or ServeSettings()
+
+    async def expire_sessions(store: SessionStore) -> None:
+        while True:
+            try:
+                if n := await anyio.to_thread.run_sync(store.expire, settings.session_ttl_days * 86400):
+                    log.info("deleted %d sessions idle for %g days", n, settings.session_ttl_days)
+            except Exception as e:  # noqa: BLE001 - a failed sweep is retried in an hour; the server stays up
+                log.warning("session expiry failed: %s", e)
+            await anyio.sleep(3600)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -597,14 +789,18 @@ def create_app(pipeline_factory: Callable[[], EmpatheticRecommender], settings: 
         log.info("ready: database %s, auth %s", store.engine.url.render_as_string(hide_password=True),
                  "on" if settings.api_key else "off")
         try:
-            yield
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(expire_sessions, store)
+                yield
+                tg.cancel_scope.cancel()
         finally:
             store.close()
 
     app = FastAPI(title="ecrs", version="0.1.0", lifespan=lifespan,
                   description="Empathetic conversational recommender: chat sessions, streamed replies, feedback.")
     app.state.settings = settings
-    app.state.rate_limiter = TokenBucket(settings.rate_per_minute, settings.rate_burst)
+    app.state.limits = ClientLimits(settings.rate_per_minute, settings.auth_failures_per_minute,
+                                    settings.sessions_per_hour)
     page = _page()
 
     @app.exception_handler(RequestValidationError)
@@ -618,24 +814,31 @@ def create_app(pipeline_factory: Callable[[], EmpatheticRecommender], settings: 
 
     async def _mapped(_: Request, e: Exception) -> JSONResponse:
         status, detail = error_status(e)
-        return JSONResponse({"detail": detail}, status_code=status)
+        return JSONResponse({"detail": detail}, status_code=status,
+                            headers={"Retry-After": "5"} if status == 503 else None)
 
-    for error in (UnknownSession, Conflict, EcrsError):
+    for error in (UnknownSession, Conflict, EcrsError, SQLAlchemyError, OSError):
         app.add_exception_handler(error, _mapped)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(page, headers=_PAGE_HEADERS)
 
-    @app.get("/health", response_model=Health, tags=["service"], responses={503: {"model": ErrorOut}})
+    @app.get("/health", response_model=Health, tags=["service"], responses={503: {"model": ErrorOut}},
+             dependencies=[Depends(rate_limit)])
     async def health(svc: Service) -> Health:
+        """200 when a database write commits within a second; else 503 (the server is up, writes would fail)."""
         try:
-            await anyio.to_thread.run_sync(svc.store.ping)
+            with anyio.fail_after(1.0):
+                await anyio.to_thread.run_sync(svc.health_check, abandon_on_cancel=True)
+        except TimeoutError:
+            raise HTTPException(503, "database not answering within 1 s", headers={"Retry-After": "5"}) from None
         except Exception as e:  # noqa: BLE001 - any database failure means "not ready"
-            raise HTTPException(503, f"database unavailable: {type(e).__name__}") from None
-        return Health(status="ok", database="ok", auth=settings.api_key is not None,
-                      missing=[str(m) for m in getattr(svc.pipeline, "missing", [])])
+            raise HTTPException(503, f"database not writable: {type(e).__name__}: {str(e)[:200]}",
+                                headers={"Retry-After": "5"}) from None
+        return Health(status="ok", database="ok", auth=settings.api_key is not None, parts=svc.parts(),
+                      missing=[str(m) for m in getattr(svc.pipeline, "missing", [])], queued_turns=svc.queue.waiting)
 
     app.include_router(_routes())
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     return app

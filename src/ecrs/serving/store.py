@@ -24,6 +24,8 @@ PostgreSQL's commit (its defaults, fsync and synchronous_commit on). Tested in t
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -42,19 +44,23 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from ecrs.errors import EcrsError
 from ecrs.inference.state import ConversationState
 
-__all__ = ["Conflict", "FeedbackRecord", "SessionStore", "TurnRecord", "UnknownSession", "export_feedback"]
+__all__ = ["Conflict", "FeedbackRecord", "SessionStore", "TurnRecord", "UnknownSession", "export_feedback",
+           "valid_session_id"]
 
 FEEDBACK_VALUES = ("liked", "disliked", "seen")
 _DDL_LOCK_KEY = 0x65637273  # "ecrs": the PostgreSQL advisory lock that serializes create_tables across processes
@@ -79,7 +85,10 @@ turns = Table(
     Column("emotions", Text, nullable=False),  # JSON [[label, p], ...]
     Column("entities", Text, nullable=False),  # JSON [{entity, name, is_movie}, ...]
     Column("recommendations", Text, nullable=False),  # JSON [{entity, uri, title, year, reason, score}, ...]
+    # the client's Idempotency-Key: a retried message finds its turn here instead of running twice
+    Column("idempotency_key", String(128), nullable=True),
     UniqueConstraint("session_id", "idx"),
+    UniqueConstraint("session_id", "idempotency_key", name="uq_turns_idempotency"),
 )
 feedback = Table(
     "feedback", metadata,
@@ -95,6 +104,17 @@ feedback = Table(
 
 class UnknownSession(EcrsError):
     pass
+
+
+_SESSION_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex
+
+
+def valid_session_id(sid: str) -> str:
+    """`sid` if it has the form of an id this store hands out, else `UnknownSession`: a malformed id (a NUL byte,
+    which PostgreSQL refuses in text, a megabyte of characters) never reaches the database."""
+    if not _SESSION_ID.fullmatch(sid):
+        raise UnknownSession("session not found")
+    return sid
 
 
 class Conflict(EcrsError):
@@ -159,15 +179,14 @@ class SessionStore:
         self.engine = make_engine(url, durability)
 
     def create_tables(self) -> None:
-        if self.engine.dialect.name != "postgresql":
-            metadata.create_all(self.engine)
-            return
-        # Several servers starting at once on a new PostgreSQL database race: create_all's "does the table
-        # exist?" check and its CREATE TABLE are not atomic, so all but one fail (duplicate pg_type key). A
-        # transaction-scoped advisory lock makes them take turns; the later ones then find the tables there.
         with self.engine.begin() as conn:
-            conn.execute(select(func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
+            if self.engine.dialect.name == "postgresql":
+                # Several servers starting at once on a new PostgreSQL database race: create_all's "does the
+                # table exist?" check and its CREATE TABLE are not atomic, so all but one fail (duplicate pg_type
+                # key). A transaction-scoped advisory lock makes them take turns; the later ones find the tables.
+                conn.execute(select(func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
             metadata.create_all(conn)
+            _add_idempotency_key(conn)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -176,6 +195,36 @@ class SessionStore:
         with self.engine.connect() as conn:
             conn.execute(select(1))
         return True
+
+    def write_check(self, min_free_bytes: int = 16 << 20) -> None:
+        """Raise unless a write commits now: a row of the `sessions` table is touched in a committed transaction
+        (read-only database, deleted file, lost connection), and a SQLite file's disk keeps `min_free_bytes`
+        (SQLite reuses its WAL pages, so a one-row write can succeed on a full disk where a turn fails)."""
+        path = self._sqlite_path()
+        if path is not None:
+            if not path.exists():
+                raise OSError(f"{path}: database file is gone")
+            free = shutil.disk_usage(path.parent).free
+            if free < min_free_bytes:
+                raise OSError(f"{path.parent}: disk full ({free >> 20} MB free)")
+        with self.engine.begin() as conn:
+            # an UPDATE that matches no row still takes the write lock and commits
+            conn.execute(update(sessions).where(sessions.c.id == "health").values(updated_at=time.time()))
+
+    def _sqlite_path(self) -> Path | None:
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        return Path(url.database)
+
+    def expire(self, idle_seconds: float) -> int:
+        """Delete the sessions (with their turns and feedback) untouched for `idle_seconds`; how many."""
+        cutoff = time.time() - idle_seconds
+        with self.engine.begin() as conn:
+            old = select(sessions.c.id).where(sessions.c.updated_at < cutoff)
+            conn.execute(delete(feedback).where(feedback.c.session_id.in_(old)))
+            conn.execute(delete(turns).where(turns.c.session_id.in_(old)))
+            return conn.execute(delete(sessions).where(sessions.c.updated_at < cutoff)).rowcount
 
     # ------------------------------------------------------------ sessions
 
@@ -187,11 +236,14 @@ class SessionStore:
         return sid, now
 
     def exists(self, sid: str) -> bool:
+        if not _SESSION_ID.fullmatch(sid):
+            return False
         with self.engine.connect() as conn:
             return conn.execute(select(sessions.c.id).where(sessions.c.id == sid)).first() is not None
 
     def load_state(self, sid: str) -> tuple[ConversationState, int]:
         """The session's state and its version (pass the version back to `commit_turn`)."""
+        valid_session_id(sid)
         with self.engine.connect() as conn:
             row = conn.execute(select(sessions.c.state, sessions.c.version).where(sessions.c.id == sid)).first()
         if row is None:
@@ -199,6 +251,7 @@ class SessionStore:
         return ConversationState.from_json(json.loads(row.state)), row.version
 
     def session_info(self, sid: str) -> dict[str, Any]:
+        valid_session_id(sid)
         with self.engine.connect() as conn:
             row = conn.execute(select(sessions).where(sessions.c.id == sid)).first()
         if row is None:
@@ -217,19 +270,31 @@ class SessionStore:
 
     # ------------------------------------------------------------ turns and feedback
 
-    def commit_turn(self, sid: str, version: int, state: ConversationState, turn: TurnRecord) -> TurnRecord:
+    def commit_turn(self, sid: str, version: int, state: ConversationState, turn: TurnRecord,
+                    idempotency_key: str | None = None) -> TurnRecord:
         """Store the new state and the turn atomically; returns the turn with its index. Raises `Conflict` if the
-        state changed since `load_state` returned `version`."""
+        state changed since `load_state` returned `version`, or another request stored `idempotency_key` first."""
         now = time.time()
-        with self.engine.begin() as conn:
-            self._save_state(conn, sid, version, state, now)
-            idx = conn.execute(select(func.count()).select_from(turns).where(turns.c.session_id == sid)).scalar_one()
-            conn.execute(insert(turns).values(
-                session_id=sid, idx=idx, created_at=now, user_text=turn.user_text, reply=turn.reply,
-                emotions=json.dumps(turn.emotions), entities=json.dumps(turn.entities),
-                recommendations=json.dumps(turn.recommendations)))
+        try:
+            with self.engine.begin() as conn:
+                self._save_state(conn, sid, version, state, now)
+                idx = conn.execute(select(func.count()).select_from(turns)
+                                   .where(turns.c.session_id == sid)).scalar_one()
+                conn.execute(insert(turns).values(
+                    session_id=sid, idx=idx, created_at=now, user_text=turn.user_text, reply=turn.reply,
+                    emotions=json.dumps(turn.emotions), entities=json.dumps(turn.entities),
+                    recommendations=json.dumps(turn.recommendations), idempotency_key=idempotency_key))
+        except IntegrityError:
+            raise Conflict(f"session {sid!r} was changed by another request; retry") from None
         turn.idx, turn.created_at = idx, now
         return turn
+
+    def find_turn(self, sid: str, idempotency_key: str) -> TurnRecord | None:
+        """The turn stored with this Idempotency-Key, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(turns).where(turns.c.session_id == sid,
+                                                   turns.c.idempotency_key == idempotency_key)).first()
+        return None if row is None else _turn_record(row)
 
     def commit_state(self, sid: str, version: int, state: ConversationState) -> None:
         """Store a changed state alone (a forgotten preference). Raises `Conflict` as `commit_turn` does."""
@@ -245,13 +310,22 @@ class SessionStore:
         fb.created_at = now
         return fb
 
-    def turns(self, sid: str) -> list[TurnRecord]:
+    def turns(self, sid: str, limit: int | None = None, before: int | None = None) -> list[TurnRecord]:
+        """The session's turns in order; with `limit`, only the last `limit` of those before index `before`."""
+        q = select(turns).where(turns.c.session_id == sid)
+        if before is not None:
+            q = q.where(turns.c.idx < before)
+        if limit is not None:
+            q = q.order_by(turns.c.idx.desc()).limit(limit)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(turns).where(turns.c.session_id == sid).order_by(turns.c.idx)).all()
-        return [TurnRecord(user_text=r.user_text, reply=r.reply,
-                           emotions=[tuple(e) for e in json.loads(r.emotions)],
-                           entities=json.loads(r.entities), recommendations=json.loads(r.recommendations),
-                           idx=r.idx, created_at=r.created_at) for r in rows]
+            rows = sorted(conn.execute(q).all(), key=lambda r: r.idx)
+        return [_turn_record(r) for r in rows]
+
+    def count(self, table: str, sid: str) -> int:
+        """How many `turns` or `feedback` rows the session has."""
+        t = {"turns": turns, "feedback": feedback}[table]
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(t).where(t.c.session_id == sid)).scalar_one()
 
     def feedback(self, sid: str) -> list[FeedbackRecord]:
         with self.engine.connect() as conn:
@@ -267,6 +341,21 @@ class SessionStore:
             q = q.where(sessions.c.id.in_(select(feedback.c.session_id)))
         with self.engine.connect() as conn:
             return [r.id for r in conn.execute(q)]
+
+
+def _turn_record(r: Any) -> TurnRecord:
+    return TurnRecord(user_text=r.user_text, reply=r.reply, emotions=[tuple(e) for e in json.loads(r.emotions)],
+                      entities=json.loads(r.entities), recommendations=json.loads(r.recommendations),
+                      idx=r.idx, created_at=r.created_at)
+
+
+def _add_idempotency_key(conn: Any) -> None:
+    """Databases made before turns had an Idempotency-Key get the column and its unique index (a one-step
+    migration; `create_all` adds missing tables, never columns)."""
+    if "idempotency_key" in {c["name"] for c in inspect(conn).get_columns("turns")}:
+        return
+    conn.execute(text("ALTER TABLE turns ADD COLUMN idempotency_key VARCHAR(128)"))
+    conn.execute(text("CREATE UNIQUE INDEX uq_turns_idempotency ON turns (session_id, idempotency_key)"))
 
 
 # ---------------------------------------------------------------- export to the own-data format
