@@ -61,7 +61,7 @@ def test_every_maintained_benchmark_is_a_stage_with_its_thread_setting(tmp_path:
     # PASSIVE would slow it ~3x; the torch-only ones get it
     assert {n for n, s in bench.items() if s.llama} == {"bench-generation", "bench-judge", "bench-judge-controls",
                                                         "bench-judge-systems", "bench-speed", "bench-serving", "bench-simulator",
-                                                        "bench-latency"}
+                                                        "bench-latency", "bench-llm-threads", "bench-reliability"}
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert bench["bench-linking"].environment()["OMP_WAIT_POLICY"] == "PASSIVE"
     assert "OMP_WAIT_POLICY" not in bench["bench-serving"].environment()

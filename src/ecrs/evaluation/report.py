@@ -56,7 +56,8 @@ TABLE1_COLS = ["AUC", "AUC_batch32", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R
 ABLATION_COLS = ["AUC", "AUC_batch32", "RT@10", "RT@50", "R@10", "R@50"]
 HEADER = {"AUC_batch32": "AUC b32"}
 RESULT_FILES = ["recommendation", "recommendation_paired", "emotion", "entity_linking", "generation",
-                "generation_speed", "judge", "recommender_latency", "serving", "annotation", "stance", "conversations"]
+                "generation_speed", "judge", "recommender_latency", "serving", "annotation", "stance", "conversations",
+                "reliability"]
 
 
 @dataclass
@@ -645,7 +646,6 @@ def render_report(results_dir: Path, out_dir: Path) -> Report:
 # (ECR[LS] and ECR[LG] are in the report's ablation section)
 README_SYSTEMS = ["popularity", "repeat-context", "kbrd", "unicrs-fast", "ecr-l-fast", "ecr-fast", "ecr-stance-fast"]
 README_GENERATION = {"reference": "the real ReDial reply", "finetuned": "SmolLM2-135M fine-tuned",
-                     "qwen05b_friend": "Qwen2.5-0.5B zero-shot, friend prompt",
                      "qwen15b_friend": "Qwen2.5-1.5B zero-shot, friend prompt",
                      "qwen15b_friend_1turn": "the same, last message only (default)"}
 README_FRIEND = "friend:qwen-1.5b"  # serving.json's `generators` entry the README's serving table shows
@@ -717,7 +717,27 @@ def readme_tables(res: dict[str, Any]) -> dict[str, list[str]]:
             ["stance on people and genres, macro-F1",
              _cell(((stance.get("stance") or {}).get("people_genres") or {}).get("macro_f1"), 2)]]
     out["understanding"] = table(["understanding", "measured"], body)
+    out["reliability"] = _reliability_table((res.get("reliability") or {}).get("metrics") or {})
     return out
+
+
+def _reliability_table(rel: dict[str, Any]) -> list[str]:
+    """Issue 26's bars, each with its measured value (benchmarks/reliability.py)."""
+    bars, phases = rel.get("bars") or {}, rel.get("phases") or {}
+    fuzz = phases.get("fuzz") or {}
+    rows = [("slow_p95_s", "2,000 slow connections open: a normal turn's p95", lambda v: f"{v:.2f} s"),
+            ("long_p50_ratio", "turn 500 of a session vs a fresh one, p50", lambda v: f"{v:.2f}×"),
+            ("long_page_kb", "largest page of a session's history", lambda v: f"{v:.0f} kB"),
+            ("busy_p50_ratio", "full reply with one core busy vs quiet, p50", lambda v: f"{v:.2f}×"),
+            ("wrong_keys_429_share", "wrong keys refused (429) after 20 a minute", lambda v: f"{100 * v:.0f} %"),
+            ("fuzz_5xx", "fuzz cases on SQLite and PostgreSQL: 5xx",
+             lambda v: f"{v} of {sum(f.get('cases_sent', 0) for f in fuzz.values() if isinstance(f, dict)):,}"),
+            ("kill_lost", "kill -9 mid-turn ×10: acknowledged turns lost / stored twice",
+             lambda v: f"{v} / {(bars.get('kill_duplicated') or {}).get('value')}"),
+            ("health_503_s", "full disk, read-only database: /health 503 within", lambda v: f"{v:.2f} s")]
+    body = [[label, fmt(bars[key]["value"]), bars[key]["bar"].replace("<=", "≤").replace(">=", "≥")]
+            for key, label, fmt in rows if key in bars and bars[key]["value"] is not None]
+    return table(["under attack or fault (2 CPU cores)", "measured", "bar"], body)
 
 
 def update_readme(readme: Path, results_dir: Path, check: bool = False) -> list[str]:

@@ -83,6 +83,8 @@ GUESS_S: dict[str, float] = {
     "bench-judge": 3400,  # judge.json: 290 pairs took 62 min on 2 threads; this stage asks for 260
     "bench-judge-controls": 1192,  # 20 turns x 6 fault controls, 2026-12-07
     "bench-judge-systems": 2267,  # 20 turns x 2 opponents x 5 dimensions (2026-12-07)
+    "bench-llm-threads": 300,  # two models x two thread counts x (quiet, busy), 3 runs each (2026-12-07)
+    "bench-reliability": 1800,
 }
 
 
@@ -294,6 +296,12 @@ def plan(configs: list[str], seeds: list[int], artifacts: Path = Path("artifacts
                                                         "--generators",
                                                         "friend:qwen-1.5b,friend:qwen-0.5b"],
                         [results / "serving.json"], inputs=[*pipeline, gguf], llama=True))
+    stages.append(Stage("bench-llm-threads", "benchmarks", [*py, "benchmarks/llm_threads.py"],
+                        [results / "llm_threads.json"], inputs=[gguf], llama=True))
+    # a running server under slow connections, a long session, a busy core, wrong keys, database faults, kill -9
+    # and fuzzing (tmpfs and PostgreSQL phases are skipped, and say so, where they cannot run)
+    stages.append(Stage("bench-reliability", "benchmarks", [*py, "benchmarks/reliability.py"],
+                        [results / "reliability.json"], inputs=[*pipeline, gguf], llama=True))
     stages.append(Stage("bench-simulator", "benchmarks", [*py, "benchmarks/simulator.py"],
                         [results / "simulator.json"], inputs=pipeline, llama=True))
     stages.append(Stage("bench-conversations", "benchmarks", [*py, "benchmarks/conversations.py"],
