@@ -86,6 +86,7 @@ def test_history_comes_in_pages(pipeline, tmp_path):
         assert [t["turn"] for t in first["turns"]] == [0] and first["next_before"] is None
         assert c.get(f"/sessions/{sid}", params={"limit": 0}).json()["turns"] == []  # the memory alone
         assert c.get(f"/sessions/{sid}", params={"limit": 3}).status_code == 422
+        assert c.get(f"/sessions/{sid}", params={"before": 2**70}).status_code == 422  # no SQLite overflow (fuzz)
 
 
 def test_feedback_per_session_is_bounded(pipeline, tmp_path):

@@ -692,9 +692,10 @@ def _routes() -> APIRouter:
     @router.get("/{session_id}", response_model=SessionOut,
                 summary="A page of a conversation's turns (the latest by default), its feedback and memory")
     async def read_session(session_id: SessionId, svc: Service,
-                           limit: Annotated[int | None, Query(ge=0, description="turns per page (at most "
-                                                              "page_turns, the default)")] = None,
-                           before: Annotated[int | None, Query(ge=0, description="turns before this index")] = None,
+                           limit: Annotated[int | None, Query(ge=0, le=2**31 - 1, description="turns per page (at "
+                                                              "most page_turns, the default)")] = None,
+                           before: Annotated[int | None, Query(ge=0, le=2**31 - 1,
+                                                               description="turns before this index")] = None,
                            ) -> SessionOut:
         page = svc.settings.page_turns
         if limit is not None and limit > page:
