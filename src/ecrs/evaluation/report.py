@@ -725,16 +725,16 @@ def _reliability_table(rel: dict[str, Any]) -> list[str]:
     """Issue 26's bars, each with its measured value (benchmarks/reliability.py)."""
     bars, phases = rel.get("bars") or {}, rel.get("phases") or {}
     fuzz = phases.get("fuzz") or {}
-    rows = [("slow_p95_s", "2,000 slow connections open: a normal turn's p95", lambda v: f"{v:.2f} s"),
-            ("long_p50_ratio", "turn 500 of a session vs a fresh one, p50", lambda v: f"{v:.2f}×"),
-            ("long_page_kb", "largest page of a session's history", lambda v: f"{v:.0f} kB"),
+    rows = [("slow_p95_s", "2,000 slow connections: turn p95", lambda v: f"{v:.2f} s"),
+            ("long_p50_ratio", "turn 500 vs a fresh session, p50", lambda v: f"{v:.2f}×"),
+            ("long_page_kb", "largest history page", lambda v: f"{v:.0f} kB"),
             ("busy_p50_ratio", "full reply with one core busy vs quiet, p50", lambda v: f"{v:.2f}×"),
-            ("wrong_keys_429_share", "wrong keys refused (429) after 20 a minute", lambda v: f"{100 * v:.0f} %"),
+            ("wrong_keys_429_share", "wrong keys refused after 20/minute", lambda v: f"{100 * v:.0f} %"),
             ("fuzz_5xx", "fuzz cases on SQLite and PostgreSQL: 5xx",
              lambda v: f"{v} of {sum(f.get('cases_sent', 0) for f in fuzz.values() if isinstance(f, dict)):,}"),
-            ("kill_lost", "kill -9 mid-turn ×10: acknowledged turns lost / stored twice",
+            ("kill_lost", "kill -9 ×10: acked turns lost / stored twice",
              lambda v: f"{v} / {(bars.get('kill_duplicated') or {}).get('value')}"),
-            ("health_503_s", "full disk, read-only database: /health 503 within", lambda v: f"{v:.2f} s")]
+            ("health_503_s", "full or read-only database: /health 503 in", lambda v: f"{v:.2f} s")]
     body = [[label, fmt(bars[key]["value"]), bars[key]["bar"].replace("<=", "≤").replace(">=", "≥")]
             for key, label, fmt in rows if key in bars and bars[key]["value"] is not None]
     return table(["under attack or fault (2 CPU cores)", "measured", "bar"], body)
