@@ -490,27 +490,18 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     old = json.loads(Path(args.out).read_text()).get("metrics", {}) if Path(args.out).exists() else {}
-    results = {k: v for k, v in old.get("phases", {}).items()}
+    results = dict(old.get("phases", {}))
     t_start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
+        phases = {"slow": lambda: phase_slow(tmp), "long": lambda: phase_long(tmp),
+                  "busy": lambda: phase_busy(tmp, args.generator), "keys": lambda: phase_keys(tmp),
+                  "faults": lambda: phase_faults(tmp), "kill": lambda: phase_kill(tmp),
+                  "fuzz": lambda: phase_fuzz(tmp, args.fuzz_cases)}
+        if unknown := set(args.phases.split(",")) - set(phases):
+            sys.exit(f"unknown phases {sorted(unknown)}; known: {', '.join(phases)}")
         for phase in args.phases.split(","):
             t0 = time.perf_counter()
-            if phase == "slow":
-                results["slow"] = phase_slow(tmp)
-            elif phase == "long":
-                results["long"] = phase_long(tmp)
-            elif phase == "busy":
-                results["busy"] = phase_busy(tmp, args.generator)
-            elif phase == "keys":
-                results["keys"] = phase_keys(tmp)
-            elif phase == "faults":
-                results["faults"] = phase_faults(tmp)
-            elif phase == "kill":
-                results["kill"] = phase_kill(tmp)
-            elif phase == "fuzz":
-                results["fuzz"] = phase_fuzz(tmp, args.fuzz_cases)
-            else:
-                sys.exit(f"unknown phase {phase!r}")
+            results[phase] = phases[phase]()
             results[phase]["seconds"] = round(time.perf_counter() - t0, 1)
             save(args, results, t_start)  # after every phase: a later phase's failure loses nothing
 

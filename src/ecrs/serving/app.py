@@ -66,6 +66,7 @@ from ecrs.inference.pipeline import (
 from ecrs.inference.state import ConversationState
 from ecrs.serving.guard import ClientLimits
 from ecrs.serving.store import (
+    SQLITE_SYNCHRONOUS,
     Conflict,
     FeedbackRecord,
     SessionStore,
@@ -122,8 +123,8 @@ class ServeSettings:
     access_log: bool = True  # session ids are cut to 4 characters in it
 
     def __post_init__(self) -> None:
-        if self.durability not in ("process", "power"):  # checked here so a typo fails before the server starts
-            raise ValueError(f"durability {self.durability!r}: expected 'process' or 'power'")
+        if self.durability not in SQLITE_SYNCHRONOUS:  # checked here so a typo fails before the server starts
+            raise ValueError(f"durability {self.durability!r}: expected one of {sorted(SQLITE_SYNCHRONOUS)}")
         if self.api_key is not None:
             check_api_key(self.api_key)
         for name in ("turn_workers", "max_queued_turns", "page_turns", "max_connections",
@@ -466,7 +467,7 @@ class ChatService:
             raise HTTPException(422, "message is not valid Unicode (unpaired surrogate)") from None
         return text
 
-    def _check_room(self, state: ConversationState, sid: str) -> None:
+    def _check_room(self, state: ConversationState) -> None:
         if state.seeker_turns >= self.settings.max_turns_per_session:
             raise HTTPException(409, f"session is full ({self.settings.max_turns_per_session} turns); "
                                      "start a new one")
@@ -486,7 +487,7 @@ class ChatService:
             yield Committed(earlier, replayed=True)
             return
         state, version = self.store.load_state(sid)
-        self._check_room(state, sid)
+        self._check_room(state)
         understood, recs = None, []
         for event in self.pipeline.turn_events(state, text, reply):
             yield event
@@ -599,9 +600,6 @@ class ChatService:
         return Parts(emotion="loaded", stance="loaded" if p.stance is not None else "none (the utterance's emotion)",
                      recommender=getattr(p.recommender, "name", type(p.recommender).__name__.lower()),
                      generator=p.generator.name if p.generator is not None else "template")
-
-    def health_check(self) -> None:
-        self.store.write_check()
 
 
 def _public(recommendations: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -831,7 +829,7 @@ def create_app(pipeline_factory: Callable[[], EmpatheticRecommender], settings: 
         """200 when a database write commits within a second; else 503 (the server is up, writes would fail)."""
         try:
             with anyio.fail_after(1.0):
-                await anyio.to_thread.run_sync(svc.health_check, abandon_on_cancel=True)
+                await anyio.to_thread.run_sync(svc.store.write_check, abandon_on_cancel=True)
         except TimeoutError:
             raise HTTPException(503, "database not answering within 1 s", headers={"Retry-After": "5"}) from None
         except Exception as e:  # noqa: BLE001 - any database failure means "not ready"
