@@ -421,10 +421,9 @@ def phase_fuzz(tmp: str, cases: int) -> dict:
 
     from ecrs.serving.app import ServeSettings, create_app
 
-    # strings schemathesis draws, plus what fuzzers of a text API should try: NUL and other control characters,
-    # lone surrogates, very long runs
+    # what fuzzers of a text API should try beside schemathesis's own strings: NUL and other control characters,
+    # lone surrogates, very long runs; each case's message text and session id are also drawn from these
     nasty = st.sampled_from(["\x00", "a\x00b", "\x01\x02\x1b[31m", "\ud800", "\u202e", "x" * 5000, "\x00" * 300])
-    schemathesis.openapi.format("nasty", st.one_of(st.text(), nasty))
     pipeline = build_pipeline()
     out = {}
     dbs = {"sqlite": f"sqlite:///{tmp}/fuzz.db"}

@@ -728,16 +728,16 @@ def _reliability_table(rel: dict[str, Any]) -> list[str]:
     rows = [("slow_p95_s", "2,000 slow connections: turn p95", lambda v: f"{v:.2f} s"),
             ("long_p50_ratio", "turn 500 vs a fresh session, p50", lambda v: f"{v:.2f}×"),
             ("long_page_kb", "largest history page", lambda v: f"{v:.0f} kB"),
-            ("busy_p50_ratio", "full reply with one core busy vs quiet, p50", lambda v: f"{v:.2f}×"),
+            ("busy_p50_ratio", "one core busy: reply p50 vs quiet", lambda v: f"{v:.2f}×"),
             ("wrong_keys_429_share", "wrong keys refused after 20/minute", lambda v: f"{100 * v:.0f} %"),
-            ("fuzz_5xx", "fuzz cases on SQLite and PostgreSQL: 5xx",
+            ("fuzz_5xx", "fuzz, SQLite + PostgreSQL: 5xx",
              lambda v: f"{v} of {sum(f.get('cases_sent', 0) for f in fuzz.values() if isinstance(f, dict)):,}"),
             ("kill_lost", "kill -9 ×10: acked turns lost / stored twice",
              lambda v: f"{v} / {(bars.get('kill_duplicated') or {}).get('value')}"),
             ("health_503_s", "full or read-only database: /health 503 in", lambda v: f"{v:.2f} s")]
     body = [[label, fmt(bars[key]["value"]), bars[key]["bar"].replace("<=", "≤").replace(">=", "≥")]
             for key, label, fmt in rows if key in bars and bars[key]["value"] is not None]
-    return table(["under attack or fault (2 CPU cores)", "measured", "bar"], body)
+    return table(["under attack or fault", "measured", "bar"], body)
 
 
 def update_readme(readme: Path, results_dir: Path, check: bool = False) -> list[str]:

@@ -74,6 +74,9 @@ MEASURED_S: dict[str, float] = {
     "bench-latency": 31,
     # simulator.json: its four runs' wall_seconds (10 + 26 + 119 + 121 s, the LLM seeker's on one thread)
     "bench-simulator": 277,
+    # reliability.json: the seven phases' seconds (keys 27, faults 15, kill 98, long 53, slow 101, fuzz 144,
+    # busy 377), 2026-12-07
+    "bench-reliability": 816,
 }
 # Stages never timed here: a rough guess, shown as such.
 GUESS_S: dict[str, float] = {
@@ -84,7 +87,6 @@ GUESS_S: dict[str, float] = {
     "bench-judge-controls": 1192,  # 20 turns x 6 fault controls, 2026-12-07
     "bench-judge-systems": 2267,  # 20 turns x 2 opponents x 5 dimensions (2026-12-07)
     "bench-llm-threads": 300,  # two models x two thread counts x (quiet, busy), 3 runs each (2026-12-07)
-    "bench-reliability": 1800,
 }
 
 
