@@ -161,4 +161,5 @@ def test_genre_words_cover_chat_kinds_and_prefer_the_longer_spelling():
 
     assert genre_mentions("something spooky, no jump scares") == [(10, 16, "horror"), (21, 32, "horror")]
     assert genre_mentions("a family-friendly time travel movie") == [(2, 17, "family"), (18, 29, "sci-fi")]
+    assert [g for *_, g in genre_mentions("una película de terror o una comedia")] == ["horror", "comedy"]
     assert genre_mentions("is it gory?") == []  # a question about the movie just suggested, not a genre

@@ -298,6 +298,13 @@ def test_bundled_graph_links_movie_person_and_genre():
     assert [kg.names[m.entity_id] for m in chat.link("Tarantino or Jackson, with jim carey")] == [
         "Quentin Tarantino", "Jim Carrey"]  # "Jackson": Samuel L. and Peter both have many movies
     assert [kg.names[m.entity_id] for m in chat.link("anything with Will Farrell")] == ["Will Ferrell"]  # not Colin
+    # a much-mentioned title one typo away (a swap of two letters is one), not the shorter title inside it
+    for text, name in [("anything like inceptoin?", "Inception"), ("seen the notebok", "The Notebook"),
+                       ("something like the dark knigth", "The Dark Knight (film)"), ("titanc", "Titanic (1997 film)")]:
+        assert [kg.names[m.entity_id] for m in chat.link(text)] == [name], text
+    for text in ["he clashes with mobsters in a resort town", "i want a comdy"]:
+        assert not any(m.is_movie for m in chat.link(text)), text  # real words are no typos of a title's word
+    assert [m.surface for m in linker.link("anything like inceptoin?")] == []  # the prepared data's linker: exact
     # a title of ordinary words in lower case, after a strong cue only; never words that point back
     assert [kg.names[m.entity_id] for m in chat.link("anything similar to get out?")] == ["Get Out"]
     assert [kg.names[m.entity_id] for m in chat.link("never saw brazil")] == ["Brazil (1985 film)"]

@@ -72,24 +72,26 @@ def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
 # movie->genre edges, so a genre a person names is matched against the catalogue's genre lists. What the person
 # says about it (wants, avoids, likes, dislikes) is the stance classifier's job (`ecrs.models.stance`), not a
 # keyword rule's.
+# English words first; the Spanish, French and German words of the commonest genres ("una de terror", "comédie")
+# so a message in another language still steers the pick (the replies stay English)
 GENRE_WORDS: dict[str, str] = {
-    r"comed(y|ies)|funny|funnier|hilarious|laughs?|comedic": "comedy",
-    r"horror|scary|scarier|slashers?|creepy|spooky|jump[- ]?scares?|zombies?": "horror",
-    r"sci[- ]?fi|science fiction|space (movies?|films?|operas?)|time[- ]travel": "sci-fi",
-    r"romance|romantic|rom-?coms?|romcoms?|love stor(y|ies)|chick flicks?": "romance",
-    r"animat(ed|ion)|cartoons?|pixar|anime": "animation",
-    r"documentar(y|ies)": "documentary",
-    r"action|superheroe?s?|super-heroe?s?": "action",
-    r"thrillers?|suspense|suspenseful": "thriller",
+    r"comed(y|ies)|funny|funnier|hilarious|laughs?|comedic|comedias?|com[eé]dies?|kom[oö]die": "comedy",
+    r"horror|scary|scarier|slashers?|creepy|spooky|jump[- ]?scares?|zombies?|terror|miedo|horreur": "horror",
+    r"sci[- ]?fi|science fiction|space (movies?|films?|operas?)|time[- ]travel|ciencia ficci[oó]n": "sci-fi",
+    r"romance|romantic|rom-?coms?|romcoms?|love stor(y|ies)|chick flicks?|rom[aá]ntic[ao]s?": "romance",
+    r"animat(ed|ion)|cartoons?|pixar|anime|animad[ao]s?|dibujos": "animation",
+    r"documentar(y|ies)|documentales?": "documentary",
+    r"action|superheroe?s?|super-heroe?s?|acci[oó]n": "action",
+    r"thrillers?|suspense|suspenseful|suspenso": "thriller",
     r"dramas?|dramatic|tearjerkers?|tear-jerkers?": "drama",
     r"family-friendly|kid-friendly|family|kids|children": "family",
     r"fantasy|wizards?|dragons?": "fantasy",
     r"myster(y|ies)|whodunn?its?": "mystery",
     r"crime|heists?|gangsters?|mob movies?": "crime",
     r"war movies?|war films?|war": "war",
-    r"westerns?|cowboys?": "western",
+    r"westerns?|cowboys?|vaqueros?": "western",
     r"musicals?": "musical",
-    r"adventures?": "adventure",
+    r"adventures?|aventuras?": "adventure",
     r"biopics?|biograph(y|ies|ical)|true stor(y|ies)": "biography",
     r"sports?": "sport",
 }

@@ -37,7 +37,7 @@ from typing import Literal
 
 import ahocorasick
 from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA, Levenshtein
 
 from ecrs.data.bundle import bundled, iter_jsonl, open_text, read_json
 from ecrs.data.kg import TITLE_QUALIFIER as _QUALIFIER
@@ -203,6 +203,8 @@ _OPENERS = frozenset(" \t\r\"'“‘(*[-–—")
 _QUOTES = frozenset("\"'“”‘’*«»")
 _SHORT_FORM_MIN_MENTIONS = 5
 RISKY_MIN_MENTIONS = 5  # ReDial train mentions below which a risky title needs more evidence
+_TRAILING_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+FUZZY_TITLE_MIN_MENTIONS = 20  # a title this often named in ReDial train links misspelled too (chat linker only)
 # Item names whose qualifier says "a film" (or a show); the graph's items also hold a few novels, songs, a volcano.
 _FILM_QUALIFIER = re.compile(r"film|movie|series|serial|franchise|\btv\b|season|special|programme|^\d{4}$",
                              re.IGNORECASE)
@@ -265,6 +267,7 @@ class EntityLinker:
     def __init__(self, aliases: Iterable[Alias], *, movie_entities: Collection[int],
                  redial_ids: Mapping[str, int] | None = None, words: WordStats | None = None,
                  risky_min_popularity: float = 0.0, fuzzy_names: Mapping[str, int] | None = None,
+                 fuzzy_titles: Mapping[str, int] | None = None, ordinary_words: Collection[str] = (),
                  lowercase_title_cues: bool = False):
         self.risky_min_popularity = risky_min_popularity
         # a title of ordinary words typed in lower case links after "seen" / "similar to" ("seen get out", `_judge`)
@@ -272,6 +275,11 @@ class EntityLinker:
         # normalized two-word name -> entity: an unlinked word pair one edit away links to it (`_fuzzy`)
         self.fuzzy_names = dict(fuzzy_names or {})
         self._fuzzy_choices = list(self.fuzzy_names)
+        # normalized title of a much-mentioned movie -> entity, by word count: a misspelled title links (`_misspelled`)
+        self.fuzzy_titles: dict[int, dict[str, int]] = defaultdict(dict)
+        for title, eid in (fuzzy_titles or {}).items():
+            self.fuzzy_titles[len(title.split())][title] = eid
+        self.ordinary_words = frozenset(ordinary_words) | STOPWORDS  # real words are no typos of a title's word
         self.movie_entities = frozenset(movie_entities)
         self.redial_ids = dict(redial_ids or {})
         words = words or WordStats()
@@ -410,7 +418,35 @@ class EntityLinker:
                 mentions.append(mention)
         if self.fuzzy_names:
             mentions = self._fuzzy(text, tokens, taken, mentions)
+        if self.fuzzy_titles:
+            mentions = self._misspelled(text, tokens, mentions)
         mentions.sort(key=lambda m: (m.start, m.end))
+        return mentions
+
+    def _misspelled(self, text: str, tokens: list[tuple[str, int, int]], mentions: list[Mention]) -> list[Mention]:
+        """Adjacent words that come one typo (two past 8 letters; a swap of two letters is one) from a much-mentioned
+        movie's title, first letter kept: "inceptoin", "the shawshank redemtion". A mention inside those words
+        gives way ("the dark knigth" is not "The Dark"); one that sticks out of them keeps its words. Every word
+        that differs from the title's must be no real word (`ordinary_words`: "the words" is not "The Birds"),
+        so a title typed right stays the linker's decision and ordinary prose never turns into a title."""
+        for n in sorted(self.fuzzy_titles, reverse=True):  # the longest title first
+            choices = self.fuzzy_titles[n]
+            for i in range(len(tokens) - n + 1):
+                words = [t for t, _, _ in tokens[i:i + n]]
+                phrase = " ".join(words)
+                start, end = tokens[i][1], tokens[i + n - 1][2]
+                if (len(phrase) < 6 or phrase in choices
+                        or all(w in self.common_words or not w.isalpha() for w in words)
+                        or any(m.start < end and start < m.end and not (start <= m.start and m.end <= end)
+                               for m in mentions)):
+                    continue
+                hit = process.extractOne(phrase, list(choices), scorer=OSA.distance,
+                                         score_cutoff=1 if len(phrase) <= 8 else 2)
+                if hit is not None and hit[0][0] == phrase[0] and all(
+                        w not in self.ordinary_words for w, t in zip(words, hit[0].split()) if w != t):
+                    eid = choices[hit[0]]
+                    mentions = [m for m in mentions if not (start <= m.start and m.end <= end)]
+                    mentions.append(Mention(eid, start, end, text[start:end], eid in self.movie_entities))
         return mentions
 
     def _fuzzy(self, text: str, tokens: list[tuple[str, int, int]], taken: bytearray,
@@ -822,7 +858,8 @@ def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
 def build_redial_linker(kg: KnowledgeGraph | None = None, *, chat: bool = False) -> EntityLinker:
     """The linker for the bundled ReDial graph, all alias tables included (about 2.5 s of CPU; build it once).
 
-    chat: also link surnames and one-typo names of well-known people (`person_shorthands`), and titles of ordinary
+    chat: also link surnames and one-typo names of well-known people (`person_shorthands`), misspelled titles of
+    much-mentioned movies (`EntityLinker._misspelled`), and titles of ordinary
     words typed in lower case after a strong cue ("similar to get out"). The live turn uses it;
     `ecrs prepare` does not, so the prepared datasets (and the rows trained on them) keep their inputs."""
     kg = kg or load_redial_kg()
@@ -830,11 +867,19 @@ def build_redial_linker(kg: KnowledgeGraph | None = None, *, chat: bool = False)
     aliases = kg_aliases(kg, tables.movie_titles, popularity=tables.popularity,
                          unlinked_titles=tables.unlinked_titles)
     fuzzy: dict[str, int] = {}
+    titles: dict[str, int] = {}
+    ordinary: frozenset[str] = frozenset()
     if chat:
         # Ordinary words from the catalogue's plot summaries, edited prose where names keep their capitals
         # (ReDial's chat types "sandler" lower-case often enough to call it ordinary). 0.25 s.
         plots = [m.get("plot") or "" for m in read_json(bundled("kg/redial_movie_info.json.gz")).values()]
-        surnames, fuzzy = person_shorthands(kg, word_stats(plots, min_count=2).common | STOPWORDS)
+        ordinary = word_stats(plots, min_count=2).common | STOPWORDS
+        surnames, fuzzy = person_shorthands(kg, ordinary)
         aliases += surnames
+        popular = sorted((p, e) for e, p in tables.popularity.items() if p >= FUZZY_TITLE_MIN_MENTIONS)
+        titles = {normalize(_TRAILING_YEAR.sub("", t)): e for _, e in popular  # the most mentioned wins a title
+                  for t in tables.movie_titles.get(e, ())}
     return EntityLinker(aliases, movie_entities=kg.item_set, redial_ids=tables.redial_ids, words=tables.words,
-                        risky_min_popularity=RISKY_MIN_MENTIONS, fuzzy_names=fuzzy, lowercase_title_cues=chat)
+                        risky_min_popularity=RISKY_MIN_MENTIONS, fuzzy_names=fuzzy, fuzzy_titles=titles,
+                        ordinary_words=ordinary,
+                        lowercase_title_cues=chat)

@@ -54,8 +54,10 @@ _MOODS = [
     (re.compile(r"\b(sad|depressed|feeling (kinda |kind of |a bit |a little |so |really |pretty )?(down|low|blue)|"
                 r"dumped|i'?m down|rough time|(rough|bad|awful|terrible|crappy|shitty|crap|"
                 r"horrible|lousy|tough|worst) (day|week|month)|"
-                r"(day|week|month|year) (has been|'?s been|was|is|been) (so |really |pretty |just |kind of )?"
-                r"(rough|bad|awful|terrible|crappy|shitty|crap|horrible|lousy|tough|hard|the worst)|"
+                r"(day|week|month|year|work|school|today|life) (has been|'?s been|was|is|been) "
+                r"(so |really |pretty |just |kind of |kinda |a bit |a little |such )?"
+                r"(rough|bad|awful|terrible|crappy|shitty|crap|horrible|lousy|tough|hard|the worst|brutal|draining|"
+                r"a (total |complete |bit of a |real )?(mess|disaster|nightmare|train ?wreck))|"
                 r"today sucked|going wrong|lonely|upset|cheer me up|heartbr\w*|broke up|break ?up|crying|miserable|"
                 r"gloomy|miss (him|her|them)|uplifting)\b", re.I),
      ["comedy", "animation", "family"], "something cheerful",
@@ -102,8 +104,10 @@ _CLOSING = re.compile(r"\b(thanks?|thank (you|u)|thx|ty|cheers|bye+|goodbye|good
 _REQUEST = re.compile(r"\?|\b(another|more|else|recommend|suggest|what about|how about|something|anything|"
                       r"other|instead|but)\b", re.I)
 # "scratch that, a comedy instead": the new wish replaces every earlier one, not only the one on its axis
-_CANCEL = re.compile(r"\b(scratch that|forget (that|it|about that|what i said)|never ?mind|nvm|change of plans?|"
-                     r"on second thought|changed my mind|instead)\b", re.I)
+_CANCEL = re.compile(r"\b((scratch|scrap|drop|ignore) (that|this|what i said)|"
+                     r"forget (that|it|about (that|it)|what i said|(about )?(the|my) [\w-]+( [\w-]+)? (thing|idea|part|bit|stuff))|"
+                     r"never ?mind|nvm|change of plans?|on (second|2nd) thought|changed my mind|instead|"
+                     r"(no|nah|nope|wait),? actually|actually,? no)\b", re.I)
 _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
 # Serve / chat reply length: greedy decoding makes a 40-token reply the first ~35 words of the 60-token one the
 # generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
@@ -142,6 +146,7 @@ class _ColumnMasks:
     person: dict[str, np.ndarray]
     year: np.ndarray
     title: list[str]
+    same_title: dict[str, list[int]]  # lower-case title -> its columns (the graph holds some movies twice)
 
 
 @dataclass
@@ -429,12 +434,17 @@ class EmpatheticRecommender:
                 state.relaxed.append(w)
         state.relaxed.sort(key=lambda w: w.turn)
         scores = np.where(ok, raw, -np.inf)
-        top = np.argsort(-scores, kind="stable")[:k]
-        out = []
-        for i in top:
-            if not np.isfinite(scores[i]):
+        # One film per series in a list ("Miss Congeniality" and its sequel are one suggestion): the first 4k
+        # candidates are plenty, and the pairwise title check costs microseconds
+        out: list[Recommendation] = []
+        picked: list[Movie] = []
+        for i in np.argsort(-scores, kind="stable")[:4 * k]:
+            if not np.isfinite(scores[i]) or len(out) == k:
                 break
             m = self.catalogue[int(self._column[i])]
+            if any(same_series(m, p) for p in picked):
+                continue
+            picked.append(m)
             out.append(Recommendation(m.entity, m.title, m.year, m.reason(), float(scores[i])))
         return out
 
@@ -445,6 +455,10 @@ class EmpatheticRecommender:
         excluded = state.excluded() | set(state.mentioned) | {e for e in state.entities if e in self.kg.item_set}
         ok = ~np.isin(self._column, np.fromiter(excluded, dtype=self._column.dtype, count=len(excluded)))
         masks = self._masks
+        # and what shares a title with them: "The Notebook" (2013) after "The Notebook" (2004) reads as a repeat
+        for e in excluded:
+            if e in self.catalogue:
+                ok[masks.same_title.get(self.catalogue[e].title.lower(), [])] = False
         avoided = state.avoid_genres + [g for a in state.avoid_genres for g in _ALSO_AVOIDED.get(a, ())]
         ok &= ~self._any(masks.genre, avoided)
         ok &= ~self._any(masks.person, [plain_name(self.kg.names[p]) for p in state.avoid_people])
@@ -533,7 +547,10 @@ class EmpatheticRecommender:
                 return out
 
             titles = [self.catalogue[int(e)].title for e in self._column]
-            self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year, titles)
+            same_title: dict[str, list[int]] = {}
+            for i, t in enumerate(titles):
+                same_title.setdefault(t.lower(), []).append(i)
+            self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year, titles, same_title)
         return self._masks_cache
 
     def turn_events(self, state: ConversationState, text: str, reply: bool = True) -> Iterator[TurnEvent]:
@@ -595,6 +612,11 @@ class EmpatheticRecommender:
 
     def _reply(self, state: ConversationState, emotions: Emotions, targets: list[Target],
                recs: list[Recommendation], closing: bool = False, unread: bool = False) -> Iterator[str]:
+        if closing and not state.recommended:
+            # "thanks!" before any pick: nothing to enjoy yet, so a kind word and an invitation, not a goodbye
+            yield ("You're welcome! Whenever you're ready, tell me a movie you loved, or a genre or actor you're in "
+                   "the mood for.")
+            return
         if closing:
             yield "You're welcome! Enjoy the movie, and come back any time you need another pick."
             return
@@ -698,13 +720,15 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
         parts.append("Ah, you've seen that one already.")
     elif not negative:
         primary = emotions[0][0] if emotions else "neutral"
-        liked = any(t.stance in ("liked", "wants") for t in targets)
+        liked = any(t.stance == "liked" for t in targets)
         reaction = any(t.span.kind == "reply" for t in targets)
         if primary == "negative" and not reaction:
             parts.append("Got it.")  # "something scary but not gory" reads negative; nothing failed to click
+        elif primary in ("like", "happy") and not liked:
+            # a request read as liking ("una de terror por favor") gets no "Nice one!": nothing was liked yet
+            parts.append("Sure thing!" if any(t.stance == "wants" for t in targets) else "Here's an idea.")
         else:
-            parts.append(_OPENERS.get(primary, "Here's an idea.") if liked or primary not in ("like", "happy")
-                         else "Here's an idea.")
+            parts.append(_OPENERS.get(primary, "Here's an idea."))
     if state.relaxed:
         parts.append(f"I couldn't find one that is also {', '.join(w.label or w.axis for w in state.relaxed)}, "
                      "so here's the closest.")
@@ -732,6 +756,18 @@ def template_reply(top: Recommendation, fits: str = "") -> Iterator[str]:
     if fits:
         yield f", {fits}" if fits.startswith("with") else f", {'an' if fits[0] in 'aeiou' else 'a'} {fits}"
     yield f" — {top.reason}." if top.reason else "."
+
+
+def same_series(a: Movie, b: Movie) -> bool:
+    """Whether one title continues the other as a sequel's does (`_series` for the whole catalogue): "Toy Story"
+    and "Toy Story 3", "The Dark Knight" and "The Dark Knight Rises" (same director), one title twice (a remake)."""
+    short, long = sorted((a.title.lower(), b.title.lower()), key=len)
+    if not long.startswith(short):
+        return False
+    rest = long[len(short):]
+    if not rest or re.match(_SEQUEL, rest, re.I):
+        return True
+    return bool(re.match(r"\s+\w", rest)) and bool(set(a.directors + a.writers) & set(b.directors + b.writers))
 
 
 def plain_name(graph_name: str) -> str:
