@@ -42,8 +42,14 @@ from ecrs.models.stance import UNSURE, StanceModel, load_stance
 MAX_MESSAGE_CHARS = 2000  # longer messages are truncated for the models (the API rejects them with a 4xx first)
 # "something like X", "similar to X": a wish for movies like X (a plain "I like X" is an opinion, not this)
 _LIKE_X = re.compile(r"(^\W*(just\s+)?like|\b(something|anything|movies?|films?|ones?|more|stuff|others?)\s+(just\s+)?like|"
-                     r"\bsimilar to|"
-                     r"\bsuch as|\balong the lines of|\bin the vein of|\bkind of like|\bstyle of|\bsame as)\s*$", re.I)
+                     r"\bsimilar to|\bsuch as|\balong the lines of|\bin the vein of|\bkind of like|\bstyle of|\bsame as|"
+                     r"\b(same|similar)\s+(vibes?|feel(ing)?|energy|tone|style|mood)\s+(as|to|of)|\bvibes?\s+(of|like)|"
+                     r"\bin the spirit of|\breminiscent of|\bcomparable to|\b(à|a) la|\bala)\s*$", re.I)
+# ... or after it: "forrest gump vibes", "a Pulp Fiction-esque movie", "Inception type of movie"; and "I loved
+# Titanic, anything like it?" (a pronoun after the title points back to it)
+_X_LIKE = re.compile(r"^(\s*-?\s*(vibes?|esque|type (of )?(movies?|films?|stuff|things?))\b|"
+                     r"[^.!?]*\b(something|anything|movies?|films?|ones?|more|stuff|others?)\s+(just\s+)?"
+                     r"(like|similar to)\s+(it|that|this|them|those)\b)", re.I)
 # A stated mood is met, in words and in genres (a wish like any other, forgotten after MOOD_TURNS seeker turns):
 # (pattern on the message with its titles and names cut out, genres, short label, what to say).
 _MOODS = [
@@ -108,6 +114,10 @@ _CANCEL = re.compile(r"\b((scratch|scrap|drop|ignore) (that|this|what i said)|"
                      r"forget (that|it|about (that|it)|what i said|(about )?(the|my) [\w-]+( [\w-]+)? (thing|idea|part|bit|stuff))|"
                      r"never ?mind|nvm|change of plans?|on (second|2nd) thought|changed my mind|instead|"
                      r"(no|nah|nope|wait),? actually|actually,? no)\b", re.I)
+# "from the last 10 years", "past five years or so"
+_NUMBER_WORDS = {"two": 2, "three": 3, "five": 5, "ten": 10, "twenty": 20, "few": 5, "couple": 2, "couple of": 2}
+_LAST_YEARS = re.compile(r"\b(?:last|past)\s+(\d{1,2}|two|three|five|ten|twenty|few|couple(?: of)?)\s+years\b", re.I)
+CATALOGUE_YEAR = 2018  # the newest movies of the bundled ReDial catalogue
 _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
 # Serve / chat reply length: greedy decoding makes a 40-token reply the first ~35 words of the 60-token one the
 # generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
@@ -325,7 +335,8 @@ class EmpatheticRecommender:
                     state.seen += [m for m in movies if m not in state.seen]
                 elif stance == "avoid":
                     state.avoid_movies += [m for m in movies if m not in state.avoid_movies]
-                if kind == "movie" and stance not in ("disliked", "avoid") and _LIKE_X.search(text[:t.span.start]):
+                if kind == "movie" and stance not in ("disliked", "avoid") and (
+                        _LIKE_X.search(text[:t.span.start]) or _X_LIKE.match(text[t.span.end:])):
                     state.wish("similar", [t.entity], turn, f"like {self.catalogue[t.entity].title}"
                                if t.entity in self.catalogue else "")
             elif kind == "person":
@@ -792,6 +803,10 @@ def _era(text: str) -> tuple[int | None, int | None] | None:
     if m:
         first = _year(next(g for g in m.groups() if g))
         return first, first + 9
+    m = _LAST_YEARS.search(text)
+    if m:  # counted back from the catalogue's newest movies (ReDial's), not from today
+        n = m.group(1).lower()
+        return CATALOGUE_YEAR - int(_NUMBER_WORDS.get(n, n)), None
     return None
 
 

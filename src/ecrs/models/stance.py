@@ -63,6 +63,8 @@ UNSURE = 0.4
 PRIOR = {"person": "wants", "genre": "wants", "movie": "liked", "reply": "none"}
 _POINTS_BACK = frozenset({"it", "that", "this", "them", "one", "those", "he", "she", "him", "her", "they"})
 TARGET, OTHER = "tgt", "oth"
+_INTERJECTION = re.compile(r"^(no+|nah+|nope|naw)(?=\s+(actually|wait|hold on|sorry|make|let'?s|lets|i meant|"
+                           r"i mean|go with|how about|what about|maybe)\b)", re.I)
 
 
 def _norm(text: str) -> str:
@@ -231,8 +233,10 @@ def encoder_text(text: str, spans: Sequence[Span], target: int) -> str:
         masked = f" {TARGET} . {masked}"
     masked = masked.replace(f" {TARGET} ", f" [ {slot} ] ").replace(f" {OTHER} ", " something ")
     # A word said again and again is said once: "hate hate HATE musicals" is "hate musicals" (the repeats, rare
-    # in what it learned from, read as something else)
-    return f"{kind}: " + _REPEATED.sub(r"\1", " ".join(masked.split()))
+    # in what it learned from, read as something else); a "no" that corrects the last request gets the comma chat
+    # leaves out ("no actually make it [ genre ]" is "no, actually ...", not "no [ genre ]")
+    said = _REPEATED.sub(r"\1", " ".join(masked.split()))
+    return f"{kind}: " + _INTERJECTION.sub(r"\1, ", said)
 
 
 class EncoderStanceClassifier(StanceModel):
