@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from serving_fixtures import build_pipeline
 
-from ecrs.inference.pipeline import EmpatheticRecommender, plain_name, same_series
+from ecrs.inference.pipeline import CATALOGUE_YEAR, EmpatheticRecommender, plain_name, same_series
 from ecrs.inference.state import ConversationState, Wish
 
 _NEG = re.compile(r"\b(no|not|hate|hated|can't stand|anything but|except)\b[^,.!?]*$", re.I)
@@ -150,7 +150,9 @@ def test_a_mood_is_acknowledged_and_chosen_for(bot):
                                       ("fantasy, nothing after 2010", (None, 2010)),
                                       ("not before 1990 please", (1990, None)),
                                       ("a 90s crime movie with Al Pacino", (1990, 1999)),
-                                      ("crime thriller with Denzel, 2000s", (2000, 2009))])
+                                      ("crime thriller with Denzel, 2000s", (2000, 2009)),
+                                      ("from the last 10 years or so", (CATALOGUE_YEAR - 10, None)),
+                                      ("past five years", (CATALOGUE_YEAR - 5, None)), ("last year", None)])
 def test_eras_read_both_ways(text, era):
     from ecrs.inference.pipeline import _era
 
@@ -327,6 +329,21 @@ def test_a_cancel_phrase_names_the_wish_it_drops(bot):
     assert sorted(w.axis for w in state.wishes) == ["mood", "person"]
     bot.turn(state, "forget the comfort thing, a horror movie")
     assert [(w.axis, w.values) for w in state.wishes] == [("genre", ["horror"])]
+
+
+@pytest.mark.parametrize("text", ["forrest gump vibes", "I loved Forrest Gump, anything like it?",
+                                  "something in the same vibe as Forrest Gump", "a Forrest Gump type of movie"])
+def test_similar_to_cues_before_and_after_the_title(bot, text):
+    state = ConversationState()
+    bot.turn(state, text)
+    assert [(w.axis, [bot.catalogue[v].title for v in w.values]) for w in state.wishes] == [
+        ("similar", ["Forrest Gump"])]
+
+
+def test_a_title_that_only_opens_the_message_is_no_similar_wish(bot):
+    state = ConversationState()
+    bot.turn(state, "I loved Forrest Gump. Any comedies?")
+    assert [w.axis for w in state.wishes] == ["genre"]
 
 
 def test_like_x_asks_for_other_movies_than_its_sequels(bot):

@@ -85,6 +85,10 @@ def test_the_encoder_reads_the_message_with_the_target_as_its_kind():
     text = "not a fan of Adam Sandler or comedies"
     spans = [_span(text, "Adam Sandler", "person"), _span(text, "comedies", "genre")]
     assert encoder_text(text, spans, 1) == "genre: not a fan of something or [ genre ]"  # a genre word is masked only as the target
+    # a "no" correcting the last request gets its comma; "no horror" stays as typed
+    text = "no actually make it horror"
+    assert encoder_text(text, [_span(text, "horror", "genre")], 0) == "genre: no, actually make it [ genre ]"
+    assert encoder_text("no horror", [_span("no horror", "horror", "genre")], 0) == "genre: no [ genre ]"
 
 
 def _tiny_encoder_classifier() -> EncoderStanceClassifier:

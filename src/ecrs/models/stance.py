@@ -236,7 +236,7 @@ def encoder_text(text: str, spans: Sequence[Span], target: int) -> str:
     # in what it learned from, read as something else); a "no" that corrects the last request gets the comma chat
     # leaves out ("no actually make it [ genre ]" is "no, actually ...", not "no [ genre ]")
     said = _REPEATED.sub(r"\1", " ".join(masked.split()))
-    return f"{kind}: " + _INTERJECTION.sub(r"\1, ", said)
+    return f"{kind}: " + _INTERJECTION.sub(r"\1,", said)
 
 
 class EncoderStanceClassifier(StanceModel):
