@@ -191,7 +191,11 @@ _TITLE_CUES = frozenset([
     "enjoy", "about", "recommend", "new", "original", "remake", "than", "try", "hated", "called",
 ])
 # Words around a lower-case surname that say a person is meant ("with pacino", "nolan movies").
-_PERSON_CUES = frozenset(["with", "by", "starring", "directed", "director", "actor", "actress"])
+# Words before a lower-case surname shorthand that say a person is meant ("no stallone", "how about tarantino");
+# shorthands are unusual words by construction (`person_shorthands`), so ordinary cues are safe
+_PERSON_CUES = frozenset(["with", "by", "starring", "directed", "director", "actor", "actress", "no", "not",
+                          "without", "except", "minus", "about", "and", "or", "love", "loved", "like", "hate",
+                          "hated", "than", "from", "some", "more", "any", "also"])
 _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
 _SEEN_CUES = frozenset(["seen", "watched", "saw", "rewatched"])
 # Words that point back at something said ("seen the other two", "the one from 1979"): never a lower-case title
@@ -556,12 +560,15 @@ class EntityLinker:
 
 def _lowercase_title_cue(before: list[str]) -> bool:
     """Do the two words `before` a lower-case span say a movie title follows? "seen" / "watched" / "saw", "similar
-    to", or "like" / "than" after a word for a movie ("movies like up", "something like get out"), not a bare "like"
-    ("i like it", "would like more")."""
+    to", "in the vein of", "same vibe as", or "like" / "than" after a word for a movie ("movies like up", "something
+    like get out") or opening the message, not a bare "like" ("i like it", "would like more")."""
     prev = before[-1] if before else ""
     prev2 = before[-2] if len(before) > 1 else ""
     return (prev in _SEEN_CUES or (prev == "to" and prev2 in ("similar", "close", "comparable"))
-            or (prev in ("like", "than") and prev2 in _MOVIE_WORDS))
+            or (prev in ("like", "than") and prev2 in _MOVIE_WORDS)
+            or (prev == "like" and len(before) == 1)  # "like die hard but in space": a message opening on "like"
+            or (prev == "of" and prev2 in ("vein", "lines", "spirit", "style", "reminiscent"))
+            or (prev == "as" and prev2 in ("same", "vibe", "vibes")))
 
 
 def _title_case(text: str, tokens: list[tuple[str, int, int]], first: int, last: int,

@@ -57,7 +57,7 @@ _MOODS = [
      ["comedy", "adventure", "animation"], "to celebrate", "Congrats, let's celebrate with something fun!"),
     (re.compile(r"\b(i'?m bored|so bored|bored out|boring day|nothing to do)\b", re.I),
      ["action", "adventure", "comedy"], "against boredom", "Bored? Let's fix that."),
-    (re.compile(r"\b(sad|depressed|feeling (kinda |kind of |a bit |a little |so |really |pretty )?(down|low|blue)|"
+    (re.compile(r"\b(sad(?!\s+(drama|movie|film|one|story|stories|ending|flick|romance))|depressed|feeling (kinda |kind of |a bit |a little |so |really |pretty )?(down|low|blue)|"
                 r"dumped|i'?m down|rough time|(rough|bad|awful|terrible|crappy|shitty|crap|"
                 r"horrible|lousy|tough|worst) (day|week|month)|"
                 r"(day|week|month|year|work|school|today|life) (has been|'?s been|was|is|been) "
@@ -68,8 +68,9 @@ _MOODS = [
                 r"gloomy|miss (him|her|them)|uplifting)\b", re.I),
      ["comedy", "animation", "family"], "something cheerful",
      "Sorry you're having a rough time, let's find something to cheer you up."),
-    (re.compile(r"\b(so tired|tired after|exhausted|stressed|stressful|nervous|anxious|anxiety|sick in bed|"
+    (re.compile(r"\b(so tired(?! of)|tired after|exhausted|stressed|stressful|nervous|anxious|anxiety|sick in bed|"
                 r"feeling sick|the flu|relax|unwind|long day|long week|(don'?t|dont) (have|want) to think|"
+                r"can'?t sleep|cant sleep|chill|cozy|cosy|laid-?back|mellow|"
                 r"something (light|lighthearted|light-hearted|feel-?good))\b", re.I),
      ["comedy", "animation", "family", "romance"], "to relax", "Sounds like you need to relax and unwind."),
 ]
@@ -89,7 +90,8 @@ _YEAR_UNTIL = re.compile(rf"\b(?:before|older than|earlier than|prior to|pre)[\s
 # "nothing after 2010" bounds from above, "nothing before 1990" from below (`_era` reads these first)
 _NEGATED_YEAR = re.compile(rf"\b(?:nothing|not|no|none)\s+(?:made\s+|released\s+|from\s+)?(after|since|newer than|"
                            rf"later than|before|earlier than|older than)\s+(?:the\s+)?(?:year\s+)?{_WHEN}", re.I)
-_DECADE = re.compile(r"\b(?:the|from the|in the)\s+((?:19|20)\d0s|'?\d0s)\b|\b((?:19|20)\d0s)\b"
+_DECADE = re.compile(r"\b(?:the|from the|in the|make it|go with|how about|what about|let'?s do|lets do|maybe)\s+"
+                     r"((?:19|20)\d0s|'?\d0s)\b|\b((?:19|20)\d0s)\b"
                      r"|\b((?:19|20)\d0s|'?\d0s)\s+"
                      r"(?:[a-z-]+\s+){0,2}?(?:movies?|films?|flicks?|classics?|stuff|comed\w*|horror|action|"
                      r"romance|thrillers?|crime|drama|sci-?fi|westerns?|war|mystery|musicals?|animated|family|"
@@ -99,6 +101,10 @@ _SEQUEL = r"(:|\s+(\d+|[IVX]+|part|chapter)\b)"
 # A genre said as a kind of movie: "a comedy", "a thriller", but "a horror movie", "an animated movie"
 _AS_NOUN = {g: g for g in ("comedy", "drama", "thriller", "western", "musical", "romance", "mystery", "documentary",
                            "fantasy", "adventure")} | {"animation": "animated movie", "biography": "biopic"}
+# Genre words that name a kind of the genre, not all of it: ruling one out keeps a wish for the genre ("horror, but
+# no slashers"); "nope, too scary" rules horror out
+_SUBKIND = re.compile(r"slasher|zombie|jump|gor[ey]|superhero|super-hero|anime|cartoon|kid|children|heist|gangster|"
+                      r"mob\b|wizard|dragon|space|time|chick|tear|rom-?com|true stor|biopic|pixar|cowboy", re.I)
 _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re.I)
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
 _ALSO = " Also worth a look: "  # the reply's list of the other picks
@@ -352,9 +358,9 @@ class EmpatheticRecommender:
                     last_person_end = t.span.end
             elif kind == "genre":
                 if stance in ("disliked", "avoid"):
-                    surface = text[t.span.start:t.span.end].lower()
-                    if t.genre[:4] not in surface and any(t.genre in v.split(COMPOUND) for w in state.wishes
-                                                          if w.axis == "genre" for v in w.values):
+                    surface = text[t.span.start:t.span.end]
+                    if _SUBKIND.search(surface) and any(t.genre in v.split(COMPOUND) for w in state.wishes
+                                                        if w.axis == "genre" for v in w.values):
                         continue  # "horror", then "no slashers though": a kind of the wanted genre, not all of it
                     _add(state.avoid_genres, t.genre)
                     state.remove("genre", t.genre)
