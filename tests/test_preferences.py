@@ -285,6 +285,15 @@ def test_a_cancel_word_drops_every_earlier_wish(bot):
     assert [(w.axis, w.values) for w in state.wishes] == [("genre", ["horror"])]
 
 
+def test_another_era_instead_keeps_the_rest_of_the_request(bot):
+    state = ConversationState()
+    bot.turn(state, "a comedy from the 90s")
+    bot.turn(state, "let's do 2000s instead")
+    assert sorted((w.axis, w.values) for w in state.wishes) == [("era", [2000, 2009]), ("genre", ["comedy"])]
+    bot.turn(state, "scratch that, the 80s")  # a hard cancel still drops everything earlier
+    assert [(w.axis, w.values) for w in state.wishes] == [("era", [1980, 1989])]
+
+
 def test_a_ruled_out_movie_takes_its_sequels_with_it(bot):
     by_title: dict[str, int] = {}
     for e, m in bot.catalogue.items():  # the graph holds some movies twice: the first entry has their makers

@@ -20,6 +20,7 @@ from ecrs.models.stance import (
     PRIOR,
     EncoderStanceClassifier,
     StanceClassifier,
+    StanceModel,
     encoder_text,
     load_stance,
     mention_features,
@@ -169,3 +170,24 @@ def test_named_targets_keep_titles_whole_and_add_the_last_suggestion():
     assert [(t.span.kind, t.genre, t.entity) for t in targets] == [("genre", "horror", None), ("movie", None, 5)]
     assert named_targets("loved it", [], set(), after_suggestion=True)[0].span.kind == "reply"
     assert named_targets("loved it", [], set(), after_suggestion=False) == []
+
+
+class _Fixed(StanceModel):
+    """A stand-in whose probabilities are given per mention, in order: answers known by construction."""
+
+    def __init__(self, stances: list[str]):
+        self.stances = stances
+
+    def proba(self, text, spans):
+        return np.array([np.eye(len(STANCES))[STANCES.index(s)] for s in self.stances[:len(spans)]])
+
+
+def test_a_list_member_read_as_saying_nothing_takes_its_lists_stance():
+    text = "I like Tom Hanks, Meg Ryan and Nora Ephron. No westerns."
+    spans = [_span(text, n, "person") for n in ("Tom Hanks", "Meg Ryan", "Nora Ephron")] + [
+        _span(text, "westerns", "genre")]
+    got = _Fixed(["liked", "none", "none", "none"]).predict(text, spans)
+    assert [s for s, _ in got] == ["liked", "liked", "liked", "none"]  # the genre after a full stop is no member
+    text = "Tom Hanks but not Meg Ryan"  # a contrast is no list: each keeps its own reading
+    spans = [_span(text, "Tom Hanks", "person"), _span(text, "Meg Ryan", "person")]
+    assert [s for s, _ in _Fixed(["wants", "none"]).predict(text, spans)] == ["wants", "none"]

@@ -124,6 +124,7 @@ _CANCEL = re.compile(r"\b((scratch|scrap|drop|ignore) (that|this|what i said)|"
 _NUMBER_WORDS = {"two": 2, "three": 3, "five": 5, "ten": 10, "twenty": 20, "few": 5, "couple": 2, "couple of": 2}
 _LAST_YEARS = re.compile(r"\b(?:last|past)\s+(\d{1,2}|two|three|five|ten|twenty|few|couple(?: of)?)\s+years\b", re.I)
 CATALOGUE_YEAR = 2018  # the newest movies of the bundled ReDial catalogue
+_HARD_CANCEL = re.compile(r"\b(scratch|scrap|forget|never ?mind|nvm|change of plans?|changed my mind)\b", re.I)
 _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
 # Serve / chat reply length: greedy decoding makes a 40-token reply the first ~35 words of the 60-token one the
 # generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
@@ -392,7 +393,10 @@ class EmpatheticRecommender:
             state.wish("era", list(era), turn, label)
         elif _RECENT.search(text):
             state.wish("era", [RECENT_YEAR, None], turn, "recent")
-        if _CANCEL.search(cut) and any(w.turn == turn for w in state.wishes):
+        new = {w.axis for w in state.wishes if w.turn == turn}
+        # a cancel word with a new wish replaces every earlier one; "the 2000s instead" only the years (an era
+        # narrows the request, "romantic comedy from the 90s" then "2000s instead" still wants a romantic comedy)
+        if _CANCEL.search(cut) and new and not (new == {"era"} and not _HARD_CANCEL.search(cut)):
             state.wishes = [w for w in state.wishes if w.turn == turn]
 
     def remembered(self, state: ConversationState) -> list[tuple[str, Any, str]]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -175,11 +176,36 @@ class StanceModel:
         person or genre a seeker names without a clear cue is one they want ("Tom Cruise movies"), a movie one they
         liked (ReDial's base rate), a reply to a suggestion says nothing ("more")."""
         out = []
-        for span, p in zip(spans, self.proba(text, spans)):
+        probs = self.proba(text, spans)
+        for span, p in zip(spans, probs):
             best = int(p.argmax())
             stance = STANCES[best] if p[best] >= UNSURE else PRIOR[span.kind]
             out.append((stance, float(p[STANCES.index(stance)])))
+        # A list shares its predicate: "I like Tom Hanks, Meg Ryan and Nora Ephron" says the same of all three, so
+        # a member read as saying nothing takes its list's (most common) stance
+        for run in _lists(text, spans):
+            said = Counter(out[i][0] for i in run if out[i][0] != "none")
+            if said and len(run) > 1:
+                stance = said.most_common(1)[0][0]
+                for i in run:
+                    if out[i][0] == "none":
+                        out[i] = (stance, float(probs[i][STANCES.index(stance)]))
         return out
+
+
+_LIST_GAP = re.compile(r"\s*(,|&|/|\band\b|\bor\b|,\s*and\b|,\s*or\b)\s*(the\s+|a\s+|an\s+|some\s+)?", re.I)
+
+
+def _lists(text: str, spans: Sequence[Span]) -> list[list[int]]:
+    """Runs of person / genre mentions (indices into `spans`) joined only by commas, "and", "or" and an article."""
+    order = [i for i in sorted(range(len(spans)), key=lambda i: spans[i].start) if spans[i].kind in ("person", "genre")]
+    runs: list[list[int]] = []
+    for i in order:
+        if runs and _LIST_GAP.fullmatch(text[spans[runs[-1][-1]].end:spans[i].start]):
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
 
 
 class StanceClassifier(StanceModel):
