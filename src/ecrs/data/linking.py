@@ -524,7 +524,7 @@ class EntityLinker:
                 or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS)):
             evidence = 1  # "something with dicaprio", "an old hitchcock film": a surname typed in lower case
         if (evidence == 0 and self.lowercase_title_cues and key.movies and key.movie_need == 1 and not shouting
-                and _lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 2):first]])
+                and _lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 6):first]])
                 and not all(t in _POINTING for t, _, _ in tokens[first:last + 1])):
             evidence = 1  # "anything similar to get out?", "ive seen up": a title of ordinary words, lower case
 
@@ -559,16 +559,18 @@ class EntityLinker:
 
 
 def _lowercase_title_cue(before: list[str]) -> bool:
-    """Do the two words `before` a lower-case span say a movie title follows? "seen" / "watched" / "saw", "similar
-    to", "in the vein of", "same vibe as", or "like" / "than" after a word for a movie ("movies like up", "something
-    like get out") or opening the message, not a bare "like" ("i like it", "would like more")."""
+    """Do the words `before` a lower-case span (up to six) say a movie title follows? "seen" / "watched" / "saw",
+    "similar to", "in the vein of", "same vibe as", or "like" / "than" after a word for a movie ("movies like up",
+    "something like get out") or opening the message, not a bare "like" ("i like it", "would like more"); or "and"
+    / "or" closing a list that a seen-word opened ("ive seen shrek and up")."""
     prev = before[-1] if before else ""
     prev2 = before[-2] if len(before) > 1 else ""
     return (prev in _SEEN_CUES or (prev == "to" and prev2 in ("similar", "close", "comparable"))
             or (prev in ("like", "than") and prev2 in _MOVIE_WORDS)
             or (prev == "like" and len(before) == 1)  # "like die hard but in space": a message opening on "like"
             or (prev == "of" and prev2 in ("vein", "lines", "spirit", "style", "reminiscent"))
-            or (prev == "as" and prev2 in ("same", "vibe", "vibes")))
+            or (prev == "as" and prev2 in ("same", "vibe", "vibes"))
+            or (prev in ("and", "or") and prev2 not in STOPWORDS and any(t in _SEEN_CUES for t in before[:-2])))
 
 
 def _title_case(text: str, tokens: list[tuple[str, int, int]], first: int, last: int,
