@@ -11,8 +11,8 @@ import shutil
 import sys
 from pathlib import Path
 
-# What the project uses, relative to the source folder. MovieLens is left out: nothing uses it yet and its
-# licence forbids commercial use.
+# What the project uses, relative to the source folder. Of MovieLens only the movie genres and their IMDb links (the
+# catalogue's genre facts); its licence (README.txt, bundled with them) forbids commercial use.
 FILES = [
     "redial/test.jsonl.gz",
     "redial/train_complete.jsonl.gz",
@@ -42,6 +42,9 @@ FILES = [
     "inspired/item_ids.json",
     "reviews/aclImdb_labeled.jsonl.gz",
     "reviews/aclImdb_README.txt",
+    "movielens/movies.csv",
+    "movielens/links.csv",
+    "movielens/README.txt",
 ]
 UNCOMPRESSED = {".md", ".txt"}  # small prose files stay readable
 

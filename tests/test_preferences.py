@@ -152,7 +152,8 @@ def test_a_mood_is_acknowledged_and_chosen_for(bot):
                                       ("a 90s crime movie with Al Pacino", (1990, 1999)),
                                       ("crime thriller with Denzel, 2000s", (2000, 2009)),
                                       ("from the last 10 years or so", (CATALOGUE_YEAR - 10, None)),
-                                      ("past five years", (CATALOGUE_YEAR - 5, None)), ("last year", None)])
+                                      ("past five years", (CATALOGUE_YEAR - 5, None)), ("last year", None),
+                                      ("80s or 90s", (1980, 1999)), ("in my 30s or 40s", None)])
 def test_eras_read_both_ways(text, era):
     from ecrs.inference.pipeline import _era
 
@@ -292,6 +293,15 @@ def test_another_era_instead_keeps_the_rest_of_the_request(bot):
     assert sorted((w.axis, w.values) for w in state.wishes) == [("era", [2000, 2009]), ("genre", ["comedy"])]
     bot.turn(state, "scratch that, the 80s")  # a hard cancel still drops everything earlier
     assert [(w.axis, w.values) for w in state.wishes] == [("era", [1980, 1989])]
+
+
+def test_any_decade_drops_the_era_and_taking_a_pick_closes(bot):
+    state = ConversationState()
+    bot.turn(state, "a comedy from the 90s")
+    recs = bot.turn(state, "actually any decade is fine").recommendations
+    assert [w.axis for w in state.wishes] == ["genre"] and recs
+    result = bot.turn(state, "perfect")
+    assert result.recommendations == [] and "enjoy" in result.reply.lower()
 
 
 def test_a_ruled_out_movie_takes_its_sequels_with_it(bot):

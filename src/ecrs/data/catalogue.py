@@ -3,13 +3,19 @@
 Facts come from `kg/redial_movie_info.json` (iEvaLM-CRS) where a ReDial movie maps to the item, else from the
 DBpedia name (`Titanic (1997 film)` -> title `Titanic`, year 1997) and the graph's neighbours. They are what the
 system may state about a movie: the generator is grounded in them and the chat's one-line reasons quote them.
+
+Genres: the movie info keeps IMDb's first three in alphabetical order, so a film's later genres fall off (Star Wars
+is "action, adventure, fantasy", no sci-fi, and "no sci-fi" could not rule it out). MovieLens' genres of the same
+IMDb id are appended after them (`movielens/`), so the first ones, which the reasons and prompts quote, stay IMDb's.
 """
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass, field
+from functools import cache
 
-from ecrs.data.bundle import bundled, read_json
+from ecrs.data.bundle import bundled, open_text, read_json
 from ecrs.data.kg import KnowledgeGraph, redial_movie_entities, split_title
 
 
@@ -50,9 +56,11 @@ def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
             continue
         i = info[rid]
         title, year = split_title(" ".join(i.get("name", "").split()))
+        genres = list(i.get("genre") or [])
+        genres += [g for g in movielens_genres().get(i.get("imdb_id") or "", []) if g not in genres]
         movies[entity] = Movie(
             entity=entity, title=title or split_title(kg.names[entity])[0], year=year,
-            genres=list(i.get("genre") or []), directors=list(i.get("director") or []),
+            genres=genres, directors=list(i.get("director") or []),
             writers=list(i.get("writer") or []), stars=list(i.get("star") or []),
             plot=i.get("plot") or "", imdb_id=i.get("imdb_id") or "",
         )
@@ -68,6 +76,27 @@ def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
     return movies
 
 
+# MovieLens genre -> catalogue genre (IMDb's vocabulary, lower case); "IMAX" and "(no genres listed)" are none
+_MOVIELENS = {"Action": "action", "Adventure": "adventure", "Animation": "animation", "Children": "family",
+              "Comedy": "comedy", "Crime": "crime", "Documentary": "documentary", "Drama": "drama", "Fantasy": "fantasy",
+              "Film-Noir": "crime", "Horror": "horror", "Musical": "musical", "Mystery": "mystery", "Romance": "romance",
+              "Sci-Fi": "sci-fi", "Thriller": "thriller", "War": "war", "Western": "western"}
+
+
+@cache
+def movielens_genres() -> dict[str, list[str]]:
+    """IMDb id ("tt0076759") -> the catalogue genres MovieLens gives that movie."""
+    with open_text(bundled("movielens/links.csv.gz")) as f:
+        imdb = {r["movieId"]: f"tt{r['imdbId']}" for r in csv.DictReader(f)}
+    out: dict[str, list[str]] = {}
+    with open_text(bundled("movielens/movies.csv.gz")) as f:
+        for r in csv.DictReader(f):
+            if r["movieId"] in imdb:
+                out[imdb[r["movieId"]]] = list(dict.fromkeys(
+                    _MOVIELENS[g] for g in r["genres"].split("|") if g in _MOVIELENS))
+    return out
+
+
 # Words people use for the catalogue's genres (ReDial movie info vocabulary). The graph itself has almost no
 # movie->genre edges, so a genre a person names is matched against the catalogue's genre lists. What the person
 # says about it (wants, avoids, likes, dislikes) is the stance classifier's job (`ecrs.models.stance`), not a
@@ -81,7 +110,7 @@ GENRE_WORDS: dict[str, str] = {
     r"romance|romantic|rom-?coms?|romcoms?|love stor(y|ies)|chick flicks?|rom[aá]ntic[ao]s?": "romance",
     r"animat(ed|ion)|cartoons?|pixar|anime|animad[ao]s?|dibujos": "animation",
     r"documentar(y|ies)|documentales?": "documentary",
-    r"action|superheroe?s?|super-heroe?s?|acci[oó]n": "action",
+    r"(?<!live )(?<!live-)action|superheroe?s?|super-heroe?s?|acci[oó]n": "action",  # "live action" is no genre
     r"thrillers?|suspense|suspenseful|suspenso": "thriller",
     r"dramas?|dramatic|tearjerkers?|tear-jerkers?": "drama",
     r"family-friendly|kid-friendly|family|kids|children": "family",

@@ -68,15 +68,23 @@ _MOODS = [
                 r"gloomy|miss (him|her|them)|uplifting)\b", re.I),
      ["comedy", "animation", "family"], "something cheerful",
      "Sorry you're having a rough time, let's find something to cheer you up."),
+    (re.compile(r"\b(good cry|wanna cry|want to cry|make me cry|need to cry|tear-?jerkers?)\b", re.I),
+     ["drama", "romance"], "something to cry over", "A good cry it is."),
     (re.compile(r"\b(so tired(?! of)|tired after|exhausted|stressed|stressful|nervous|anxious|anxiety|sick in bed|"
                 r"feeling sick|the flu|relax|unwind|long day|long week|(don'?t|dont) (have|want) to think|"
-                r"can'?t sleep|cant sleep|chill|cozy|cosy|laid-?back|mellow|"
+                r"can'?t sleep|cant sleep|chill|cozy|cosy|laid-?back|mellow|heart-?warming|wholesome|"
                 r"something (light|lighthearted|light-hearted|feel-?good))\b", re.I),
      ["comedy", "animation", "family", "romance"], "to relax", "Sounds like you need to relax and unwind."),
 ]
 MOOD_TURNS = 3
 # IMDb files La La Land and Mamma Mia! under "music", not "musical": who rules out musicals rules them out too
 _ALSO_AVOIDED = {"musical": ("music",)}
+_DECADES = re.compile(r"\b((?:19|20)\d0s|'?\d0s)\s*(?:or|and|to|through|-|–|/)\s*(?:the\s+)?((?:19|20)\d0s|'?\d0s)\b",
+                      re.I)
+# "any decade is fine", "forget the 90s thing": the era wish goes; "any actor" the person wish
+_ANY = {"era": re.compile(r"\bany (decade|year|era|time)s?\b|\b(decade|year|era) (doesn'?t|does not) matter|"
+                          r"\bforget (about )?the (\w+ )?(decades?|years?|era|'?\d0s)\b", re.I),
+        "person": re.compile(r"\bany (actor|actress|director|star|cast)\b", re.I)}
 # Years wanted: "after 1995", "2015+", "from the 90s onward", "nothing older than 2000" (from); "before 1980",
 # "older than 1990", "nothing after 2010" (until); "the 80s", "1990s", "90s movies", "a 90s crime movie" (that
 # decade; a bare "30s" is an age).
@@ -112,7 +120,10 @@ _WORD = re.compile(r"[^\W\d_]+")
 _PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either|everything|every one)\b", re.I)
 _GREETING = re.compile(r"^\W*(hi|hello|hey|hiya|yo|good (morning|evening|afternoon)|howdy)\b[\W\w]{0,20}$", re.I)
 _CLOSING = re.compile(r"\b(thanks?|thank (you|u)|thx|ty|cheers|bye+|goodbye|good ?night|see (you|ya)|that'?s all|"
-                      r"merci|gracias|danke|au revoir|adios|talk later)\b", re.I)
+                      r"merci|gracias|danke|au revoir|adios|talk later|"
+                      # taking a pick: "perfect", "that works", "i'll watch that one"
+                      r"perfect|lovely|sounds (good|great|perfect)|that'?s (good|great|perfect)|that works|"
+                      r"i'?ll (watch|go with|try) (it|that|this))\b", re.I)
 _REQUEST = re.compile(r"\?|\b(another|more|else|recommend|suggest|what about|how about|something|anything|"
                       r"other|instead|but)\b", re.I)
 # "scratch that, a comedy instead": the new wish replaces every earlier one, not only the one on its axis
@@ -393,6 +404,7 @@ class EmpatheticRecommender:
             state.wish("era", list(era), turn, label)
         elif _RECENT.search(text):
             state.wish("era", [RECENT_YEAR, None], turn, "recent")
+        state.wishes = [w for w in state.wishes if w.turn == turn or not (w.axis in _ANY and _ANY[w.axis].search(cut))]
         new = {w.axis for w in state.wishes if w.turn == turn}
         # a cancel word with a new wish replaces every earlier one; "the 2000s instead" only the years (an era
         # narrows the request, "romantic comedy from the 90s" then "2000s instead" still wants a romantic comedy)
@@ -809,6 +821,9 @@ def _era(text: str) -> tuple[int | None, int | None] | None:
     m = _YEAR_UNTIL.search(text)
     if m:
         return None, _year(m.group(1)) - 1
+    m = _DECADES.search(text)  # "70s or 80s": both; "in my 30s or 40s" is an age
+    if m and not re.search(r"\b(my|our|his|her|their)\s*$", text[:m.start()], re.I):
+        return _year(m.group(1)), _year(m.group(2)) + 9
     m = _DECADE.search(text)
     if m:
         first = _year(next(g for g in m.groups() if g))
