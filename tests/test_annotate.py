@@ -258,7 +258,10 @@ def test_fatal_and_unreachable_endpoints_stop_the_run(fake, tmp_path):
     with pytest.raises(FatalBackendError, match="in a row"):
         annotate(_items("a", "b", "c", "d"), http(dead, "m", timeout=2), tmp_path / "b.jsonl",
                  retry=Retry(1), max_consecutive_errors=2, progress=False)
-    assert len(_rows(failed_path(tmp_path / "b.jsonl"))) == 2  # recorded, not dropped
+    # recorded, not dropped: at least the two in a row; with requests in parallel one wait may bring a third,
+    # and every finished failure is written
+    rows = _rows(failed_path(tmp_path / "b.jsonl"))
+    assert 2 <= len(rows) <= 4 and all(r["kind"] == "backend" for r in rows)
 
 
 def test_resume_refuses_an_output_from_another_model(fake, tmp_path):

@@ -304,6 +304,22 @@ def test_any_decade_drops_the_era_and_taking_a_pick_closes(bot):
     assert result.recommendations == [] and "enjoy" in result.reply.lower()
 
 
+def test_studios_are_wished_for_and_ruled_out_like_genres(bot):
+    from ecrs.data.catalogue import studio_mentions
+    assert [b for *_, b in studio_mentions("nothing marvel, and no Dream Works or studio ghibli")] == [
+        "Marvel", "DreamWorks", "Studio Ghibli"]
+    shrek = next(m for m in bot.catalogue.values() if m.title == "Shrek" and m.year == 2001)
+    assert "DreamWorks" in shrek.studios
+    state = ConversationState()
+    recs = bot.turn(state, "an animated movie, not disney").recommendations
+    assert "Disney" in state.avoid_genres and recs
+    assert all("Disney" not in bot.catalogue[r.entity].studios for r in recs)
+    state = ConversationState()
+    recs = bot.turn(state, "a dreamworks movie for the kids").recommendations
+    assert ("studio", ["DreamWorks"]) in [(w.axis, w.values) for w in state.wishes]  # with the family wish, not or
+    assert recs and all("DreamWorks" in bot.catalogue[r.entity].studios for r in recs)
+
+
 def test_a_ruled_out_movie_takes_its_sequels_with_it(bot):
     by_title: dict[str, int] = {}
     for e, m in bot.catalogue.items():  # the graph holds some movies twice: the first entry has their makers

@@ -30,6 +30,7 @@ class Movie:
     stars: list[str] = field(default_factory=list)
     plot: str = ""
     imdb_id: str = ""
+    studios: list[str] = field(default_factory=list)  # brands of its production companies and distributors
 
     @property
     def display(self) -> str:
@@ -64,6 +65,8 @@ def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
             writers=list(i.get("writer") or []), stars=list(i.get("star") or []),
             plot=i.get("plot") or "", imdb_id=i.get("imdb_id") or "",
         )
+    for entity, movie in movies.items():
+        movie.studios = _studios(kg, entity)
     for entity in kg.item_ids:
         if entity not in movies:
             title, year = split_title(kg.names[entity])
@@ -72,8 +75,33 @@ def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
                 if rel in people:
                     people[rel].append(kg.names[other])
             movies[entity] = Movie(entity=entity, title=title, year=year,
-                                   directors=people["director"], stars=people["starring"][:3])
+                                   directors=people["director"], stars=people["starring"][:3],
+                                   studios=_studios(kg, entity))
     return movies
+
+
+# Studios people name ("nothing marvel", "not disney"): the word -> the brand, and the brand -> its companies'
+# graph names (production company or distributor: Buena Vista is Disney). Pixar stays a genre word (animation),
+# as people use it; the brands here are the distinctive ones.
+STUDIOS: dict[str, tuple[str, str]] = {
+    "Disney": (r"disney", r"disney|buena vista"), "DreamWorks": (r"dream ?works", r"dreamworks"),
+    "Marvel": (r"marvel", r"marvel"), "DC": (r"dc(?: comics| films)?", r"\bdc (comics|entertainment|films)"),
+    "Studio Ghibli": (r"(?:studio )?ghibli", r"ghibli"), "A24": (r"a24", r"\ba24\b"),
+    "Netflix": (r"netflix", r"netflix"), "Blumhouse": (r"blumhouse", r"blumhouse"),
+    "Lucasfilm": (r"lucasfilm", r"lucasfilm"), "Illumination": (r"illumination", r"illumination"),
+}
+_STUDIO_WORD = [(re.compile(rf"\b(?:{word})\b", re.I), brand) for brand, (word, _) in STUDIOS.items()]
+_STUDIO_COMPANY = [(re.compile(company, re.I), brand) for brand, (_, company) in STUDIOS.items()]
+
+
+def _studios(kg: KnowledgeGraph, entity: int) -> list[str]:
+    companies = [kg.names[o] for r, o in kg.neighbours(entity) if r in ("productionCompany", "distributor")]
+    return [brand for pattern, brand in _STUDIO_COMPANY if any(pattern.search(c) for c in companies)]
+
+
+def studio_mentions(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, brand) of each studio word in `text`, in text order."""
+    return sorted((m.start(), m.end(), brand) for pattern, brand in _STUDIO_WORD for m in pattern.finditer(text))
 
 
 # MovieLens genre -> catalogue genre (IMDb's vocabulary, lower case); "IMAX" and "(no genres listed)" are none

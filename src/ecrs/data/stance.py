@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from ecrs.data.bundle import iter_jsonl
-from ecrs.data.catalogue import genre_mentions
+from ecrs.data.catalogue import genre_mentions, studio_mentions
 from ecrs.data.dialogues import REDIAL_MENTION
 from ecrs.errors import DataError
 
@@ -78,9 +78,10 @@ def named_targets(text: str, mentions, people: Collection[int], after_suggestion
         if kind:
             out.append(Target(Span(m.start, m.end, kind), m.entity_id, None))
     named = [(t.span.start, t.span.end) for t in out]  # "Civil War" is a title, not the war genre
-    for start, end, genre in genre_mentions(text):
+    for start, end, genre in genre_mentions(text) + studio_mentions(text):  # a studio is read as a genre is
         if not any(s < end and start < e for s, e in named):
             out.append(Target(Span(start, end, "genre"), None, genre))
+            named.append((start, end))
     if after_suggestion and not out:  # "I can't stand musicals" after a suggestion is about musicals, not it
         out.append(Target(Span(0, 0, "reply"), None, None))
     return sorted(out, key=lambda t: t.span.start)

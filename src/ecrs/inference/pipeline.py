@@ -23,7 +23,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from ecrs.data.catalogue import Movie, genre_mentions, load_catalogue
+from ecrs.data.catalogue import STUDIOS, Movie, genre_mentions, load_catalogue
 from ecrs.data.kg import TITLE_QUALIFIER, KnowledgeGraph, load_redial_kg, person_entities
 from ecrs.data.linking import build_redial_linker
 from ecrs.data.prepare import load_samples
@@ -332,6 +332,7 @@ class EmpatheticRecommender:
         text without its titles and names ("Blue Velvet" is a title, not a mood)."""
         turn = state.seeker_turns
         wanted_genres: list[str] = []
+        wanted_studios: list[str] = []
         wanted_people: list[int] = []
         last_person_end = last_genre_end = 0
         side: dict[tuple[str, Any], bool] = {}  # (kind, value) -> positive, as its first mention said
@@ -376,6 +377,9 @@ class EmpatheticRecommender:
                         continue  # "horror", then "no slashers though": a kind of the wanted genre, not all of it
                     _add(state.avoid_genres, t.genre)
                     state.remove("genre", t.genre)
+                elif stance in ("liked", "wants") and t.genre in STUDIOS:  # "a dreamworks movie": its own axis
+                    _discard(state.avoid_genres, t.genre)
+                    _add(wanted_studios, t.genre)
                 elif stance in ("liked", "wants"):
                     _discard(state.avoid_genres, t.genre)
                     # genre words side by side are one kind of movie ("sci-fi adventure", "romantic comedy"):
@@ -388,6 +392,8 @@ class EmpatheticRecommender:
                     last_genre_end = t.span.end
         if wanted_genres:  # a newly stated genre replaces the previous wish
             state.wish("genre", wanted_genres, turn, genre_label(wanted_genres))
+        if wanted_studios:
+            state.wish("studio", wanted_studios, turn, "from " + " or ".join(wanted_studios))
         if wanted_people:
             state.wish("person", wanted_people, turn,
                        "with " + " or ".join(plain_name(self.kg.names[p]) for p in wanted_people))
@@ -532,6 +538,8 @@ class EmpatheticRecommender:
         masks = self._masks
         if wish.axis == "genre":
             return self._any(masks.genre, [g for v in wish.values for g in v.split(COMPOUND)])
+        if wish.axis == "studio":  # brands live in the genre table (`_masks`)
+            return self._any(masks.genre, wish.values)
         if wish.axis == "mood":  # something light: none of the mood's genres is horror
             return self._any(masks.genre, wish.values) & ~self._any(masks.genre, ["horror"])
         if wish.axis == "person":
@@ -564,7 +572,7 @@ class EmpatheticRecommender:
             year = np.full(len(self._column), -1, dtype=np.int32)  # unknown year: never "recent"
             for i, e in enumerate(self._column):
                 m = self.catalogue[int(e)]
-                for g in set(m.genres):
+                for g in set(m.genres + m.studios):  # a studio ("Disney") is wished for or ruled out as a genre is
                     genre.setdefault(g, []).append(i)
                 for name in set(m.stars + m.directors + m.writers):
                     person.setdefault(name, []).append(i)

@@ -20,7 +20,7 @@ __all__ = ["AXES", "COMPOUND", "FEEDBACK_EMOTIONS", "KEEP_ENTITIES", "KEEP_TURNS
            "genre_label"]
 
 FEEDBACK_EMOTIONS: dict[str, Emotions] = {"liked": [("like", 1.0)], "disliked": [("negative", 1.0)]}
-AXES = ("genre", "person", "similar", "mood", "era")
+AXES = ("genre", "person", "similar", "mood", "era", "studio")
 # A long conversation keeps its last turns and context entities in full; what older turns said lives on in the
 # preferences (exclusions, wishes, verdicts) and in `mentioned`. 500 entity-heavy turns made a 4 MB state that cost
 # 2 s to decode and re-encode on every turn; compacted, it stays a few kB.
