@@ -530,7 +530,11 @@ class EntityLinker:
 
         movie: Alias | None = None
         span_end = end
-        if key.movies and evidence >= key.movie_need:
+        # a lower-case title that "of" continues heads a phrase: "in the spirit of", "the rest of" (chat only: the
+        # prepared datasets keep their inputs)
+        of_phrase = (self.lowercase_title_cues and evidence == 0 and last + 1 < len(tokens)
+                     and tokens[last + 1][0] == "of")
+        if key.movies and evidence >= key.movie_need and not of_phrase:
             if year is not None:
                 span_end = year_end
                 dated = [a for a in key.movies if a.year is not None and abs(a.year - year) <= 1]
