@@ -320,6 +320,21 @@ def test_studios_are_wished_for_and_ruled_out_like_genres(bot):
     assert recs and all("DreamWorks" in bot.catalogue[r.entity].studios for r in recs)
 
 
+def test_a_comparative_asks_for_more_of_the_genre(bot):
+    class AlwaysAvoid:  # misreads every mention as ruled out, as the trained encoder did "but funnier"
+        def predict(self, text, spans):
+            return [("avoid", 1.0)] * len(spans)
+
+    misreading = EmpatheticRecommender(bot.kg, bot.catalogue, bot.linker, bot.emotion, bot.recommender,
+                                       stance=AlwaysAvoid())
+    state = ConversationState()
+    misreading.turn(state, "like Inception but funnier")
+    assert "comedy" not in state.avoid_genres and ("genre", ["comedy"]) in [(w.axis, w.values) for w in state.wishes]
+    state = ConversationState()
+    misreading.turn(state, "nothing funny")  # no comparative: the reading stands
+    assert state.avoid_genres == ["comedy"]
+
+
 def test_a_ruled_out_movie_takes_its_sequels_with_it(bot):
     by_title: dict[str, int] = {}
     for e, m in bot.catalogue.items():  # the graph holds some movies twice: the first entry has their makers

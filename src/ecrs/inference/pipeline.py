@@ -113,6 +113,7 @@ _AS_NOUN = {g: g for g in ("comedy", "drama", "thriller", "western", "musical", 
 # no slashers"); "nope, too scary" rules horror out
 _SUBKIND = re.compile(r"slasher|zombie|jump|gor[ey]|superhero|super-hero|anime|cartoon|kid|children|heist|gangster|"
                       r"mob\b|wizard|dragon|space|time|chick|tear|rom-?com|true stor|biopic|pixar|cowboy", re.I)
+_MORE_OF = re.compile(r"funnier|scarier", re.I)
 _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re.I)
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
 _ALSO = " Also worth a look: "  # the reply's list of the other picks
@@ -313,6 +314,9 @@ class EmpatheticRecommender:
             # person, which a sad message asks for ("rough day, any comedies?").
             t.stance = "disliked" if negative and p < UNSURE and t.span.kind == "movie" else stance
         _share_phrase_stances(text, targets)
+        for t in targets:  # a comparative asks for more of it: "like Inception but funnier" is no "no comedy"
+            if t.span.kind == "genre" and _MORE_OF.fullmatch(text[t.span.start:t.span.end]):
+                t.stance = "wants"
         # ECR's attachment: each entity takes the emotion of what was said about it (its stance) where there was
         # one, else the utterance's (ECR's broadcast); the system's last-turn entities take the reaction's.
         by_entity = {t.entity: t.stance for t in targets if t.entity is not None}
