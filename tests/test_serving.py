@@ -161,6 +161,15 @@ def test_forget_removes_one_remembered_preference(client):
     assert client.post(f"/sessions/{sid}/forget", json={"kind": "shoe size", "value": 9}).status_code == 422
 
 
+def test_a_studio_wish_is_in_the_session_resource_and_can_be_forgotten(client):
+    sid = new_session(client)
+    assert client.post(f"/sessions/{sid}/messages", json={"text": "I want a DreamWorks movie"}).status_code == 200
+    wishes = client.get(f"/sessions/{sid}").json()["memory"]["wishes"]
+    assert [(w["axis"], w["values"]) for w in wishes] == [("studio", ["DreamWorks"])]
+    r = client.post(f"/sessions/{sid}/forget", json={"kind": "studio"})
+    assert r.status_code == 200 and r.json()["wishes"] == []
+
+
 def test_record_feedback_attaches_emotion_and_overrides_the_next_reaction():
     state = ConversationState(entities=[5, 7, 9], entity_emotions=[[("like", 0.9)], [], []],
                               awaiting_reaction=[1, 2], recommended=[7, 9])

@@ -224,7 +224,7 @@ class FeedbackIn(_Wire):
 
 
 class WishOut(_Wire):
-    axis: Literal["genre", "person", "similar", "mood", "era"]
+    axis: Literal["genre", "person", "similar", "mood", "era", "studio"]
     values: list[int | str | None]  # genres (genre, mood), entity ids (person, similar), [first, last year] (era)
     label: str
     turn: int
@@ -250,7 +250,7 @@ class Memory(_Wire):
 
 class ForgetIn(_Wire):
     kind: Literal["liked", "disliked", "seen", "avoid_genres", "avoid_people", "avoid_movies", "genre", "person", "similar", "mood",
-                  "era"]
+                  "era", "studio"]
     value: int | str | None = Field(None, description="the entry to remove (an entity id or a genre); for a wish "
                                                       "axis, None removes the whole wish")
 
