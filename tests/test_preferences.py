@@ -335,6 +335,18 @@ def test_a_comparative_asks_for_more_of_the_genre(bot):
     assert state.avoid_genres == ["comedy"]
 
 
+def test_a_mood_after_a_suggestion_is_no_reaction_to_it_and_a_reaction_with_years_is(bot):
+    state = ConversationState()
+    first = bot.turn(state, "an animated movie please").recommendations[0].entity
+    bot.turn(state, "ugh my week was a total mess honestly")
+    assert first not in state.liked + state.disliked  # no verdict on the pick at all
+    assert [w.axis for w in state.wishes if w.axis == "mood"] == ["mood"]
+    state = ConversationState()
+    first = bot.turn(state, "an animated movie please").recommendations[0].entity
+    bot.turn(state, "seen it. something from the 90s or 2000s?")
+    assert first in state.seen and ("era", "from 1990 to 2009") in [(w.axis, w.label) for w in state.wishes]
+
+
 def test_a_ruled_out_movie_takes_its_sequels_with_it(bot):
     by_title: dict[str, int] = {}
     for e, m in bot.catalogue.items():  # the graph holds some movies twice: the first entry has their makers

@@ -113,6 +113,7 @@ _AS_NOUN = {g: g for g in ("comedy", "drama", "thriller", "western", "musical", 
 # no slashers"); "nope, too scary" rules horror out
 _SUBKIND = re.compile(r"slasher|zombie|jump|gor[ey]|superhero|super-hero|anime|cartoon|kid|children|heist|gangster|"
                       r"mob\b|wizard|dragon|space|time|chick|tear|rom-?com|true stor|biopic|pixar|cowboy", re.I)
+_REACTION = re.compile(r"\b(seen|watched|saw|loved|liked|hated|disliked|boring|meh|not that one|nah)\b", re.I)
 _MORE_OF = re.compile(r"funnier|scarier", re.I)
 _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re.I)
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
@@ -293,9 +294,12 @@ class EmpatheticRecommender:
         context = state.turns[-1][1] if state.turns and state.turns[-1][0] == "recommender" else ""
         mentions = self.linker.link(text)
         linked = [LinkedEntity(m.entity_id, self.kg.names[m.entity_id], m.is_movie) for m in mentions]
-        # Words we cannot read ("asdfgh", another language) say nothing about the last suggestions either,
-        # and a message that names years asks for something ("make that the 90s instead"), it is no reaction
-        reacting = bool(state.awaiting_reaction) and _era(text) is None
+        # Words we cannot read ("asdfgh", another language) say nothing about the last suggestions either; a
+        # message that names years asks for something ("make that the 90s instead"), it is no reaction unless it
+        # also says one ("seen it. something from the 90s?"); a mood is about the person ("ugh, my week was a
+        # mess" after a suggestion is no dislike of it)
+        reacting = (bool(state.awaiting_reaction) and (_era(text) is None or bool(_REACTION.search(text)))
+                    and not any(pattern.search(text) for pattern, *_ in _MOODS))
         targets = named_targets(text, mentions, self._people, reacting) if mentions or self.readable(text) else []
         # A reaction without a title is about the last suggestions: "them" / "those" / "any of" all of them, else
         # ("seen it", "not that one") the first
@@ -409,8 +413,8 @@ class EmpatheticRecommender:
         era = _era(cut)
         if era is not None:
             first, last = era
-            label = (f"from the {first}s" if first and last else f"from {first} on" if first else
-                     f"before {last + 1}")
+            label = (f"from the {first}s" if first and last == first + 9 else f"from {first} to {last}"
+                     if first and last else f"from {first} on" if first else f"before {last + 1}")
             state.wish("era", list(era), turn, label)
         elif _RECENT.search(text):
             state.wish("era", [RECENT_YEAR, None], turn, "recent")
