@@ -141,6 +141,7 @@ def test_a_mood_is_acknowledged_and_chosen_for(bot):
     assert result.reply.startswith("Sorry") and result.recommendations
     assert all({"comedy", "animation", "family"} & g for g in _genres(bot, result.recommendations))
     assert bot.turn(ConversationState(), "had a crappy week at work tbh").reply.startswith("Sorry")
+    assert bot.turn(ConversationState(), "hiya, not really feeling great today").reply.startswith("Sorry")
 
 
 @pytest.mark.parametrize("text,era", [("something after 1995", (1995, None)), ("2015+ please", (2015, None)),

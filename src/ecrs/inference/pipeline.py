@@ -64,6 +64,8 @@ _MOODS = [
                 r"(so |really |pretty |just |kind of |kinda |a bit |a little |such )?"
                 r"(rough|bad|awful|terrible|crappy|shitty|crap|horrible|lousy|tough|hard|the worst|brutal|draining|"
                 r"a (total |complete |bit of a |real )?(mess|disaster|nightmare|train ?wreck))|"
+                r"(not|n'?t) (really |exactly |so |too )?feeling (great|good|well|it|my best)|"
+                r"feeling (pretty |really |so |kinda |kind of |a bit )?(meh|crap|crappy|bad|awful|terrible|rough|lousy|like crap)|"
                 r"today sucked|going wrong|lonely|upset|cheer me up|heartbr\w*|broke up|break ?up|crying|miserable|"
                 r"gloomy|miss (him|her|them)|uplifting)\b", re.I),
      ["comedy", "animation", "family"], "something cheerful",
