@@ -444,7 +444,7 @@ class EntityLinker:
                         or any(m.start < end and start < m.end and not (start <= m.start and m.end <= end)
                                for m in mentions)):
                     continue
-                hit = process.extractOne(phrase, list(choices), scorer=OSA.distance,
+                hit = process.extractOne(phrase, choices.keys(), scorer=OSA.distance,
                                          score_cutoff=1 if len(phrase) <= 8 else 2)
                 if hit is not None and hit[0][0] == phrase[0] and all(
                         w not in self.ordinary_words for w, t in zip(words, hit[0].split()) if w != t):
