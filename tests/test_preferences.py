@@ -321,6 +321,25 @@ def test_studios_are_wished_for_and_ruled_out_like_genres(bot):
     assert recs and all("DreamWorks" in bot.catalogue[r.entity].studios for r in recs)
 
 
+def test_a_series_named_as_one_is_ruled_out_whole(bot):
+    from ecrs.data.catalogue import franchise_mentions, franchises_of
+    assert franchises_of("The Dark Knight Rises") == ["Batman"] and franchises_of("Return of the Jedi") == ["Star Wars"]
+    assert franchises_of("The Texas Chain Saw Massacre") == [] and franchise_mentions("I saw movies with my kids") == []
+    assert [(n, series) for *_, n, series in franchise_mentions("the saw movies, no star wars")] == [
+        ("Saw", True), ("Star Wars", False)]
+    state = ConversationState()
+    recs = bot.turn(state, "Christopher Nolan but not Inception and not the batman ones").recommendations
+    assert "Batman" in state.avoid_genres and recs  # the series, not only the 1989 film the word names
+    assert not any(bot.catalogue[r.entity].title.startswith("The Dark Knight") for r in recs)
+    state = ConversationState()
+    recs = bot.turn(state, "no star wars films, something else sci-fi").recommendations  # lower case: no title
+    assert state.avoid_genres == ["Star Wars"] and recs
+    assert all("Star Wars" not in bot.catalogue[r.entity].franchises for r in recs)
+    state = ConversationState()
+    bot.turn(state, "I loved Star Wars")  # the title alone is the film
+    assert state.avoid_genres == [] and [bot.kg.names[e] for e in state.liked] == ["Star Wars (film)"]
+
+
 def test_a_comparative_asks_for_more_of_the_genre(bot):
     class AlwaysAvoid:  # misreads every mention as ruled out, as the trained encoder did "but funnier"
         def predict(self, text, spans):

@@ -2,7 +2,9 @@
 saves and reloads exactly, metrics with answers known by construction, and ReDial's questionnaire as labels."""
 from __future__ import annotations
 
+import itertools
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -191,3 +193,26 @@ def test_a_list_member_read_as_saying_nothing_takes_its_lists_stance():
     text = "Tom Hanks but not Meg Ryan"  # a contrast is no list: each keeps its own reading
     spans = [_span(text, "Tom Hanks", "person"), _span(text, "Meg Ryan", "person")]
     assert [s for s, _ in _Fixed(["wants", "none"]).predict(text, spans)] == ["wants", "none"]
+
+
+def test_the_refit_trains_on_train_and_validation_for_the_epochs_validation_chose(monkeypatch, tmp_path):
+    import ecrs.training.stance as training
+
+    calls = []
+
+    def fake_fit(redial, people, cfg, loop, redial_liked, validate, run_dir):
+        calls.append({"redial": len(redial), "people": len(people), "epochs": loop.epochs, "liked": redial_liked})
+        for _ in range(loop.epochs):
+            validate(None)
+        return f"model {len(calls)}"
+
+    scores = itertools.cycle([0.5, 0.7, 0.6])  # validation peaks after the second epoch
+    monkeypatch.setattr(training, "_fit_encoder", fake_fit)
+    monkeypatch.setattr(training, "_selection_score", lambda *a: next(scores))
+    toy = _toy_examples()
+    cfg = StanceConfig(out=str(tmp_path), redial_liked=100)
+    clf, selection = training._train_encoder(toy[:30], toy[:10], toy[30:36], toy[10:12], cfg)
+    assert [s["val_score"] for s in selection] == [0.5, 0.7, 0.6] and clf == "model 2"
+    assert calls[1] == {"redial": 36, "people": 12, "epochs": 2, "liked": 120}
+    clf, _ = training._train_encoder(toy[:30], toy[:10], toy[30:36], toy[10:12], replace(cfg, refit=False))
+    assert clf == "model 3" and len(calls) == 3  # no refit: the selection run's best epoch is the model

@@ -31,6 +31,7 @@ class Movie:
     plot: str = ""
     imdb_id: str = ""
     studios: list[str] = field(default_factory=list)  # brands of its production companies and distributors
+    franchises: list[str] = field(default_factory=list)  # series people name as one thing ("Star Wars", `FRANCHISES`)
 
     @property
     def display(self) -> str:
@@ -67,6 +68,7 @@ def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
         )
     for entity, movie in movies.items():
         movie.studios = _studios(kg, entity)
+        movie.franchises = franchises_of(movie.title)
     for entity in kg.item_ids:
         if entity not in movies:
             title, year = split_title(kg.names[entity])
@@ -76,7 +78,7 @@ def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
                     people[rel].append(kg.names[other])
             movies[entity] = Movie(entity=entity, title=title, year=year,
                                    directors=people["director"], stars=people["starring"][:3],
-                                   studios=_studios(kg, entity))
+                                   studios=_studios(kg, entity), franchises=franchises_of(title))
     return movies
 
 
@@ -102,6 +104,98 @@ def _studios(kg: KnowledgeGraph, entity: int) -> list[str]:
 def studio_mentions(text: str) -> list[tuple[int, int, str]]:
     """(start, end, brand) of each studio word in `text`, in text order."""
     return sorted((m.start(), m.end(), brand) for pattern, brand in _STUDIO_WORD for m in pattern.finditer(text))
+
+
+# Series people name as one thing ("no star wars films", "not the batman ones"): the name -> (the words people
+# type, the titles it holds, and what the words need to mean the series: "" nothing, "noun" a "movies" / "films" /
+# "ones" after them ("Batman" alone is the 1989 film), "the" that noun and a "the" or a capital before it ("I saw
+# movies" is no Saw, "the saw movies" is). The graph has no series edges and
+# sequels often share no title words ("The Dark Knight", "Return of the Jedi"), hence the title lists. A name is
+# ruled out or wished for as a genre is.
+FRANCHISES: dict[str, tuple[str, str, str]] = {
+    "Star Wars": (r"star ?wars", r"star wars|.*\ba star wars story|the empire strikes back|return of the jedi", ""),
+    "Star Trek": (r"star ?trek", r"star trek", ""),
+    "Harry Potter": (r"harry potter", r"harry potter|fantastic beasts", ""),
+    "Middle-earth": (r"lord of the rings|lotr|(?:the )?hobbit", r"the lord of the rings|the hobbit", ""),
+    "Batman": (r"batman", r".*\bbatman\b|the dark knight", "noun"),
+    "Superman": (r"superman", r".*\bsuperman\b|man of steel", "noun"),
+    "Spider-Man": (r"spider-?man", r"(the amazing )?spider-man", ""),
+    "X-Men": (r"x-?men", r"x-men|x2|the wolverine|logan$", ""),
+    "Avengers": (r"avengers", r"(the )?avengers|marvel's the avengers", "noun"),
+    "Fast & Furious": (r"fast (?:and|&|n) (?:the )?furious", r"(the )?fast (and|&) (the )?furious|2 fast 2 furious|"
+                       r"fast five|furious 7|the fate of the furious", ""),
+    "Mission: Impossible": (r"mission:? impossible", r"mission: impossible|mission impossible", ""),
+    "James Bond": (r"james bond|bond|007", r"(dr\. no|from russia with love|goldfinger|thunderball|you only live "
+                   r"twice|on her majesty's secret service|diamonds are forever|live and let die|the man with the "
+                   r"golden gun|the spy who loved me|moonraker|for your eyes only|octopussy|a view to a kill|the "
+                   r"living daylights|licence to kill|goldeneye|tomorrow never dies|the world is not enough|die "
+                   r"another day|casino royale|quantum of solace|skyfall|spectre)$", "noun"),
+    "Jurassic Park": (r"jurassic (?:park|world)", r"jurassic (park|world)|the lost world: jurassic park", ""),
+    "Transformers": (r"transformers", r"(the )?transformers|bumblebee$", "noun"),
+    "Pirates of the Caribbean": (r"pirates of the caribbean", r"pirates of the caribbean", ""),
+    "Toy Story": (r"toy story", r"toy story", ""),
+    "Shrek": (r"shrek", r"shrek|puss in boots", "noun"),
+    "Rambo": (r"rambo", r"rambo|first blood", "noun"),
+    "Rocky": (r"rocky", r"rocky( [ivx]+| balboa)?$|creed( ii)?$", "the"),
+    "Saw": (r"saw", r"saw( [ivx]+| \d| 3d)?$|jigsaw$", "the"),
+    "Scream": (r"scream", r"scream( \d)?$", "the"),
+    "Halloween": (r"halloween", r"halloween\b", "the"),
+    "Friday the 13th": (r"friday the 13th", r"friday the 13th", ""),
+    "A Nightmare on Elm Street": (r"(?:a )?nightmare on elm street|freddy krueger",
+                                  r"(a )?nightmare on elm street|freddy", ""),
+    "Alien": (r"alien", r"alien( 3|: .*| resurrection| vs\.? .*)?$|aliens$|prometheus$", "the"),
+    "Terminator": (r"terminator", r"(the )?terminator", "noun"),
+    "The Matrix": (r"(?:the )?matrix", r"the matrix", "the"),
+    "Twilight": (r"twilight", r"twilight$|the twilight saga", "the"),
+    "The Hunger Games": (r"(?:the )?hunger games", r"the hunger games", ""),
+    "Indiana Jones": (r"indiana jones", r"indiana jones|raiders of the lost ark", ""),
+    "Die Hard": (r"die hard", r"(live free or |a good day to )?die hard", ""),
+    "Lethal Weapon": (r"lethal weapon", r"lethal weapon", ""),
+    "Back to the Future": (r"back to the future", r"back to the future", ""),
+    "Home Alone": (r"home alone", r"home alone", ""),
+    "Despicable Me": (r"despicable me|minions", r"despicable me|minions$", ""),
+    "Ice Age": (r"ice age", r"ice age", "the"),
+    "Madagascar": (r"madagascar", r"madagascar|penguins of madagascar", "the"),
+    "Kung Fu Panda": (r"kung fu panda", r"kung fu panda", ""),
+    "Final Destination": (r"final destination", r"(the )?final destination", ""),
+    "Paranormal Activity": (r"paranormal activity", r"paranormal activity", ""),
+    "The Conjuring": (r"(?:the )?conjuring", r"the conjuring|annabelle|the nun$", "the"),
+    "Insidious": (r"insidious", r"insidious", "the"),
+    "Resident Evil": (r"resident evil", r"resident evil", ""),
+    "The Purge": (r"(?:the )?purge", r"(the )?(first )?purge", "the"),
+    "Planet of the Apes": (r"planet of the apes", r".*\bplanet of the apes", ""),
+    "Bourne": (r"(?:jason )?bourne", r"the bourne|jason bourne", "noun"),
+    "John Wick": (r"john wick", r"john wick", "noun"),
+    "The Godfather": (r"(?:the )?godfather", r"the godfather", "noun"),
+    "The Hangover": (r"(?:the )?hangover", r"the hangover", "the"),
+    "Cars": (r"cars", r"cars( \d)?$", "the"),
+    "American Pie": (r"american pie", r"american (pie|wedding|reunion)", ""),
+    "Scary Movie": (r"scary movie", r"scary movie", "the"),
+    "Men in Black": (r"men in black|mib", r"men in black", "noun"),
+    "Ghostbusters": (r"ghostbusters", r"ghostbusters", "noun"),
+    "Mad Max": (r"mad max", r"mad max", ""),
+}
+_SERIES_NOUN = r"(?:movies?|films?|ones|series|franchise|saga|sequels|prequels|trilogy|flicks|universe)"
+_FRANCHISE_WORD = [(re.compile(rf"\b(?:the )?(?:{word})(?:\s+{_SERIES_NOUN}\b)" + ("?" if not need else ""), re.I),
+                    name, need) for name, (word, _, need) in FRANCHISES.items()]
+_FRANCHISE_TITLE = [(re.compile(rf"(?:{titles})", re.I), name) for name, (_, titles, _) in FRANCHISES.items()]
+
+
+def franchises_of(title: str) -> list[str]:
+    """The `FRANCHISES` a title belongs to ("The Dark Knight Rises" -> ["Batman"])."""
+    return [name for pattern, name in _FRANCHISE_TITLE if pattern.match(title)]
+
+
+def franchise_mentions(text: str) -> list[tuple[int, int, str, bool]]:
+    """(start, end, name, said as a series) of each franchise `text` names, in text order; "said as a series" when
+    "movies" / "films" / "ones" follow ("the batman ones", over the 1989 film the title alone names)."""
+    found = []
+    for pattern, name, need in _FRANCHISE_WORD:
+        for m in pattern.finditer(text):
+            if need == "the" and not (m.group().lower().startswith("the ") or m.group()[0].isupper()):
+                continue
+            found.append((m.start(), m.end(), name, bool(re.search(rf"{_SERIES_NOUN}$", m.group(), re.I))))
+    return sorted(found)
 
 
 # MovieLens genre -> catalogue genre (IMDb's vocabulary, lower case); "IMAX" and "(no genres listed)" are none

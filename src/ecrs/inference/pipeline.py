@@ -23,7 +23,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from ecrs.data.catalogue import STUDIOS, Movie, genre_mentions, load_catalogue
+from ecrs.data.catalogue import STUDIOS, Movie, franchise_mentions, genre_mentions, load_catalogue
 from ecrs.data.kg import TITLE_QUALIFIER, KnowledgeGraph, load_redial_kg, person_entities
 from ecrs.data.linking import build_redial_linker
 from ecrs.data.prepare import load_samples
@@ -303,6 +303,7 @@ class EmpatheticRecommender:
         reacting = (bool(state.awaiting_reaction) and (_era(text) is None or bool(_REACTION.search(text)))
                     and not any(pattern.search(text) for pattern, *_ in _MOODS))
         targets = named_targets(text, mentions, self._people, reacting) if mentions or self.readable(text) else []
+        targets = _with_franchises(text, targets)
         # A reaction without a title is about the last suggestions: "them" / "those" / "any of" all of them, else
         # ("seen it", "not that one") the first
         suggested = [state.entities[p] for p in state.awaiting_reaction]
@@ -573,7 +574,8 @@ class EmpatheticRecommender:
             year = np.full(len(self._column), -1, dtype=np.int32)  # unknown year: never "recent"
             for i, e in enumerate(self._column):
                 m = self.catalogue[int(e)]
-                for g in set(m.genres + m.studios):  # a studio ("Disney") is wished for or ruled out as a genre is
+                # a studio ("Disney") or a series ("Star Wars") is wished for or ruled out as a genre is
+                for g in set(m.genres + m.studios + m.franchises):
                     genre.setdefault(g, []).append(i)
                 for name in set(m.stars + m.directors + m.writers):
                     person.setdefault(name, []).append(i)
@@ -719,6 +721,19 @@ _OPENERS = {
     "surprise": "Right?!",
     "agreement": "Awesome.",
 }
+
+
+def _with_franchises(text: str, targets: list[Target]) -> list[Target]:
+    """`targets` with the franchises `text` names, each read as a genre is ("no star wars films" rules the series
+    out). Said as a series ("the batman ones") it replaces the title it overlaps; a bare title stays that movie
+    ("I loved Star Wars"). Chat only: the labels ECR trains on (`EntityStancer`) keep `named_targets`'."""
+    for start, end, name, series in franchise_mentions(text):
+        overlapping = [t for t in targets if t.span.kind != "reply" and t.span.start < end and start < t.span.end]
+        if overlapping and not series:
+            continue
+        targets = [t for t in targets if t not in overlapping and t.span.kind != "reply"]
+        targets.append(Target(Span(start, end, "genre"), None, name))
+    return sorted(targets, key=lambda t: t.span.start)
 
 
 def _share_phrase_stances(text: str, targets: list[Target]) -> None:
