@@ -321,6 +321,15 @@ def test_studios_are_wished_for_and_ruled_out_like_genres(bot):
     assert recs and all("DreamWorks" in bot.catalogue[r.entity].studios for r in recs)
 
 
+def test_a_wish_that_leaves_fewer_than_k_movies_puts_those_first(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "no comedy. something with Jim Carrey").recommendations
+    carrey = [m for m in bot.catalogue.values() if "Jim Carrey" in m.stars and "comedy" not in m.genres]
+    assert 0 < len(carrey) < 3  # by construction of the catalogue: The Number 23, Eternal Sunshine
+    assert {r.entity for r in recs[:len(carrey)]} == {m.entity for m in carrey} and len(recs) == 3
+    assert not state.relaxed and all("comedy" not in bot.catalogue[r.entity].genres for r in recs)
+
+
 def test_a_series_named_as_one_is_ruled_out_whole(bot):
     from ecrs.data.catalogue import franchise_mentions, franchises_of
     assert franchises_of("The Dark Knight Rises") == ["Batman"] and franchises_of("Return of the Jedi") == ["Star Wars"]

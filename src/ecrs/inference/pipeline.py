@@ -473,22 +473,32 @@ class EmpatheticRecommender:
         # older wish gives way to a newer one it contradicts ("with Tom Hanks", later "before 1980")
         ok = self._allowed(state)
         state.relaxed = []
+        # A wish that leaves a few movies, not k, still puts those few first: "not a comedy, with Jim Carrey" has two
+        # (The Number 23, Eternal Sunshine), and they lead the list the other wishes fill
+        few: np.ndarray | None = None
         # (said in one turn, "a sci-fi movie like Interstellar": "like" is the loosest wish and gives way first)
         for w in sorted(state.wishes, key=lambda w: (-w.turn, w.axis == "similar")):
-            for mask in self._wish_masks(w):  # strictest first
+            masks = self._wish_masks(w)  # strictest first
+            for mask in masks:
                 narrowed = ok & mask
                 if narrowed.sum() >= k:
                     ok = narrowed
+                    if few is not None and (few & mask).any():
+                        few &= mask
                     break
             else:
-                state.relaxed.append(w)
+                if few is None and (ok & masks[-1]).any():
+                    few = ok & masks[-1]
+                else:
+                    state.relaxed.append(w)
         state.relaxed.sort(key=lambda w: w.turn)
         scores = np.where(ok, raw, -np.inf)
+        first = np.zeros(len(scores), dtype=bool) if few is None else few & ok
         # One film per series in a list ("Miss Congeniality" and its sequel are one suggestion): the first 4k
         # candidates are plenty, and the pairwise title check costs microseconds
         out: list[Recommendation] = []
         picked: list[Movie] = []
-        for i in np.argsort(-scores, kind="stable")[:4 * k]:
+        for i in np.lexsort((-scores, ~first))[:4 * k]:
             if not np.isfinite(scores[i]) or len(out) == k:
                 break
             m = self.catalogue[int(self._column[i])]
