@@ -200,7 +200,7 @@ def test_the_refit_trains_on_train_and_validation_for_the_epochs_validation_chos
 
     calls = []
 
-    def fake_fit(redial, people, cfg, loop, redial_liked, validate, run_dir):
+    def fake_fit(redial, people, cfg, loop, redial_liked, validate, run_dir, metric="val_score"):
         calls.append({"redial": len(redial), "people": len(people), "epochs": loop.epochs, "liked": redial_liked})
         for _ in range(loop.epochs):
             validate(None)

@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(StanceConfig, args.config, args.set)
     _, report = train_stance(cfg)
-    chosen = f"epoch {report['chosen_epoch']}" if cfg.model == "encoder" else f"C={report['chosen_C']:g}"
+    chosen = (f"epoch {report['chosen_epoch']}" + (", refit on train + validation" if cfg.refit else "")
+              if cfg.model == "encoder" else f"C={report['chosen_C']:g}")
     print(f"stance ({cfg.model}): {chosen}, validation score "
           f"{max(s['val_score'] for s in report['selection']):.4f}, {report['train_seconds']:.0f} s -> {cfg.out}")
     return 0

@@ -242,10 +242,10 @@ def train_stance(cfg: StanceConfig) -> tuple[StanceClassifier | EncoderStanceCla
 class _EncoderTask:
     """`ecrs.training.loop.TrainTask` of the encoder: rows are (encoder text, stance index)."""
 
-    def __init__(self, clf: EncoderStanceClassifier, rows: list[tuple[str, int]], weights, validate):
+    def __init__(self, clf: EncoderStanceClassifier, rows: list[tuple[str, int]], weights, validate, metric: str):
         import torch
 
-        self.clf, self.rows, self.n_rows = clf, rows, len(rows)
+        self.clf, self.rows, self.n_rows, self.metric = clf, rows, len(rows), metric
         self.loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
         self._validate = validate
 
@@ -263,7 +263,7 @@ class _EncoderTask:
 
     def validate(self) -> dict[str, float]:
         self.clf.encoder.eval()
-        return {"val_score": self._validate()}
+        return {self.metric: self._validate()}
 
 
 def _train_encoder(r_train, p_train, r_val, p_val, cfg: StanceConfig):
@@ -284,12 +284,12 @@ def _train_encoder(r_train, p_train, r_val, p_val, cfg: StanceConfig):
         liked = round(cfg.redial_liked * (len(r_train) + len(r_val)) / len(r_train))
         done = itertools.count(1)  # no validation left: each epoch outscores the last, so the last one is kept
         clf = _fit_encoder(r_train + r_val, p_train + p_val, cfg, replace(cfg.train, epochs=epochs), liked,
-                           lambda _: float(next(done)), run_dir / "refit")
+                           lambda _: float(next(done)), run_dir / "refit", metric="refit_epochs")
     return clf, selection
 
 
 def _fit_encoder(redial_examples, people_examples, cfg: StanceConfig, loop: StanceLoopConfig, redial_liked: int,
-                 validate, run_dir: Path) -> EncoderStanceClassifier:
+                 validate, run_dir: Path, metric: str = "val_score") -> EncoderStanceClassifier:
     """One fine-tuning run from the pretrained encoder; the weights of the epoch `validate(clf)` scores best."""
     import copy
     import random
@@ -323,8 +323,8 @@ def _fit_encoder(redial_examples, people_examples, cfg: StanceConfig, loop: Stan
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=loop.lr, weight_decay=loop.weight_decay)
     fingerprint = json.dumps({"config": to_dict(cfg), "loop": to_dict(loop), "rows": len(train)}, sort_keys=True)
-    train_loop(_EncoderTask(clf, train, weights / weights.mean(), lambda: validate(clf)), model, optimizer, loop,
-               run_dir, metric="val_score", save_best=save_best, desc="stance", fingerprint=fingerprint)
+    train_loop(_EncoderTask(clf, train, weights / weights.mean(), lambda: validate(clf), metric), model, optimizer,
+               loop, run_dir, metric=metric, save_best=save_best, desc="stance", fingerprint=fingerprint)
     if best:
         model.load_state_dict(best["weights"])
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)
