@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -68,7 +69,7 @@ def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
         )
     for entity, movie in movies.items():
         movie.studios = _studios(kg, entity)
-        movie.franchises = franchises_of(movie.title)
+        movie.franchises = franchises_of(movie.title, movie.studios)
     for entity in kg.item_ids:
         if entity not in movies:
             title, year = split_title(kg.names[entity])
@@ -76,9 +77,10 @@ def load_catalogue(kg: KnowledgeGraph) -> dict[int, Movie]:
             for rel, other in kg.neighbours(entity):
                 if rel in people:
                     people[rel].append(kg.names[other])
+            studios = _studios(kg, entity)
             movies[entity] = Movie(entity=entity, title=title, year=year,
                                    directors=people["director"], stars=people["starring"][:3],
-                                   studios=_studios(kg, entity), franchises=franchises_of(title))
+                                   studios=studios, franchises=franchises_of(title, studios))
     return movies
 
 
@@ -106,7 +108,8 @@ def studio_mentions(text: str) -> list[tuple[int, int, str]]:
     return sorted((m.start(), m.end(), brand) for pattern, brand in _STUDIO_WORD for m in pattern.finditer(text))
 
 
-# Series people name as one thing ("no star wars films", "not the batman ones"): the name -> (the words people
+# Series and groups people name as one thing ("no star wars films", "not the batman ones", "nothing pixar",
+# "no superhero stuff"): the name -> (the words people
 # type, the titles it holds, and what the words need to mean the series: "" nothing, "noun" a "movies" / "films" /
 # "ones" after them ("Batman" alone is the 1989 film), "the" that noun and a "the" or a capital before it ("I saw
 # movies" is no Saw, "the saw movies" is). The graph has no series edges and
@@ -116,11 +119,13 @@ FRANCHISES: dict[str, tuple[str, str, str]] = {
     "Star Wars": (r"star ?wars", r"star wars|.*\ba star wars story|the empire strikes back|return of the jedi", ""),
     "Star Trek": (r"star ?trek", r"star trek", ""),
     "Harry Potter": (r"harry potter", r"harry potter|fantastic beasts", ""),
-    "Middle-earth": (r"lord of the rings|lotr|(?:the )?hobbit", r"the lord of the rings|the hobbit", ""),
+    "The Lord of the Rings": (r"lord of the rings|lotr", r"the lord of the rings", ""),
+    "The Hobbit": (r"(?:the )?hobbit", r"the hobbit", "noun"),
     "Batman": (r"batman", r".*\bbatman\b|the dark knight", "noun"),
     "Superman": (r"superman", r".*\bsuperman\b|man of steel", "noun"),
     "Spider-Man": (r"spider-?man", r"(the amazing )?spider-man", ""),
     "X-Men": (r"x-?men", r"x-men|x2|the wolverine|logan$", ""),
+    "Wolverine": (r"wolverine", r"x-men origins: wolverine|the wolverine|logan$", "noun"),
     "Avengers": (r"avengers", r"(the )?avengers|marvel's the avengers", "noun"),
     "Fast & Furious": (r"fast (?:and|&|n) (?:the )?furious", r"(the )?fast (and|&) (the )?furious|2 fast 2 furious|"
                        r"fast five|furious 7|the fate of the furious", ""),
@@ -174,16 +179,28 @@ FRANCHISES: dict[str, tuple[str, str, str]] = {
     "Men in Black": (r"men in black|mib", r"men in black", "noun"),
     "Ghostbusters": (r"ghostbusters", r"ghostbusters", "noun"),
     "Mad Max": (r"mad max", r"mad max", ""),
+    "Pixar": (r"pixar", r"(toy story|a bug's life|monsters, inc\.|monsters university|finding (nemo|dory)|(the )?"
+              r"incredibles|cars|ratatouille|wall-e|up|brave|inside out|the good dinosaur|coco)( \d)?$", ""),
+    "superhero": (r"super-?hero(?:e?s)?|comic[- ]book", r"(captain america|iron man|thor|(the )?(incredible )?hulk|"
+                  r"ant-man|black panther|doctor strange|guardians of the galaxy|wonder woman|justice league|aquaman|"
+                  r"deadpool|venom|fantastic four|daredevil|(the )?punisher|ghost rider|hellboy|blade( ii|: trinity)?$|"
+                  r"green lantern|watchmen|suicide squad|captain marvel|kick-ass|the crow|spawn|catwoman|elektra)",
+                  ""),  # and the films of `SUPERHERO`'s studios and series
 }
-_SERIES_NOUN = r"(?:movies?|films?|ones|series|franchise|saga|sequels|prequels|trilogy|flicks|universe)"
-_FRANCHISE_WORD = [(re.compile(rf"\b(?:the )?(?:{word})(?:\s+{_SERIES_NOUN}\b)" + ("?" if not need else ""), re.I),
+# What "superhero movies" covers: the comic-book studios' films and the superhero series
+SUPERHERO = ("Marvel", "DC", "Batman", "Superman", "Spider-Man", "X-Men", "Wolverine", "Avengers")
+_SERIES_NOUN = r"(?:movies?|films?|ones|series|franchise|saga|sequels|prequels|trilogy|flicks|universe|stuff)"
+_FRANCHISE_WORD = [(re.compile(rf"\b(?:(?:the|an?) )?(?:{word})(?:\s+{_SERIES_NOUN}\b)" + ("?" if not need else ""), re.I),
                     name, need) for name, (word, _, need) in FRANCHISES.items()]
-_FRANCHISE_TITLE = [(re.compile(rf"(?:{titles})", re.I), name) for name, (_, titles, _) in FRANCHISES.items()]
+_FRANCHISE_TITLE = [(re.compile(rf"(?:{titles})", re.I), name) for name, (_, titles, _) in FRANCHISES.items()
+                    if titles]
 
 
-def franchises_of(title: str) -> list[str]:
-    """The `FRANCHISES` a title belongs to ("The Dark Knight Rises" -> ["Batman"])."""
-    return [name for pattern, name in _FRANCHISE_TITLE if pattern.match(title)]
+def franchises_of(title: str, studios: Collection[str] = ()) -> list[str]:
+    """The `FRANCHISES` a title belongs to ("The Dark Knight Rises" -> ["Batman", "superhero"]); `studios`: its
+    studio brands (Marvel's films are superhero films)."""
+    names = [name for pattern, name in _FRANCHISE_TITLE if pattern.match(title)]
+    return names + ["superhero"] if set(names + list(studios)) & set(SUPERHERO) else names
 
 
 def franchise_mentions(text: str) -> list[tuple[int, int, str, bool]]:
@@ -192,7 +209,7 @@ def franchise_mentions(text: str) -> list[tuple[int, int, str, bool]]:
     found = []
     for pattern, name, need in _FRANCHISE_WORD:
         for m in pattern.finditer(text):
-            if need == "the" and not (m.group().lower().startswith("the ") or m.group()[0].isupper()):
+            if need == "the" and not (m.group().lower().startswith(("the ", "a ", "an ")) or m.group()[0].isupper()):
                 continue
             found.append((m.start(), m.end(), name, bool(re.search(rf"{_SERIES_NOUN}$", m.group(), re.I))))
     return sorted(found)

@@ -23,7 +23,15 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from ecrs.data.catalogue import STUDIOS, Movie, franchise_mentions, genre_mentions, load_catalogue
+from ecrs.data.catalogue import (
+    FRANCHISES,
+    GENRE_WORDS,
+    STUDIOS,
+    Movie,
+    franchise_mentions,
+    genre_mentions,
+    load_catalogue,
+)
 from ecrs.data.kg import TITLE_QUALIFIER, KnowledgeGraph, load_redial_kg, person_entities
 from ecrs.data.linking import build_redial_linker
 from ecrs.data.prepare import load_samples
@@ -57,7 +65,7 @@ _MOODS = [
      ["comedy", "adventure", "animation"], "to celebrate", "Congrats, let's celebrate with something fun!"),
     (re.compile(r"\b(i'?m bored|so bored|bored out|boring day|nothing to do)\b", re.I),
      ["action", "adventure", "comedy"], "against boredom", "Bored? Let's fix that."),
-    (re.compile(r"\b(sad(?!\s+(drama|movie|film|one|story|stories|ending|flick|romance))|depressed|feeling (kinda |kind of |a bit |a little |so |really |pretty )?(down|low|blue)|"
+    (re.compile(r"\b((?<!too )(?<!not )(?<!not so )(?<!nothing )(?<!that )sad(?!\s+(drama|movie|film|one|story|stories|ending|flick|romance))|depressed|feeling (kinda |kind of |a bit |a little |so |really |pretty )?(down|low|blue)|"
                 r"dumped|i'?m down|rough time|(rough|bad|awful|terrible|crappy|shitty|crap|"
                 r"horrible|lousy|tough|worst) (day|week|month)|"
                 r"(day|week|month|year|work|school|today|life) (has been|'?s been|was|is|been) "
@@ -77,10 +85,22 @@ _MOODS = [
                 r"can'?t sleep|cant sleep|chill|cozy|cosy|laid-?back|mellow|heart-?warming|wholesome|"
                 r"something (light|lighthearted|light-hearted|feel-?good))\b", re.I),
      ["comedy", "animation", "family", "romance"], "to relax", "Sounds like you need to relax and unwind."),
+    # last: a feeling named with it is met first ("stressed, need something light")
+    (re.compile(r"\b(not (too |so |that |very )?(sad|heavy|depressing|dark|intense|serious)|nothing (too |so )?(sad|heavy|"
+                r"depressing|dark|intense|serious)|feel[- ]?good|feelgood|lighter|something light|light-?hearted)\b",
+                re.I),
+     ["comedy", "animation", "family"], "something light", "Something light, then."),
 ]
 MOOD_TURNS = 3
 # IMDb files La La Land and Mamma Mia! under "music", not "musical": who rules out musicals rules them out too
 _ALSO_AVOIDED = {"musical": ("music",)}
+_NOT_THEM = re.compile(r"\b(?:not|no|without|skip|enough(?: of)?|tired of|sick of|done with|over|nothing with|not with|"
+                       r"no more(?: of)?|less of|nothing of)\s+(?:him|her)\b", re.I)
+# chat words ReDial's vocabulary lacks: "meh" and "nah" are reactions, not gibberish
+_CHAT_WORDS = {"meh", "nah", "naw", "nope", "thnx", "thanx", "thx", "idk", "ugh", "bleh", "pls", "plz", "nvm", "hmm",
+               "ehh", "lol", "lmao", "omg", "tbh", "ngl", "imo", "tho"}
+_ARTICLE = re.compile(r"^(the|a|an)\s+")
+_GENRES = set(GENRE_WORDS.values())  # genres proper, not the studios and series ruled out as genres are
 _DECADES = re.compile(r"\b((?:19|20)\d0s|'?\d0s)\s*(?:or|and|to|through|-|–|/)\s*(?:the\s+)?((?:19|20)\d0s|'?\d0s)\b",
                       re.I)
 # "any decade is fine", "forget the 90s thing": the era wish goes; "any actor" the person wish
@@ -105,7 +125,10 @@ _DECADE = re.compile(r"\b(?:the|from the|in the|make it|go with|how about|what a
                      r"|\b((?:19|20)\d0s|'?\d0s)\s+"
                      r"(?:[a-z-]+\s+){0,2}?(?:movies?|films?|flicks?|classics?|stuff|comed\w*|horror|action|"
                      r"romance|thrillers?|crime|drama|sci-?fi|westerns?|war|mystery|musicals?|animated|family|"
-                     r"kids|adventure|fantasy|documentar\w*|rom-?coms?)\b", re.I)
+                     r"kids|adventure|fantasy|documentar\w*|rom-?coms?)\b"
+                     # a decade said on its own: "older please, 90s", "something like 80s?", "80s maybe"
+                     r"|\b(?:like|any|some|older|prefer(?:ably)?|ideally|or)\s+('?[5-9]0s)\b"
+                     r"|(?:^|,\s*)('?[5-9]0s)\b(?=\s*(?:[?!.,]|$|maybe|please|pls|plz|or so|ish|era|vibes?|then))", re.I)
 # What follows a title in its sequels' titles: "John Wick: Chapter 2", "Rocky II", "Toy Story 3", "Saw Part 2"
 _SEQUEL = r"(:|\s+(\d+|[IVX]+|part|chapter)\b)"
 # A genre said as a kind of movie: "a comedy", "a thriller", but "a horror movie", "an animated movie"
@@ -123,7 +146,7 @@ _ALSO = " Also worth a look: "  # the reply's list of the other picks
 _WORD = re.compile(r"[^\W\d_]+")
 _PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either|everything|every one)\b", re.I)
 _GREETING = re.compile(r"^\W*(hi|hello|hey|hiya|yo|good (morning|evening|afternoon)|howdy)\b[\W\w]{0,20}$", re.I)
-_CLOSING = re.compile(r"\b(thanks?|thank (you|u)|thx|ty|cheers|bye+|goodbye|good ?night|see (you|ya)|that'?s all|"
+_CLOSING = re.compile(r"\b(thanks?|thank (you|u)|thx|thnx|thanx|ty|cheers|bye+|goodbye|good ?night|see (you|ya)|that'?s all|"
                       r"merci|gracias|danke|au revoir|adios|talk later|"
                       # taking a pick: "perfect", "that works", "i'll watch that one"
                       r"perfect|lovely|sounds (good|great|perfect)|that'?s (good|great|perfect)|that works|"
@@ -140,6 +163,8 @@ _NUMBER_WORDS = {"two": 2, "three": 3, "five": 5, "ten": 10, "twenty": 20, "few"
 _LAST_YEARS = re.compile(r"\b(?:last|past)\s+(\d{1,2}|two|three|five|ten|twenty|few|couple(?: of)?)\s+years\b", re.I)
 CATALOGUE_YEAR = 2018  # the newest movies of the bundled ReDial catalogue
 _HARD_CANCEL = re.compile(r"\b(scratch|scrap|forget|never ?mind|nvm|change of plans?|changed my mind)\b", re.I)
+_OLDER = re.compile(r"\b(older|(more )?classic|old(er)?[- ]school|old ones|something old|anything old|"
+                    r"oldies|vintage)\b(?! (than|one|ones i))", re.I)
 _RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
 # Serve / chat reply length: greedy decoding makes a 40-token reply the first ~35 words of the 60-token one the
 # generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
@@ -179,6 +204,7 @@ class _ColumnMasks:
     year: np.ndarray
     title: list[str]
     same_title: dict[str, list[int]]  # lower-case title -> its columns (the graph holds some movies twice)
+    has_genre: np.ndarray  # the catalogue knows at least one genre of it
 
 
 @dataclass
@@ -249,6 +275,7 @@ class EmpatheticRecommender:
         self._column = np.array(kg.item_ids)
         self._people = person_entities(kg)
         self._series_cache: dict[int, np.ndarray] = {}  # `_series`, per movie
+        self._namesakes_cache: dict[str, np.ndarray] = {}  # `_with_namesakes`, per genre
 
     # ------------------------------------------------------------ loading
 
@@ -342,6 +369,15 @@ class EmpatheticRecommender:
         """Stances become memory: opinions of movies, exclusions, and wishes (the latest per axis). `cut` is the
         text without its titles and names ("Blue Velvet" is a title, not a mood)."""
         turn = state.seeker_turns
+        named = {t.entity for t in targets}
+        # "not him again": the person asked for before (else the last one named) is ruled out
+        if _NOT_THEM.search(text):
+            earlier = [p for w in state.wishes if w.axis == "person" for p in w.values] + [
+                e for e in state.entities if e in self._people]
+            person = next((p for p in reversed(earlier) if p not in named), None)
+            if person is not None:
+                _add(state.avoid_people, person)
+                state.remove("person", person)
         wanted_genres: list[str] = []
         wanted_studios: list[str] = []
         wanted_people: list[int] = []
@@ -380,6 +416,13 @@ class EmpatheticRecommender:
                         wanted_people = []
                     _add(wanted_people, t.entity)
                     last_person_end = t.span.end
+            elif kind == "genre" and t.genre in FRANCHISES and stance in ("liked", "seen"):
+                # a series one loved asks for others like it, one seen all of is done with: "loved the harry
+                # potter movies" wants what is like Harry Potter, not its sequels (named, so never recommended back)
+                series = self._masks.genre.get(t.genre, np.zeros(len(self._column), dtype=bool))
+                state.mentioned += [int(e) for e in self._column[series] if int(e) not in state.mentioned]
+                if stance == "liked" and series.any():
+                    state.wish("similar", [int(e) for e in self._column[series]], turn, f"like {t.genre}")
             elif kind == "genre":
                 if stance in ("disliked", "avoid"):
                     surface = text[t.span.start:t.span.end]
@@ -413,7 +456,11 @@ class EmpatheticRecommender:
             if pattern.search(cut):
                 state.wish("mood", [g for g in genres if g not in state.avoid_genres], turn, label)
                 break
-        era = _era(cut)
+        era = _era(_ANY["era"].sub(" ", cut))  # "forget the 80s" names no era it wants
+        shown = [self.catalogue[e].year for e in state.recommended[-self.top_k:]
+                 if e in self.catalogue and self.catalogue[e].year]
+        if era is None and _OLDER.search(cut):  # older than what was just shown, else than this century
+            era = (None, min(shown, default=2000) - 1)
         if era is not None:
             first, last = era
             label = (f"from the {first}s" if first and last == first + 9 else f"from {first} to {last}"
@@ -425,7 +472,11 @@ class EmpatheticRecommender:
         new = {w.axis for w in state.wishes if w.turn == turn}
         # a cancel word with a new wish replaces every earlier one; "the 2000s instead" only the years (an era
         # narrows the request, "romantic comedy from the 90s" then "2000s instead" still wants a romantic comedy)
-        if _CANCEL.search(cut) and new and not (new == {"era"} and not _HARD_CANCEL.search(cut)):
+        # and after a goodbye ("cool thanks"), a new kind of movie is a new search: "something scary now" is not
+        # scary with the Jim Carrey asked for before it (a new era only refines: "thanks! anything older?")
+        before = [t for role, t in state.turns[:-1] if role == "seeker"]
+        closed = bool(before) and _is_closing(before[-1]) and new - {"era"}
+        if closed or (_CANCEL.search(cut) and new and not (new == {"era"} and not _HARD_CANCEL.search(cut))):
             state.wishes = [w for w in state.wishes if w.turn == turn]
 
     def remembered(self, state: ConversationState) -> list[tuple[str, Any, str]]:
@@ -520,12 +571,26 @@ class EmpatheticRecommender:
             if e in self.catalogue:
                 ok[masks.same_title.get(self.catalogue[e].title.lower(), [])] = False
         avoided = state.avoid_genres + [g for a in state.avoid_genres for g in _ALSO_AVOIDED.get(a, ())]
-        ok &= ~self._any(masks.genre, avoided)
+        for g in avoided:
+            ok &= ~self._with_namesakes(g)
+        if set(avoided) & _GENRES:  # a movie without genres could be anything: "no horror" cannot clear it
+            ok &= masks.has_genre
         ok &= ~self._any(masks.person, [plain_name(self.kg.names[p]) for p in state.avoid_people])
         for e in state.avoid_movies:  # "not John Wick" is not "John Wick: Chapter 2" either
             if e in self.catalogue:
                 ok &= ~self._series(self.catalogue[e])
         return ok
+
+    def _with_namesakes(self, genre: str) -> np.ndarray:
+        """The movies of `genre` and every movie sharing a title with one of them, articles aside: after "no
+        horror", Hostel (2011, an Indian drama) is the horror film to the recommender, which learnt the title from
+        ReDial's mentions of Hostel (2005). Memoised per genre."""
+        if genre not in self._namesakes_cache:
+            masks = self._masks
+            key = [_ARTICLE.sub("", t.lower()) for t in masks.title]  # "Ring" (1998) is "The Ring" to a reader
+            of_genre = {key[i] for i in np.flatnonzero(masks.genre.get(genre, np.zeros(len(key), dtype=bool)))}
+            self._namesakes_cache[genre] = np.array([k in of_genre for k in key])
+        return self._namesakes_cache[genre]
 
     def _series(self, movie: Movie) -> np.ndarray:
         """The catalogue's movies whose title continues `movie`'s as a sequel's does: "John Wick: Chapter 2",
@@ -565,7 +630,7 @@ class EmpatheticRecommender:
                     & self._any(masks.person, [p for m in movies for p in m.stars + m.directors + m.writers])
                     ) | self._any(masks.person, [p for m in movies for p in m.directors])
             for m in movies:  # "like The Matrix" asks for other movies, not The Matrix's sequels
-                near &= ~self._series(m)
+                near &= ~self._series(m) & ~self._any(masks.genre, m.franchises)
             return near
         raise EcrsError(f"unknown wish axis {wish.axis!r}")
 
@@ -604,7 +669,8 @@ class EmpatheticRecommender:
             same_title: dict[str, list[int]] = {}
             for i, t in enumerate(titles):
                 same_title.setdefault(t.lower(), []).append(i)
-            self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year, titles, same_title)
+            has_genre = np.array([bool(self.catalogue[int(e)].genres) for e in self._column])
+            self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year, titles, same_title, has_genre)
         return self._masks_cache
 
     def turn_events(self, state: ConversationState, text: str, reply: bool = True) -> Iterator[TurnEvent]:
@@ -655,7 +721,7 @@ class EmpatheticRecommender:
         if not words or genre_mentions(text):
             return True
         common = self.linker.common_words
-        return any(w in common or (len(w) >= 5 and process.extractOne(w, common, scorer=Levenshtein.distance,
+        return any(w in common or w in _CHAT_WORDS or (len(w) >= 5 and process.extractOne(w, common, scorer=Levenshtein.distance,
                                                                       score_cutoff=1) is not None)
                    for w in words)
 
@@ -735,11 +801,12 @@ _OPENERS = {
 
 def _with_franchises(text: str, targets: list[Target]) -> list[Target]:
     """`targets` with the franchises `text` names, each read as a genre is ("no star wars films" rules the series
-    out). Said as a series ("the batman ones") it replaces the title it overlaps; a bare title stays that movie
-    ("I loved Star Wars"). Chat only: the labels ECR trains on (`EntityStancer`) keep `named_targets`'."""
+    out). It replaces a genre word it covers ("superhero" is no longer all of action, "pixar" all of animation) and,
+    said as a series ("the batman ones"), a title; a bare title stays that movie ("I loved Star Wars"). Chat only:
+    the labels ECR trains on (`EntityStancer`) keep `named_targets`'."""
     for start, end, name, series in franchise_mentions(text):
         overlapping = [t for t in targets if t.span.kind != "reply" and t.span.start < end and start < t.span.end]
-        if overlapping and not series:
+        if not series and any(t.span.kind != "genre" for t in overlapping):
             continue
         targets = [t for t in targets if t not in overlapping and t.span.kind != "reply"]
         targets.append(Target(Span(start, end, "genre"), None, name))
@@ -864,7 +931,7 @@ def _era(text: str) -> tuple[int | None, int | None] | None:
     if m and not re.search(r"\b(my|our|his|her|their)\s*$", text[:m.start()], re.I):
         return _year(m.group(1)), _year(m.group(2)) + 9
     m = _DECADE.search(text)
-    if m:
+    if m and not re.search(r"\b(my|our|his|her|their)\s*$", text[:m.start()], re.I):
         first = _year(next(g for g in m.groups() if g))
         return first, first + 9
     m = _LAST_YEARS.search(text)

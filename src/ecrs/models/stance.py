@@ -182,14 +182,20 @@ class StanceModel:
             stance = STANCES[best] if p[best] >= UNSURE else PRIOR[span.kind]
             out.append((stance, float(p[STANCES.index(stance)])))
         # A list shares its predicate: "I like Tom Hanks, Meg Ryan and Nora Ephron" says the same of all three, so
-        # a member read as saying nothing takes its list's (most common) stance
+        # a member read as saying nothing takes its list's stance, and members read two ways ("I like comedy and
+        # horror" with horror "disliked") take the list's likeliest reading
         for run in _lists(text, spans):
             said = Counter(out[i][0] for i in run if out[i][0] != "none")
-            if said and len(run) > 1:
+            if not said or len(run) < 2:
+                continue
+            if len(said) > 1:
+                total = probs[run].sum(axis=0)
+                total[STANCES.index("none")] = -1.0
+                stance = STANCES[int(total.argmax())]
+            else:
                 stance = said.most_common(1)[0][0]
-                for i in run:
-                    if out[i][0] == "none":
-                        out[i] = (stance, float(probs[i][STANCES.index(stance)]))
+            for i in run:
+                out[i] = (stance, float(probs[i][STANCES.index(stance)]))
         return out
 
 
