@@ -262,7 +262,8 @@ def chat_linker(kg) -> EntityLinker:
     ("anything with DiCaprio", [14]),  # a surname in Title Case
     ("anything with dicaprio", [14]),  # lower-case: after a word that says a person is meant
     ("a docter movie", [17]),  # or before a film noun
-    ("dicaprio is great", []),  # else, as any one-word name, it needs capitals
+    ("dicaprio is great", [14]),  # or opening a sentence before a verb
+    ("i think dicaprio would work", []),  # else, as any one-word name, it needs capitals
     ("Cameron movies", []),  # an ordinary word is no surname alias
     ("something with leonardo dicaprioo", [14]),  # one typo (two allowed past 12 letters)
     ("a comedy with will ferrel", [COMEDY, FERRELL]),  # a function-word first name may stand, the surname errs

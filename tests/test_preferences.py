@@ -491,3 +491,12 @@ def test_a_generated_sentence_naming_what_was_ruled_out_is_dropped():
                                 generator=Fan(), stance=RuleStance())
     reply = bot.turn(ConversationState(), "no Adam Sandler, something funny").reply
     assert "huge fan of Adam Sandler" not in reply and "warm, funny film" in reply
+
+
+@pytest.mark.parametrize("text, name", [
+    ("something with emma stone", "Emma Stone"),  # ReDial's stray movie title "Emma Stone" no longer shadows her
+    ("tarantino is overrated", "Quentin Tarantino"),  # a lower-case surname opening a sentence before a verb
+    ("i liked the godfather", "The Godfather"),  # a lower-case title after an opinion verb
+])
+def test_the_chat_linker_reads_names_and_titles_people_type(bot, text, name):
+    assert [bot.kg.names[m.entity_id] for m in bot.linker.link(text)] == [name]

@@ -197,6 +197,9 @@ _PERSON_CUES = frozenset(["with", "by", "starring", "directed", "director", "act
                           "without", "except", "minus", "about", "and", "or", "love", "loved", "like", "hate",
                           "hated", "than", "from", "some", "more", "any", "also"])
 _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
+# what follows a person opening a sentence: "tarantino is overrated", "spielberg never misses"
+_PERSON_AFTER = frozenset(["is", "was", "gets", "has", "always", "never", "sucks", "rocks", "just", "makes", "made",
+                           "directed", "does", "did", "can", "cant", "isnt", "wasnt", "doesnt", "annoys", "bores"])
 _SEEN_CUES = frozenset(["seen", "watched", "saw", "rewatched"])
 # Words that point back at something said ("seen the other two", "the one from 1979"): never a lower-case title
 _POINTING = frozenset(["the", "a", "an", "one", "ones", "other", "others", "same", "rest", "first", "last", "next",
@@ -521,8 +524,11 @@ class EntityLinker:
             evidence = 2 if cue or _CLAUSE_END.match(text, end) else 1
         if evidence == 0 and key.shorthand and not shouting and (
                 (first > 0 and tokens[first - 1][0] in _PERSON_CUES)
-                or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS)):
-            evidence = 1  # "something with dicaprio", "an old hitchcock film": a surname typed in lower case
+                or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS)
+                or (last + 1 < len(tokens) and tokens[last + 1][0] in _PERSON_AFTER and _sentence_start(text, start))):
+            # "something with dicaprio", "an old hitchcock film", "spielberg gets on my nerves": a surname typed
+            # in lower case
+            evidence = 1
         if (evidence == 0 and self.lowercase_title_cues and key.movies and key.movie_need == 1 and not shouting
                 and _lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 6):first]])
                 and not all(t in _POINTING for t, _, _ in tokens[first:last + 1])):
@@ -557,16 +563,24 @@ class EntityLinker:
             chosen = movie.entity_id
         else:
             return None
+        if chosen is None and entity is not None and self.lowercase_title_cues and year is None:
+            # a title outside the graph that is also a well-known name is the name in chat: ReDial has a seeker's
+            # "Emma Stone" among its movie mentions (chat only: the prepared datasets keep their links)
+            chosen, span_end = entity.entity_id, end
         if chosen is None:  # a known title with no graph entity: claims the span, links nothing
             return span_end, None
         return span_end, Mention(chosen, start, span_end, text[start:span_end], chosen in self.movie_entities)
+
+
+_OPINION_CUES = frozenset(["loved", "liked", "love", "hated", "enjoyed", "adored", "disliked"])
 
 
 def _lowercase_title_cue(before: list[str]) -> bool:
     """Do the words `before` a lower-case span (up to six) say a movie title follows? "seen" / "watched" / "saw",
     "similar to", "in the vein of", "same vibe as", or "like" / "than" after a word for a movie ("movies like up",
     "something like get out") or opening the message, not a bare "like" ("i like it", "would like more"); or "and"
-    / "or" closing a list that a seen-word opened ("ive seen shrek and up")."""
+    / "or" closing a list that a seen-word opened ("ive seen shrek and up"); or an opinion verb after "i" / "we"
+    ("i loved kill bill")."""
     prev = before[-1] if before else ""
     prev2 = before[-2] if len(before) > 1 else ""
     return (prev in _SEEN_CUES or (prev == "to" and prev2 in ("similar", "close", "comparable"))
@@ -574,7 +588,8 @@ def _lowercase_title_cue(before: list[str]) -> bool:
             or (prev == "like" and len(before) == 1)  # "like die hard but in space": a message opening on "like"
             or (prev == "of" and prev2 in ("vein", "lines", "spirit", "style", "reminiscent"))
             or (prev == "as" and prev2 in ("same", "vibe", "vibes"))
-            or (prev in ("and", "or") and prev2 not in STOPWORDS and any(t in _SEEN_CUES for t in before[:-2])))
+            or (prev in ("and", "or") and prev2 not in STOPWORDS and any(t in _SEEN_CUES for t in before[:-2]))
+            or (prev in _OPINION_CUES and prev2 in ("i", "i've", "ive", "we", "really", "totally", "always")))
 
 
 def _title_case(text: str, tokens: list[tuple[str, int, int]], first: int, last: int,
