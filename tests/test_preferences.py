@@ -500,3 +500,18 @@ def test_a_generated_sentence_naming_what_was_ruled_out_is_dropped():
 ])
 def test_the_chat_linker_reads_names_and_titles_people_type(bot, text, name):
     assert [bot.kg.names[m.entity_id] for m in bot.linker.link(text)] == [name]
+
+
+def test_an_ordinal_points_at_that_suggestion(bot):
+    state = ConversationState()
+    recs = [r.entity for r in bot.turn(state, "a comedy please").recommendations]
+    bot.turn(state, "seen the second one")
+    assert state.seen == [recs[1]]
+    state = ConversationState()
+    recs = [r.entity for r in bot.turn(state, "a comedy please").recommendations]
+    bot.turn(state, "seen the first two")
+    assert state.seen == recs[:2]
+    state = ConversationState()
+    recs = [r.entity for r in bot.turn(state, "a comedy please").recommendations]
+    result = bot.turn(state, "the last one looks good")  # taking a pick: a kind close, no thanks to answer
+    assert state.liked == [recs[-1]] and result.recommendations == [] and "great choice" in result.reply.lower()

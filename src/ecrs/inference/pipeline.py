@@ -144,13 +144,17 @@ _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
 _ALSO = " Also worth a look: "  # the reply's list of the other picks
 _WORD = re.compile(r"[^\W\d_]+")
+_ORD = r"(first|1st|second|2nd|third|3rd|last|middle)"
+_ORDINAL = re.compile(rf"\bthe\s+{_ORD}(?:\s+(two|2))?\b|\b{_ORD}\s+(?:one|pick|suggestion|movie|film)\b", re.I)
+_ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "last": -1}
 _PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either|everything|every one)\b", re.I)
 _GREETING = re.compile(r"^\W*(hi|hello|hey|hiya|yo|good (morning|evening|afternoon)|howdy)\b[\W\w]{0,20}$", re.I)
 _CLOSING = re.compile(r"\b(thanks?|thank (you|u)|thx|thnx|thanx|ty|cheers|bye+|goodbye|good ?night|see (you|ya)|that'?s all|"
                       r"merci|gracias|danke|au revoir|adios|talk later|"
                       # taking a pick: "perfect", "that works", "i'll watch that one"
-                      r"perfect|lovely|sounds (good|great|perfect)|that'?s (good|great|perfect)|that works|"
-                      r"i'?ll (watch|go with|try) (it|that|this))\b", re.I)
+                      r"perfect|lovely|(sounds|looks) (good|great|perfect|fun|amazing|awesome)|that'?s (good|great|perfect)|"
+                      r"that works|i'?ll (watch|go with|try|take|check out) (it|that|this|the \w+( one)?))\b", re.I)
+_THANKS = re.compile(r"\b(thanks?|thank (you|u)|thx|thnx|thanx|ty|cheers|merci|gracias|danke)\b", re.I)
 _REQUEST = re.compile(r"\?|\b(another|more|else|recommend|suggest|what about|how about|something|anything|"
                       r"other|instead|but)\b", re.I)
 # "scratch that, a comedy instead": the new wish replaces every earlier one, not only the one on its axis
@@ -331,10 +335,7 @@ class EmpatheticRecommender:
                     and not any(pattern.search(text) for pattern, *_ in _MOODS))
         targets = named_targets(text, mentions, self._people, reacting) if mentions or self.readable(text) else []
         targets = _with_franchises(text, targets)
-        # A reaction without a title is about the last suggestions: "them" / "those" / "any of" all of them, else
-        # ("seen it", "not that one") the first
-        suggested = [state.entities[p] for p in state.awaiting_reaction]
-        suggested = suggested if _PLURAL.search(text) else suggested[:1]
+        suggested = _pointed(text, [state.entities[p] for p in state.awaiting_reaction])
         stances = self.stance.predict(text, [t.span for t in targets]) if self.stance and targets else []
         # Titles and names are not emotion words ("The Great Gatsby" is not praise): the utterance's emotion is
         # read with them cut out.
@@ -738,7 +739,9 @@ class EmpatheticRecommender:
                    "the mood for.")
             return
         if closing:
-            yield "You're welcome! Enjoy the movie, and come back any time you need another pick."
+            thanked = _THANKS.search(state.turns[-1][1]) if state.turns else None
+            yield ("You're welcome! Enjoy the movie" if thanked else "Great choice, enjoy it") + (
+                ", and come back any time you need another pick.")
             return
         if unread:
             yield ("Sorry, I didn't catch that (I only speak English for now). Tell me about a movie you loved, "
@@ -811,6 +814,20 @@ def _with_franchises(text: str, targets: list[Target]) -> list[Target]:
         targets = [t for t in targets if t not in overlapping and t.span.kind != "reply"]
         targets.append(Target(Span(start, end, "genre"), None, name))
     return sorted(targets, key=lambda t: t.span.start)
+
+
+def _pointed(text: str, suggested: list[int]) -> list[int]:
+    """Which of the last suggestions a reaction without a title is about: the ones an ordinal names ("the second
+    one", "the last two"), all of them for "them" / "those" / "any of", else ("seen it", "not that one") the
+    first."""
+    m = _ORDINAL.search(text)
+    if m and suggested:
+        word = (m.group(1) or m.group(3)).lower()
+        i = _ORDINALS[word] if word != "middle" else len(suggested) // 2
+        if m.group(2):  # "the first two", "the last two"
+            return suggested[:2] if i == 0 else suggested[-2:]
+        return [suggested[i]] if -len(suggested) <= i < len(suggested) else suggested[:1]
+    return suggested if _PLURAL.search(text) else suggested[:1]
 
 
 def _share_phrase_stances(text: str, targets: list[Target]) -> None:
