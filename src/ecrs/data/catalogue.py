@@ -181,6 +181,9 @@ FRANCHISES: dict[str, tuple[str, str, str]] = {
     "Mad Max": (r"mad max", r"mad max", ""),
     "Pixar": (r"pixar", r"(toy story|a bug's life|monsters, inc\.|monsters university|finding (nemo|dory)|(the )?"
               r"incredibles|cars|ratatouille|wall-e|up|brave|inside out|the good dinosaur|coco)( \d)?$", ""),
+    "Christmas": (r"christmas|xmas|x-mas", r".*\b(christmas|santa|grinch|scrooge)|elf$|love actually|the polar express|"
+                  r"it's a wonderful life|miracle on 34th street|the holiday$|jingle all the way|scrooged|bad santa|"
+                  r"four christmases|home alone$|the nightmare before christmas|klaus$|krampus", ""),
     "superhero": (r"super-?hero(?:e?s)?|comic[- ]book", r"(captain america|iron man|thor|(the )?(incredible )?hulk|"
                   r"ant-man|black panther|doctor strange|guardians of the galaxy|wonder woman|justice league|aquaman|"
                   r"deadpool|venom|fantastic four|daredevil|(the )?punisher|ghost rider|hellboy|blade( ii|: trinity)?$|"

@@ -432,7 +432,9 @@ class EmpatheticRecommender:
                         continue  # "horror", then "no slashers though": a kind of the wanted genre, not all of it
                     _add(state.avoid_genres, t.genre)
                     state.remove("genre", t.genre)
-                elif stance in ("liked", "wants") and t.genre in STUDIOS:  # "a dreamworks movie": its own axis
+                elif stance in ("liked", "wants") and (t.genre in STUDIOS or t.genre in FRANCHISES):
+                    # "a dreamworks movie", "a funny christmas movie": a brand or group is its own axis, wanted
+                    # with the genre, not instead of it
                     _discard(state.avoid_genres, t.genre)
                     _add(wanted_studios, t.genre)
                 elif stance in ("liked", "wants"):
@@ -448,7 +450,8 @@ class EmpatheticRecommender:
         if wanted_genres:  # a newly stated genre replaces the previous wish
             state.wish("genre", wanted_genres, turn, genre_label(wanted_genres))
         if wanted_studios:
-            state.wish("studio", wanted_studios, turn, "from " + " or ".join(wanted_studios))
+            state.wish("studio", wanted_studios, turn,
+                       " or ".join(f"from {v}" if v in STUDIOS else f"{v} movies" for v in wanted_studios))
         if wanted_people:
             state.wish("person", wanted_people, turn,
                        "with " + " or ".join(plain_name(self.kg.names[p]) for p in wanted_people))

@@ -225,7 +225,9 @@ class FeedbackIn(_Wire):
 
 class WishOut(_Wire):
     axis: Literal["genre", "person", "similar", "mood", "era", "studio"]
-    values: list[int | str | None]  # genres (genre, mood), entity ids (person, similar), [first, last year] (era)
+    # genres (genre, mood), entity ids (person, similar), [first, last year] (era), studios and named groups such
+    # as "Star Wars" or "Christmas" (studio)
+    values: list[int | str | None]
     label: str
     turn: int
 
