@@ -125,8 +125,9 @@ def test_allowed_mask_matches_the_per_movie_rule(bot):
     comedy = {plain(m.title) for m in bot.catalogue.values() if "comedy" in m.genres}
     expected = [e not in excluded and bot.catalogue[e].title.lower() not in titles
                 and bool(bot.catalogue[e].genres) and plain(bot.catalogue[e].title) not in comedy
+                and canonical
                 and not avoided & set(bot.catalogue[e].stars + bot.catalogue[e].directors + bot.catalogue[e].writers)
-                for e in bot.kg.item_ids]
+                for e, canonical in zip(bot.kg.item_ids, bot._masks.canonical)]
     assert state.avoid_genres == ["comedy"] and avoided == {"Tom Hanks"}
     assert bot._allowed(state).tolist() == expected and not np.all(expected)
 
@@ -515,3 +516,46 @@ def test_an_ordinal_points_at_that_suggestion(bot):
     recs = [r.entity for r in bot.turn(state, "a comedy please").recommendations]
     result = bot.turn(state, "the last one looks good")  # taking a pick: a kind close, no thanks to answer
     assert state.liked == [recs[-1]] and result.recommendations == [] and "great choice" in result.reply.lower()
+
+
+def test_a_request_taken_back_is_neither_wished_nor_ruled_out(bot):
+    state = ConversationState()
+    bot.turn(state, "something with Tom Hanks")
+    bot.turn(state, "never mind the tom hanks thing, a thriller")
+    assert [w.axis for w in state.wishes] == ["genre"] and state.avoid_people == []
+    state = ConversationState()
+    bot.turn(state, "no Stallone please")
+    assert [bot.kg.names[p] for p in state.avoid_people] == ["Sylvester Stallone"]
+    bot.turn(state, "actually stallone is fine")
+    assert state.avoid_people == []
+    state = ConversationState()
+    bot.turn(state, "horror is fine, just no zombies")  # nothing was ruled out: "is fine" asks for horror
+    assert ("genre", ["horror"]) in [(w.axis, w.values) for w in state.wishes] and "horror" not in state.avoid_genres
+
+
+def test_an_adjective_said_of_someone_is_no_genre(bot):
+    state = ConversationState()
+    bot.turn(state, "Will Ferrell is not funny at all. comedy?")
+    assert "comedy" not in state.avoid_genres and ("genre", ["comedy"]) in [(w.axis, w.values) for w in state.wishes]
+
+
+def test_a_series_seen_all_of_is_never_recommended_and_not_wished_for(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "the harry potter movies? watched them all. fantasy please").recommendations
+    potter = {m.entity for m in bot.catalogue.values() if "Harry Potter" in m.franchises}
+    assert potter and potter <= set(state.mentioned) and recs and not {r.entity for r in recs} & potter
+    assert [w.axis for w in state.wishes] == ["genre"]
+
+
+def test_an_obscure_namesake_of_a_film_people_watch_is_never_the_pick(bot):
+    notebooks = {m.year: i for i, e in enumerate(bot._column) if (m := bot.catalogue[int(e)]).title == "The Notebook"}
+    assert bot._masks.canonical[notebooks[2004]] and not bot._masks.canonical[notebooks[2013]]
+
+
+def test_a_title_just_suggested_or_said_as_a_whole_clause_links_in_lower_case(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "romance please").recommendations
+    second = bot.catalogue[recs[1].entity].title
+    bot.turn(state, f"not {second.lower()}, thanks")
+    assert recs[1].entity in state.disliked + state.avoid_movies and recs[0].entity not in state.disliked
+    assert [bot.kg.names[m.entity_id] for m in bot.linker.link("pretty woman? hard pass")] == ["Pretty Woman"]

@@ -196,6 +196,9 @@ _TITLE_CUES = frozenset([
 _PERSON_CUES = frozenset(["with", "by", "starring", "directed", "director", "actor", "actress", "no", "not",
                           "without", "except", "minus", "about", "and", "or", "love", "loved", "like", "hate",
                           "hated", "than", "from", "some", "more", "any", "also"])
+_OPENERS_WORDS = frozenset(["actually", "ok", "okay", "well", "hmm", "honestly", "oh", "but", "also", "yeah", "nah",
+                            "tbh", "ngl", "though"])  # "actually stallone is fine": still opening the clause
+_PARTICLES = frozenset(["de", "di", "da", "del", "della", "van", "von", "der", "le", "la", "du", "st", "st."])
 _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
 # what follows a person opening a sentence: "tarantino is overrated", "spielberg never misses"
 _PERSON_AFTER = frozenset(["is", "was", "gets", "has", "always", "never", "sucks", "rocks", "just", "makes", "made",
@@ -525,7 +528,8 @@ class EntityLinker:
         if evidence == 0 and key.shorthand and not shouting and (
                 (first > 0 and tokens[first - 1][0] in _PERSON_CUES)
                 or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS)
-                or (last + 1 < len(tokens) and tokens[last + 1][0] in _PERSON_AFTER and _sentence_start(text, start))):
+                or (last + 1 < len(tokens) and tokens[last + 1][0] in _PERSON_AFTER
+                    and (_sentence_start(text, start) or tokens[first - 1][0] in _OPENERS_WORDS))):
             # "something with dicaprio", "an old hitchcock film", "spielberg gets on my nerves": a surname typed
             # in lower case
             evidence = 1
@@ -533,6 +537,10 @@ class EntityLinker:
                 and _lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 6):first]])
                 and not all(t in _POINTING for t, _, _ in tokens[first:last + 1])):
             evidence = 1  # "anything similar to get out?", "ive seen up": a title of ordinary words, lower case
+        if (evidence == 0 and self.lowercase_title_cues and key.movies and key.movie_need == 1 and not shouting
+                and key.n_content >= 2 and key.movies[0].popularity >= FUZZY_TITLE_MIN_MENTIONS
+                and _sentence_start(text, start) and _CLAUSE_END.match(text, end)):
+            evidence = 1  # "pretty woman? hard pass": a much-named title said as a whole clause, lower case
 
         movie: Alias | None = None
         span_end = end
@@ -864,7 +872,9 @@ def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
         words = key.split()
         if len(words) < 2:
             continue
-        by_surname[words[-1]].append((n, eid))
+        # a surname with its particle: "De Niro", "Van Damme", "Del Toro" (not "Niro")
+        surname_words = 2 if len(words) > 2 and words[-2] in _PARTICLES else 1
+        by_surname[" ".join(words[-surname_words:])].append((n, eid))
         by_first[words[0]].append((n, eid))
         if n >= min_movies and len(words) == 2:
             names.setdefault(key, eid)

@@ -31,9 +31,10 @@ from ecrs.data.catalogue import (
     franchise_mentions,
     genre_mentions,
     load_catalogue,
+    movielens_genres,
 )
 from ecrs.data.kg import TITLE_QUALIFIER, KnowledgeGraph, load_redial_kg, person_entities
-from ecrs.data.linking import build_redial_linker
+from ecrs.data.linking import STOPWORDS, Mention, build_redial_linker
 from ecrs.data.prepare import load_samples
 from ecrs.data.samples import Emotions, Sample
 from ecrs.data.stance import STANCE_EMOTIONS, Span, Target, named_targets
@@ -144,6 +145,17 @@ _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
 _ALSO = " Also worth a look: "  # the reply's list of the other picks
 _WORD = re.compile(r"[^\W\d_]+")
+_ADJECTIVE = re.compile(r"funny|hilarious|scary|creepy|spooky|romantic|dramatic|suspenseful", re.I)
+_COPULA = re.compile(r"\b(is|isn'?t|was|wasn'?t|are|aren'?t|were|weren'?t|'s)\s+(not\s+)?(that\s+|very\s+|even\s+|really\s+|"
+                     r"so\s+|remotely\s+|particularly\s+)?$", re.I)
+_SEEN_ALL_BEFORE = re.compile(r"\b(seen|watched|saw)\s+(all|every|each|both)?\s*(of\s+)?(the\s+)?$", re.I)
+_SEEN_ALL_AFTER = re.compile(r"^\W*((i|we)\s*('ve|'ve|have)?\s+)?(already\s+)?(seen|watched|saw)\s+(them|those|it|all|every)",
+                             re.I)
+_TAKE_BACK = re.compile(r"\b(never ?mind|nevermind|forget(?: about)?|scratch|ignore)\s+(?:(?:what|everything) i said "
+                        r"about\s+)?(?:the\s+)?$", re.I)
+_THING = re.compile(r"^\s*(thing|part|idea|bit|request)\b", re.I)
+_FINE_NOW = re.compile(r"^\s*(?:'s|is)\s+(?:actually\s+)?(?:ok|okay|fine|alright|all right)(?:\s+(?:now|actually|after all|"
+                       r"i guess))?\s*(?:[.!,]|$)", re.I)
 _ORD = r"(first|1st|second|2nd|third|3rd|last|middle)"
 _ORDINAL = re.compile(rf"\bthe\s+{_ORD}(?:\s+(two|2))?\b|\b{_ORD}\s+(?:one|pick|suggestion|movie|film)\b", re.I)
 _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "last": -1}
@@ -209,6 +221,7 @@ class _ColumnMasks:
     title: list[str]
     same_title: dict[str, list[int]]  # lower-case title -> its columns (the graph holds some movies twice)
     has_genre: np.ndarray  # the catalogue knows at least one genre of it
+    canonical: np.ndarray  # not the obscure namesake of a known film (`_canonical`)
 
 
 @dataclass
@@ -325,7 +338,9 @@ class EmpatheticRecommender:
         """Link, read the message's emotion and the stance toward each thing it names, and update the state."""
         text = text[:MAX_MESSAGE_CHARS]
         context = state.turns[-1][1] if state.turns and state.turns[-1][0] == "recommender" else ""
-        mentions = self.linker.link(text)
+        mentions = _suggested_titles(text, self.linker.link(text), [
+            (e, self.catalogue[e].title) for e in (state.entities[p] for p in state.awaiting_reaction)
+            if e in self.catalogue])
         linked = [LinkedEntity(m.entity_id, self.kg.names[m.entity_id], m.is_movie) for m in mentions]
         # Words we cannot read ("asdfgh", another language) say nothing about the last suggestions either; a
         # message that names years asks for something ("make that the 90s instead"), it is no reaction unless it
@@ -334,7 +349,10 @@ class EmpatheticRecommender:
         reacting = (bool(state.awaiting_reaction) and (_era(text) is None or bool(_REACTION.search(text)))
                     and not any(pattern.search(text) for pattern, *_ in _MOODS))
         targets = named_targets(text, mentions, self._people, reacting) if mentions or self.readable(text) else []
-        targets = _with_franchises(text, targets)
+        # "Will Ferrell is not funny": an adjective said of someone is no genre asked for or ruled out
+        targets = [t for t in _with_franchises(text, targets) if not (
+            t.span.kind == "genre" and _ADJECTIVE.fullmatch(text[t.span.start:t.span.end])
+            and _COPULA.search(text[:t.span.start]))]
         suggested = _pointed(text, [state.entities[p] for p in state.awaiting_reaction])
         stances = self.stance.predict(text, [t.span for t in targets]) if self.stance and targets else []
         # Titles and names are not emotion words ("The Great Gatsby" is not praise): the utterance's emotion is
@@ -349,6 +367,10 @@ class EmpatheticRecommender:
             # person, which a sad message asks for ("rough day, any comedies?").
             t.stance = "disliked" if negative and p < UNSURE and t.span.kind == "movie" else stance
         _share_phrase_stances(text, targets)
+        for t in targets:  # "seen every harry potter movie", "lord of the rings? seen them all": a series done with
+            if t.genre in FRANCHISES and (_SEEN_ALL_BEFORE.search(text[:t.span.start])
+                                          or _SEEN_ALL_AFTER.match(text[t.span.end:])):
+                t.stance = "seen"
         for t in targets:  # a comparative asks for more of it: "like Inception but funnier" is no "no comedy"
             if t.span.kind == "genre" and _MORE_OF.fullmatch(text[t.span.start:t.span.end]):
                 t.stance = "wants"
@@ -384,13 +406,23 @@ class EmpatheticRecommender:
         wanted_people: list[int] = []
         last_person_end = last_genre_end = 0
         side: dict[tuple[str, Any], bool] = {}  # (kind, value) -> positive, as its first mention said
+        # genres this message asks for by name, not by a kind of them: "so over zombie movies. horror recs?"
+        wanted_now = {t.genre for t in targets if t.span.kind == "genre" and t.stance in ("liked", "wants")
+                      and not _SUBKIND.search(text[t.span.start:t.span.end])}
         for t in targets:
             kind, stance = t.span.kind, t.stance
             value = t.genre if kind == "genre" else t.entity
             positive = stance in ("liked", "wants")
+            avoided = state.avoid_people if kind == "person" else state.avoid_genres
+            if kind in ("person", "genre") and _taken_back(text, t, value in avoided):
+                # "never mind the tom hanks thing", "actually stallone is fine": neither wished for nor ruled out
+                state.remove(kind, value)
+                _discard(avoided, value)
+                continue
             # A value named twice in one message keeps its first mention's side: a later mention qualifies it
             # ("funny, but not stupid funny": comedy wanted) or repeats it ("I hate horror, so no horror")
-            if kind in ("person", "genre") and stance in ("liked", "wants", "disliked", "avoid"):
+            subkind = kind == "genre" and bool(_SUBKIND.search(text[t.span.start:t.span.end]))
+            if kind in ("person", "genre") and stance in ("liked", "wants", "disliked", "avoid") and not subkind:
                 if side.setdefault((kind, value), positive) != positive:
                     continue
             if kind in ("movie", "reply"):
@@ -427,8 +459,8 @@ class EmpatheticRecommender:
             elif kind == "genre":
                 if stance in ("disliked", "avoid"):
                     surface = text[t.span.start:t.span.end]
-                    if _SUBKIND.search(surface) and any(t.genre in v.split(COMPOUND) for w in state.wishes
-                                                        if w.axis == "genre" for v in w.values):
+                    if subkind and (t.genre in wanted_now or any(t.genre in v.split(COMPOUND) for w in state.wishes
+                                                                  if w.axis == "genre" for v in w.values)):
                         continue  # "horror", then "no slashers though": a kind of the wanted genre, not all of it
                     _add(state.avoid_genres, t.genre)
                     state.remove("genre", t.genre)
@@ -575,6 +607,7 @@ class EmpatheticRecommender:
             if e in self.catalogue:
                 ok[masks.same_title.get(self.catalogue[e].title.lower(), [])] = False
         avoided = state.avoid_genres + [g for a in state.avoid_genres for g in _ALSO_AVOIDED.get(a, ())]
+        ok &= masks.canonical
         for g in avoided:
             ok &= ~self._with_namesakes(g)
         if set(avoided) & _GENRES:  # a movie without genres could be anything: "no horror" cannot clear it
@@ -584,6 +617,22 @@ class EmpatheticRecommender:
             if e in self.catalogue:
                 ok &= ~self._series(self.catalogue[e])
         return ok
+
+    def _canonical(self, titles: list[str]) -> np.ndarray:
+        """False for a movie whose title, articles aside, another catalogue movie shares when that other one is in
+        MovieLens (films people watch) and this one is not: "The Notebook" is the 2004 film, and the 2013
+        Hungarian war film of that title, which the recommender may score from the same ReDial mentions (ReDial's
+        own mapping gives some of them the obscure namesake: Hostel, Ghost), is never the pick."""
+        known = movielens_genres()
+        watched = [self.catalogue[int(e)].imdb_id in known for e in self._column]
+        groups: dict[str, list[int]] = {}
+        for i, t in enumerate(titles):
+            groups.setdefault(_ARTICLE.sub("", t.lower()), []).append(i)
+        out = np.ones(len(titles), dtype=bool)
+        for cols in groups.values():
+            if len(cols) > 1 and any(watched[i] for i in cols):
+                out[cols] = [watched[i] for i in cols]
+        return out
 
     def _with_namesakes(self, genre: str) -> np.ndarray:
         """The movies of `genre` and every movie sharing a title with one of them, articles aside: after "no
@@ -674,7 +723,8 @@ class EmpatheticRecommender:
             for i, t in enumerate(titles):
                 same_title.setdefault(t.lower(), []).append(i)
             has_genre = np.array([bool(self.catalogue[int(e)].genres) for e in self._column])
-            self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year, titles, same_title, has_genre)
+            self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year, titles, same_title, has_genre,
+                                             self._canonical(titles))
         return self._masks_cache
 
     def turn_events(self, state: ConversationState, text: str, reply: bool = True) -> Iterator[TurnEvent]:
@@ -817,6 +867,30 @@ def _with_franchises(text: str, targets: list[Target]) -> list[Target]:
         targets = [t for t in targets if t not in overlapping and t.span.kind != "reply"]
         targets.append(Target(Span(start, end, "genre"), None, name))
     return sorted(targets, key=lambda t: t.span.start)
+
+
+def _suggested_titles(text: str, mentions: list[Mention], suggested: list[tuple[int, str]]) -> list[Mention]:
+    """`mentions` with the titles of the last suggestions the message types in any case ("pretty woman? hard
+    pass", "nope, saw is too gory"): just shown, they need no capitals. A title of pointing or function words
+    only ("It", "Up") stays a word: "seen it" is about the first suggestion, not about It."""
+    out = list(mentions)
+    for entity, title in suggested:
+        if all(w in STOPWORDS for w in _WORD.findall(title.lower())):
+            continue
+        m = re.search(rf"(?<!\w){re.escape(title)}(?!\w)", text, re.I)
+        if m and not any(x.start < m.end() and m.start() < x.end for x in out):
+            out.append(Mention(entity, m.start(), m.end(), m.group(), True))
+    return sorted(out, key=lambda x: x.start)
+
+
+def _taken_back(text: str, t: Target, ruled_out: bool) -> bool:
+    """Does the message withdraw what was said of this person or genre ("never mind the tom hanks thing", "forget
+    what i said about sandler", or, of one `ruled_out`, "actually stallone is fine")? A genre needs "thing" /
+    "part" after it: "forget the comedy, i want to cry" rules comedy out, and "horror is fine" asks for horror."""
+    before, after = text[:t.span.start], text[t.span.end:]
+    if ruled_out and _FINE_NOW.match(after):
+        return True
+    return bool(_TAKE_BACK.search(before)) and (t.span.kind == "person" or bool(_THING.match(after)))
 
 
 def _pointed(text: str, suggested: list[int]) -> list[int]:
