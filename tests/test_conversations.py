@@ -181,7 +181,9 @@ def test_both_parts_load_with_enough_conversations_per_category(scripts):
     ids = [c.id for convs in scripts.values() for c in convs]
     assert len(ids) == len(set(ids))
     held, tuning = len(scripts["heldout"]), len(scripts["tuning"])
-    assert 0.3 <= held / (held + tuning) <= 0.4  # the held-back third
+    # the held-back third when it was written (98 of 314); tuning conversations added since from reviews of the
+    # chat dilute it, never the held-back part itself
+    assert held >= 98 and 0.25 <= held / (held + tuning) <= 0.4
 
 
 def test_long_and_empty_ish_messages_are_in_the_robustness_category(scripts):

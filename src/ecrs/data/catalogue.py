@@ -96,11 +96,23 @@ STUDIOS: dict[str, tuple[str, str]] = {
 }
 _STUDIO_WORD = [(re.compile(rf"\b(?:{word})\b", re.I), brand) for brand, (word, _) in STUDIOS.items()]
 _STUDIO_COMPANY = [(re.compile(company, re.I), brand) for brand, (_, company) in STUDIOS.items()]
+# The comic-book studios' characters, for their films the graph gives another distributor (Sony's Spider-Man, Fox's
+# X-Men): "nothing marvel" rules them out too
+_STUDIO_TITLES = {
+    "Marvel": re.compile(r"(the )?(amazing )?(spider-man|x-men|x2|the wolverine|logan$|deadpool|venom|fantastic four|"
+                         r"captain america|iron man|thor|(the )?(incredible )?hulk|ant-man|black panther|doctor strange|"
+                         r"guardians of the galaxy|avengers|the avengers|daredevil|elektra|(the )?punisher|ghost rider|"
+                         r"blade( ii|: trinity)?$|captain marvel)", re.I),
+    "DC": re.compile(r"(.*\bbatman\b|.*\bsuperman\b|man of steel|the dark knight|wonder woman|justice league|aquaman|"
+                     r"suicide squad|green lantern|watchmen|shazam|catwoman|constantine|jonah hex|steel$)", re.I),
+}
 
 
 def _studios(kg: KnowledgeGraph, entity: int) -> list[str]:
     companies = [kg.names[o] for r, o in kg.neighbours(entity) if r in ("productionCompany", "distributor")]
-    return [brand for pattern, brand in _STUDIO_COMPANY if any(pattern.search(c) for c in companies)]
+    title = split_title(kg.names[entity])[0]
+    return [brand for pattern, brand in _STUDIO_COMPANY
+            if any(pattern.search(c) for c in companies) or (brand in _STUDIO_TITLES and _STUDIO_TITLES[brand].match(title))]
 
 
 def studio_mentions(text: str) -> list[tuple[int, int, str]]:

@@ -95,6 +95,7 @@ _MOODS = [
 MOOD_TURNS = 3
 # IMDb files La La Land and Mamma Mia! under "music", not "musical": who rules out musicals rules them out too
 _ALSO_AVOIDED = {"musical": ("music",)}
+_WITH_THEM = re.compile(r"(?<!not )(?<!nothing )\b(?:with|starring|by)\s+(?:him|her)\b(?!\s+(?:in it\s+)?(?:again|either))", re.I)
 _NOT_THEM = re.compile(r"\b(?:not|no|without|skip|enough(?: of)?|tired of|sick of|done with|over|nothing with|not with|"
                        r"no more(?: of)?|less of|nothing of)\s+(?:him|her)\b", re.I)
 # chat words ReDial's vocabulary lacks: "meh" and "nah" are reactions, not gibberish
@@ -484,6 +485,8 @@ class EmpatheticRecommender:
         if wanted_studios:
             state.wish("studio", wanted_studios, turn,
                        " or ".join(f"from {v}" if v in STUDIOS else f"{v} movies" for v in wanted_studios))
+        if not wanted_people and _WITH_THEM.search(text):  # "stallone is fine. something with him"
+            wanted_people = [p for p in reversed(state.entities) if p in self._people and p not in state.avoid_people][:1]
         if wanted_people:
             state.wish("person", wanted_people, turn,
                        "with " + " or ".join(plain_name(self.kg.names[p]) for p in wanted_people))
