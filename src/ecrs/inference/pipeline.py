@@ -355,7 +355,10 @@ class EmpatheticRecommender:
             t.span.kind == "genre" and _ADJECTIVE.fullmatch(text[t.span.start:t.span.end])
             and _COPULA.search(text[:t.span.start]))]
         suggested = _pointed(text, [state.entities[p] for p in state.awaiting_reaction])
-        stances = self.stance.predict(text, [t.span for t in targets]) if self.stance and targets else []
+        # "a comedy starring steve martin, nothing before 1985": the years' "nothing" is the era's (`_era` reads
+        # it), not a word about Steve Martin, so the stance reader sees it blanked (same length: spans keep)
+        said = _NEGATED_YEAR.sub(lambda m: " " * len(m.group()), text)
+        stances = self.stance.predict(said, [t.span for t in targets]) if self.stance and targets else []
         # Titles and names are not emotion words ("The Great Gatsby" is not praise): the utterance's emotion is
         # read with them cut out.
         cut = _cut(text, [t.span for t in targets])
