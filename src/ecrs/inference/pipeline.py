@@ -462,7 +462,6 @@ class EmpatheticRecommender:
                     state.wish("similar", [int(e) for e in self._column[series]], turn, f"like {t.genre}")
             elif kind == "genre":
                 if stance in ("disliked", "avoid"):
-                    surface = text[t.span.start:t.span.end]
                     if subkind and (t.genre in wanted_now or any(t.genre in v.split(COMPOUND) for w in state.wishes
                                                                   if w.axis == "genre" for v in w.values)):
                         continue  # "horror", then "no slashers though": a kind of the wanted genre, not all of it
