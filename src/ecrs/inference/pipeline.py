@@ -150,7 +150,7 @@ _ADJECTIVE = re.compile(r"funny|hilarious|scary|creepy|spooky|romantic|dramatic|
 _COPULA = re.compile(r"\b(is|isn'?t|was|wasn'?t|are|aren'?t|were|weren'?t|'s)\s+(not\s+)?(that\s+|very\s+|even\s+|really\s+|"
                      r"so\s+|remotely\s+|particularly\s+)?$", re.I)
 _SEEN_ALL_BEFORE = re.compile(r"\b(seen|watched|saw)\s+(all|every|each|both)?\s*(of\s+)?(the\s+)?$", re.I)
-_SEEN_ALL_AFTER = re.compile(r"^\W*((i|we)\s*('ve|'ve|have)?\s+)?(already\s+)?(seen|watched|saw)\s+(them|those|it|all|every)",
+_SEEN_ALL_AFTER = re.compile(r"^\W*((i|we)\s*('ve|have)?\s+)?(already\s+)?(seen|watched|saw)\s+(them|those|it|all|every)",
                              re.I)
 _TAKE_BACK = re.compile(r"\b(never ?mind|nevermind|forget(?: about)?|scratch|ignore)\s+(?:(?:what|everything) i said "
                         r"about\s+)?(?:the\s+)?$", re.I)
@@ -515,8 +515,8 @@ class EmpatheticRecommender:
         # narrows the request, "romantic comedy from the 90s" then "2000s instead" still wants a romantic comedy)
         # and after a goodbye ("cool thanks"), a new kind of movie is a new search: "something scary now" is not
         # scary with the Jim Carrey asked for before it (a new era only refines: "thanks! anything older?")
-        before = [t for role, t in state.turns[:-1] if role == "seeker"]
-        closed = bool(before) and _is_closing(before[-1]) and new - {"era"}
+        said_before = [t for role, t in state.turns[:-1] if role == "seeker"]
+        closed = bool(said_before) and _is_closing(said_before[-1]) and bool(new - {"era"})
         if closed or (_CANCEL.search(cut) and new and not (new == {"era"} and not _HARD_CANCEL.search(cut))):
             state.wishes = [w for w in state.wishes if w.turn == turn]
 
