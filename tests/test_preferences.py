@@ -559,3 +559,12 @@ def test_a_title_just_suggested_or_said_as_a_whole_clause_links_in_lower_case(bo
     bot.turn(state, f"not {second.lower()}, thanks")
     assert recs[1].entity in state.disliked + state.avoid_movies and recs[0].entity not in state.disliked
     assert [bot.kg.names[m.entity_id] for m in bot.linker.link("pretty woman? hard pass")] == ["Pretty Woman"]
+
+
+def test_similar_to_keeps_the_tone_two_genres_in_common_before_one(bot):
+    heat = next(m for m in bot.catalogue.values() if m.title == "Heat" and m.year == 1995)
+    state = ConversationState()
+    state.wish("similar", [heat.entity], 1, "like Heat")
+    recs = bot.recommend(state)
+    assert len(recs) == 3 and not state.relaxed
+    assert all(len(set(bot.catalogue[r.entity].genres) & set(heat.genres)) >= 2 for r in recs)

@@ -667,6 +667,16 @@ class EmpatheticRecommender:
             for v in wish.values:
                 both |= np.logical_and.reduce([self._any(self._masks.genre, [g]) for g in v.split(COMPOUND)])
             return [both, self._wish_mask(wish)]
+        if wish.axis == "similar":  # of one tone first: two of its genres and a person, then two genres
+            loose = self._wish_mask(wish)
+            masks = self._masks
+            movies = [self.catalogue[e] for e in wish.values if e in self.catalogue]
+            kin = np.zeros(len(self._column), dtype=bool)
+            for m in movies:
+                shared = sum(self._any(masks.genre, [g]).astype(np.int8) for g in set(m.genres))
+                kin |= np.asarray(shared) >= min(2, len(set(m.genres)) or 1)
+            people = self._any(masks.person, [p for m in movies for p in m.stars + m.directors + m.writers])
+            return [loose & kin & people, loose & kin, loose]
         return [self._wish_mask(wish)]
 
     def _wish_mask(self, wish: Wish) -> np.ndarray:
@@ -682,7 +692,7 @@ class EmpatheticRecommender:
         if wish.axis == "era":  # [first year or None, last year or None]; an unknown year (-1) never passes
             first, last = (list(wish.values) + [None])[:2]
             return (masks.year >= (first if first is not None else 0)) & (masks.year <= (last or 9999))
-        if wish.axis == "similar":
+        if wish.axis == "similar":  # a genre and a person in common, or the director (`_wish_masks` narrows it)
             movies = [self.catalogue[e] for e in wish.values if e in self.catalogue]
             near = (self._any(masks.genre, [g for m in movies for g in m.genres])
                     & self._any(masks.person, [p for m in movies for p in m.stars + m.directors + m.writers])
