@@ -539,6 +539,13 @@ def test_an_adjective_said_of_someone_is_no_genre(bot):
     assert "comedy" not in state.avoid_genres and ("genre", ["comedy"]) in [(w.axis, w.values) for w in state.wishes]
 
 
+def test_a_loved_group_is_asked_for_unlike_a_loved_series(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "I love Pixar").recommendations
+    assert ("studio", ["Pixar"]) in [(w.axis, w.values) for w in state.wishes]
+    assert recs and all("Pixar" in bot.catalogue[r.entity].franchises for r in recs)
+
+
 def test_a_series_seen_all_of_is_never_recommended_and_not_wished_for(bot):
     state = ConversationState()
     recs = bot.turn(state, "the harry potter movies? watched them all. fantasy please").recommendations

@@ -202,6 +202,8 @@ FRANCHISES: dict[str, tuple[str, str, str]] = {
                   r"green lantern|watchmen|suicide squad|captain marvel|kick-ass|the crow|spawn|catwoman|elektra)",
                   ""),  # and the films of `SUPERHERO`'s studios and series
 }
+# Named groups that are no series: one loved is asked for, not done with ("I love Pixar" wants Pixar films)
+GROUPS = frozenset(["Pixar", "Christmas", "superhero"])
 # What "superhero movies" covers: the comic-book studios' films and the superhero series
 SUPERHERO = ("Marvel", "DC", "Batman", "Superman", "Spider-Man", "X-Men", "Wolverine", "Avengers")
 _SERIES_NOUN = r"(?:movies?|films?|ones|series|franchise|saga|sequels|prequels|trilogy|flicks|universe|stuff)"

@@ -26,6 +26,7 @@ from rapidfuzz.distance import Levenshtein
 from ecrs.data.catalogue import (
     FRANCHISES,
     GENRE_WORDS,
+    GROUPS,
     STUDIOS,
     Movie,
     franchise_mentions,
@@ -453,7 +454,8 @@ class EmpatheticRecommender:
                         wanted_people = []
                     _add(wanted_people, t.entity)
                     last_person_end = t.span.end
-            elif kind == "genre" and t.genre in FRANCHISES and stance in ("liked", "seen"):
+            elif (kind == "genre" and t.genre in FRANCHISES and stance in ("liked", "seen")
+                  and not (t.genre in GROUPS and stance == "liked")):
                 # a series one loved asks for others like it, one seen all of is done with: "loved the harry
                 # potter movies" wants what is like Harry Potter, not its sequels (named, so never recommended back)
                 series = self._masks.genre.get(t.genre, np.zeros(len(self._column), dtype=bool))
