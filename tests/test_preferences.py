@@ -575,3 +575,19 @@ def test_similar_to_keeps_the_tone_two_genres_in_common_before_one(bot):
     recs = bot.recommend(state)
     assert len(recs) == 3 and not state.relaxed
     assert all(len(set(bot.catalogue[r.entity].genres) & set(heat.genres)) >= 2 for r in recs)
+
+
+def test_a_topic_is_read_from_the_plot_and_wished_for_or_ruled_out(bot):
+    from ecrs.data.catalogue import topic_mentions
+    assert [n for *_, n in topic_mentions("no sharks, but a dog movie set in nyc")] == ["sharks", "dogs", "New York"]
+    state = ConversationState()
+    recs = bot.turn(state, "something with vampires").recommendations
+    assert ("studio", ["vampires"]) in [(w.axis, w.values) for w in state.wishes]
+    assert recs and all("vampire" in bot.catalogue[r.entity].plot.lower() for r in recs)
+    state = ConversationState()
+    recs = bot.turn(state, "no vampires. fantasy please").recommendations
+    assert "vampires" in state.avoid_genres and recs
+    assert not any("vampires" in bot.catalogue[r.entity].topics for r in recs)
+    state = ConversationState()
+    bot.turn(state, "a comedy set in new york")  # "new" is no wish for recent films here
+    assert [w.axis for w in state.wishes] == ["genre", "studio"]

@@ -28,11 +28,13 @@ from ecrs.data.catalogue import (
     GENRE_WORDS,
     GROUPS,
     STUDIOS,
+    TOPICS,
     Movie,
     franchise_mentions,
     genre_mentions,
     load_catalogue,
     movielens_genres,
+    topic_mentions,
 )
 from ecrs.data.kg import TITLE_QUALIFIER, KnowledgeGraph, load_redial_kg, person_entities
 from ecrs.data.linking import STOPWORDS, Mention, build_redial_linker
@@ -147,6 +149,7 @@ _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
 _ALSO = " Also worth a look: "  # the reply's list of the other picks
 _WORD = re.compile(r"[^\W\d_]+")
+_NO_SLASH = re.compile(r"\b(no|not|without|nothing)\s+[\w'-]+\s*/\s*$", re.I)
 _ADJECTIVE = re.compile(r"funny|hilarious|scary|creepy|spooky|romantic|dramatic|suspenseful", re.I)
 _COPULA = re.compile(r"\b(is|isn'?t|was|wasn'?t|are|aren'?t|were|weren'?t|'s)\s+(not\s+)?(that\s+|very\s+|even\s+|really\s+|"
                      r"so\s+|remotely\s+|particularly\s+)?$", re.I)
@@ -183,7 +186,7 @@ CATALOGUE_YEAR = 2018  # the newest movies of the bundled ReDial catalogue
 _HARD_CANCEL = re.compile(r"\b(scratch|scrap|forget|never ?mind|nvm|change of plans?|changed my mind)\b", re.I)
 _OLDER = re.compile(r"\b(older|(more )?classic|old(er)?[- ]school|old ones|something old|anything old|"
                     r"oldies|vintage)\b(?! (than|one|ones i))", re.I)
-_RECENT = re.compile(r"\b(recent|new(er)?|latest|this year|modern)\b", re.I)
+_RECENT = re.compile(r"\b(recent|new(er)?(?! (york|jersey|zealand|orleans|mexico|england|delhi))|latest|this year|modern)\b", re.I)
 # Serve / chat reply length: greedy decoding makes a 40-token reply the first ~35 words of the 60-token one the
 # generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
 CHAT_REPLY_TOKENS = 40
@@ -469,7 +472,7 @@ class EmpatheticRecommender:
                         continue  # "horror", then "no slashers though": a kind of the wanted genre, not all of it
                     _add(state.avoid_genres, t.genre)
                     state.remove("genre", t.genre)
-                elif stance in ("liked", "wants") and (t.genre in STUDIOS or t.genre in FRANCHISES):
+                elif stance in ("liked", "wants") and (t.genre in STUDIOS or t.genre in FRANCHISES or t.genre in TOPICS):
                     # "a dreamworks movie", "a funny christmas movie": a brand or group is its own axis, wanted
                     # with the genre, not instead of it
                     _discard(state.avoid_genres, t.genre)
@@ -488,7 +491,8 @@ class EmpatheticRecommender:
             state.wish("genre", wanted_genres, turn, genre_label(wanted_genres))
         if wanted_studios:
             state.wish("studio", wanted_studios, turn,
-                       " or ".join(f"from {v}" if v in STUDIOS else f"{v} movies" for v in wanted_studios))
+                       " or ".join(f"from {v}" if v in STUDIOS else f"about {v}" if v in TOPICS else f"{v} movies"
+                                   for v in wanted_studios))
         if not wanted_people and _WITH_THEM.search(text):  # "stallone is fine. something with him"
             wanted_people = [p for p in reversed(state.entities) if p in self._people and p not in state.avoid_people][:1]
         if wanted_people:
@@ -720,7 +724,7 @@ class EmpatheticRecommender:
             for i, e in enumerate(self._column):
                 m = self.catalogue[int(e)]
                 # a studio ("Disney") or a series ("Star Wars") is wished for or ruled out as a genre is
-                for g in set(m.genres + m.studios + m.franchises):
+                for g in set(m.genres + m.studios + m.franchises + m.topics):
                     genre.setdefault(g, []).append(i)
                 for name in set(m.stars + m.directors + m.writers):
                     person.setdefault(name, []).append(i)
@@ -877,7 +881,8 @@ def _with_franchises(text: str, targets: list[Target]) -> list[Target]:
     out). It replaces a genre word it covers ("superhero" is no longer all of action, "pixar" all of animation) and,
     said as a series ("the batman ones"), a title; a bare title stays that movie ("I loved Star Wars"). Chat only:
     the labels ECR trains on (`EntityStancer`) keep `named_targets`'."""
-    for start, end, name, series in franchise_mentions(text):
+    named = franchise_mentions(text) + [(start, end, name, False) for start, end, name in topic_mentions(text)]
+    for start, end, name, series in sorted(named):
         overlapping = [t for t in targets if t.span.kind != "reply" and t.span.start < end and start < t.span.end]
         if not series and any(t.span.kind != "genre" for t in overlapping):
             continue
@@ -939,6 +944,10 @@ def _share_phrase_stances(text: str, targets: list[Target]) -> None:
                 if x.stance == "none":
                     x.stance = said.most_common(1)[0][0]
         group = [t] if t is not None and t.span.kind in ("person", "genre") else []
+    # "no Rocky/boxing stuff", "no gore/horror": a slash puts both words under the "no"
+    for t in targets:
+        if t.span.kind in ("person", "genre") and _NO_SLASH.search(text[:t.span.start]):
+            t.stance = "avoid"
 
 
 def acknowledge(state: ConversationState, targets: list[Target], emotions: Emotions,
