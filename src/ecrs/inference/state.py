@@ -5,8 +5,8 @@ can store it as JSON and restore it for the next turn.
 Preferences come in two kinds (issue 24):
 - exclusions, hard and kept until the person takes them back: movies disliked, seen or already recommended, and
   the genres and people the person ruled out ("no horror", "not a fan of Adam Sandler");
-- wishes, soft, one per axis (genre, person, similar-to, mood, era, studio: a studio or a named group such as a
-  series or Christmas movies): the latest request on an axis replaces the
+- wishes, soft, one per axis (genre, person, similar-to, mood, era, studio: a studio, a named group such as a
+  series or Christmas movies, or a topic such as vampires): the latest request on an axis replaces the
   older one, and when the wishes together leave too few movies the older ones give way first (`relaxed` says which,
   so the reply can say so). An exclusion is never relaxed.
 """

@@ -225,8 +225,8 @@ class FeedbackIn(_Wire):
 
 class WishOut(_Wire):
     axis: Literal["genre", "person", "similar", "mood", "era", "studio"]
-    # genres (genre, mood), entity ids (person, similar), [first, last year] (era), studios and named groups such
-    # as "Star Wars" or "Christmas" (studio)
+    # genres (genre, mood), entity ids (person, similar), [first, last year] (era), studios, named groups and
+    # topics such as "Star Wars", "Christmas" or "vampires" (studio)
     values: list[int | str | None]
     label: str
     turn: int
