@@ -405,6 +405,8 @@ def test_one_list_holds_one_film_of_a_series(bot):
         "John Wick", "John Wick: Chapter 2", "The Matrix", "The Matrix Reloaded", "Up", "Up in the Air"))
     assert same_series(wick, sequel) and same_series(sequel, wick) and same_series(matrix, reloaded)
     assert not same_series(up, air) and not same_series(wick, matrix)
+    blade2, trinity, runner = (by_title[t] for t in ("Blade II", "Blade: Trinity", "Blade Runner"))
+    assert same_series(blade2, trinity) and not same_series(blade2, runner)  # two sequels of one title
     state = ConversationState()
     for _ in range(5):  # whatever the scores, no two picks of one turn continue each other's titles
         recs = [bot.catalogue[r.entity] for r in bot.turn(state, "more action please").recommendations]

@@ -1024,9 +1024,13 @@ def _continues(base: Movie, other: Movie) -> bool:
 
 
 def same_series(a: Movie, b: Movie) -> bool:
-    """Whether two movies are one suggestion in a list: one title continues the other (`_continues`), or one
-    title twice (a remake)."""
-    return a.title.lower() == b.title.lower() or _continues(a, b) or _continues(b, a)
+    """Whether two movies are one suggestion in a list: one title continues the other (`_continues`), one title
+    twice (a remake), or two sequels of one title ("Toy Story 2" and "Toy Story 3", "Blade II" and "Blade:
+    Trinity")."""
+    stems = [re.split(_SEQUEL, m.title.lower(), maxsplit=1, flags=re.I)[0].strip() for m in (a, b)]
+    sequels = stems[0] != a.title.lower() or stems[1] != b.title.lower()
+    return (a.title.lower() == b.title.lower() or _continues(a, b) or _continues(b, a)
+            or (sequels and stems[0] == stems[1] and len(stems[0]) >= 3))
 
 
 def plain_name(graph_name: str) -> str:
