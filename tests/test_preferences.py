@@ -593,3 +593,18 @@ def test_a_topic_is_read_from_the_plot_and_wished_for_or_ruled_out(bot):
     state = ConversationState()
     bot.turn(state, "a comedy set in new york")  # "new" is no wish for recent films here
     assert [w.axis for w in state.wishes] == ["genre", "studio"]
+
+
+@pytest.mark.parametrize("text", [
+    "i work as a journalist, give me something mindless and fun",  # a topic word in small talk
+    "just back from my trip to vietnam, something easy to watch",
+    "my older brother loves action",  # "older" of a person, not of films
+    "a classic! what else is like die hard?",  # praise, not an era
+    "i grew up in the 80s, any good comedies?",
+    "it's christmas break and i'm bored",
+])
+def test_small_talk_sets_no_topic_and_no_era(bot, text):
+    state = ConversationState()
+    bot.turn(state, text)
+    assert not [w for w in state.wishes if w.axis in ("era", "studio")], state.wishes
+    assert not set(state.avoid_genres) & {"Christmas", "Vietnam"}

@@ -197,7 +197,7 @@ FRANCHISES: dict[str, tuple[str, str, str]] = {
               r"incredibles|cars|ratatouille|wall-e|up|brave|inside out|the good dinosaur|coco)( \d)?$", ""),
     "Christmas": (r"christmas|xmas|x-mas", r".*\b(christmas|santa|grinch|scrooge)|elf$|love actually|the polar express|"
                   r"it's a wonderful life|miracle on 34th street|the holiday$|jingle all the way|scrooged|bad santa|"
-                  r"four christmases|home alone$|the nightmare before christmas|klaus$|krampus", ""),
+                  r"four christmases|home alone$|the nightmare before christmas|klaus$|krampus", "noun"),
     "superhero": (r"super-?hero(?:e?s)?|comic[- ]book", r"(captain america|iron man|thor|(the )?(incredible )?hulk|"
                   r"ant-man|black panther|doctor strange|guardians of the galaxy|wonder woman|justice league|aquaman|"
                   r"deadpool|venom|fantastic four|daredevil|(the )?punisher|ghost rider|hellboy|blade( ii|: trinity)?$|"
@@ -266,12 +266,19 @@ TOPICS: dict[str, tuple[str, str]] = {
     "courtrooms": (r"courtrooms?|lawyers?|legal dramas?", r"courtroom|lawyers?|attorneys?|trial"),
 }
 _TOPIC = {name: re.compile(rf"\b(?:{plot})\b", re.I) for name, (_, plot) in TOPICS.items()}
+_TOPIC_BEFORE = re.compile(r"\b(about|with|involving|featuring|set in|no|not|nothing|without|any|some|more|less|"
+                           r"love|loved|hate|hated)\s+(?:(?:a|an|the|some|any|more|real|giant|big|cute|scary)\s+){0,2}$", re.I)
+_TOPIC_AFTER = re.compile(r"^\s*(movies?|films?|flicks?|ones|stories|story|themed|comed(y|ies)|dramas?|thrillers?)\b",
+                          re.I)
 _TOPIC_WORD = [(re.compile(rf"\b(?:{word})\b", re.I), name) for name, (word, _) in TOPICS.items()]
 
 
 def topic_mentions(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, topic) of each `TOPICS` word in `text`, in text order."""
-    return sorted((m.start(), m.end(), name) for pattern, name in _TOPIC_WORD for m in pattern.finditer(text))
+    """(start, end, topic) of each `TOPICS` word in `text` that is said of a movie, in text order: after "about",
+    "with", "no", "set in" ... or before "movies" / "films" ("a boxing movie"). Small talk is no request: "i work
+    as a journalist", "my laptop is a dinosaur", "just back from vietnam"."""
+    return sorted((m.start(), m.end(), name) for pattern, name in _TOPIC_WORD for m in pattern.finditer(text)
+                  if _TOPIC_BEFORE.search(text[:m.start()]) or _TOPIC_AFTER.match(text[m.end():]))
 
 
 # MovieLens genre -> catalogue genre (IMDb's vocabulary, lower case); "IMAX" and "(no genres listed)" are none

@@ -53,7 +53,8 @@ from ecrs.models.stance import UNSURE, StanceModel, load_stance
 
 MAX_MESSAGE_CHARS = 2000  # longer messages are truncated for the models (the API rejects them with a 4xx first)
 # "something like X", "similar to X": a wish for movies like X (a plain "I like X" is an opinion, not this)
-_LIKE_X = re.compile(r"(^\W*(just\s+)?like|\b(something|anything|movies?|films?|ones?|more|stuff|others?)\s+(just\s+)?like|"
+_LIKE_X = re.compile(r"(^\W*(just\s+)?like|\b(something|anything|movies?|films?|ones?|more|stuff|others?|else( is)?)\s+"
+                     r"(just\s+)?like|"
                      r"\bsimilar to|\bsuch as|\balong the lines of|\bin the vein of|\bkind of like|\bstyle of|\bsame as|"
                      r"\b(same|similar)\s+(vibes?|feel(ing)?|energy|tone|style|mood)\s+(as|to|of)|\bvibes?\s+(of|like)|"
                      r"\bin the spirit of|\breminiscent of|\bcomparable to|\b(à|a) la|\bala)\s*$", re.I)
@@ -184,8 +185,11 @@ _NUMBER_WORDS = {"two": 2, "three": 3, "five": 5, "ten": 10, "twenty": 20, "few"
 _LAST_YEARS = re.compile(r"\b(?:last|past)\s+(\d{1,2}|two|three|five|ten|twenty|few|couple(?: of)?)\s+years\b", re.I)
 CATALOGUE_YEAR = 2018  # the newest movies of the bundled ReDial catalogue
 _HARD_CANCEL = re.compile(r"\b(scratch|scrap|forget|never ?mind|nvm|change of plans?|changed my mind)\b", re.I)
-_OLDER = re.compile(r"\b(older|(more )?classic|old(er)?[- ]school|old ones|something old|anything old|"
-                    r"oldies|vintage)\b(?! (than|one|ones i))", re.I)
+# "something older", "classics", "a classic movie"; not "my older brother", "a classic!" (praise), "a classic line"
+_OLDER = re.compile(r"\b(older(?! (than|one|ones i|brother|sister|siblings?|parents?|kids?|son|daughter|folks|people|"
+                    r"relatives?|cousins?|friends?|guy|lady|couple|audience|crowd|generation|crowd|viewers?))|classics|"
+                    r"(something|anything|more|some|old) classic|classic (movies?|films?|ones?|stuff|picks?)|"
+                    r"old(er)?[- ]school|old ones|something old|anything old|oldies|vintage)\b", re.I)
 _RECENT = re.compile(r"\b(recent|new(er)?(?! (york|jersey|zealand|orleans|mexico|england|delhi))|latest|this year|modern)\b", re.I)
 # Serve / chat reply length: greedy decoding makes a 40-token reply the first ~35 words of the 60-token one the
 # generation benchmarks score (two sentences, ~1.2 s on 2 cores instead of ~1.8 s).
@@ -422,7 +426,9 @@ class EmpatheticRecommender:
             value = t.genre if kind == "genre" else t.entity
             positive = stance in ("liked", "wants")
             avoided = state.avoid_people if kind == "person" else state.avoid_genres
-            if kind in ("person", "genre") and _taken_back(text, t, value in avoided):
+            wished = any(value in w.values or any(value in str(v).split(COMPOUND) for v in w.values)
+                         for w in state.wishes if w.axis in ("person", "genre", "studio"))
+            if kind in ("person", "genre") and _taken_back(text, t, value in avoided, value in avoided or wished):
                 # "never mind the tom hanks thing", "actually stallone is fine": neither wished for nor ruled out
                 state.remove(kind, value)
                 _discard(avoided, value)
@@ -457,14 +463,17 @@ class EmpatheticRecommender:
                         wanted_people = []
                     _add(wanted_people, t.entity)
                     last_person_end = t.span.end
+            elif (kind == "genre" and t.genre in FRANCHISES and t.genre not in GROUPS and stance not in ("seen",)
+                  and (_LIKE_X.search(text[:t.span.start]) or _X_LIKE.match(text[t.span.end:]))):
+                # "what else is like die hard?": others like the series, not the series
+                state.wish("similar", self._named_series(state, t.genre), turn, f"like {t.genre}")
             elif (kind == "genre" and t.genre in FRANCHISES and stance in ("liked", "seen")
                   and not (t.genre in GROUPS and stance == "liked")):
                 # a series one loved asks for others like it, one seen all of is done with: "loved the harry
                 # potter movies" wants what is like Harry Potter, not its sequels (named, so never recommended back)
-                series = self._masks.genre.get(t.genre, np.zeros(len(self._column), dtype=bool))
-                state.mentioned += [int(e) for e in self._column[series] if int(e) not in state.mentioned]
-                if stance == "liked" and series.any():
-                    state.wish("similar", [int(e) for e in self._column[series]], turn, f"like {t.genre}")
+                series = self._named_series(state, t.genre)
+                if stance == "liked" and series:
+                    state.wish("similar", series, turn, f"like {t.genre}")
             elif kind == "genre":
                 if stance in ("disliked", "avoid"):
                     if subkind and (t.genre in wanted_now or any(t.genre in v.split(COMPOUND) for w in state.wishes
@@ -525,6 +534,12 @@ class EmpatheticRecommender:
         closed = bool(said_before) and _is_closing(said_before[-1]) and bool(new - {"era"})
         if closed or (_CANCEL.search(cut) and new and not (new == {"era"} and not _HARD_CANCEL.search(cut))):
             state.wishes = [w for w in state.wishes if w.turn == turn]
+
+    def _named_series(self, state: ConversationState, name: str) -> list[int]:
+        """The movies of a series the person named: named, so never recommended back (`mentioned`)."""
+        members = [int(e) for e in self._column[self._masks.genre.get(name, np.zeros(len(self._column), dtype=bool))]]
+        state.mentioned += [e for e in members if e not in state.mentioned]
+        return members
 
     def remembered(self, state: ConversationState) -> list[tuple[str, Any, str]]:
         """The preference state as removable entries (kind, value, how to say it): what `ecrs chat --show` prints
@@ -905,14 +920,17 @@ def _suggested_titles(text: str, mentions: list[Mention], suggested: list[tuple[
     return sorted(out, key=lambda x: x.start)
 
 
-def _taken_back(text: str, t: Target, ruled_out: bool) -> bool:
+def _taken_back(text: str, t: Target, ruled_out: bool, said: bool) -> bool:
     """Does the message withdraw what was said of this person or genre ("never mind the tom hanks thing", "forget
-    what i said about sandler", or, of one `ruled_out`, "actually stallone is fine")? A genre needs "thing" /
-    "part" after it: "forget the comedy, i want to cry" rules comedy out, and "horror is fine" asks for horror."""
+    what i said about sandler", or, of one `ruled_out`, "actually stallone is fine")? Only what was `said` before
+    can be taken back ("forget adam sandler, anyone but him" rules him out). A genre needs "thing" / "part" after it,
+    or "never mind": "forget the comedy, i want to cry" rules comedy out, and "horror is fine" asks for horror."""
     before, after = text[:t.span.start], text[t.span.end:]
     if ruled_out and _FINE_NOW.match(after):
         return True
-    return bool(_TAKE_BACK.search(before)) and (t.span.kind == "person" or bool(_THING.match(after)))
+    taken = _TAKE_BACK.search(before)
+    return bool(taken) and said and (t.span.kind == "person" or bool(_THING.match(after))
+                                    or taken.group(1).lower().startswith("never"))
 
 
 def _pointed(text: str, suggested: list[int]) -> list[int]:
@@ -1055,7 +1073,8 @@ def _era(text: str) -> tuple[int | None, int | None] | None:
     if m and not re.search(r"\b(my|our|his|her|their)\s*$", text[:m.start()], re.I):
         return _year(m.group(1)), _year(m.group(2)) + 9
     m = _DECADE.search(text)
-    if m and not re.search(r"\b(my|our|his|her|their)\s*$", text[:m.start()], re.I):
+    if m and not re.search(r"\b(my|our|his|her|their)\s*$", text[:m.start()], re.I) and not re.search(
+            r"\b(grew up|growing up|born|raised)(\s+in)?(\s+the)?\s+\S+$", text[:m.end()], re.I):  # "grew up in the 80s"
         first = _year(next(g for g in m.groups() if g))
         return first, first + 9
     m = _LAST_YEARS.search(text)
