@@ -167,12 +167,12 @@ _ORDINAL = re.compile(rf"\bthe\s+{_ORD}(?:\s+(two|2))?\b|\b{_ORD}\s+(?:one|pick|
 _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "last": -1}
 _PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either|everything|every one)\b", re.I)
 _GREETING = re.compile(r"^\W*(hi|hello|hey|hiya|yo|good (morning|evening|afternoon)|howdy)\b[\W\w]{0,20}$", re.I)
-_CLOSING = re.compile(r"\b(thanks?|thank (you|u)|thx|thnx|thanx|ty|cheers|bye+|goodbye|good ?night|see (you|ya)|that'?s all|"
-                      r"merci|gracias|danke|au revoir|adios|talk later|"
+_THANKS_WORDS = r"thanks?|thank (you|u)|thx|thnx|thanx|ty|cheers|merci|gracias|danke"
+_CLOSING = re.compile(rf"\b({_THANKS_WORDS}|bye+|goodbye|good ?night|see (you|ya)|that'?s all|au revoir|adios|talk later|"
                       # taking a pick: "perfect", "that works", "i'll watch that one"
                       r"perfect|lovely|(sounds|looks) (good|great|perfect|fun|amazing|awesome)|that'?s (good|great|perfect)|"
                       r"that works|i'?ll (watch|go with|try|take|check out) (it|that|this|the \w+( one)?))\b", re.I)
-_THANKS = re.compile(r"\b(thanks?|thank (you|u)|thx|thnx|thanx|ty|cheers|merci|gracias|danke)\b", re.I)
+_THANKS = re.compile(rf"\b({_THANKS_WORDS})\b", re.I)
 _REQUEST = re.compile(r"\?|\b(another|more|else|recommend|suggest|what about|how about|something|anything|"
                       r"other|instead|but)\b", re.I)
 # "scratch that, a comedy instead": the new wish replaces every earlier one, not only the one on its axis
@@ -187,7 +187,7 @@ CATALOGUE_YEAR = 2018  # the newest movies of the bundled ReDial catalogue
 _HARD_CANCEL = re.compile(r"\b(scratch|scrap|forget|never ?mind|nvm|change of plans?|changed my mind)\b", re.I)
 # "something older", "classics", "a classic movie"; not "my older brother", "a classic!" (praise), "a classic line"
 _OLDER = re.compile(r"\b(older(?! (than|one|ones i|brother|sister|siblings?|parents?|kids?|son|daughter|folks|people|"
-                    r"relatives?|cousins?|friends?|guy|lady|couple|audience|crowd|generation|crowd|viewers?))|classics|"
+                    r"relatives?|cousins?|friends?|guy|lady|couple|audience|crowd|generation|viewers?))|classics|"
                     r"(something|anything|more|some|old) classic|classic (movies?|films?|ones?|stuff|picks?)|"
                     r"old(er)?[- ]school|old ones|something old|anything old|oldies|vintage)\b", re.I)
 _RECENT = re.compile(r"\b(recent|new(er)?(?! (york|jersey|zealand|orleans|mexico|england|delhi))|latest|this year|modern)\b", re.I)
@@ -229,6 +229,7 @@ class _ColumnMasks:
     year: np.ndarray
     title: list[str]
     same_title: dict[str, list[int]]  # lower-case title -> its columns (the graph holds some movies twice)
+    plain_title: list[str]  # lower-case, without a leading article: "Ring" (1998) is "The Ring" to a reader
     has_genre: np.ndarray  # the catalogue knows at least one genre of it
     canonical: np.ndarray  # not the obscure namesake of a known film (`_canonical`)
 
@@ -644,7 +645,7 @@ class EmpatheticRecommender:
                 ok &= ~self._series(self.catalogue[e])
         return ok
 
-    def _canonical(self, titles: list[str]) -> np.ndarray:
+    def _canonical(self, plain: list[str]) -> np.ndarray:
         """False for a movie whose title, articles aside, another catalogue movie shares when that other one is in
         MovieLens (films people watch) and this one is not: "The Notebook" is the 2004 film, and the 2013
         Hungarian war film of that title, which the recommender may score from the same ReDial mentions (ReDial's
@@ -652,9 +653,9 @@ class EmpatheticRecommender:
         known = movielens_genres()
         watched = [self.catalogue[int(e)].imdb_id in known for e in self._column]
         groups: dict[str, list[int]] = {}
-        for i, t in enumerate(titles):
-            groups.setdefault(_ARTICLE.sub("", t.lower()), []).append(i)
-        out = np.ones(len(titles), dtype=bool)
+        for i, t in enumerate(plain):
+            groups.setdefault(t, []).append(i)
+        out = np.ones(len(plain), dtype=bool)
         for cols in groups.values():
             if len(cols) > 1 and any(watched[i] for i in cols):
                 out[cols] = [watched[i] for i in cols]
@@ -666,7 +667,7 @@ class EmpatheticRecommender:
         ReDial's mentions of Hostel (2005). Memoised per genre."""
         if genre not in self._namesakes_cache:
             masks = self._masks
-            key = [_ARTICLE.sub("", t.lower()) for t in masks.title]  # "Ring" (1998) is "The Ring" to a reader
+            key = masks.plain_title
             of_genre = {key[i] for i in np.flatnonzero(masks.genre.get(genre, np.zeros(len(key), dtype=bool)))}
             self._namesakes_cache[genre] = np.array([k in of_genre for k in key])
         return self._namesakes_cache[genre]
@@ -759,8 +760,9 @@ class EmpatheticRecommender:
             for i, t in enumerate(titles):
                 same_title.setdefault(t.lower(), []).append(i)
             has_genre = np.array([bool(self.catalogue[int(e)].genres) for e in self._column])
-            self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year, titles, same_title, has_genre,
-                                             self._canonical(titles))
+            plain = [_ARTICLE.sub("", t.lower()) for t in titles]
+            self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year, titles, same_title, plain,
+                                             has_genre, self._canonical(plain))
         return self._masks_cache
 
     def turn_events(self, state: ConversationState, text: str, reply: bool = True) -> Iterator[TurnEvent]:
