@@ -499,6 +499,7 @@ def test_a_generated_sentence_naming_what_was_ruled_out_is_dropped():
 @pytest.mark.parametrize("text, name", [
     ("something with emma stone", "Emma Stone"),  # ReDial's stray movie title "Emma Stone" no longer shadows her
     ("tarantino is overrated", "Quentin Tarantino"),  # a lower-case surname opening a sentence before a verb
+    ("not that one, denzel gets on my nerves", "Denzel Washington"),  # or a clause
     ("i liked the godfather", "The Godfather"),  # a lower-case title after an opinion verb
 ])
 def test_the_chat_linker_reads_names_and_titles_people_type(bot, text, name):

@@ -529,7 +529,8 @@ class EntityLinker:
                 (first > 0 and tokens[first - 1][0] in _PERSON_CUES)
                 or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS)
                 or (last + 1 < len(tokens) and tokens[last + 1][0] in _PERSON_AFTER
-                    and (_sentence_start(text, start) or tokens[first - 1][0] in _OPENERS_WORDS))):
+                    and (_sentence_start(text, start) or tokens[first - 1][0] in _OPENERS_WORDS
+                         or text[:start].rstrip().endswith(",")))):  # or a clause: "not that one, denzel is..."
             # "something with dicaprio", "an old hitchcock film", "spielberg gets on my nerves": a surname typed
             # in lower case
             evidence = 1
