@@ -360,7 +360,7 @@ class EmpatheticRecommender:
                     and not any(pattern.search(text) for pattern, *_ in _MOODS))
         targets = named_targets(text, mentions, self._people, reacting) if mentions or self.readable(text) else []
         # "Will Ferrell is not funny": an adjective said of someone is no genre asked for or ruled out
-        targets = [t for t in _with_franchises(text, targets) if not (
+        targets = [t for t in _with_groups(text, targets) if not (
             t.span.kind == "genre" and _ADJECTIVE.fullmatch(text[t.span.start:t.span.end])
             and _COPULA.search(text[:t.span.start]))]
         suggested = _pointed(text, [state.entities[p] for p in state.awaiting_reaction])
@@ -893,9 +893,9 @@ _OPENERS = {
 }
 
 
-def _with_franchises(text: str, targets: list[Target]) -> list[Target]:
-    """`targets` with the franchises `text` names, each read as a genre is ("no star wars films" rules the series
-    out). It replaces a genre word it covers ("superhero" is no longer all of action, "pixar" all of animation) and,
+def _with_groups(text: str, targets: list[Target]) -> list[Target]:
+    """`targets` with the series, groups and topics `text` names (`FRANCHISES`, `TOPICS`), each read as a genre is
+    ("no star wars films" rules the series out, "something with vampires" asks for vampire films). It replaces a genre word it covers ("superhero" is no longer all of action, "pixar" all of animation) and,
     said as a series ("the batman ones"), a title; a bare title stays that movie ("I loved Star Wars"). Chat only:
     the labels ECR trains on (`EntityStancer`) keep `named_targets`'."""
     named = franchise_mentions(text) + [(start, end, name, False) for start, end, name in topic_mentions(text)]
