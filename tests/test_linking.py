@@ -253,8 +253,8 @@ def test_word_stats_on_a_hand_made_corpus():
 def chat_linker(kg) -> EntityLinker:
     surnames, names = person_shorthands(kg, common=frozenset({"cameron", "will"}), min_movies=1)
     # surnames and first names only one person has; "cameron" and "will" are ordinary words
-    assert sorted(a.text for a in surnames) == ["Dicaprio", "Docter", "Ferrell", "James", "Kate", "Leonardo",
-                                               "Pete", "Winslet"]
+    assert sorted(a.text for a in surnames) == ["Dicaprio", "Docter", "Ferrell", "James", "Kate", "Leo", "Leonardo",
+                                               "Pete", "Winslet"]  # "Leo": a nickname (`NICKNAMES`)
     return EntityLinker(kg_aliases(kg) + surnames, movie_entities=kg.item_set, fuzzy_names=names)
 
 

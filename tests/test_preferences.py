@@ -501,6 +501,8 @@ def test_a_generated_sentence_naming_what_was_ruled_out_is_dropped():
     ("tarantino is overrated", "Quentin Tarantino"),  # a lower-case surname opening a sentence before a verb
     ("not that one, denzel gets on my nerves", "Denzel Washington"),  # or a clause
     ("i liked the godfather", "The Godfather"),  # a lower-case title after an opinion verb
+    ("anything with the rock?", "Dwayne Johnson"),  # a nickname; "The Rock" alone is still the 1996 film
+    ("something w/ keanu", "Keanu Reeves"),  # a star cue before a first name: the person, not the film Keanu
 ])
 def test_the_chat_linker_reads_names_and_titles_people_type(bot, text, name):
     assert [bot.kg.names[m.entity_id] for m in bot.linker.link(text)] == [name]
@@ -609,3 +611,26 @@ def test_small_talk_sets_no_topic_and_no_era(bot, text):
     bot.turn(state, text)
     assert not [w for w in state.wishes if w.axis in ("era", "studio")], state.wishes
     assert not set(state.avoid_genres) & {"Christmas", "Vietnam"}
+
+
+def test_a_genre_word_after_a_name_is_that_persons_films_not_the_genre(bot):
+    state = ConversationState()
+    bot.turn(state, "no seth rogen comedies please, something funny")
+    assert [bot.kg.names[p] for p in state.avoid_people] == ["Seth Rogen"] and state.avoid_genres == []
+    assert ("genre", ["comedy"]) in [(w.axis, w.values) for w in state.wishes]
+    state = ConversationState()
+    bot.turn(state, "no more frozen for my kids, they watched it 100 times")
+    assert state.avoid_genres == []  # "my kids" are people, not a genre ruled out
+
+
+def test_a_tone_asked_of_the_movie_is_a_wish_and_still_a_reaction(bot):
+    state = ConversationState()
+    bot.turn(state, "something like inception but darker")
+    assert {w.axis: w.label for w in state.wishes}.get("mood") == "something dark"
+    state = ConversationState()
+    bot.turn(state, "a comedy please")
+    result = bot.turn(state, "nah, something darker")  # unlike a feeling ("ugh, rough day"), still about the pick
+    assert "your last suggestion" in dict(result.stances) and "mood" in {w.axis for w in state.wishes}
+    state = ConversationState()
+    bot.turn(state, "a comedy, not too dark please")
+    assert {w.axis: w.label for w in state.wishes}.get("mood") == "something light"

@@ -195,9 +195,17 @@ _TITLE_CUES = frozenset([
 # shorthands are unusual words by construction (`person_shorthands`), so ordinary cues are safe
 _PERSON_CUES = frozenset(["with", "by", "starring", "directed", "director", "actor", "actress", "no", "not",
                           "without", "except", "minus", "about", "and", "or", "love", "loved", "like", "hate",
-                          "hated", "than", "from", "some", "more", "any", "also"])
+                          "hated", "than", "from", "some", "more", "any", "also", "w", "featuring", "feat", "ft"])
 _OPENERS_WORDS = frozenset(["actually", "ok", "okay", "well", "hmm", "honestly", "oh", "but", "also", "yeah", "nah",
                             "tbh", "ngl", "though"])  # "actually stallone is fine": still opening the clause
+# Words before a name that say a person, not a film of that name, is meant: "something with keanu", "w/ the rock"
+_STAR_CUES = frozenset(["with", "w", "starring", "featuring", "feat", "ft"])
+# What people call some stars (chat shorthands, so lower case needs a cue as a surname does: `_judge`)
+NICKNAMES = {"the rock": "Dwayne Johnson", "leo": "Leonardo DiCaprio", "sly": "Sylvester Stallone",
+             "arnie": "Arnold Schwarzenegger", "arnold": "Arnold Schwarzenegger", "rdj": "Robert Downey Jr.",
+             "scarjo": "Scarlett Johansson", "jlaw": "Jennifer Lawrence", "j law": "Jennifer Lawrence",
+             "jlo": "Jennifer Lopez", "j lo": "Jennifer Lopez", "nic cage": "Nicolas Cage",
+             "sam jackson": "Samuel L. Jackson"}
 _PARTICLES = frozenset(["de", "di", "da", "del", "della", "van", "von", "der", "le", "la", "du", "st", "st."])
 _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
 # what follows a person opening a sentence: "tarantino is overrated", "spielberg never misses"
@@ -561,8 +569,10 @@ class EntityLinker:
             else:
                 movie = key.movies[0]
         entity = key.entities[0] if key.entities and evidence >= key.entity_need else None
+        starring = (entity is not None and key.shorthand and first > 0 and tokens[first - 1][0] in _STAR_CUES
+                    and year is None)  # "something with keanu": the star, not the film Keanu
         # Exact title > genre word (unless capitals or a year say title) > person or other name > derived title.
-        if movie is not None and not movie.variant and (key.genre is None or evidence > 0):
+        if movie is not None and not movie.variant and (key.genre is None or evidence > 0) and not starring:
             chosen = movie.entity_id
         elif key.genre is not None:
             chosen, span_end = key.genre, end
@@ -879,7 +889,9 @@ def person_shorthands(kg: KnowledgeGraph, common: Collection[str],
         by_first[words[0]].append((n, eid))
         if n >= min_movies and len(words) == 2:
             names.setdefault(key, eid)
-    aliases = []
+    known = {normalize(kg.names[eid]): eid for eid in movies}
+    aliases = [Alias(nick.title(), known[key], "entity", None, float(movies[known[key]]), variant=True)
+               for nick, key in ((nick, normalize(name)) for nick, name in NICKNAMES.items()) if key in known]
     for first, people in by_first.items():  # "Denzel", "Meryl": a first name no other graph person has
         if (len(people) == 1 and people[0][0] >= min_movies and len(first) >= 4 and first not in common
                 and first not in by_surname):

@@ -65,7 +65,7 @@ _X_LIKE = re.compile(r"^(\s*-?\s*(vibes?|esque|type (of )?(movies?|films?|stuff|
                      r"(like|similar to)\s+(it|that|this|them|those)\b)", re.I)
 # A stated mood is met, in words and in genres (a wish like any other, forgotten after MOOD_TURNS seeker turns):
 # (pattern on the message with its titles and names cut out, genres, short label, what to say).
-_MOODS = [
+_FEELINGS = [
     (re.compile(r"\b(birthday|celebrat\w*|promot(ed|ion)|good news|great day|best day|engaged|graduat\w*)\b", re.I),
      ["comedy", "adventure", "animation"], "to celebrate", "Congrats, let's celebrate with something fun!"),
     (re.compile(r"\b(i'?m bored|so bored|bored out|boring day|nothing to do)\b", re.I),
@@ -90,12 +90,20 @@ _MOODS = [
                 r"can'?t sleep|cant sleep|chill|cozy|cosy|laid-?back|mellow|heart-?warming|wholesome|"
                 r"something (light|lighthearted|light-hearted|feel-?good))\b", re.I),
      ["comedy", "animation", "family", "romance"], "to relax", "Sounds like you need to relax and unwind."),
-    # last: a feeling named with it is met first ("stressed, need something light")
+]
+# Tones asked of the movie, not feelings of the person ("nah, something darker" still reacts to the last picks);
+# last: a feeling named with them is met first ("stressed, need something light")
+_TONES = [
+    (re.compile(r"(?<!not )(?<!too )(?<!so )(?<!that )(?<!very )\b(dark|darker|gritty|grittier|bleak|bleaker|edgy|edgier|"
+                r"disturbing|twisted|brooding|moody)\b(?! (knight|tower|side|phoenix|shadows|waters|city|crystal))",
+                re.I),
+     ["thriller", "crime", "mystery"], "something dark", "Something darker, then."),
     (re.compile(r"\b(not (too |so |that |very )?(sad|heavy|depressing|dark|intense|serious)|nothing (too |so )?(sad|heavy|"
                 r"depressing|dark|intense|serious)|feel[- ]?good|feelgood|lighter|something light|light-?hearted)\b",
                 re.I),
      ["comedy", "animation", "family"], "something light", "Something light, then."),
 ]
+_MOODS = _FEELINGS + _TONES
 MOOD_TURNS = 3
 # IMDb files La La Land and Mamma Mia! under "music", not "musical": who rules out musicals rules them out too
 _ALSO_AVOIDED = {"musical": ("music",)}
@@ -150,6 +158,9 @@ _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
 _ALSO = " Also worth a look: "  # the reply's list of the other picks
 _WORD = re.compile(r"[^\W\d_]+")
+_OWNED = re.compile(r"[\s-]+|'s\s+|’s\s+")  # "Adam Sandler comedies", "Sandler's comedies"
+_PEOPLE_NOUN = re.compile(r"kids?|children|family", re.I)
+_MY = re.compile(r"\b(my|our)\s+$", re.I)
 _NO_SLASH = re.compile(r"\b(no|not|without|nothing)\s+[\w'-]+\s*/\s*$", re.I)
 _ADJECTIVE = re.compile(r"funny|hilarious|scary|creepy|spooky|romantic|dramatic|suspenseful", re.I)
 _COPULA = re.compile(r"\b(is|isn'?t|was|wasn'?t|are|aren'?t|were|weren'?t|'s)\s+(not\s+)?(that\s+|very\s+|even\s+|really\s+|"
@@ -357,7 +368,7 @@ class EmpatheticRecommender:
         # also says one ("seen it. something from the 90s?"); a mood is about the person ("ugh, my week was a
         # mess" after a suggestion is no dislike of it)
         reacting = (bool(state.awaiting_reaction) and (_era(text) is None or bool(_REACTION.search(text)))
-                    and not any(pattern.search(text) for pattern, *_ in _MOODS))
+                    and not any(pattern.search(text) for pattern, *_ in _FEELINGS))
         targets = named_targets(text, mentions, self._people, reacting) if mentions or self.readable(text) else []
         # "Will Ferrell is not funny": an adjective said of someone is no genre asked for or ruled out
         targets = [t for t in _with_groups(text, targets) if not (
@@ -968,6 +979,16 @@ def _share_phrase_stances(text: str, targets: list[Target]) -> None:
     for t in targets:
         if t.span.kind in ("person", "genre") and _NO_SLASH.search(text[:t.span.start]):
             t.stance = "avoid"
+    for before, t in zip([None, *targets], targets):
+        if t.span.kind != "genre" or t.stance not in ("disliked", "avoid"):
+            continue
+        if (before is not None and before.span.kind == "person"
+                and _OWNED.fullmatch(text[before.span.end:t.span.start])):
+            # "seth rogen comedies are not for me": his films are ruled out, not every comedy
+            before.stance = t.stance if before.stance == "none" else before.stance
+            t.stance = "none"
+        elif _PEOPLE_NOUN.fullmatch(text[t.span.start:t.span.end]) and _MY.search(text[:t.span.start]):
+            t.stance = "none"  # "frozen? my kids watched it 100 times" says nothing against family films
 
 
 def acknowledge(state: ConversationState, targets: list[Target], emotions: Emotions,
