@@ -503,6 +503,12 @@ def test_a_generated_sentence_naming_what_was_ruled_out_is_dropped():
     ("i liked the godfather", "The Godfather"),  # a lower-case title after an opinion verb
     ("anything with the rock?", "Dwayne Johnson"),  # a nickname; "The Rock" alone is still the 1996 film
     ("something w/ keanu", "Keanu Reeves"),  # a star cue before a first name: the person, not the film Keanu
+    ("not keanu, someone else", "Keanu Reeves"),  # or a person cue, when the film is seldom named
+    ("i can't stand tarantino", "Quentin Tarantino"),  # a lower-case surname after "stand", "of", "into"
+    ("not a fan of stallone", "Sylvester Stallone"),
+    ("not into tarantino's other stuff", "Quentin Tarantino"),  # or before a possessive
+    ("movie like rocky", "Rocky"),  # ReDial's "Rocky (1976)" has no graph entity; the graph's bare "Rocky" is it
+    ("the godfather part 2 was amazing", "The Godfather Part II"),  # a sequel number, lower case
 ])
 def test_the_chat_linker_reads_names_and_titles_people_type(bot, text, name):
     assert [bot.kg.names[m.entity_id] for m in bot.linker.link(text)] == [name]
@@ -634,3 +640,52 @@ def test_a_tone_asked_of_the_movie_is_a_wish_and_still_a_reaction(bot):
     state = ConversationState()
     bot.turn(state, "a comedy, not too dark please")
     assert {w.axis: w.label for w in state.wishes}.get("mood") == "something light"
+
+
+def test_a_question_about_a_movie_is_answered_from_its_facts_and_keeps_the_picks(bot):
+    state = ConversationState()
+    recs = [r.entity for r in bot.turn(state, "a comedy please").recommendations]
+    waiting = list(state.awaiting_reaction)
+    result = bot.turn(state, "who's in the second one?")
+    second = bot.catalogue[recs[1]]
+    assert result.recommendations == [] and second.stars[0] in result.reply and state.awaiting_reaction == waiting
+    bot.turn(state, "ok i'll watch that one")  # "that one": the one just asked about, not the first
+    assert state.liked == [recs[1]]
+    result = bot.turn(ConversationState(), "who directed the godfather?")
+    assert result.recommendations == [] and "Francis Ford Coppola" in result.reply
+    assert bot.turn(ConversationState(), "is there a movie like inception?").recommendations  # a request
+
+
+class RejectsPicks(RuleStance):
+    """RuleStance, but every reaction to a suggestion rejects it."""
+
+    def predict(self, text, spans):
+        return [("avoid", 1.0) if s.kind == "reply" else x for s, x in zip(spans, super().predict(text, spans))]
+
+
+def test_a_goodbye_answers_what_was_said_of_the_picks(bot):
+    rejecting = EmpatheticRecommender(bot.kg, bot.catalogue, bot.linker, bot.emotion, bot.recommender,
+                                      stance=RejectsPicks())
+    state = ConversationState()
+    rejecting.turn(state, "a comedy please")
+    assert rejecting.turn(state, "none of these, forget it, bye").reply.startswith("Sorry none of those clicked")
+    state = ConversationState()
+    recs = [r.entity for r in bot.turn(state, "a comedy please").recommendations]
+    assert bot.turn(state, "i'll take the second one").reply.startswith(
+        f"Great choice, enjoy {bot.catalogue[recs[1]].title}")
+
+
+def test_what_was_seen_all_of_or_hated_takes_its_series_with_it(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "i've seen every marvel movie, want something different").recommendations
+    assert recs and not any("Marvel" in bot.catalogue[r.entity].studios for r in recs)
+    state = ConversationState()
+    bot.turn(state, "i hated the avengers")
+    recs = bot.turn(state, "an action movie please").recommendations
+    assert state.disliked and recs and not any("Avengers" in bot.catalogue[r.entity].franchises for r in recs)
+
+
+def test_a_director_asked_for_is_by_not_with(bot):
+    state = ConversationState()
+    reply = bot.turn(state, "a comedy by wes anderson").reply
+    assert "by Wes Anderson" in reply and "with Wes Anderson" not in reply

@@ -195,7 +195,8 @@ _TITLE_CUES = frozenset([
 # shorthands are unusual words by construction (`person_shorthands`), so ordinary cues are safe
 _PERSON_CUES = frozenset(["with", "by", "starring", "directed", "director", "actor", "actress", "no", "not",
                           "without", "except", "minus", "about", "and", "or", "love", "loved", "like", "hate",
-                          "hated", "than", "from", "some", "more", "any", "also", "w", "featuring", "feat", "ft"])
+                          "hated", "than", "from", "some", "more", "any", "also", "w", "featuring", "feat", "ft",
+                          "stand", "of", "into", "dislike", "hates", "loves", "likes", "adore"])
 _OPENERS_WORDS = frozenset(["actually", "ok", "okay", "well", "hmm", "honestly", "oh", "but", "also", "yeah", "nah",
                             "tbh", "ngl", "though"])  # "actually stallone is fine": still opening the clause
 # Words before a name that say a person, not a film of that name, is meant: "something with keanu", "w/ the rock"
@@ -354,7 +355,10 @@ class EntityLinker:
         content = [t for t in tokens if t not in STOPWORDS]
         if len(tokens) == 1 and (not content or tokens[0].isdigit()):
             need = 2  # "It", "Her", "2012": a year, quotes, or a capitalised word closing a clause ("seen It?")
-        elif all(t in self.common_words or t.isdigit() for t in content):
+        # in chat, a sequel number closing a longer title is no ordinary word ("the godfather part 2")
+        elif all(t in self.common_words or (t.isdigit() and not (
+                self.lowercase_title_cues and i == len(content) - 1 and len(t) <= 2 and i))
+                 for i, t in enumerate(content)):
             need = 1  # "the game", "home alone", "Just Go with It": Title Case will do
         else:
             need = 0
@@ -535,7 +539,7 @@ class EntityLinker:
             evidence = 2 if cue or _CLAUSE_END.match(text, end) else 1
         if evidence == 0 and key.shorthand and not shouting and (
                 (first > 0 and tokens[first - 1][0] in _PERSON_CUES)
-                or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS)
+                or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS | {"s"})  # "tarantino's"
                 or (last + 1 < len(tokens) and tokens[last + 1][0] in _PERSON_AFTER
                     and (_sentence_start(text, start) or tokens[first - 1][0] in _OPENERS_WORDS
                          or text[:start].rstrip().endswith(",")))):  # or a clause: "not that one, denzel is..."
@@ -569,8 +573,11 @@ class EntityLinker:
             else:
                 movie = key.movies[0]
         entity = key.entities[0] if key.entities and evidence >= key.entity_need else None
-        starring = (entity is not None and key.shorthand and first > 0 and tokens[first - 1][0] in _STAR_CUES
-                    and year is None)  # "something with keanu": the star, not the film Keanu
+        # "something with keanu", "can't stand keanu": the star, not the film Keanu (2016)
+        starring = (entity is not None and key.shorthand and first > 0 and year is None
+                    and (tokens[first - 1][0] in _STAR_CUES or (
+                        tokens[first - 1][0] in _PERSON_CUES and movie is not None
+                        and movie.popularity < FUZZY_TITLE_MIN_MENTIONS)))
         # Exact title > genre word (unless capitals or a year say title) > person or other name > derived title.
         if movie is not None and not movie.variant and (key.genre is None or evidence > 0) and not starring:
             chosen = movie.entity_id
@@ -927,6 +934,15 @@ def build_redial_linker(kg: KnowledgeGraph | None = None, *, chat: bool = False)
         ordinary = word_stats(plots, min_count=2).common | STOPWORDS
         surnames, fuzzy = person_shorthands(kg, ordinary)
         aliases += surnames
+        # ReDial's "Rocky (1976)" found no graph entity, yet the graph's unqualified "Rocky" is that film: a known
+        # title that names exactly one graph movie by its bare name links to it (chat only)
+        bare: dict[str, list[int]] = defaultdict(list)
+        for e in kg.item_ids:
+            bare[normalize(kg.names[e])].append(e)
+        for t, count in tables.unlinked_titles.items():
+            title, year = split_title(t)
+            if len(bare.get(normalize(title), ())) == 1:
+                aliases += _movie_aliases(bare[normalize(title)][0], title, year, float(count))
         popular = sorted((p, e) for e, p in tables.popularity.items() if p >= FUZZY_TITLE_MIN_MENTIONS)
         titles = {normalize(_TRAILING_YEAR.sub("", t)): e for _, e in popular  # the most mentioned wins a title
                   for t in tables.movie_titles.get(e, ())}

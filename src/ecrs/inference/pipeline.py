@@ -77,7 +77,7 @@ _FEELINGS = [
                 r"(so |really |pretty |just |kind of |kinda |a bit |a little |such )?"
                 r"(rough|bad|awful|terrible|crappy|shitty|crap|horrible|lousy|tough|hard|the worst|brutal|draining|"
                 r"a (total |complete |bit of a |real )?(mess|disaster|nightmare|train ?wreck))|"
-                r"(not|n'?t) (really |exactly |so |too )?feeling (great|good|well|it|my best)|"
+                r"(not|n'?t) (really |exactly |so |too )?feeling (great|good|well|my best)|"
                 r"feeling (pretty |really |so |kinda |kind of |a bit )?(meh|crap|crappy|bad|awful|terrible|rough|lousy|like crap)|"
                 r"today sucked|going wrong|lonely|upset|cheer me up|heartbr\w*|broke up|break ?up|crying|miserable|"
                 r"gloomy|miss (him|her|them)|uplifting)\b", re.I),
@@ -95,7 +95,7 @@ _FEELINGS = [
 # last: a feeling named with them is met first ("stressed, need something light")
 _TONES = [
     (re.compile(r"(?<!not )(?<!too )(?<!so )(?<!that )(?<!very )\b(dark|darker|gritty|grittier|bleak|bleaker|edgy|edgier|"
-                r"disturbing|twisted|brooding|moody)\b(?! (knight|tower|side|phoenix|shadows|waters|city|crystal))",
+                r"disturbing|twisted|brooding|moody)\b(?! (knight|nite|night|tower|side|phoenix|shadows|waters|city|crystal))",
                 re.I),
      ["thriller", "crime", "mystery"], "something dark", "Something darker, then."),
     (re.compile(r"\b(not (too |so |that |very )?(sad|heavy|depressing|dark|intense|serious)|nothing (too |so )?(sad|heavy|"
@@ -165,7 +165,8 @@ _NO_SLASH = re.compile(r"\b(no|not|without|nothing)\s+[\w'-]+\s*/\s*$", re.I)
 _ADJECTIVE = re.compile(r"funny|hilarious|scary|creepy|spooky|romantic|dramatic|suspenseful", re.I)
 _COPULA = re.compile(r"\b(is|isn'?t|was|wasn'?t|are|aren'?t|were|weren'?t|'s)\s+(not\s+)?(that\s+|very\s+|even\s+|really\s+|"
                      r"so\s+|remotely\s+|particularly\s+)?$", re.I)
-_SEEN_ALL_BEFORE = re.compile(r"\b(seen|watched|saw)\s+(all|every|each|both)?\s*(of\s+)?(the\s+)?$", re.I)
+_SEEN_ALL_BEFORE = re.compile(r"\b(seen|watched|saw)\s+(all|every|each|both|everything)?\s*(of\s+|by\s+|from\s+)?"
+                              r"(the\s+)?$", re.I)
 _SEEN_ALL_AFTER = re.compile(r"^\W*((i|we)\s*('ve|have)?\s+)?(already\s+)?(seen|watched|saw)\s+(them|those|it|all|every)",
                              re.I)
 _TAKE_BACK = re.compile(r"\b(never ?mind|nevermind|forget(?: about)?|scratch|ignore)\s+(?:(?:what|everything) i said "
@@ -179,11 +180,26 @@ _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, 
 _PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either|everything|every one)\b", re.I)
 _GREETING = re.compile(r"^\W*(hi|hello|hey|hiya|yo|good (morning|evening|afternoon)|howdy)\b[\W\w]{0,20}$", re.I)
 _THANKS_WORDS = r"thanks?|thank (you|u)|thx|thnx|thanx|ty|cheers|merci|gracias|danke"
+# taking a pick: "perfect", "that works", "i'll watch that one" (a liked reaction, and a close)
+_TAKING_WORDS = (r"perfect|lovely|(sounds|looks) (good|great|perfect|fun|amazing|awesome)|that'?s (good|great|perfect)|"
+                 r"that works|i'?ll (watch|go with|try|take|check out) (it|that|this|the \w+( one)?)")
+_TAKING = re.compile(rf"\b({_TAKING_WORDS})\b", re.I)
 _CLOSING = re.compile(rf"\b({_THANKS_WORDS}|bye+|goodbye|good ?night|see (you|ya)|that'?s all|au revoir|adios|talk later|"
-                      # taking a pick: "perfect", "that works", "i'll watch that one"
-                      r"perfect|lovely|(sounds|looks) (good|great|perfect|fun|amazing|awesome)|that'?s (good|great|perfect)|"
-                      r"that works|i'?ll (watch|go with|try|take|check out) (it|that|this|the \w+( one)?))\b", re.I)
+                      rf"{_TAKING_WORDS})\b", re.I)
 _THANKS = re.compile(rf"\b({_THANKS_WORDS})\b", re.I)
+# A question about a movie, answered from the catalogue (`answer`) rather than with new picks
+_QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|hmm+|wait|oh|also|btw|um+)\W+)*(?:what'?s|whats|what is|what was|"
+                       r"tell me (?:more )?about|who'?s|who is|who was|who stars|who plays|who directed|who made|"
+                       r"who wrote|is|was|how'?s|how is|how was|how long|when (?:was|is|did)|does|did|any good)\b", re.I)
+_QUESTION_TAIL = re.compile(r"^\s*(?:in|of|about)\s+|\s+(?:about|like|any good|good)\W*$", re.I)
+_TELL_ME = re.compile(r"^\W*tell me (?:more )?about\b", re.I)
+_ASKS_FOR = re.compile(r"\b(what|how) about\b|\b(recommend|suggest|another|else|instead|other|similar|more like|any "
+                       r"(?:good )?\w+ (?:movies|films)|is there|are there|do you have|got any|can you|could you|"
+                       r"would you|should i|(movies?|films?|something|anything|one|ones) like)\b", re.I)
+_IT = re.compile(r"\b(it|that( one)?|this( one)?)\b", re.I)
+_ABOUT_CAST = re.compile(r"\b(who'?s in|who is in|who stars|who plays|cast|actors?|starring|stars?)\b", re.I)
+_ABOUT_DIRECTOR = re.compile(r"\b(direct\w*|who made)\b", re.I)
+_ABOUT_PLOT = re.compile(r"\b(about|plot|story)\b", re.I)
 _REQUEST = re.compile(r"\?|\b(another|more|else|recommend|suggest|what about|how about|something|anything|"
                       r"other|instead|but)\b", re.I)
 # "scratch that, a comedy instead": the new wish replaces every earlier one, not only the one on its axis
@@ -355,8 +371,10 @@ class EmpatheticRecommender:
 
     # ------------------------------------------------------------ one turn
 
-    def understand(self, state: ConversationState, text: str) -> tuple[Emotions, list[LinkedEntity], list[Target]]:
-        """Link, read the message's emotion and the stance toward each thing it names, and update the state."""
+    def understand(self, state: ConversationState, text: str, asking: bool = False
+                   ) -> tuple[Emotions, list[LinkedEntity], list[Target]]:
+        """Link, read the message's emotion and the stance toward each thing it names, and update the state.
+        `asking`: the message asks about a movie ("who's in the first one?"), which says nothing of it."""
         text = text[:MAX_MESSAGE_CHARS]
         context = state.turns[-1][1] if state.turns and state.turns[-1][0] == "recommender" else ""
         mentions = _suggested_titles(text, self.linker.link(text), [
@@ -367,14 +385,14 @@ class EmpatheticRecommender:
         # message that names years asks for something ("make that the 90s instead"), it is no reaction unless it
         # also says one ("seen it. something from the 90s?"); a mood is about the person ("ugh, my week was a
         # mess" after a suggestion is no dislike of it)
-        reacting = (bool(state.awaiting_reaction) and (_era(text) is None or bool(_REACTION.search(text)))
+        reacting = (bool(state.awaiting_reaction) and not asking and (_era(text) is None or bool(_REACTION.search(text)))
                     and not any(pattern.search(text) for pattern, *_ in _FEELINGS))
         targets = named_targets(text, mentions, self._people, reacting) if mentions or self.readable(text) else []
         # "Will Ferrell is not funny": an adjective said of someone is no genre asked for or ruled out
         targets = [t for t in _with_groups(text, targets) if not (
             t.span.kind == "genre" and _ADJECTIVE.fullmatch(text[t.span.start:t.span.end])
             and _COPULA.search(text[:t.span.start]))]
-        suggested = _pointed(text, [state.entities[p] for p in state.awaiting_reaction])
+        suggested = _pointed(text, [state.entities[p] for p in state.awaiting_reaction], state.asked)
         # "a comedy starring steve martin, nothing before 1985": the years' "nothing" is the era's (`_era` reads
         # it), not a word about Steve Martin, so the stance reader sees it blanked (same length: spans keep)
         said = _NEGATED_YEAR.sub(lambda m: " " * len(m.group()), text)
@@ -391,9 +409,14 @@ class EmpatheticRecommender:
             # person, which a sad message asks for ("rough day, any comedies?").
             t.stance = "disliked" if negative and p < UNSURE and t.span.kind == "movie" else stance
         _share_phrase_stances(text, targets)
+        for t in targets:  # "who directed the godfather?" is no verdict on it
+            if asking and t.span.kind == "movie":
+                t.stance = "none"
+        for t in targets:  # "the second one looks good" takes that pick
+            if t.span.kind == "reply" and t.stance == "none" and _TAKING.search(text):
+                t.stance = "liked"
         for t in targets:  # "seen every harry potter movie", "lord of the rings? seen them all": a series done with
-            if t.genre in FRANCHISES and (_SEEN_ALL_BEFORE.search(text[:t.span.start])
-                                          or _SEEN_ALL_AFTER.match(text[t.span.end:])):
+            if _seen_all(text, t):
                 t.stance = "seen"
         for t in targets:  # a comparative asks for more of it: "like Inception but funnier" is no "no comedy"
             if t.span.kind == "genre" and _MORE_OF.fullmatch(text[t.span.start:t.span.end]):
@@ -479,8 +502,8 @@ class EmpatheticRecommender:
                   and (_LIKE_X.search(text[:t.span.start]) or _X_LIKE.match(text[t.span.end:]))):
                 # "what else is like die hard?": others like the series, not the series
                 state.wish("similar", self._named_series(state, t.genre), turn, f"like {t.genre}")
-            elif (kind == "genre" and t.genre in FRANCHISES and stance in ("liked", "seen")
-                  and not (t.genre in GROUPS and stance == "liked")):
+            elif kind == "genre" and ((t.genre in FRANCHISES and stance in ("liked", "seen")
+                                       and not (t.genre in GROUPS and stance == "liked")) or _seen_all(text, t)):
                 # a series one loved asks for others like it, one seen all of is done with: "loved the harry
                 # potter movies" wants what is like Harry Potter, not its sequels (named, so never recommended back)
                 series = self._named_series(state, t.genre)
@@ -651,9 +674,13 @@ class EmpatheticRecommender:
         if set(avoided) & _GENRES:  # a movie without genres could be anything: "no horror" cannot clear it
             ok &= masks.has_genre
         ok &= ~self._any(masks.person, [plain_name(self.kg.names[p]) for p in state.avoid_people])
-        for e in state.avoid_movies:  # "not John Wick" is not "John Wick: Chapter 2" either
+        # "not John Wick" is not "John Wick: Chapter 2" either, and who hated The Avengers gets no Infinity War
+        for e in state.avoid_movies + state.disliked:
             if e in self.catalogue:
                 ok &= ~self._series(self.catalogue[e])
+                for series in self.catalogue[e].franchises:
+                    if series not in GROUPS and series in masks.genre:
+                        ok &= ~masks.genre[series]
         return ok
 
     def _canonical(self, plain: list[str]) -> np.ndarray:
@@ -781,8 +808,18 @@ class EmpatheticRecommender:
         remembers the turn. `reply=False` generates no text: the system's turn is the list of titles."""
         if not isinstance(text, str) or not text.strip():
             raise EcrsError("empty message")
-        emotions, linked, targets = self.understand(state, text)
+        asked = self._asked_about(state, text)
+        waiting = list(state.awaiting_reaction)
+        emotions, linked, targets = self.understand(state, text, asking=asked is not None)
         yield Understood(emotions, linked, [(self._say(t), t.stance) for t in targets])
+        if asked is not None:  # answered from the catalogue; the picks on the table stay there ("ok, that one")
+            yield Recommended([])
+            said = answer(self.catalogue[asked], text) if reply else ""
+            if reply:
+                yield ReplyPiece(said)
+            self._finish_turn(state, said, [], waiting, asked)
+            yield Done(said)
+            return
         # "thanks, bye" closes; "thanks! now a comedy" or "that's all, but no horror" is a request
         closing = _is_closing(text) and not any(t.stance != "none" for t in targets if t.span.kind in ("genre", "person"))
         unread = not (linked or targets) and not self.readable(text)  # targets: understand found it readable
@@ -803,14 +840,19 @@ class EmpatheticRecommender:
         """`turn_events`, collected."""
         return collect(self.turn_events(state, text, reply))
 
-    def _finish_turn(self, state: ConversationState, reply: str, recs: list[Recommendation]) -> None:
+    def _finish_turn(self, state: ConversationState, reply: str, recs: list[Recommendation],
+                     waiting: list[int] | None = None, asked: int | None = None) -> None:
+        """Remember the system's turn; `waiting`: the suggestions still awaiting a reaction when none were new,
+        `asked`: the movie a question was answered about."""
         state.turns.append(("recommender", reply))
         prefetch = getattr(self.recommender, "prefetch", None)
         if prefetch is not None:  # embed our reply while the user reads it, not on their next turn
             prefetch([reply])
         rec_entities = [r.entity for r in recs]
         state.recommended += rec_entities
-        state.awaiting_reaction = list(range(len(state.entities), len(state.entities) + len(rec_entities)))
+        state.awaiting_reaction = (list(range(len(state.entities), len(state.entities) + len(rec_entities)))
+                                   if waiting is None else waiting)
+        state.asked = asked
         state.entities += rec_entities
         state.entity_emotions += [[] for _ in rec_entities]
         state.compact(self.kg.item_set)
@@ -828,6 +870,25 @@ class EmpatheticRecommender:
                                                                       score_cutoff=1) is not None)
                    for w in words)
 
+    def _asked_about(self, state: ConversationState, text: str) -> int | None:
+        """The catalogue movie a question is about ("what's the second one about?", "who directed the godfather?",
+        "is it any good?"), or None for anything else, requests included ("what about jaws?", "any other
+        thrillers?")."""
+        if not (_QUESTION.match(text) and (text.rstrip().endswith("?") or _TELL_ME.match(text))) or _ASKS_FOR.search(text):
+            return None
+        named = [m.entity_id for m in self.linker.link(text) if m.entity_id in self.catalogue]
+        if named:
+            return named[0]
+        # a lower-case title the linker needs a cue for: "who directed the godfather?"
+        rest = _QUESTION_TAIL.sub("", _QUESTION.sub("", text, count=1)).strip(" ?!.").lower()
+        columns = [c for c in self._masks.same_title.get(rest, []) if self._masks.canonical[c]]
+        if columns:
+            return int(self._column[columns[0]])
+        shown = [state.entities[p] for p in state.awaiting_reaction if state.entities[p] in self.catalogue]
+        if shown and (_ORDINAL.search(text) or _IT.search(text)):
+            return _pointed(text, shown)[0]
+        return None
+
     def _should_recommend(self, state: ConversationState, text: str) -> bool:
         # Ask first only when the person just said hello and nothing about their taste is known yet.
         known = state.entities or state.wishes or state.avoid_genres or state.avoid_people
@@ -841,9 +902,19 @@ class EmpatheticRecommender:
                    "the mood for.")
             return
         if closing:
-            thanked = _THANKS.search(state.turns[-1][1]) if state.turns else None
-            yield ("You're welcome! Enjoy the movie" if thanked else "Great choice, enjoy it") + (
-                ", and come back any time you need another pick.")
+            reaction = {t.stance for t in targets if t.span.kind == "reply"}
+            if reaction & {"disliked", "avoid"}:  # "none of these, forget it, bye": no "great choice"
+                yield "Sorry none of those clicked. Come back any time and we'll find a better one."
+            taken = (self.catalogue.get(state.liked[-1]) if reaction & {"liked", "wants"} and state.liked
+                     else None)  # "i'll take the second one": named back, so a wrong reading shows
+            if _THANKS.search(state.turns[-1][1] if state.turns else ""):
+                yield (f"You're welcome! Enjoy {taken.title if taken else 'the movie'}, and come back any time "
+                       "you need another pick.")
+            elif taken is not None or reaction & {"liked", "wants"}:
+                yield (f"Great choice, enjoy {taken.title if taken else 'it'}, and come back any time you need "
+                       "another pick.")
+            else:
+                yield "Bye for now! Come back any time you need another pick."
             return
         if unread:
             yield ("Sorry, I didn't catch that (I only speak English for now). Tell me about a movie you loved, "
@@ -933,6 +1004,13 @@ def _suggested_titles(text: str, mentions: list[Mention], suggested: list[tuple[
     return sorted(out, key=lambda x: x.start)
 
 
+def _seen_all(text: str, t: Target) -> bool:
+    """Does the message say every film of this series, group or studio was seen ("seen every marvel movie",
+    "watched everything by pixar", "lord of the rings? seen them all")?"""
+    return (t.span.kind == "genre" and (t.genre in FRANCHISES or t.genre in STUDIOS)
+            and bool(_SEEN_ALL_BEFORE.search(text[:t.span.start]) or _SEEN_ALL_AFTER.match(text[t.span.end:])))
+
+
 def _taken_back(text: str, t: Target, ruled_out: bool, said: bool) -> bool:
     """Does the message withdraw what was said of this person or genre ("never mind the tom hanks thing", "forget
     what i said about sandler", or, of one `ruled_out`, "actually stallone is fine")? Only what was `said` before
@@ -946,10 +1024,10 @@ def _taken_back(text: str, t: Target, ruled_out: bool, said: bool) -> bool:
                                     or taken.group(1).lower().startswith("never"))
 
 
-def _pointed(text: str, suggested: list[int]) -> list[int]:
+def _pointed(text: str, suggested: list[int], asked: int | None = None) -> list[int]:
     """Which of the last suggestions a reaction without a title is about: the ones an ordinal names ("the second
     one", "the last two"), all of them for "them" / "those" / "any of", else ("seen it", "not that one") the
-    first."""
+    one just `asked` about, or the first."""
     m = _ORDINAL.search(text)
     if m and suggested:
         word = (m.group(1) or m.group(3)).lower()
@@ -957,7 +1035,9 @@ def _pointed(text: str, suggested: list[int]) -> list[int]:
         if m.group(2):  # "the first two", "the last two"
             return suggested[:2] if i == 0 else suggested[-2:]
         return [suggested[i]] if -len(suggested) <= i < len(suggested) else suggested[:1]
-    return suggested if _PLURAL.search(text) else suggested[:1]
+    if _PLURAL.search(text):
+        return suggested
+    return [asked] if asked in suggested else suggested[:1]
 
 
 def _share_phrase_stances(text: str, targets: list[Target]) -> None:
@@ -1040,16 +1120,43 @@ def why(state: ConversationState, movie: Movie, names: dict[int, str] | list[str
         if w.axis in ("genre", "mood"):
             genres += [g for v in w.values for g in v.split(COMPOUND) if g in movie.genres and g not in genres][:1]
         elif w.axis == "person":
-            people += [f"with {plain_name(names[p])}" for p in w.values
-                       if plain_name(names[p]) in movie.stars + movie.directors + movie.writers][:1]
+            # "with Tom Hanks", but "by Wes Anderson": a director or writer is not in it
+            people += [f"{'with' if n in movie.stars else 'by'} {n}" for n in map(plain_name, (names[p] for p in w.values))
+                       if n in movie.stars + movie.directors + movie.writers][:1]
     return " ".join([_AS_NOUN.get(g, f"{g} movie") for g in genres[:1]] + people[:1])
+
+
+def answer(movie: Movie, question: str) -> str:
+    """A question about a movie answered from its catalogue facts only: its cast, director, plot, or all three."""
+    name = movie.display
+
+    def names(xs: list[str]) -> str:
+        return ", ".join(xs[:-1]) + f" and {xs[-1]}" if len(xs) > 1 else xs[0]
+
+    plot = " ".join(re.split(r"(?<=[.!?])\s+", movie.plot.strip())[:2]) if movie.plot else ""
+    if _ABOUT_CAST.search(question):
+        said = f"{name} stars {names(movie.stars[:3])}." if movie.stars else f"I don't have the cast of {name}."
+    elif _ABOUT_DIRECTOR.search(question):
+        said = (f"{name} was directed by {names(movie.directors[:2])}." if movie.directors
+                else f"I don't know who directed {name}.")
+    elif _ABOUT_PLOT.search(question) and plot:
+        said = f"{name}: {plot}"
+    else:
+        kind = "/".join(movie.genres[:2])
+        said = " ".join(x for x in (
+            f"{name} is {'an' if kind[:1] in 'aeiou' else 'a'} {kind} film" if kind else f"{name} is a film",
+            f"directed by {movie.directors[0]}," if movie.directors else "",
+            f"starring {names(movie.stars[:2])}" if movie.stars else "") if x).rstrip(",") + "."
+        if plot:
+            said += f" {plot}"
+    return said + " Want to give it a go, or shall I find something else?"
 
 
 def template_reply(top: Recommendation, fits: str = "") -> Iterator[str]:
     """A grounded reply from facts only, used when no trained generator is present."""
     yield f"You might like {top.title}{f' ({top.year})' if top.year else ''}"
     if fits:
-        yield f", {fits}" if fits.startswith("with") else f", {'an' if fits[0] in 'aeiou' else 'a'} {fits}"
+        yield f", {fits}" if fits.startswith(("with ", "by ")) else f", {'an' if fits[0] in 'aeiou' else 'a'} {fits}"
     yield f" — {top.reason}." if top.reason else "."
 
 

@@ -66,6 +66,7 @@ class ConversationState:
     relaxed: list[Wish] = field(default_factory=list)  # wishes the last recommendation had to drop
     dropped_turns: int = 0  # seeker turns no longer in `turns` (`compact`)
     mentioned: list[int] = field(default_factory=list)  # movies named in context entities `compact` dropped
+    asked: int | None = None  # the suggestion the last turn answered a question about: "it" / "that one" now
 
     @property
     def seeker_turns(self) -> int:
