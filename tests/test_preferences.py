@@ -689,3 +689,21 @@ def test_a_director_asked_for_is_by_not_with(bot):
     state = ConversationState()
     reply = bot.turn(state, "a comedy by wes anderson").reply
     assert "by Wes Anderson" in reply and "with Wes Anderson" not in reply
+
+
+def test_apostrophes_chat_leaves_out_are_put_back_for_the_stance_reader():
+    from ecrs.data.stance import Span
+    from ecrs.inference.pipeline import _apostrophes
+
+    text = "i dont like tom hanks, cant stand horror"
+    spans = [Span(12, 21, "person"), Span(34, 40, "genre")]
+    said, moved = _apostrophes(text, spans)
+    assert said == "i don't like tom hanks, can't stand horror"
+    assert [said[s.start:s.end] for s in moved] == ["tom hanks", "horror"]
+    assert _apostrophes("no change here", spans) == ("no change here", spans)
+
+
+def test_a_topic_read_from_plots_narrows_a_genre(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "crime drama, no mob movies").recommendations
+    assert "mafia" in state.avoid_genres and recs and not any("mafia" in bot.catalogue[r.entity].topics for r in recs)

@@ -264,6 +264,12 @@ TOPICS: dict[str, tuple[str, str]] = {
     "dance": (r"danc(?:e|ing|ers?)|ballet", r"danc(e|ing|ers?)|ballet"),
     "journalists": (r"journalis(?:m|ts?)|reporters?", r"journalists?|reporters?"),
     "courtrooms": (r"courtrooms?|lawyers?|legal dramas?", r"courtroom|lawyers?|attorneys?|trial"),
+    "space": (r"space|outer space|astronauts?|spaceships?", r"outer space|astronauts?|spaceships?|spacecraft|"
+              r"space station|space shuttle|starships?|in space|into space|galactic|interstellar|galax(y|ies)|planets?"),
+    "mafia": (r"mob|mafia|mobsters?", r"mafia|mob|mobsters?|crime family|cosa nostra|godfather"),
+    "ghosts and demons": (r"supernatural|paranormal", r"supernatural|paranormal|demons?|demonic|possess(ed|ion)|"
+                         r"ghosts?|haunt(ed|ing|s)?|evil spirits?|presence|entity|curse[ds]?|shape-?shifting"),
+    "zombies": (r"zombies?", r"zombies?|undead"),
 }
 _TOPIC = {name: re.compile(rf"\b(?:{plot})\b", re.I) for name, (_, plot) in TOPICS.items()}
 _TOPIC_BEFORE = re.compile(r"\b(about|with|involving|featuring|set in|no|not|nothing|without|any|some|more|less|"

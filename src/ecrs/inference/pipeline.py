@@ -13,9 +13,10 @@ latency benchmark all consume its events (`turn` collects them into a `TurnResul
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ _TONES = [
                 r"disturbing|twisted|brooding|moody)\b(?! (knight|nite|night|tower|side|phoenix|shadows|waters|city|crystal))",
                 re.I),
      ["thriller", "crime", "mystery"], "something dark", "Something darker, then."),
-    (re.compile(r"\b(not (too |so |that |very )?(sad|heavy|depressing|dark|intense|serious)|nothing (too |so )?(sad|heavy|"
+    (re.compile(r"\b((not|no) (too |so |that |very )?(sad|heavy|depressing|dark|intense|serious)|nothing (too |so )?(sad|heavy|"
                 r"depressing|dark|intense|serious)|feel[- ]?good|feelgood|lighter|something light|light-?hearted)\b",
                 re.I),
      ["comedy", "animation", "family"], "something light", "Something light, then."),
@@ -158,6 +159,8 @@ _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
 _ALSO = " Also worth a look: "  # the reply's list of the other picks
 _WORD = re.compile(r"[^\W\d_]+")
+_NO_APOSTROPHE = re.compile(r"\b(don|can|won|didn|doesn|isn|wasn|aren|weren|haven|hasn|shouldn|wouldn|couldn)(t)\b", re.I)
+_NO_RIGHT_BEFORE = re.compile(r"\b(no|not|without|anything but|except)\s+(?:the\s+|a\s+|any\s+|more\s+)?$", re.I)
 _OWNED = re.compile(r"[\s-]+|'s\s+|’s\s+")  # "Adam Sandler comedies", "Sandler's comedies"
 _PEOPLE_NOUN = re.compile(r"kids?|children|family", re.I)
 _MY = re.compile(r"\b(my|our)\s+$", re.I)
@@ -396,7 +399,8 @@ class EmpatheticRecommender:
         # "a comedy starring steve martin, nothing before 1985": the years' "nothing" is the era's (`_era` reads
         # it), not a word about Steve Martin, so the stance reader sees it blanked (same length: spans keep)
         said = _NEGATED_YEAR.sub(lambda m: " " * len(m.group()), text)
-        stances = self.stance.predict(said, [t.span for t in targets]) if self.stance and targets else []
+        said, spans = _apostrophes(said, [t.span for t in targets])
+        stances = self.stance.predict(said, spans) if self.stance and targets else []
         # Titles and names are not emotion words ("The Great Gatsby" is not praise): the utterance's emotion is
         # read with them cut out.
         cut = _cut(text, [t.span for t in targets])
@@ -409,6 +413,9 @@ class EmpatheticRecommender:
             # person, which a sad message asks for ("rough day, any comedies?").
             t.stance = "disliked" if negative and p < UNSURE and t.span.kind == "movie" else stance
         _share_phrase_stances(text, targets)
+        for t in targets:  # "she's great but no hunger games": a "no" right before a name is never praise of it
+            if t.stance in ("liked", "wants") and t.span.kind != "reply" and _NO_RIGHT_BEFORE.search(text[:t.span.start]):
+                t.stance = "avoid"
         for t in targets:  # "who directed the godfather?" is no verdict on it
             if asking and t.span.kind == "movie":
                 t.stance = "none"
@@ -1224,6 +1231,25 @@ def _year(word: str) -> int:
 
 def _is_closing(text: str) -> bool:
     return bool(_CLOSING.search(text)) and not _REQUEST.search(text)
+
+
+def _apostrophes(text: str, spans: list[Span]) -> tuple[str, list[Span]]:
+    """`text` with the apostrophes chat leaves out put back ("dont want" -> "don't want", which the stance reader
+    knows far better), and `spans` moved to match."""
+    out, shifts = [], []
+    last = 0
+    for m in _NO_APOSTROPHE.finditer(text):
+        out += [text[last:m.start(2)], "'"]
+        shifts.append(m.start(2))
+        last = m.start(2)
+    if not shifts:
+        return text, spans
+    out.append(text[last:])
+
+    def moved(i: int) -> int:
+        return i + bisect_right(shifts, i - 1) if shifts else i
+
+    return "".join(out), [replace(s, start=moved(s.start), end=moved(s.end)) for s in spans]
 
 
 def _cut(text: str, spans: list[Span]) -> str:
