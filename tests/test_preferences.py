@@ -341,6 +341,9 @@ def test_a_series_named_as_one_is_ruled_out_whole(bot):
     assert franchises_of("The Texas Chain Saw Massacre") == [] and franchise_mentions("I saw movies with my kids") == []
     assert [(n, series) for *_, n, series in franchise_mentions("the saw movies, no star wars")] == [
         ("Saw", True), ("Star Wars", False)]
+    # a series named by an ordinary word needs a noun after it or a cue before it
+    assert [n for *_, n, _ in franchise_mentions("no bond please")] == ["James Bond"]
+    assert franchise_mentions("i want to bond with my kids") == []
     state = ConversationState()
     recs = bot.turn(state, "Christopher Nolan but not Inception and not the batman ones").recommendations
     assert "Batman" in state.avoid_genres and recs  # the series, not only the 1989 film the word names

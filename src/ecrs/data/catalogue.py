@@ -209,8 +209,11 @@ GROUPS = frozenset(["Pixar", "Christmas", "superhero"])
 # What "superhero movies" covers: the comic-book studios' films and the superhero series
 SUPERHERO = ("Marvel", "DC", "Batman", "Superman", "Spider-Man", "X-Men", "Wolverine", "Avengers")
 _SERIES_NOUN = r"(?:movies?|films?|ones|series|franchise|saga|sequels|prequels|trilogy|flicks|universe|stuff)"
-_FRANCHISE_WORD = [(re.compile(rf"\b(?:(?:the|an?) )?(?:{word})(?:\s+{_SERIES_NOUN}\b)" + ("?" if not need else ""), re.I),
-                    name, need) for name, (word, _, need) in FRANCHISES.items()]
+_FRANCHISE_WORD = [(re.compile(rf"\b(?:(?:the|an?) )?(?:{word})\b(?:\s+{_SERIES_NOUN}\b)?", re.I), name, need)
+                   for name, (word, _, need) in FRANCHISES.items()]
+# a series whose name is an ordinary word ("bond", "cars") needs a noun after it, or one of these before it
+_FRANCHISE_CUE = re.compile(r"\b(no|not|nothing|without|any|more|hate|hated|love|loved|fan of|except|over|skip)\s+$",
+                            re.I)
 _FRANCHISE_TITLE = [(re.compile(rf"(?:{titles})", re.I), name) for name, (_, titles, _) in FRANCHISES.items()
                     if titles]
 
@@ -228,9 +231,13 @@ def franchise_mentions(text: str) -> list[tuple[int, int, str, bool]]:
     found = []
     for pattern, name, need in _FRANCHISE_WORD:
         for m in pattern.finditer(text):
-            if need == "the" and not (m.group().lower().startswith(("the ", "a ", "an ")) or m.group()[0].isupper()):
+            series = bool(re.search(rf"{_SERIES_NOUN}$", m.group(), re.I))
+            if need == "the" and not (series and (m.group().lower().startswith(("the ", "a ", "an "))
+                                                  or m.group()[0].isupper())):
                 continue
-            found.append((m.start(), m.end(), name, bool(re.search(rf"{_SERIES_NOUN}$", m.group(), re.I))))
+            if need == "noun" and not (series or _FRANCHISE_CUE.search(text[:m.start()])):
+                continue  # "bond with my kids", but "no bond please"
+            found.append((m.start(), m.end(), name, series))
     return sorted(found)
 
 
