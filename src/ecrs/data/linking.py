@@ -184,6 +184,7 @@ _CAPITAL_RUN = re.compile(r"\b[A-Z][A-Za-z0-9'’]*(?:[ \t]+(?:(?:of|the|and|in|
 _YEAR_AFTER = re.compile(r"[ \t]*,?[ \t]*[(\[]?[ \t]*((?:18|19|20)\d\d)(?:[ \t]*[)\]])?(?!\w)")
 _SENTENCE_FIRST = re.compile(r"(?:^|[.!?]|@\d+)[^A-Za-z0-9\n]*([A-Za-z0-9]+)", re.MULTILINE)
 _REDIAL_ID = re.compile(r"@(\d+)")
+_ARTICLE = re.compile(r"^(?:the|a|an) (?=\w+ \w)")  # dropped from titles of three words or more
 _SENTENCE_END = frozenset(".!?…\n")
 # Words after which a capitalised "It" / "Her" / "Up" is a title, not a pronoun starting a run-on sentence.
 _TITLE_CUES = frozenset([
@@ -446,7 +447,7 @@ class EntityLinker:
         return mentions
 
     def _misspelled(self, text: str, tokens: list[tuple[str, int, int]], mentions: list[Mention]) -> list[Mention]:
-        """Adjacent words that come one typo (two past 8 letters; a swap of two letters is one) from a much-mentioned
+        """Adjacent words that come one typo (two past 8 letters, three past 16; a swap of two letters is one) from a much-mentioned
         movie's title, first letter kept: "inceptoin", "the shawshank redemtion". A mention inside those words
         gives way ("the dark knigth" is not "The Dark"); one that sticks out of them keeps its words. Every word
         that differs from the title's must be no real word (`ordinary_words`: "the words" is not "The Birds"),
@@ -463,7 +464,7 @@ class EntityLinker:
                                for m in mentions)):
                     continue
                 hit = process.extractOne(phrase, choices.keys(), scorer=OSA.distance,
-                                         score_cutoff=1 if len(phrase) <= 8 else 2)
+                                         score_cutoff=1 if len(phrase) <= 8 else 2 if len(phrase) <= 16 else 3)
                 if hit is not None and hit[0][0] == phrase[0] and all(
                         w not in self.ordinary_words for w, t in zip(words, hit[0].split()) if w != t):
                     eid = choices[hit[0]]
@@ -946,6 +947,7 @@ def build_redial_linker(kg: KnowledgeGraph | None = None, *, chat: bool = False)
         popular = sorted((p, e) for e, p in tables.popularity.items() if p >= FUZZY_TITLE_MIN_MENTIONS)
         titles = {normalize(_TRAILING_YEAR.sub("", t)): e for _, e in popular  # the most mentioned wins a title
                   for t in tables.movie_titles.get(e, ())}
+        titles |= {_ARTICLE.sub("", t): e for t, e in titles.items() if _ARTICLE.match(t)}  # "shawshank redemtion"
     return EntityLinker(aliases, movie_entities=kg.item_set, redial_ids=tables.redial_ids, words=tables.words,
                         risky_min_popularity=RISKY_MIN_MENTIONS, fuzzy_names=fuzzy, fuzzy_titles=titles,
                         ordinary_words=ordinary,
