@@ -1,8 +1,11 @@
 """Chat-linker links of the first ~12,000 ReDial test messages, one JSON line each: python links.py OUT."""
-import sys, json, itertools
+import json
+import sys
+
 from ecrs.data.bundle import bundled, iter_jsonl
-from ecrs.data.linking import build_redial_linker
 from ecrs.data.kg import load_redial_kg
+from ecrs.data.linking import build_redial_linker
+
 kg = load_redial_kg(); lk = build_redial_linker(kg, chat=True)
 out = open(sys.argv[1], "w")
 n = 0
