@@ -6,12 +6,14 @@ from ecrs.data.bundle import bundled, iter_jsonl
 from ecrs.data.kg import load_redial_kg
 from ecrs.data.linking import build_redial_linker
 
-kg = load_redial_kg(); lk = build_redial_linker(kg, chat=True)
-out = open(sys.argv[1], "w")
+kg = load_redial_kg()
+linker = build_redial_linker(kg, chat=True)
 n = 0
-for _, d in iter_jsonl(bundled("redial/test.jsonl.gz")):
-    for m in d.get("messages", []):
-        t = m.get("text", "")
-        out.write(json.dumps([t, [(x.surface, kg.names[x.entity_id]) for x in lk.link(t)]]) + "\n")
-        n += 1
-    if n > 12000: break
+with open(sys.argv[1], "w") as out:
+    for _, dialogue in iter_jsonl(bundled("redial/test.jsonl.gz")):
+        for message in dialogue.get("messages", []):
+            text = message.get("text", "")
+            out.write(json.dumps([text, [(m.surface, kg.names[m.entity_id]) for m in linker.link(text)]]) + "\n")
+            n += 1
+        if n > 12000:
+            break
