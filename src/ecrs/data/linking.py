@@ -222,6 +222,7 @@ _CLAUSE_END = re.compile(r"[ \t]*(?:$|[?!.,;:)\]\n…])")
 _OPENERS = frozenset(" \t\r\"'“‘(*[-–—")
 _QUOTES = frozenset("\"'“”‘’*«»")
 _SHORT_FORM_MIN_MENTIONS = 5
+_PERSON_OVER_FILM_MENTIONS = 10  # a film named less often loses its name to a star after "not", "loved" ("keanu")
 RISKY_MIN_MENTIONS = 5  # ReDial train mentions below which a risky title needs more evidence
 _TRAILING_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
 FUZZY_TITLE_MIN_MENTIONS = 20  # a title this often named in ReDial train links misspelled too (chat linker only)
@@ -538,6 +539,7 @@ class EntityLinker:
         else:
             cue = first > 0 and tokens[first - 1][0] in _TITLE_CUES
             evidence = 2 if cue or _CLAUSE_END.match(text, end) else 1
+        person_cue = False
         if evidence == 0 and key.shorthand and not shouting and (
                 (first > 0 and tokens[first - 1][0] in _PERSON_CUES)
                 or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS | {"s"})  # "tarantino's"
@@ -545,8 +547,8 @@ class EntityLinker:
                     and (_sentence_start(text, start) or tokens[first - 1][0] in _OPENERS_WORDS
                          or text[:start].rstrip().endswith(",")))):  # or a clause: "not that one, denzel is..."
             # "something with dicaprio", "an old hitchcock film", "spielberg gets on my nerves": a surname typed
-            # in lower case
-            evidence = 1
+            # in lower case, read as the person ("the rock is in that one")
+            evidence, person_cue = 1, True
         if (evidence == 0 and self.lowercase_title_cues and key.movies and key.movie_need == 1 and not shouting
                 and _lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 6):first]])
                 and not all(t in _POINTING for t, _, _ in tokens[first:last + 1])):
@@ -575,10 +577,10 @@ class EntityLinker:
                 movie = key.movies[0]
         entity = key.entities[0] if key.entities and evidence >= key.entity_need else None
         # "something with keanu", "can't stand keanu": the star, not the film Keanu (2016)
-        starring = (entity is not None and key.shorthand and first > 0 and year is None
-                    and (tokens[first - 1][0] in _STAR_CUES or (
+        starring = (entity is not None and key.shorthand and year is None and (person_cue or first > 0 and (
+                    tokens[first - 1][0] in _STAR_CUES or (
                         tokens[first - 1][0] in _PERSON_CUES and movie is not None
-                        and movie.popularity < FUZZY_TITLE_MIN_MENTIONS)))
+                        and movie.popularity < _PERSON_OVER_FILM_MENTIONS))))
         # Exact title > genre word (unless capitals or a year say title) > person or other name > derived title.
         if movie is not None and not movie.variant and (key.genre is None or evidence > 0) and not starring:
             chosen = movie.entity_id
