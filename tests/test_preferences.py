@@ -159,7 +159,9 @@ def test_a_mood_is_acknowledged_and_chosen_for(bot):
                                       ("crime thriller with Denzel, 2000s", (2000, 2009)),
                                       ("from the last 10 years or so", (CATALOGUE_YEAR - 10, None)),
                                       ("past five years", (CATALOGUE_YEAR - 5, None)), ("last year", None),
-                                      ("80s or 90s", (1980, 1999)), ("in my 30s or 40s", None)])
+                                      ("80s or 90s", (1980, 1999)), ("in my 30s or 40s", None),
+                                      ("a good movie from 2015", (2015, 2015)), ("from 2015 on", (2015, None)),
+                                      ("a classic black and white film", (None, 1959))])
 def test_eras_read_both_ways(text, era):
     from ecrs.inference.pipeline import _era
 
@@ -710,3 +712,9 @@ def test_a_topic_read_from_plots_narrows_a_genre(bot):
     state = ConversationState()
     recs = bot.turn(state, "crime drama, no mob movies").recommendations
     assert "mafia" in state.avoid_genres and recs and not any("mafia" in bot.catalogue[r.entity].topics for r in recs)
+
+
+def test_a_wish_the_catalogue_cannot_check_is_said_not_ignored(bot):
+    reply = bot.turn(ConversationState(), "a comedy, something short, under 90 minutes").reply
+    assert "can't check running times" in reply
+    assert "can't check" not in bot.turn(ConversationState(), "a comedy please").reply

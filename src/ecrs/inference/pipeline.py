@@ -129,8 +129,10 @@ _WHEN = r"((?:19|20)\d\ds?|'?\d0s)"
 _YEAR_FROM = re.compile(
     rf"\b(?:after|since|newer than|later than|(?:nothing|not|no) older than|made after|post)\s+(?:the\s+)?"
     rf"(?:year\s+)?{_WHEN}"
-    rf"|\bfrom\s+(?:the\s+)?(?:year\s+)?((?:19|20)\d\d)\b(?!s)"
-    rf"|\b{_WHEN}\s*(?:\+|or (?:later|newer|after)|onwards?|and (?:up|later|newer|after))", re.I)
+    rf"|\b{_WHEN}\s*(?:\+|or (?:later|newer|after)|onwards?|on\b|and (?:up|later|newer|after))", re.I)
+# "a good movie from 2015": that year ("from 2015 on" is `_YEAR_FROM`'s)
+_ONE_YEAR = re.compile(r"\b(?:from|released in|came out in|made in|out in)\s+(?:the\s+)?(?:year\s+)?((?:19|20)\d\d)\b(?!s)",
+                       re.I)
 _YEAR_UNTIL = re.compile(rf"\b(?:before|older than|earlier than|prior to|pre)[\s-]+(?:the\s+)?{_WHEN}", re.I)
 # "nothing after 2010" bounds from above, "nothing before 1990" from below (`_era` reads these first)
 _NEGATED_YEAR = re.compile(rf"\b(?:nothing|not|no|none)\s+(?:made\s+|released\s+|from\s+)?(after|since|newer than|"
@@ -159,6 +161,14 @@ _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
 _ALSO = " Also worth a look: "  # the reply's list of the other picks
 _WORD = re.compile(r"[^\W\d_]+")
+_BLACK_AND_WHITE = re.compile(r"\bblack[- ](and|&|n)[- ]white\b|\bb ?& ?w\b", re.I)
+_SILENT = re.compile(r"\bsilent (movie|film|era|comed(y|ies))s?\b", re.I)
+# What people ask for that the catalogue cannot tell: said plainly rather than silently ignored
+_CANT_FILTER = [
+    (re.compile(r"\b(under|less than|shorter than|no longer than|max|at most)\s+(an? |\d+\s*)(min\w*|hours?|hrs?)\b|"
+                r"\b(short|quick)(er)? (movie|film|one)s?\b|\bnot too long\b|\brun ?time\b", re.I),
+     "I can't check running times yet, so mind the length."),
+]
 _NO_APOSTROPHE = re.compile(r"\b(don|can|won|didn|doesn|isn|wasn|aren|weren|haven|hasn|shouldn|wouldn|couldn)(t)\b", re.I)
 _NO_RIGHT_BEFORE = re.compile(r"\b(no|not|without|anything but|except)\s+(?:the\s+|a\s+|any\s+|more\s+)?$", re.I)
 _OWNED = re.compile(r"[\s-]+|'s\s+|’s\s+")  # "Adam Sandler comedies", "Sandler's comedies"
@@ -561,7 +571,8 @@ class EmpatheticRecommender:
             era = (None, min(shown, default=2000) - 1)
         if era is not None:
             first, last = era
-            label = (f"from the {first}s" if first and last == first + 9 else f"from {first} to {last}"
+            label = (f"from the {first}s" if first and last == first + 9 else f"from {first}" if first == last
+                     else f"from {first} to {last}"
                      if first and last else f"from {first} on" if first else f"before {last + 1}")
             state.wish("era", list(era), turn, label)
         elif _RECENT.search(text):
@@ -1111,6 +1122,8 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
             parts.append("Sure thing!" if any(t.stance == "wants" for t in targets) else "Here's an idea.")
         else:
             parts.append(_OPENERS.get(primary, "Here's an idea."))
+    said = state.turns[-1][1] if state.turns and state.turns[-1][0] == "seeker" else ""
+    parts += [sorry for pattern, sorry in _CANT_FILTER if pattern.search(said)]
     if state.relaxed:
         parts.append(f"I couldn't find one that is also {', '.join(w.label or w.axis for w in state.relaxed)}, "
                      "so here's the closest.")
@@ -1206,6 +1219,9 @@ def _era(text: str) -> tuple[int | None, int | None] | None:
     m = _YEAR_UNTIL.search(text)
     if m:
         return None, _year(m.group(1)) - 1
+    m = _ONE_YEAR.search(text)
+    if m:
+        return _year(m.group(1)), _year(m.group(1))
     m = _DECADES.search(text)  # "70s or 80s": both; "in my 30s or 40s" is an age
     if m and not re.search(r"\b(my|our|his|her|their)\s*$", text[:m.start()], re.I):
         return _year(m.group(1)), _year(m.group(2)) + 9
@@ -1214,6 +1230,10 @@ def _era(text: str) -> tuple[int | None, int | None] | None:
             r"\b(grew up|growing up|born|raised)(\s+in)?(\s+the)?\s+\S+$", text[:m.end()], re.I):  # "grew up in the 80s"
         first = _year(next(g for g in m.groups() if g))
         return first, first + 9
+    if _SILENT.search(text):  # the catalogue has no colour: its years stand in
+        return None, 1929
+    if _BLACK_AND_WHITE.search(text):
+        return None, 1959
     m = _LAST_YEARS.search(text)
     if m:  # counted back from the catalogue's newest movies (ReDial's), not from today
         n = m.group(1).lower()
