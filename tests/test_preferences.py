@@ -718,3 +718,19 @@ def test_a_wish_the_catalogue_cannot_check_is_said_not_ignored(bot):
     reply = bot.turn(ConversationState(), "a comedy, something short, under 90 minutes").reply
     assert "can't check running times" in reply
     assert "can't check" not in bot.turn(ConversationState(), "a comedy please").reply
+
+
+def test_both_asks_for_the_genres_together_and_people_together_first(bot):
+    state = ConversationState()
+    bot.turn(state, "my wife loves romance and i love action, something for both of us")
+    assert [(w.axis, w.values) for w in state.wishes] == [("genre", ["romance+action"])]
+    state = ConversationState()
+    recs = bot.turn(state, "something with both tom hanks and meg ryan").recommendations
+    both = [r for r in recs if {"Tom Hanks", "Meg Ryan"} <= set(bot.catalogue[r.entity].stars)]
+    assert len(both) >= 2 and recs[:len(both)] == both
+
+
+def test_names_alone_ask_for_them():
+    from ecrs.inference.pipeline import _BARE_REQUEST, _WORD
+
+    assert set(_WORD.findall("  or  ?")) <= _BARE_REQUEST and not set(_WORD.findall("i hate")) <= _BARE_REQUEST

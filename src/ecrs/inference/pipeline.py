@@ -161,6 +161,9 @@ _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
 _ALSO = " Also worth a look: "  # the reply's list of the other picks
 _WORD = re.compile(r"[^\W\d_]+")
+_BARE_REQUEST = {"or", "and", "a", "an", "the", "maybe", "please", "pls", "plz", "some", "something", "either", "any",
+                 "movie", "movies", "film", "films", "one", "perhaps", "ok", "okay", "hmm"}
+_BOTH = re.compile(r"\b(both|mix(ed)?( of)?|blend( of)?|combin\w+|at the same time|in one)\b", re.I)
 _BLACK_AND_WHITE = re.compile(r"\bblack[- ](and|&|n)[- ]white\b|\bb ?& ?w\b", re.I)
 _SILENT = re.compile(r"\bsilent (movie|film|era|comed(y|ies))s?\b", re.I)
 # What people ask for that the catalogue cannot tell: said plainly rather than silently ignored
@@ -426,6 +429,14 @@ class EmpatheticRecommender:
         for t in targets:  # "she's great but no hunger games": a "no" right before a name is never praise of it
             if t.stance in ("liked", "wants") and t.span.kind != "reply" and _NO_RIGHT_BEFORE.search(text[:t.span.start]):
                 t.stance = "avoid"
+        rest, last = [], 0
+        for t in targets:  # in text order
+            rest.append(text[last:t.span.start])
+            last = max(last, t.span.end)
+        if targets and set(_WORD.findall(" ".join(rest + [text[last:]]).lower())) <= _BARE_REQUEST:
+            for t in targets:  # "comedy or drama": names alone ask for them
+                if t.stance == "none" and t.span.kind in ("genre", "person"):
+                    t.stance = "wants"
         for t in targets:  # "who directed the godfather?" is no verdict on it
             if asking and t.span.kind == "movie":
                 t.stance = "none"
@@ -548,6 +559,8 @@ class EmpatheticRecommender:
                     else:
                         _add(wanted_genres, t.genre)
                     last_genre_end = t.span.end
+        if len(wanted_genres) > 1 and _BOTH.search(text):  # "romance and action, something for both of us"
+            wanted_genres = [COMPOUND.join(dict.fromkeys(g for v in wanted_genres for g in v.split(COMPOUND)))]
         if wanted_genres:  # a newly stated genre replaces the previous wish
             state.wish("genre", wanted_genres, turn, genre_label(wanted_genres))
         if wanted_studios:
@@ -745,6 +758,9 @@ class EmpatheticRecommender:
             for v in wish.values:
                 both |= np.logical_and.reduce([self._any(self._masks.genre, [g]) for g in v.split(COMPOUND)])
             return [both, self._wish_mask(wish)]
+        if wish.axis == "person" and len(wish.values) > 1:  # "both tom hanks and meg ryan": together first
+            people = [self._any(self._masks.person, [plain_name(self.kg.names[p])]) for p in wish.values]
+            return [np.logical_and.reduce(people), self._wish_mask(wish)]
         if wish.axis == "similar":  # of one tone first: two of its genres and a person, then two genres
             loose = self._wish_mask(wish)
             masks = self._masks
