@@ -734,3 +734,14 @@ def test_names_alone_ask_for_them():
     from ecrs.inference.pipeline import _BARE_REQUEST, _WORD
 
     assert set(_WORD.findall("  or  ?")) <= _BARE_REQUEST and not set(_WORD.findall("i hate")) <= _BARE_REQUEST
+
+
+
+def test_a_loved_movie_said_alone_asks_for_what_is_like_it(bot):
+    state = ConversationState()
+    bot.turn(state, "i loved la la land and whiplash")
+    assert [bot.catalogue[e].title for e in state.liked] == ["La La Land", "Whiplash"]  # "and": still a title
+    assert [(w.axis, len(w.values)) for w in state.wishes] == [("similar", 2)]
+    state = ConversationState()
+    bot.turn(state, "i loved titanic, now something funny")  # a request said with it is the request
+    assert [w.axis for w in state.wishes] == ["genre"]

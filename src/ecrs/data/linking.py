@@ -608,8 +608,8 @@ def _lowercase_title_cue(before: list[str]) -> bool:
     """Do the words `before` a lower-case span (up to six) say a movie title follows? "seen" / "watched" / "saw",
     "similar to", "in the vein of", "same vibe as", or "like" / "than" after a word for a movie ("movies like up",
     "something like get out") or opening the message, not a bare "like" ("i like it", "would like more"); or "and"
-    / "or" closing a list that a seen-word opened ("ive seen shrek and up"); or an opinion verb after "i" / "we"
-    ("i loved kill bill")."""
+    / "or" closing a list that a seen-word or an opinion opened ("ive seen shrek and up", "loved la la land and
+    whiplash"); or an opinion verb after "i" / "we" ("i loved kill bill")."""
     prev = before[-1] if before else ""
     prev2 = before[-2] if len(before) > 1 else ""
     return (prev in _SEEN_CUES or (prev == "to" and prev2 in ("similar", "close", "comparable"))
@@ -617,7 +617,8 @@ def _lowercase_title_cue(before: list[str]) -> bool:
             or (prev == "like" and len(before) == 1)  # "like die hard but in space": a message opening on "like"
             or (prev == "of" and prev2 in ("vein", "lines", "spirit", "style", "reminiscent"))
             or (prev == "as" and prev2 in ("same", "vibe", "vibes"))
-            or (prev in ("and", "or") and prev2 not in STOPWORDS and any(t in _SEEN_CUES for t in before[:-2]))
+            or (prev in ("and", "or") and prev2 not in STOPWORDS
+                and any(t in _SEEN_CUES or t in _OPINION_CUES for t in before[:-2]))
             or (prev in _OPINION_CUES and prev2 in ("i", "i've", "ive", "we", "really", "totally", "always")))
 
 

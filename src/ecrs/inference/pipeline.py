@@ -559,6 +559,11 @@ class EmpatheticRecommender:
                     else:
                         _add(wanted_genres, t.genre)
                     last_genre_end = t.span.end
+        loved = [t.entity for t in targets if t.span.kind == "movie" and t.stance == "liked" and t.entity in self.catalogue]
+        if loved and not (wanted_genres or wanted_studios or wanted_people) and not any(
+                w.axis == "similar" and w.turn == turn for w in state.wishes):
+            # "i loved titanic" and nothing more asks for what is like it (the recommender alone gave Turner & Hooch)
+            state.wish("similar", loved, turn, "like " + " or ".join(self.catalogue[e].title for e in loved))
         if len(wanted_genres) > 1 and _BOTH.search(text):  # "romance and action, something for both of us"
             wanted_genres = [COMPOUND.join(dict.fromkeys(g for v in wanted_genres for g in v.split(COMPOUND)))]
         if wanted_genres:  # a newly stated genre replaces the previous wish
