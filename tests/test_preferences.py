@@ -745,3 +745,12 @@ def test_a_loved_movie_said_alone_asks_for_what_is_like_it(bot):
     state = ConversationState()
     bot.turn(state, "i loved titanic, now something funny")  # a request said with it is the request
     assert [w.axis for w in state.wishes] == ["genre"]
+
+
+def test_a_complaint_rejects_every_pick_on_the_table_and_says_sorry(bot):
+    state = ConversationState()
+    recs = {r.entity for r in bot.turn(state, "a comedy please").recommendations}
+    result = bot.turn(state, "these are terrible suggestions")
+    assert result.reply.startswith("Sorry those missed the mark") and recs <= set(state.disliked + state.avoid_movies)
+    assert not recs & {r.entity for r in result.recommendations}
+    assert bot.turn(ConversationState(), "are you a robot?").reply.startswith("I'm a bot")

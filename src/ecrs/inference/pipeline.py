@@ -161,6 +161,11 @@ _LISTED = re.compile(r"^\s*(,|/|&|or|and|,\s*or|,\s*and|and/or|or even)\s*$", re
 _ADJACENT = re.compile(r"[\s-]+")  # nothing but space or a hyphen between two genre words
 _ALSO = " Also worth a look: "  # the reply's list of the other picks
 _WORD = re.compile(r"[^\W\d_]+")
+_COMPLAINT = re.compile(r"\b(you'?re|you are|ur|this is|that'?s|these are|those are|they'?re)\s+(so |really |pretty |all )?"
+                        r"(useless|terrible|awful|bad|rubbish|garbage|trash|not helpful|no help|dumb|stupid)\b|"
+                        r"\b(terrible|awful|bad|lousy|crap|rubbish|useless) (suggestions|picks|recommendations|recs)\b",
+                        re.I)
+_ABOUT_ME = re.compile(r"\bare you (a |an )?(robot|bot|human|ai|real|person|machine|chatbot)\b|\bwho are you\b", re.I)
 _BARE_REQUEST = {"or", "and", "a", "an", "the", "maybe", "please", "pls", "plz", "some", "something", "either", "any",
                  "movie", "movies", "film", "films", "one", "perhaps", "ok", "okay", "hmm"}
 _BOTH = re.compile(r"\b(both|mix(ed)?( of)?|blend( of)?|combin\w+|at the same time|in one)\b", re.I)
@@ -409,6 +414,11 @@ class EmpatheticRecommender:
             t.span.kind == "genre" and _ADJECTIVE.fullmatch(text[t.span.start:t.span.end])
             and _COPULA.search(text[:t.span.start]))]
         suggested = _pointed(text, [state.entities[p] for p in state.awaiting_reaction], state.asked)
+        if _COMPLAINT.search(text):  # "these are terrible", "you're useless": every pick on the table missed
+            suggested = [state.entities[p] for p in state.awaiting_reaction]
+            for t in targets:
+                if t.span.kind == "reply":
+                    t.stance = "avoid"
         # "a comedy starring steve martin, nothing before 1985": the years' "nothing" is the era's (`_era` reads
         # it), not a word about Steve Martin, so the stance reader sees it blanked (same length: spans keep)
         said = _NEGATED_YEAR.sub(lambda m: " " * len(m.group()), text)
@@ -1120,16 +1130,25 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
                      t.entity in state.avoid_people if t.span.kind == "person" else True)]
     mood = next((w for w in state.wishes if w.axis == "mood" and w.turn == state.seeker_turns), None)
     parts = []
+    said = state.turns[-1][1] if state.turns and state.turns[-1][0] == "seeker" else ""
+    complaint = bool(_COMPLAINT.search(said))
+    if complaint:
+        parts.append("Sorry those missed the mark, let me try again.")
+    elif _ABOUT_ME.search(said):
+        parts.append("I'm a bot that loves movies, here to help you pick one.")
     if negative:  # what was ruled out first: "Titanic was awful" is about Titanic, not a bad day
         # "no horror", "no Adam Sandler", but "not The Great Gatsby" (one movie, not a kind of them)
         kinds = [t.genre or plain_name(names[t.entity]) for t in negative if t.span.kind in ("genre", "person")]
         movies = [plain_name(names[t.entity]) for t in negative if t.span.kind == "movie"]
         ruled_out = " and ".join(f"{word} {' or '.join(dict.fromkeys(xs))}"
                                  for word, xs in (("no", kinds), ("not", movies)) if xs)
-        parts.append(f"Got it, {ruled_out}." if ruled_out else "Fair enough, that one's off the list.")
-    said = next((say for _, _, label, say in _MOODS if mood is not None and label == mood.label), None)
-    if said:
-        parts.append(said)
+        if ruled_out or not complaint:
+            parts.append(f"Got it, {ruled_out}." if ruled_out else "Fair enough, that one's off the list.")
+    met = next((say for _, _, label, say in _MOODS if mood is not None and label == mood.label), None)
+    if met:
+        parts.append(met)
+    elif parts:
+        pass  # a complaint or a question about me was answered
     elif not negative and any(t.stance == "seen" for t in targets):
         parts.append("Ah, you've seen that one already.")
     elif not negative:
@@ -1143,7 +1162,6 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
             parts.append("Sure thing!" if any(t.stance == "wants" for t in targets) else "Here's an idea.")
         else:
             parts.append(_OPENERS.get(primary, "Here's an idea."))
-    said = state.turns[-1][1] if state.turns and state.turns[-1][0] == "seeker" else ""
     parts += [sorry for pattern, sorry in _CANT_FILTER if pattern.search(said)]
     if state.relaxed:
         parts.append(f"I couldn't find one that is also {', '.join(w.label or w.axis for w in state.relaxed)}, "
