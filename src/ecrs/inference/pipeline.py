@@ -414,11 +414,9 @@ class EmpatheticRecommender:
             t.span.kind == "genre" and _ADJECTIVE.fullmatch(text[t.span.start:t.span.end])
             and _COPULA.search(text[:t.span.start]))]
         suggested = _pointed(text, [state.entities[p] for p in state.awaiting_reaction], state.asked)
-        if _COMPLAINT.search(text):  # "these are terrible", "you're useless": every pick on the table missed
+        complaint = bool(_COMPLAINT.search(text))  # "these are terrible", "you're useless": every pick missed
+        if complaint:
             suggested = [state.entities[p] for p in state.awaiting_reaction]
-            for t in targets:
-                if t.span.kind == "reply":
-                    t.stance = "avoid"
         # "a comedy starring steve martin, nothing before 1985": the years' "nothing" is the era's (`_era` reads
         # it), not a word about Steve Martin, so the stance reader sees it blanked (same length: spans keep)
         said = _NEGATED_YEAR.sub(lambda m: " " * len(m.group()), text)
@@ -453,6 +451,8 @@ class EmpatheticRecommender:
         for t in targets:  # "the second one looks good" takes that pick
             if t.span.kind == "reply" and t.stance == "none" and _TAKING.search(text):
                 t.stance = "liked"
+            elif t.span.kind == "reply" and complaint:
+                t.stance = "avoid"
         for t in targets:  # "seen every harry potter movie", "lord of the rings? seen them all": a series done with
             if _seen_all(text, t):
                 t.stance = "seen"
