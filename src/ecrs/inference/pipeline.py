@@ -211,10 +211,11 @@ _THANKS = re.compile(rf"\b({_THANKS_WORDS})\b", re.I)
 # A question about a movie, answered from the catalogue (`answer`) rather than with new picks
 _QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|hmm+|wait|oh|also|btw|um+)\W+)*(?:what'?s|whats|what is|what was|"
                        r"tell me (?:more )?about|who'?s|who is|who was|who stars|who plays|who directed|who made|"
-                       r"who wrote|is|was|how'?s|how is|how was|how long|when (?:was|is|did)|does|did|any good)\b", re.I)
+                       r"who wrote|is|was|how'?s|how is|how was|how long|when (?:was|is|did)|does|did|any good|"
+                       r"(?:what|how) about)\b", re.I)
 _QUESTION_TAIL = re.compile(r"^\s*(?:in|of|about)\s+|\s+(?:about|like|any good|good)\W*$", re.I)
 _TELL_ME = re.compile(r"^\W*tell me (?:more )?about\b", re.I)
-_ASKS_FOR = re.compile(r"\b(what|how) about\b|\b(recommend|suggest|another|else|instead|other|similar|more like|any "
+_ASKS_FOR = re.compile(r"\b(recommend|suggest|another|else|instead|other|similar|more like|any "
                        r"(?:good )?\w+ (?:movies|films)|is there|are there|do you have|got any|can you|could you|"
                        r"would you|should i|(movies?|films?|something|anything|one|ones) like)\b", re.I)
 _IT = re.compile(r"\b(it|that( one)?|this( one)?)\b", re.I)
@@ -921,8 +922,8 @@ class EmpatheticRecommender:
 
     def _asked_about(self, state: ConversationState, text: str) -> int | None:
         """The catalogue movie a question is about ("what's the second one about?", "who directed the godfather?",
-        "is it any good?"), or None for anything else, requests included ("what about jaws?", "any other
-        thrillers?")."""
+        "is it any good?", "what about jaws?"), or None for anything else, requests included ("what about
+        something older?", "any other thrillers?")."""
         if not (_QUESTION.match(text) and (text.rstrip().endswith("?") or _TELL_ME.match(text))) or _ASKS_FOR.search(text):
             return None
         named = [m.entity_id for m in self.linker.link(text) if m.entity_id in self.catalogue]
