@@ -754,3 +754,28 @@ def test_a_complaint_rejects_every_pick_on_the_table_and_says_sorry(bot):
     assert result.reply.startswith("Sorry those missed the mark") and recs <= set(state.disliked + state.avoid_movies)
     assert not recs & {r.entity for r in result.recommendations}
     assert bot.turn(ConversationState(), "are you a robot?").reply.startswith("I'm a bot")
+
+
+def test_a_pick_taken_or_asked_about_by_its_place(bot):
+    state = ConversationState()
+    recs = [r.entity for r in bot.turn(state, "a comedy please").recommendations]
+    result = bot.turn(state, "the third one, is it funny?")  # the question after the pick it is about
+    assert result.recommendations == [] and bot.catalogue[recs[2]].title in result.reply
+    result = bot.turn(state, "the second one please")
+    assert state.liked[-1] == recs[1] and result.reply.startswith(f"Great choice, enjoy {bot.catalogue[recs[1]].title}")
+    state = ConversationState()
+    recs = [r.entity for r in bot.turn(state, "a comedy please").recommendations]
+    stars = bot.catalogue[recs[0]].stars
+    bot.turn(state, "who's in the first one?")
+    bot.turn(state, "not him, i can't stand him")  # the lead the answer named
+    assert stars and [plain_name(bot.kg.names[p]) for p in state.avoid_people] == stars[:1]
+
+
+def test_a_hate_verb_right_before_a_name_is_a_dislike_and_a_ruled_out_group_is_no_wish(bot):
+    from ecrs.inference.pipeline import _HATE_RIGHT_BEFORE
+
+    assert _HATE_RIGHT_BEFORE.search("nah i hate ") and not _HATE_RIGHT_BEFORE.search("i don't hate ")
+    state = ConversationState()
+    bot.turn(state, "a superhero movie please")
+    bot.turn(state, "no superhero movies after all")
+    assert "superhero" in state.avoid_genres and "studio" not in {w.axis for w in state.wishes}

@@ -110,7 +110,8 @@ MOOD_TURNS = 3
 _ALSO_AVOIDED = {"musical": ("music",)}
 _WITH_THEM = re.compile(r"(?<!not )(?<!nothing )\b(?:with|starring|by)\s+(?:him|her)\b(?!\s+(?:in it\s+)?(?:again|either))", re.I)
 _NOT_THEM = re.compile(r"\b(?:not|no|without|skip|enough(?: of)?|tired of|sick of|done with|over|nothing with|not with|"
-                       r"no more(?: of)?|less of|nothing of)\s+(?:him|her)\b", re.I)
+                       r"no more(?: of)?|less of|nothing of|(?:do ?n'?t|do not|never) (?:like|love|want|care for)|"
+                       r"can'?t stand|cannot stand|hate|dislike|not a fan of|not into)\s+(?:him|her)\b", re.I)
 # chat words ReDial's vocabulary lacks: "meh" and "nah" are reactions, not gibberish
 _CHAT_WORDS = {"meh", "nah", "naw", "nope", "thnx", "thanx", "thx", "idk", "ugh", "bleh", "pls", "plz", "nvm", "hmm",
                "ehh", "lol", "lmao", "omg", "tbh", "ngl", "imo", "tho"}
@@ -178,6 +179,9 @@ _CANT_FILTER = [
      "I can't check running times yet, so mind the length."),
 ]
 _NO_APOSTROPHE = re.compile(r"\b(don|can|won|didn|doesn|isn|wasn|aren|weren|haven|hasn|shouldn|wouldn|couldn)(t)\b", re.I)
+_HATE_RIGHT_BEFORE = re.compile(r"(?<!n't )(?<!not )(?<!dont )(?<!never )(?<!wouldn't )\b(hate|hated|despise|detest|dislike|"
+                                r"disliked|loathe|can'?t stand|cannot stand)\s+(?:(?:the|all|any|most|those|these|such)\s+)?$",
+                                re.I)
 _NO_RIGHT_BEFORE = re.compile(r"\b(no|not|without|anything but|except)\s+(?:the\s+|a\s+|any\s+|more\s+)?$", re.I)
 _OWNED = re.compile(r"[\s-]+|'s\s+|’s\s+")  # "Adam Sandler comedies", "Sandler's comedies"
 _PEOPLE_NOUN = re.compile(r"kids?|children|family", re.I)
@@ -202,10 +206,17 @@ _PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either|everyt
 _GREETING = re.compile(r"^\W*(hi|hello|hey|hiya|yo|good (morning|evening|afternoon)|howdy)\b[\W\w]{0,20}$", re.I)
 _THANKS_WORDS = r"thanks?|thank (you|u)|thx|thnx|thanx|ty|cheers|merci|gracias|danke"
 # taking a pick: "perfect", "that works", "i'll watch that one" (a liked reaction, and a close)
-_TAKING_WORDS = (r"perfect|lovely|(sounds|looks) (good|great|perfect|fun|amazing|awesome)|that'?s (good|great|perfect)|"
-                 r"that works|i'?ll (watch|go with|try|take|check out) (it|that|this|the \w+( one)?)")
+_TAKING_WORDS = (r"perfect|lovely|(sounds|looks) (good|great|perfect|fun|amazing|awesome|nice|cool|interesting)|"
+                 r"that'?s (good|great|perfect)|that works|"
+                 r"(i'?ll|i will|we'?ll|gonna|going to|i'?m gonna|let'?s) (watch|go with|try|take|check out|do) "
+                 r"(it|that|this|the \w+( one)?)|(taking|watching|going with) (it|that|this)|(it|that) it is")
+# a pick named by its place and nothing else: "the first one please", "ok the second"
+_PICKED = re.compile(r"^\W*(?:(?:ok(?:ay)?|cool|alright|hmm+|yes|yeah|yep)\W+)?(?:the )?(first|second|third|last|1st|2nd|3rd)"
+                     r"(?: one)?(?: please| pls| then| it is)?\W*(?:(?:thanks?|thx|bye)\W*)?$", re.I)
+_SEEN_WORDS = re.compile(r"\b(seen|watched|saw)\b", re.I)
 _TAKING = re.compile(rf"\b({_TAKING_WORDS})\b", re.I)
-_CLOSING = re.compile(rf"\b({_THANKS_WORDS}|bye+|goodbye|good ?night|see (you|ya)|that'?s all|au revoir|adios|talk later|"
+_CLOSING = re.compile(rf"\b({_THANKS_WORDS}|bye+|goodbye|good ?night|see (you|ya)|cya|ttyl|gotta go|g2g|peace out|"
+                      rf"that'?s all|au revoir|adios|talk later|"
                       rf"{_TAKING_WORDS})\b", re.I)
 _THANKS = re.compile(rf"\b({_THANKS_WORDS})\b", re.I)
 # A question about a movie, answered from the catalogue (`answer`) rather than with new picks
@@ -214,11 +225,22 @@ _QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|hmm+|wait|oh|also|btw|um+)\W
                        r"who wrote|is|was|how'?s|how is|how was|how long|when (?:was|is|did)|does|did|any good|"
                        r"(?:what|how) about)\b", re.I)
 _QUESTION_TAIL = re.compile(r"^\s*(?:in|of|about)\s+|\s+(?:about|like|any good|good)\W*$", re.I)
+_PLACE = re.compile(r"^\W*(?:(?:ooh?|hmm+|ok(?:ay)?|so|and)\W+)*(?:the\s+)?(?:first|second|third|last|1st|2nd|3rd)"
+                    r"(?:\s+one)?\b(?=\s+(?:is|was|does|did|who|what)\b)", re.I)  # "the first one is it funny?"
 _TELL_ME = re.compile(r"^\W*tell me (?:more )?about\b", re.I)
 _ASKS_FOR = re.compile(r"\b(recommend|suggest|another|else|instead|other|similar|more like|any "
                        r"(?:good )?\w+ (?:movies|films)|is there|are there|do you have|got any|can you|could you|"
                        r"would you|should i|(movies?|films?|something|anything|one|ones) like)\b", re.I)
 _IT = re.compile(r"\b(it|that( one)?|this( one)?)\b", re.I)
+# a trait asked of a movie -> the genres that say yes ("is it scary?" of a horror film)
+_TRAITS = [(re.compile(p, re.I), set(g)) for p, g in (
+    (r"\b(scary|scare|frightening|creepy|spooky)\b", ("horror", "thriller")),
+    (r"\b(funny|hilarious|a comedy|make me laugh)\b", ("comedy",)),
+    (r"\b(romantic|a romance|love story)\b", ("romance",)),
+    (r"\b(sad|a tearjerker|make me cry)\b", ("drama",)),
+    (r"\b(violent|gory|bloody|graphic)\b", ("horror", "war", "crime", "action")),
+    (r"\b(for kids|kid-?friendly|family-?friendly|for (a|my) \d+ year old|ok for children)\b", ("family", "animation")),
+)]
 _ABOUT_CAST = re.compile(r"\b(who'?s in|who is in|who stars|who plays|cast|actors?|starring|stars?)\b", re.I)
 _ABOUT_DIRECTOR = re.compile(r"\b(direct\w*|who made)\b", re.I)
 _ABOUT_PLOT = re.compile(r"\b(about|plot|story)\b", re.I)
@@ -350,6 +372,7 @@ class EmpatheticRecommender:
         self.missing = missing or []  # trained parts it runs without (said at start-up by chat and serve)
         self._column = np.array(kg.item_ids)
         self._people = person_entities(kg)
+        self._person_ids = {plain_name(kg.names[p]): p for p in sorted(self._people, reverse=True)}
         self._series_cache: dict[int, np.ndarray] = {}  # `_series`, per movie
         self._namesakes_cache: dict[str, np.ndarray] = {}  # `_with_namesakes`, per genre
 
@@ -435,9 +458,13 @@ class EmpatheticRecommender:
             # person, which a sad message asks for ("rough day, any comedies?").
             t.stance = "disliked" if negative and p < UNSURE and t.span.kind == "movie" else stance
         _share_phrase_stances(text, targets)
-        for t in targets:  # "she's great but no hunger games": a "no" right before a name is never praise of it
-            if t.stance in ("liked", "wants") and t.span.kind != "reply" and _NO_RIGHT_BEFORE.search(text[:t.span.start]):
-                t.stance = "avoid"
+        for t in targets:  # "she's great but no hunger games": a "no" right before a name is never praise of it,
+            # nor "nah i hate sports movies" (which the stance reader once read as liked)
+            if t.stance in ("liked", "wants") and t.span.kind != "reply":
+                if _NO_RIGHT_BEFORE.search(text[:t.span.start]):
+                    t.stance = "avoid"
+                elif _HATE_RIGHT_BEFORE.search(text[:t.span.start]):
+                    t.stance = "disliked"
         rest, last = [], 0
         for t in targets:  # in text order
             rest.append(text[last:t.span.start])
@@ -450,7 +477,8 @@ class EmpatheticRecommender:
             if asking and t.span.kind == "movie":
                 t.stance = "none"
         for t in targets:  # "the second one looks good" takes that pick
-            if t.span.kind == "reply" and t.stance == "none" and _TAKING.search(text):
+            if t.span.kind == "reply" and (_PICKED.match(text) or (
+                    t.stance in ("none", "seen", "wants") and _TAKING.search(text) and not _SEEN_WORDS.search(text))):
                 t.stance = "liked"
             elif t.span.kind == "reply" and complaint:
                 t.stance = "avoid"
@@ -470,7 +498,7 @@ class EmpatheticRecommender:
         state.entities += [e.entity for e in linked]
         state.entity_emotions += [STANCE_EMOTIONS.get(by_entity.get(e.entity, ""), emotions) for e in linked]
         state.turns.append(("seeker", text))
-        self._remember(state, text, cut, targets, suggested)
+        self._remember(state, text, "" if asking else cut, targets, suggested)  # "is it sad?" is no mood
         return emotions, linked, targets
 
     def _remember(self, state: ConversationState, text: str, cut: str, targets: list[Target],
@@ -555,6 +583,7 @@ class EmpatheticRecommender:
                         continue  # "horror", then "no slashers though": a kind of the wanted genre, not all of it
                     _add(state.avoid_genres, t.genre)
                     state.remove("genre", t.genre)
+                    state.remove("studio", t.genre)  # "a superhero movie", then "ok not superhero then"
                 elif stance in ("liked", "wants") and (t.genre in STUDIOS or t.genre in FRANCHISES or t.genre in TOPICS):
                     # "a dreamworks movie", "a funny christmas movie": a brand or group is its own axis, wanted
                     # with the genre, not instead of it
@@ -571,9 +600,9 @@ class EmpatheticRecommender:
                         _add(wanted_genres, t.genre)
                     last_genre_end = t.span.end
         loved = [t.entity for t in targets if t.span.kind == "movie" and t.stance == "liked" and t.entity in self.catalogue]
-        if loved and not (wanted_genres or wanted_studios or wanted_people) and not any(
-                w.axis == "similar" and w.turn == turn for w in state.wishes):
-            # "i loved titanic" and nothing more asks for what is like it (the recommender alone gave Turner & Hooch)
+        if loved and not (wanted_genres or wanted_studios or wanted_people or state.wishes):
+            # "i loved titanic", with nothing asked before or now, asks for what is like it (the recommender alone
+            # gave Turner & Hooch); after "a musical", "i love la la land" is taste, not a new request
             state.wish("similar", loved, turn, "like " + " or ".join(self.catalogue[e].title for e in loved))
         if len(wanted_genres) > 1 and _BOTH.search(text):  # "romance and action, something for both of us"
             wanted_genres = [COMPOUND.join(dict.fromkeys(g for v in wanted_genres for g in v.split(COMPOUND)))]
@@ -864,7 +893,13 @@ class EmpatheticRecommender:
         yield Understood(emotions, linked, [(self._say(t), t.stance) for t in targets])
         if asked is not None:  # answered from the catalogue; the picks on the table stay there ("ok, that one")
             yield Recommended([])
-            said = answer(self.catalogue[asked], text) if reply else ""
+            people = [plain_name(e.name) for e in linked if e.entity in self._people]
+            movie = self.catalogue[asked]
+            said = answer(movie, text, people) if reply else ""
+            # the person the answer names first is who "not him" means next ("who's in it?" ... "not him")
+            named = (movie.directors if _ABOUT_DIRECTOR.search(text) else movie.stars)[:1]
+            state.entities += [p for p in (self._person_ids.get(n) for n in named) if p is not None]
+            state.entity_emotions += [[] for _ in range(len(state.entities) - len(state.entity_emotions))]
             if reply:
                 yield ReplyPiece(said)
             self._finish_turn(state, said, [], waiting, asked)
@@ -924,7 +959,10 @@ class EmpatheticRecommender:
         """The catalogue movie a question is about ("what's the second one about?", "who directed the godfather?",
         "is it any good?", "what about jaws?"), or None for anything else, requests included ("what about
         something older?", "any other thrillers?")."""
-        if not (_QUESTION.match(text) and (text.rstrip().endswith("?") or _TELL_ME.match(text))) or _ASKS_FOR.search(text):
+        # the question may follow the pick it is about: "the third one, is it scary?", "the first one is it funny?"
+        clauses = re.split(r"[,.;!]\s*|\s+-\s+", _PLACE.sub("", text))
+        if not (any(_QUESTION.match(c) for c in clauses) and (text.rstrip().endswith("?") or _TELL_ME.match(text))
+                ) or _ASKS_FOR.search(text):
             return None
         named = [m.entity_id for m in self.linker.link(text) if m.entity_id in self.catalogue]
         if named:
@@ -953,16 +991,16 @@ class EmpatheticRecommender:
             return
         if closing:
             reaction = {t.stance for t in targets if t.span.kind == "reply"}
+            # "i'll take the second one": named back, so a wrong reading shows
+            taken = self.catalogue.get(state.liked[-1]) if reaction & {"liked", "wants"} and state.liked else None
+            thanked = _THANKS.search(state.turns[-1][1] if state.turns else "")
             if reaction & {"disliked", "avoid"}:  # "none of these, forget it, bye": no "great choice"
                 yield "Sorry none of those clicked. Come back any time and we'll find a better one."
-            taken = (self.catalogue.get(state.liked[-1]) if reaction & {"liked", "wants"} and state.liked
-                     else None)  # "i'll take the second one": named back, so a wrong reading shows
-            if _THANKS.search(state.turns[-1][1] if state.turns else ""):
-                yield (f"You're welcome! Enjoy {taken.title if taken else 'the movie'}, and come back any time "
-                       "you need another pick.")
-            elif taken is not None or reaction & {"liked", "wants"}:
-                yield (f"Great choice, enjoy {taken.title if taken else 'it'}, and come back any time you need "
-                       "another pick.")
+            elif taken is not None:
+                opener = "You're welcome! Enjoy" if thanked else "Great choice, enjoy"
+                yield f"{opener} {taken.title}, and come back any time you need another pick."
+            elif thanked:
+                yield "You're welcome! Hope you find something good, and come back any time you need another pick."
             else:
                 yield "Bye for now! Come back any time you need another pick."
             return
@@ -1140,6 +1178,8 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
     if negative:  # what was ruled out first: "Titanic was awful" is about Titanic, not a bad day
         # "no horror", "no Adam Sandler", but "not The Great Gatsby" (one movie, not a kind of them)
         kinds = [t.genre or plain_name(names[t.entity]) for t in negative if t.span.kind in ("genre", "person")]
+        if _NOT_THEM.search(said) and state.avoid_people:  # "not him": who it resolved to (`_remember`)
+            kinds.append(plain_name(names[state.avoid_people[-1]]))
         movies = [plain_name(names[t.entity]) for t in negative if t.span.kind == "movie"]
         ruled_out = " and ".join(f"{word} {' or '.join(dict.fromkeys(xs))}"
                                  for word, xs in (("no", kinds), ("not", movies)) if xs)
@@ -1186,15 +1226,29 @@ def why(state: ConversationState, movie: Movie, names: dict[int, str] | list[str
     return " ".join([_AS_NOUN.get(g, f"{g} movie") for g in genres[:1]] + people[:1])
 
 
-def answer(movie: Movie, question: str) -> str:
-    """A question about a movie answered from its catalogue facts only: its cast, director, plot, or all three."""
+def answer(movie: Movie, question: str, people: list[str] = ()) -> str:
+    """A question about a movie answered from its catalogue facts only: whether `people` (named in the question)
+    are in it, whether its genres fit a trait asked about ("is it scary?"), its cast, director, plot, or all."""
     name = movie.display
 
     def names(xs: list[str]) -> str:
         return ", ".join(xs[:-1]) + f" and {xs[-1]}" if len(xs) > 1 else xs[0]
 
     plot = " ".join(re.split(r"(?<=[.!?])\s+", movie.plot.strip())[:2]) if movie.plot else ""
-    if _ABOUT_CAST.search(question):
+    kind = "/".join(movie.genres[:2])
+    a_kind = f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind} film" if kind else "a film"
+    trait = next((genres for pattern, genres in _TRAITS if pattern.search(question)), None)
+    if people:  # "does the second one have jim carrey?"
+        crew = movie.stars + movie.directors + movie.writers
+        said = " ".join(f"Yes, {p} is in it." if p in movie.stars else f"Yes, {p} made it." if p in crew
+                        else f"No, {p} isn't in {name}." for p in people)
+        if movie.stars:
+            said += f" It stars {names(movie.stars[:2])}."
+    elif trait is not None and kind:  # "is it scary?": what its genres say, hedged
+        said = f"{'Probably' if set(movie.genres) & trait else 'Probably not'}: {name} is {a_kind}."
+        if plot:
+            said += f" {plot}"
+    elif _ABOUT_CAST.search(question):
         said = f"{name} stars {names(movie.stars[:3])}." if movie.stars else f"I don't have the cast of {name}."
     elif _ABOUT_DIRECTOR.search(question):
         said = (f"{name} was directed by {names(movie.directors[:2])}." if movie.directors
@@ -1202,9 +1256,8 @@ def answer(movie: Movie, question: str) -> str:
     elif _ABOUT_PLOT.search(question) and plot:
         said = f"{name}: {plot}"
     else:
-        kind = "/".join(movie.genres[:2])
         said = " ".join(x for x in (
-            f"{name} is {'an' if kind[:1] in 'aeiou' else 'a'} {kind} film" if kind else f"{name} is a film",
+            f"{name} is {a_kind}",
             f"directed by {movie.directors[0]}," if movie.directors else "",
             f"starring {names(movie.stars[:2])}" if movie.stars else "") if x).rstrip(",") + "."
         if plot:
@@ -1290,7 +1343,7 @@ def _year(word: str) -> int:
 
 
 def _is_closing(text: str) -> bool:
-    return bool(_CLOSING.search(text)) and not _REQUEST.search(text)
+    return bool(_PICKED.match(text)) or (bool(_CLOSING.search(text)) and not _REQUEST.search(text))
 
 
 def _apostrophes(text: str, spans: list[Span]) -> tuple[str, list[Span]]:
