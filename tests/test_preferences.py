@@ -779,3 +779,15 @@ def test_a_hate_verb_right_before_a_name_is_a_dislike_and_a_ruled_out_group_is_n
     bot.turn(state, "a superhero movie please")
     bot.turn(state, "no superhero movies after all")
     assert "superhero" in state.avoid_genres and "studio" not in {w.axis for w in state.wishes}
+
+
+def test_soft_words_people_use_for_kinds_of_movie(bot):
+    state = ConversationState()
+    bot.turn(state, "something with explosions")
+    assert ("genre", ["action"]) in [(w.axis, w.values) for w in state.wishes]
+    state = ConversationState()
+    bot.turn(state, "something romantic but funny")  # "but" between two wanted kinds: both at once
+    assert [(w.axis, w.values) for w in state.wishes] == [("genre", ["romance+comedy"])]
+    state = ConversationState()
+    recs = bot.turn(state, "i need a good cry").recommendations
+    assert recs and not any("comedy" in bot.catalogue[r.entity].genres for r in recs)

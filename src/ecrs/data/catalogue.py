@@ -277,6 +277,9 @@ TOPICS: dict[str, tuple[str, str]] = {
     "ghosts and demons": (r"supernatural|paranormal", r"supernatural|paranormal|demons?|demonic|possess(ed|ion)|"
                          r"ghosts?|haunt(ed|ing|s)?|evil spirits?|presence|entity|curse[ds]?|shape-?shifting"),
     "zombies": (r"zombies?", r"zombies?|undead"),
+    "aliens": (r"aliens|extraterrestrials?|alien invasions?|ufos?", r"aliens?|extraterrestrials?|ufos?"),
+    "heists": (r"heists?|robbery|robberies|bank robbers?", r"heists?|robbery|robberies|bank robbers?|rob (a|the) bank|"
+               r"thieves|con artists?"),
 }
 _TOPIC = {name: re.compile(rf"\b(?:{plot})\b", re.I) for name, (_, plot) in TOPICS.items()}
 _TOPIC_BEFORE = re.compile(r"\b(about|with|involving|featuring|set in|no|not|nothing|without|any|some|more|less|"

@@ -71,7 +71,7 @@ _FEELINGS = [
      ["comedy", "adventure", "animation"], "to celebrate", "Congrats, let's celebrate with something fun!"),
     (re.compile(r"\b(i'?m bored|so bored|bored out|boring day|nothing to do)\b", re.I),
      ["action", "adventure", "comedy"], "against boredom", "Bored? Let's fix that."),
-    (re.compile(r"\b((?<!too )(?<!not )(?<!not so )(?<!nothing )(?<!that )sad(?!\s+(drama|movie|film|one|story|stories|ending|flick|romance))|depressed|feeling (kinda |kind of |a bit |a little |so |really |pretty )?(down|low|blue)|"
+    (re.compile(r"\b((?<!too )(?<!not )(?<!not so )(?<!nothing )(?<!that )(?<!less )(?<!no )sad(?!\s+(drama|movie|film|one|story|stories|ending|flick|romance))|depressed|feeling (kinda |kind of |a bit |a little |so |really |pretty )?(down|low|blue)|"
                 r"dumped|i'?m down|rough time|(rough|bad|awful|terrible|crappy|shitty|crap|"
                 r"horrible|lousy|tough|worst) (day|week|month)|"
                 r"(day|week|month|year|work|school|today|life) (has been|'?s been|was|is|been) "
@@ -85,7 +85,7 @@ _FEELINGS = [
      ["comedy", "animation", "family"], "something cheerful",
      "Sorry you're having a rough time, let's find something to cheer you up."),
     (re.compile(r"\b(good cry|wanna cry|want to cry|make me cry|need to cry|tear-?jerkers?)\b", re.I),
-     ["drama", "romance"], "something to cry over", "A good cry it is."),
+     ["drama"], "something to cry over", "A good cry it is."),
     (re.compile(r"\b(so tired(?! of)|tired after|exhausted|stressed|stressful|nervous|anxious|anxiety|sick in bed|"
                 r"feeling sick|the flu|relax|unwind|long day|long week|(don'?t|dont) (have|want) to think|"
                 r"can'?t sleep|cant sleep|chill|cozy|cosy|laid-?back|mellow|heart-?warming|wholesome|"
@@ -99,13 +99,14 @@ _TONES = [
                 r"disturbing|twisted|brooding|moody)\b(?! (knight|nite|night|tower|side|phoenix|shadows|waters|city|crystal))",
                 re.I),
      ["thriller", "crime", "mystery"], "something dark", "Something darker, then."),
-    (re.compile(r"\b((not|no) (too |so |that |very )?(sad|heavy|depressing|dark|intense|serious)|nothing (too |so )?(sad|heavy|"
+    (re.compile(r"\b((not|no|less) (too |so |that |very )?(sad|heavy|depressing|dark|intense|serious)|nothing (too |so )?(sad|heavy|"
                 r"depressing|dark|intense|serious)|feel[- ]?good|feelgood|lighter|something light|light-?hearted)\b",
                 re.I),
      ["comedy", "animation", "family"], "something light", "Something light, then."),
 ]
 _MOODS = _FEELINGS + _TONES
 MOOD_TURNS = 3
+_MOOD_NOT = {"something to cry over": ("comedy", "family", "animation")}
 # IMDb files La La Land and Mamma Mia! under "music", not "musical": who rules out musicals rules them out too
 _ALSO_AVOIDED = {"musical": ("music",)}
 _WITH_THEM = re.compile(r"(?<!not )(?<!nothing )\b(?:with|starring|by)\s+(?:him|her)\b(?!\s+(?:in it\s+)?(?:again|either))", re.I)
@@ -169,6 +170,9 @@ _COMPLAINT = re.compile(r"\b(you'?re|you are|ur|this is|that'?s|these are|those 
 _ABOUT_ME = re.compile(r"\bare you (a |an )?(robot|bot|human|ai|real|person|machine|chatbot)\b|\bwho are you\b", re.I)
 _BARE_REQUEST = {"or", "and", "a", "an", "the", "maybe", "please", "pls", "plz", "some", "something", "either", "any",
                  "movie", "movies", "film", "films", "one", "perhaps", "ok", "okay", "hmm"}
+_CHAT_ACTION = re.compile(r"\b(explosions?|explosive|shoot-?outs?|car chases?|gunfights?|fight scenes|martial arts|"
+                          r"kung fu|karate)\b", re.I)
+_BUT_ALSO = re.compile(r"\s*,?\s*(but|yet|but also|and also)\s+(also\s+)?(a\s+(bit|little)\s+)?", re.I)  # "romantic but funny"
 _BOTH = re.compile(r"\b(both|mix(ed)?( of)?|blend( of)?|combin\w+|at the same time|in one)\b", re.I)
 _BLACK_AND_WHITE = re.compile(r"\bblack[- ](and|&|n)[- ]white\b|\bb ?& ?w\b", re.I)
 _SILENT = re.compile(r"\bsilent (movie|film|era|comed(y|ies))s?\b", re.I)
@@ -458,6 +462,10 @@ class EmpatheticRecommender:
             # person, which a sad message asks for ("rough day, any comedies?").
             t.stance = "disliked" if negative and p < UNSURE and t.span.kind == "movie" else stance
         _share_phrase_stances(text, targets)
+        for a, b in zip(targets, targets[1:]):  # "romantic but funny" asks for both, "romantic but not funny" not
+            if (a.span.kind == b.span.kind == "genre" and a.stance in ("wants", "liked")
+                    and b.stance in ("avoid", "disliked") and _BUT_ALSO.fullmatch(text[a.span.end:b.span.start])):
+                b.stance = "wants"
         for t in targets:  # "she's great but no hunger games": a "no" right before a name is never praise of it,
             # nor "nah i hate sports movies" (which the stance reader once read as liked)
             if t.stance in ("liked", "wants") and t.span.kind != "reply":
@@ -593,7 +601,8 @@ class EmpatheticRecommender:
                     _discard(state.avoid_genres, t.genre)
                     # genre words side by side are one kind of movie ("sci-fi adventure", "romantic comedy"):
                     # wanted together (`_wish_masks`); "comedy or drama" and "comedy, drama" are alternatives
-                    if wanted_genres and _ADJACENT.fullmatch(text[last_genre_end:t.span.start]):
+                    gap = text[last_genre_end:t.span.start]
+                    if wanted_genres and (_ADJACENT.fullmatch(gap) or _BUT_ALSO.fullmatch(gap)):
                         wanted_genres[-1] = COMPOUND.join(dict.fromkeys(wanted_genres[-1].split(COMPOUND)
                                                                           + [t.genre]))
                     else:
@@ -824,8 +833,8 @@ class EmpatheticRecommender:
             return self._any(masks.genre, [g for v in wish.values for g in v.split(COMPOUND)])
         if wish.axis == "studio":  # brands live in the genre table (`_masks`)
             return self._any(masks.genre, wish.values)
-        if wish.axis == "mood":  # something light: none of the mood's genres is horror
-            return self._any(masks.genre, wish.values) & ~self._any(masks.genre, ["horror"])
+        if wish.axis == "mood":  # something light: none of the mood's genres is horror; a good cry is no comedy
+            return self._any(masks.genre, wish.values) & ~self._any(masks.genre, ["horror", *_MOOD_NOT.get(wish.label, ())])
         if wish.axis == "person":
             return self._any(masks.person, [plain_name(self.kg.names[p]) for p in wish.values])
         if wish.axis == "era":  # [first year or None, last year or None]; an unknown year (-1) never passes
@@ -1064,11 +1073,15 @@ _OPENERS = {
 
 
 def _with_groups(text: str, targets: list[Target]) -> list[Target]:
-    """`targets` with the series, groups and topics `text` names (`FRANCHISES`, `TOPICS`), each read as a genre is
+    """`targets` with the series, groups and topics `text` names (`FRANCHISES`, `TOPICS`) and action named by what
+    is in it ("explosions"), each read as a genre is
     ("no star wars films" rules the series out, "something with vampires" asks for vampire films). It replaces a genre word it covers ("superhero" is no longer all of action, "pixar" all of animation) and,
     said as a series ("the batman ones"), a title; a bare title stays that movie ("I loved Star Wars"). Chat only:
     the labels ECR trains on (`EntityStancer`) keep `named_targets`'."""
     named = franchise_mentions(text) + [(start, end, name, False) for start, end, name in topic_mentions(text)]
+    for m in _CHAT_ACTION.finditer(text):  # "something with explosions": a genre named by what is in it
+        if not any(t.span.start < m.end() and m.start() < t.span.end for t in targets):
+            targets = [*targets, Target(Span(m.start(), m.end(), "genre"), None, "action")]
     for start, end, name, series in sorted(named):
         overlapping = [t for t in targets if t.span.kind != "reply" and t.span.start < end and start < t.span.end]
         if not series and any(t.span.kind != "genre" for t in overlapping):
