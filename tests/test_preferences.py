@@ -791,3 +791,17 @@ def test_soft_words_people_use_for_kinds_of_movie(bot):
     state = ConversationState()
     recs = bot.turn(state, "i need a good cry").recommendations
     assert recs and not any("comedy" in bot.catalogue[r.entity].genres for r in recs)
+
+
+def test_a_verdict_naming_an_unknown_film_is_not_pinned_on_the_picks_and_a_surname_alone_links(bot):
+    state = ConversationState()
+    bot.turn(state, "a horror movie please")
+    bot.turn(state, "seen parasite")  # a film the linker does not know: no verdict on the last pick
+    assert state.seen == [] and state.disliked == [] and state.avoid_movies == []
+    assert [bot.kg.names[m.entity_id] for m in bot.linker.link("hitchcock maybe?")] == ["Alfred Hitchcock"]
+
+
+def test_a_person_wished_for_is_first_someone_who_stars_in_or_directs_it(bot):
+    recs = bot.turn(ConversationState(), "a spielberg film please").recommendations
+    assert recs and all("Steven Spielberg" in bot.catalogue[r.entity].directors + bot.catalogue[r.entity].stars
+                        for r in recs)

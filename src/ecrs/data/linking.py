@@ -208,6 +208,7 @@ NICKNAMES = {"the rock": "Dwayne Johnson", "leo": "Leonardo DiCaprio", "sly": "S
              "scarjo": "Scarlett Johansson", "jlaw": "Jennifer Lawrence", "j law": "Jennifer Lawrence",
              "jlo": "Jennifer Lopez", "j lo": "Jennifer Lopez", "nic cage": "Nicolas Cage",
              "sam jackson": "Samuel L. Jackson"}
+_NAME_ALONE = re.compile(r"[ \t]*(?:maybe|please|pls|perhaps|then|films?|movies?|stuff)?[ \t]*[?!.…]*[ \t]*$", re.I)
 _PARTICLES = frozenset(["de", "di", "da", "del", "della", "van", "von", "der", "le", "la", "du", "st", "st."])
 _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
 # what follows a person opening a sentence: "tarantino is overrated", "spielberg never misses"
@@ -545,7 +546,8 @@ class EntityLinker:
                 or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS | {"s"})  # "tarantino's"
                 or (last + 1 < len(tokens) and tokens[last + 1][0] in _PERSON_AFTER
                     and (_sentence_start(text, start) or tokens[first - 1][0] in _OPENERS_WORDS
-                         or text[:start].rstrip().endswith(",")))):  # or a clause: "not that one, denzel is..."
+                         or text[:start].rstrip().endswith(",")))  # or a clause: "not that one, denzel is..."
+                or (_sentence_start(text, start) and _NAME_ALONE.match(text, end))):  # "hitchcock maybe?"
             # "something with dicaprio", "an old hitchcock film", "spielberg gets on my nerves": a surname typed
             # in lower case, read as the person ("the rock is in that one")
             evidence, person_cue = 1, True

@@ -217,6 +217,12 @@ _TAKING_WORDS = (r"perfect|lovely|(sounds|looks) (good|great|perfect|fun|amazing
 # a pick named by its place and nothing else: "the first one please", "ok the second"
 _PICKED = re.compile(r"^\W*(?:(?:ok(?:ay)?|cool|alright|hmm+|yes|yeah|yep)\W+)?(?:the )?(first|second|third|last|1st|2nd|3rd)"
                      r"(?: one)?(?: please| pls| then| it is)?\W*(?:(?:thanks?|thx|bye)\W*)?$", re.I)
+# a verdict on a film that names it ("seen parasite", "hated the sequels"), not one pointing back at the picks
+_OTHER_FILM = re.compile(r"\b(seen|watched|saw|loved|hated|liked|disliked|enjoyed)\s+(?!(?:it|that|this|them|those|these|"
+                         r"all|both|every\w*|one|either|any|none|already|before|yet|too|twice|once|so|really|lol|"
+                         r"the (?:first|second|third|last|other|one|two|three|1st|2nd|3rd|middle|latter|former)|"
+                         r"(?:first|second|third|last|1st|2nd|3rd)|a (?:couple|few|bunch|lot)|most|some|plenty|"
+                         r"many|em|'em)\b)[a-z0-9]", re.I)
 _SEEN_WORDS = re.compile(r"\b(seen|watched|saw)\b", re.I)
 _TAKING = re.compile(rf"\b({_TAKING_WORDS})\b", re.I)
 _CLOSING = re.compile(rf"\b({_THANKS_WORDS}|bye+|goodbye|good ?night|see (you|ya)|cya|ttyl|gotta go|g2g|peace out|"
@@ -307,6 +313,7 @@ class _ColumnMasks:
     plain_title: list[str]  # lower-case, without a leading article: "Ring" (1998) is "The Ring" to a reader
     has_genre: np.ndarray  # the catalogue knows at least one genre of it
     canonical: np.ndarray  # not the obscure namesake of a known film (`_canonical`)
+    lead: dict[str, np.ndarray]  # who stars in or directs it: "a spielberg film" is one he directed first
 
 
 @dataclass
@@ -434,7 +441,10 @@ class EmpatheticRecommender:
         # message that names years asks for something ("make that the 90s instead"), it is no reaction unless it
         # also says one ("seen it. something from the 90s?"); a mood is about the person ("ugh, my week was a
         # mess" after a suggestion is no dislike of it)
-        reacting = (bool(state.awaiting_reaction) and not asking and (_era(text) is None or bool(_REACTION.search(text)))
+        # "seen parasite" names a film the linker does not know: it is no verdict on the last pick either
+        other = not any(m.is_movie for m in mentions) and bool(_OTHER_FILM.search(text))
+        reacting = (bool(state.awaiting_reaction) and not asking and not other
+                    and (_era(text) is None or bool(_REACTION.search(text)))
                     and not any(pattern.search(text) for pattern, *_ in _FEELINGS))
         targets = named_targets(text, mentions, self._people, reacting) if mentions or self.readable(text) else []
         # "Will Ferrell is not funny": an adjective said of someone is no genre asked for or ruled out
@@ -812,9 +822,10 @@ class EmpatheticRecommender:
             for v in wish.values:
                 both |= np.logical_and.reduce([self._any(self._masks.genre, [g]) for g in v.split(COMPOUND)])
             return [both, self._wish_mask(wish)]
-        if wish.axis == "person" and len(wish.values) > 1:  # "both tom hanks and meg ryan": together first
-            people = [self._any(self._masks.person, [plain_name(self.kg.names[p])]) for p in wish.values]
-            return [np.logical_and.reduce(people), self._wish_mask(wish)]
+        if wish.axis == "person":  # "both tom hanks and meg ryan": together first; then as star or director
+            names = [plain_name(self.kg.names[p]) for p in wish.values]
+            together = [np.logical_and.reduce([self._any(self._masks.person, [n]) for n in names])] if len(names) > 1 else []
+            return [*together, self._any(self._masks.lead, names), self._wish_mask(wish)]
         if wish.axis == "similar":  # of one tone first: two of its genres and a person, then two genres
             loose = self._wish_mask(wish)
             masks = self._masks
@@ -862,6 +873,7 @@ class EmpatheticRecommender:
         if not hasattr(self, "_masks_cache"):
             genre: dict[str, list[int]] = {}
             person: dict[str, list[int]] = {}
+            lead: dict[str, list[int]] = {}
             year = np.full(len(self._column), -1, dtype=np.int32)  # unknown year: never "recent"
             for i, e in enumerate(self._column):
                 m = self.catalogue[int(e)]
@@ -870,6 +882,8 @@ class EmpatheticRecommender:
                     genre.setdefault(g, []).append(i)
                 for name in set(m.stars + m.directors + m.writers):
                     person.setdefault(name, []).append(i)
+                for name in set(m.stars + m.directors):
+                    lead.setdefault(name, []).append(i)
                 if m.year is not None:
                     year[i] = m.year
 
@@ -888,7 +902,7 @@ class EmpatheticRecommender:
             has_genre = np.array([bool(self.catalogue[int(e)].genres) for e in self._column])
             plain = [_ARTICLE.sub("", t.lower()) for t in titles]
             self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year, titles, same_title, plain,
-                                             has_genre, self._canonical(plain))
+                                             has_genre, self._canonical(plain), as_masks(lead))
         return self._masks_cache
 
     def turn_events(self, state: ConversationState, text: str, reply: bool = True) -> Iterator[TurnEvent]:
@@ -1204,7 +1218,8 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
     elif parts:
         pass  # a complaint or a question about me was answered
     elif not negative and any(t.stance == "seen" for t in targets):
-        parts.append("Ah, you've seen that one already.")
+        many = len([t for t in targets if t.stance == "seen"]) > 1 or bool(_PLURAL.search(said))
+        parts.append(f"Ah, you've seen {'those' if many else 'that one'} already.")
     elif not negative:
         primary = emotions[0][0] if emotions else "neutral"
         liked = any(t.stance == "liked" for t in targets)
@@ -1233,8 +1248,9 @@ def why(state: ConversationState, movie: Movie, names: dict[int, str] | list[str
         if w.axis in ("genre", "mood"):
             genres += [g for v in w.values for g in v.split(COMPOUND) if g in movie.genres and g not in genres][:1]
         elif w.axis == "person":
-            # "with Tom Hanks", but "by Wes Anderson": a director or writer is not in it
-            people += [f"{'with' if n in movie.stars else 'by'} {n}" for n in map(plain_name, (names[p] for p in w.values))
+            # "with Tom Hanks", but "by Wes Anderson" and "written by Stephen King": they are not in it
+            people += [f"{'with' if n in movie.stars else 'by' if n in movie.directors else 'written by'} {n}"
+                       for n in map(plain_name, (names[p] for p in w.values))
                        if n in movie.stars + movie.directors + movie.writers][:1]
     return " ".join([_AS_NOUN.get(g, f"{g} movie") for g in genres[:1]] + people[:1])
 
@@ -1282,7 +1298,7 @@ def template_reply(top: Recommendation, fits: str = "") -> Iterator[str]:
     """A grounded reply from facts only, used when no trained generator is present."""
     yield f"You might like {top.title}{f' ({top.year})' if top.year else ''}"
     if fits:
-        yield f", {fits}" if fits.startswith(("with ", "by ")) else f", {'an' if fits[0] in 'aeiou' else 'a'} {fits}"
+        yield f", {fits}" if fits.startswith(("with ", "by ", "written by ")) else f", {'an' if fits[0] in 'aeiou' else 'a'} {fits}"
     yield f" — {top.reason}." if top.reason else "."
 
 
