@@ -953,6 +953,14 @@ def build_redial_linker(kg: KnowledgeGraph | None = None, *, chat: bool = False)
         titles = {normalize(_TRAILING_YEAR.sub("", t)): e for _, e in popular  # the most mentioned wins a title
                   for t in tables.movie_titles.get(e, ())}
         titles |= {_ARTICLE.sub("", t): e for t, e in titles.items() if _ARTICLE.match(t)}  # "shawshank redemtion"
+        # a much-named title's one unusual word, said alone: "not shawshank", "seen lebowski" (a word no other
+        # known title has: not "christmas", "america", "infinity")
+        in_titles: Counter[str] = Counter(w for ts in tables.movie_titles.values() for w in
+                                          {w for t in ts for w in normalize(_TRAILING_YEAR.sub("", t)).split()})
+        in_titles.update(w for t in tables.unlinked_titles for w in set(normalize(t).split()))
+        aliases += [Alias(w.title(), e, "movie", None, tables.popularity.get(e, 0.0), variant=True)
+                    for t, e in titles.items() for w in t.split()
+                    if len(w) >= 6 and w.isalpha() and w not in ordinary and in_titles[w] == 1]
     return EntityLinker(aliases, movie_entities=kg.item_set, redial_ids=tables.redial_ids, words=tables.words,
                         risky_min_popularity=RISKY_MIN_MENTIONS, fuzzy_names=fuzzy, fuzzy_titles=titles,
                         ordinary_words=ordinary,

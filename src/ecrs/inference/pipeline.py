@@ -309,7 +309,7 @@ class _ColumnMasks:
     person: dict[str, np.ndarray]
     year: np.ndarray
     title: list[str]
-    same_title: dict[str, list[int]]  # lower-case title -> its columns (the graph holds some movies twice)
+    same_title: dict[str, list[int]]  # lower-case title, article dropped -> its columns ("Hangover", "The Hangover")
     plain_title: list[str]  # lower-case, without a leading article: "Ring" (1998) is "The Ring" to a reader
     has_genre: np.ndarray  # the catalogue knows at least one genre of it
     canonical: np.ndarray  # not the obscure namesake of a known film (`_canonical`)
@@ -761,7 +761,7 @@ class EmpatheticRecommender:
         # and what shares a title with them: "The Notebook" (2013) after "The Notebook" (2004) reads as a repeat
         for e in excluded:
             if e in self.catalogue:
-                ok[masks.same_title.get(self.catalogue[e].title.lower(), [])] = False
+                ok[masks.same_title.get(_ARTICLE.sub("", self.catalogue[e].title.lower()), [])] = False
         avoided = state.avoid_genres + [g for a in state.avoid_genres for g in _ALSO_AVOIDED.get(a, ())]
         ok &= masks.canonical
         for g in avoided:
@@ -896,11 +896,11 @@ class EmpatheticRecommender:
                 return out
 
             titles = [self.catalogue[int(e)].title for e in self._column]
-            same_title: dict[str, list[int]] = {}
-            for i, t in enumerate(titles):
-                same_title.setdefault(t.lower(), []).append(i)
-            has_genre = np.array([bool(self.catalogue[int(e)].genres) for e in self._column])
             plain = [_ARTICLE.sub("", t.lower()) for t in titles]
+            same_title: dict[str, list[int]] = {}
+            for i, t in enumerate(plain):
+                same_title.setdefault(t, []).append(i)
+            has_genre = np.array([bool(self.catalogue[int(e)].genres) for e in self._column])
             self._masks_cache = _ColumnMasks(as_masks(genre), as_masks(person), year, titles, same_title, plain,
                                              has_genre, self._canonical(plain), as_masks(lead))
         return self._masks_cache
@@ -992,7 +992,7 @@ class EmpatheticRecommender:
             return named[0]
         # a lower-case title the linker needs a cue for: "who directed the godfather?"
         rest = _QUESTION_TAIL.sub("", _QUESTION.sub("", text, count=1)).strip(" ?!.").lower()
-        columns = [c for c in self._masks.same_title.get(rest, []) if self._masks.canonical[c]]
+        columns = [c for c in self._masks.same_title.get(_ARTICLE.sub("", rest), []) if self._masks.canonical[c]]
         if columns:
             return int(self._column[columns[0]])
         shown = [state.entities[p] for p in state.awaiting_reaction if state.entities[p] in self.catalogue]
