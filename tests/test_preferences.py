@@ -118,12 +118,13 @@ def test_allowed_mask_matches_the_per_movie_rule(bot):
         bot.turn(state, text)
     excluded = state.excluded() | {e for e in state.entities if e in bot.kg.item_set}
     avoided = {plain_name(bot.kg.names[p]) for p in state.avoid_people}
-    titles = {bot.catalogue[e].title.lower() for e in excluded}  # a movie's namesakes go with it
-    # ... and a ruled-out genre's: its titles, "the" aside, and every movie of no known genre
     def plain(title):
         return re.sub(r"^(the|a|an)\s+", "", title.lower())
+
+    titles = {plain(bot.catalogue[e].title) for e in excluded}  # a movie's namesakes go with it, "the" aside
+    # ... and a ruled-out genre's: its titles, "the" aside, and every movie of no known genre
     comedy = {plain(m.title) for m in bot.catalogue.values() if "comedy" in m.genres}
-    expected = [e not in excluded and bot.catalogue[e].title.lower() not in titles
+    expected = [e not in excluded and plain(bot.catalogue[e].title) not in titles
                 and bool(bot.catalogue[e].genres) and plain(bot.catalogue[e].title) not in comedy
                 and canonical
                 and not avoided & set(bot.catalogue[e].stars + bot.catalogue[e].directors + bot.catalogue[e].writers)
