@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
-# Main job (~40 min on 2 cores, ~15 of them the stance encoder): train the emotion and stance classifiers, prepare
+# Main job (~55 min on 2 cores, ~30 of them the stance encoder): train the emotion and stance classifiers, prepare
 # ReDial and INSPIRED, train ECR on the fast backbone, evaluate it beside the baselines. Then `ecrs chat` or
 # `ecrs serve` use what it trained.
 run: setup

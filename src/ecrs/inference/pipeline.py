@@ -525,8 +525,13 @@ class EmpatheticRecommender:
         text without its titles and names ("Blue Velvet" is a title, not a mood)."""
         turn = state.seeker_turns
         named = {t.entity for t in targets}
-        # "not him again": the person asked for before (else the last one named) is ruled out
-        if _NOT_THEM.search(text):
+        # "not him again": the person asked for before (else the last one named) is ruled out; "I don't dislike
+        # Brad Pitt, but something without him tonight": the one this message named before the pronoun
+        them = _NOT_THEM.search(text)
+        here = [t for t in targets if them and t.span.kind == "person" and t.span.end <= them.start()]
+        if here:
+            here[-1].stance = "avoid"
+        elif them:
             earlier = [p for w in state.wishes if w.axis == "person" for p in w.values] + [
                 e for e in state.entities if e in self._people]
             person = next((p for p in reversed(earlier) if p not in named), None)
