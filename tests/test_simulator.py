@@ -49,7 +49,8 @@ from ecrs.inference.llm import LLMConfig, OpenAIBackend, Retry
 from ecrs.inference.pipeline import EmpatheticRecommender
 
 SCREAM, TITANIC = 6132, 7594  # ReDial graph entities: Scream (1996), Titanic (1997)
-OPENING = "Hi! I loved Titanic (1997)."  # links Titanic, so the pipeline recommends from the first turn
+OPENING = "Hi! I have seen Titanic (1997)."  # links Titanic, so the pipeline recommends from the first turn (a
+# loved Titanic would ask for movies like it, which the fixed ranking below does not know)
 
 
 class RankScorer:
@@ -231,7 +232,7 @@ def fake_seeker_app(requests: list[dict]) -> FastAPI:
         if body["model"] == "leaky":
             content = f"Seeker: I really want {title} tonight!\nAssistant: Sure, here it is."
         elif "[Start the chat" in last:
-            content = "Hi! I loved Titanic (1997), any ideas?"
+            content = "Hi! I have seen Titanic (1997), any ideas?"
         else:
             clue = re.search(r"add this clue: (.+?)\.\]", last)
             content = f"No thanks, {clue.group(1)}." if clue else "No thanks, anything else?"
@@ -260,7 +261,7 @@ def test_llm_seeker_keeps_the_target_in_the_system_prompt(pipeline, endpoint):
     row = run_dialogue(p, system_for(pipeline, ranked_at(pipeline, SCREAM, 7)), llm_seeker(url, "polite"), 5)
     assert row["success_turn"] == 3 and (row["leaks"], row["fallbacks"]) == (0, 0)
     assert [t["seeker"] for t in row["turns"]] == [
-        "Hi! I loved Titanic (1997), any ideas?", "No thanks, it came out in the 1990s.", "No thanks, anything else?"]
+        "Hi! I have seen Titanic (1997), any ideas?", "No thanks, it came out in the 1990s.", "No thanks, anything else?"]
     assert len(requests) == 3
     for body in requests:
         assert body["temperature"] == 0

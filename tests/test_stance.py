@@ -27,7 +27,7 @@ from ecrs.models.stance import (
     load_stance,
     mention_features,
 )
-from ecrs.training.stance import StanceConfig, fit_stance, stance_scores
+from ecrs.training.stance import StanceConfig, StanceLoopConfig, fit_stance, stance_scores
 
 
 def _span(text: str, name: str, kind: str = "movie") -> Span:
@@ -210,7 +210,7 @@ def test_the_refit_trains_on_train_and_validation_for_the_epochs_validation_chos
     monkeypatch.setattr(training, "_fit_encoder", fake_fit)
     monkeypatch.setattr(training, "_selection_score", lambda *a: next(scores))
     toy = _toy_examples()
-    cfg = StanceConfig(out=str(tmp_path), redial_liked=100)
+    cfg = StanceConfig(out=str(tmp_path), redial_liked=100, train=StanceLoopConfig(epochs=3))
     clf, selection = training._train_encoder(toy[:30], toy[:10], toy[30:36], toy[10:12], cfg)
     assert [s["val_score"] for s in selection] == [0.5, 0.7, 0.6] and clf == "model 2"
     assert calls[1] == {"redial": 36, "people": 12, "epochs": 2, "liked": 120}
