@@ -807,3 +807,19 @@ def test_a_person_wished_for_is_first_someone_who_stars_in_or_directs_it(bot):
     recs = bot.turn(ConversationState(), "a spielberg film please").recommendations
     assert recs and all("Steven Spielberg" in bot.catalogue[r.entity].directors + bot.catalogue[r.entity].stars
                         for r in recs)
+
+
+class FirstSeen(RuleStance):
+    """The first movie named is seen, any other one liked (as the stance encoder once read a list of titles)."""
+
+    def predict(self, text, spans):
+        movies = [s for s in spans if s.kind == "movie"]
+        return [("seen" if s is movies[0] else "liked", 1.0) if s.kind == "movie" else x
+                for s, x in zip(spans, super().predict(text, spans))]
+
+
+def test_a_list_of_titles_shares_its_seen(bot):
+    lists = EmpatheticRecommender(bot.kg, bot.catalogue, bot.linker, bot.emotion, bot.recommender, stance=FirstSeen())
+    state = ConversationState()
+    lists.turn(state, "ive watched Titanic and The Notebook")
+    assert sorted(bot.catalogue[e].title for e in state.seen) == ["The Notebook", "Titanic"] and state.liked == []

@@ -472,6 +472,10 @@ class EmpatheticRecommender:
             # person, which a sad message asks for ("rough day, any comedies?").
             t.stance = "disliked" if negative and p < UNSURE and t.span.kind == "movie" else stance
         _share_phrase_stances(text, targets)
+        for a, b in zip(targets, targets[1:]):  # "seen pulp fiction and django": a list of titles shares "seen"
+            if (a.span.kind == b.span.kind == "movie" and a.stance == "seen"
+                    and _LISTED.match(text[a.span.end:b.span.start])):
+                b.stance = "seen"
         for a, b in zip(targets, targets[1:]):  # "romantic but funny" asks for both, "romantic but not funny" not
             if (a.span.kind == b.span.kind == "genre" and a.stance in ("wants", "liked")
                     and b.stance in ("avoid", "disliked") and _BUT_ALSO.fullmatch(text[a.span.end:b.span.start])):
