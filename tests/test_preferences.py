@@ -823,3 +823,32 @@ def test_a_list_of_titles_shares_its_seen(bot):
     state = ConversationState()
     lists.turn(state, "ive watched Titanic and The Notebook")
     assert sorted(bot.catalogue[e].title for e in state.seen) == ["The Notebook", "Titanic"] and state.liked == []
+
+
+def test_review_h_small_talk_is_not_over_read(bot):
+    from ecrs.inference.pipeline import _TONES
+
+    for chat in ("it was pretty dark in the room lol", "it's dark outside already", "i'm in a dark mood tonight"):
+        assert not _TONES[0][0].search(chat), chat  # the tone "something dark" needs a movie around it
+    assert _TONES[0][0].search("something like inception but darker")
+    state = ConversationState()
+    bot.turn(state, "kids are asleep, finally. something scary")  # children, not a kind of movie
+    assert state.avoid_genres == [] and "family" not in {v for w in state.wishes for v in w.values}
+    state = ConversationState()
+    bot.turn(state, "a comedy please")
+    bot.turn(state, "are you a bot?")  # no verdict on the picks
+    assert state.disliked == state.avoid_movies == state.liked == []
+
+
+def test_review_h_a_ban_goes_on_with_or_and_it_is_the_movie_asked_about(bot):
+    state = ConversationState()
+    bot.turn(state, "no horror please")
+    bot.turn(state, "or thrillers")
+    assert state.avoid_genres == ["horror", "thriller"]
+    state = ConversationState()
+    bot.turn(state, "a comedy please")
+    result = bot.turn(state, "who's in it?")  # about the first pick, not the film It
+    assert "It (2017)" not in result.reply and result.recommendations == []
+    state = ConversationState()
+    bot.turn(state, "what about interstellar?")
+    assert bot.turn(state, "is it long?").reply.startswith("I can't check running times")

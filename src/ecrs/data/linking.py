@@ -621,7 +621,8 @@ def _lowercase_title_cue(before: list[str]) -> bool:
             or (prev == "as" and prev2 in ("same", "vibe", "vibes"))
             or (prev in ("and", "or") and prev2 not in STOPWORDS
                 and any(t in _SEEN_CUES or t in _OPINION_CUES for t in before[:-2]))
-            or (prev in _OPINION_CUES and prev2 in ("i", "i've", "ive", "we", "really", "totally", "always")))
+            or (prev in _OPINION_CUES and (prev2 in ("i", "i've", "ive", "we", "really", "totally", "always")
+                                           or len(before) == 1)))  # "hated django"
 
 
 def _title_case(text: str, tokens: list[tuple[str, int, int]], first: int, last: int,

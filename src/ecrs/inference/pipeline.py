@@ -95,11 +95,16 @@ _FEELINGS = [
 # Tones asked of the movie, not feelings of the person ("nah, something darker" still reacts to the last picks);
 # last: a feeling named with them is met first ("stressed, need something light")
 _TONES = [
-    (re.compile(r"(?<!not )(?<!too )(?<!so )(?<!that )(?<!very )\b(dark|darker|gritty|grittier|bleak|bleaker|edgy|edgier|"
-                r"disturbing|twisted|brooding|moody)\b(?! (knight|nite|night|tower|side|phoenix|shadows|waters|city|crystal))",
-                re.I),
+    (re.compile(r"\b(darker|grittier|bleaker|edgier)\b|"
+                r"(?<!not )(?<!too )(?<!so )(?<!that )(?<!very )(?<!pretty )(?<!anything )\b(?:something|a|more|bit|little|"
+                r"kinda|kind of|really|nice and)\s+(dark|gritty|bleak|edgy|disturbing|twisted|brooding)\b"
+                r"(?!\s+(outside|in here|out|already|mood|day|week|place|times?|knight|nite|night|tower|side|phoenix|shadows|"
+                r"waters|city|crystal))|"
+                r"(?<!not )(?<!no )(?<!too )(?<!so )(?<!pretty )(?<!anything )\b(dark|gritty|bleak|edgy|disturbing|twisted)\s+"
+                r"(movies?|films?|ones?|thrillers?|comed(y|ies)|dramas?|stories|story|tone|vibes?)\b", re.I),
      ["thriller", "crime", "mystery"], "something dark", "Something darker, then."),
-    (re.compile(r"\b((not|no|less) (too |so |that |very )?(sad|heavy|depressing|dark|intense|serious)|nothing (too |so )?(sad|heavy|"
+    (re.compile(r"\b(not in the mood for (anything |something )?(too )?(sad|heavy|depressing|dark|intense|serious)|"
+                r"(not|no|less) (too |so |that |very )?(sad|heavy|depressing|dark|intense|serious)|nothing (too |so )?(sad|heavy|"
                 r"depressing|dark|intense|serious)|feel[- ]?good|feelgood|lighter|something light|light-?hearted)\b",
                 re.I),
      ["comedy", "animation", "family"], "something light", "Something light, then."),
@@ -167,7 +172,9 @@ _COMPLAINT = re.compile(r"\b(you'?re|you are|ur|this is|that'?s|these are|those 
                         r"(useless|terrible|awful|bad|rubbish|garbage|trash|not helpful|no help|dumb|stupid)\b|"
                         r"\b(terrible|awful|bad|lousy|crap|rubbish|useless) (suggestions|picks|recommendations|recs)\b",
                         re.I)
-_ABOUT_ME = re.compile(r"\bare you (a |an )?(robot|bot|human|ai|real|person|machine|chatbot)\b|\bwho are you\b", re.I)
+_ABOUT_ME = re.compile(r"\bare you (a |an )?(robot|bot|human|ai|real|person|machine|chatbot)\b|\bwho are you\b|"
+                       r"\bhow are (you|u)\b|\bhow'?s (it going|your day)\b|\bwhat'?s your fav(ou?rite)? (movie|film)\b",
+                       re.I)
 _BARE_REQUEST = {"or", "and", "a", "an", "the", "maybe", "please", "pls", "plz", "some", "something", "either", "any",
                  "movie", "movies", "film", "films", "one", "perhaps", "ok", "okay", "hmm"}
 _CHAT_ACTION = re.compile(r"\b(explosions?|explosive|shoot-?outs?|car chases?|gunfights?|fight scenes|martial arts|"
@@ -179,16 +186,24 @@ _SILENT = re.compile(r"\bsilent (movie|film|era|comed(y|ies))s?\b", re.I)
 # What people ask for that the catalogue cannot tell: said plainly rather than silently ignored
 _CANT_FILTER = [
     (re.compile(r"\b(under|less than|shorter than|no longer than|max|at most)\s+(an? |\d+\s*)(min\w*|hours?|hrs?)\b|"
-                r"\b(short|quick)(er)? (movie|film|one)s?\b|\bnot too long\b|\brun ?time\b", re.I),
+                r"\b(short|quick)(er)? (movie|film|one)s?\b|\bnot too long\b|\brun ?time\b|\bhow long\b|"
+                r"\b(is|was) (it|the \w+ one) (too )?long\b", re.I),
      "I can't check running times yet, so mind the length."),
 ]
 _NO_APOSTROPHE = re.compile(r"\b(don|can|won|didn|doesn|isn|wasn|aren|weren|haven|hasn|shouldn|wouldn|couldn)(t)\b", re.I)
+_OR_MORE = re.compile(r"^\W*(or|nor|and no|and not|also no|also not|neither|or any)\b", re.I)
+_BANNED = re.compile(r"\b(no|not|nothing|without|don'?t|dont|do not|can'?t stand|hate|dislike|none)\b", re.I)
+_NAY = re.compile(r"\b(no|nah|nope|not|none|meh|bad|boring|pass|seen)\b", re.I)
 _HATE_RIGHT_BEFORE = re.compile(r"(?<!n't )(?<!not )(?<!dont )(?<!never )(?<!wouldn't )\b(hate|hated|despise|detest|dislike|"
                                 r"disliked|loathe|can'?t stand|cannot stand)\s+(?:(?:the|all|any|most|those|these|such)\s+)?$",
                                 re.I)
 _NO_RIGHT_BEFORE = re.compile(r"\b(no|not|without|anything but|except)\s+(?:the\s+|a\s+|any\s+|more\s+)?$", re.I)
 _OWNED = re.compile(r"[\s-]+|'s\s+|’s\s+")  # "Adam Sandler comedies", "Sandler's comedies"
 _PEOPLE_NOUN = re.compile(r"kids?|children|family", re.I)
+_KIDS = re.compile(r"kids?|children", re.I)
+_FOR_KIDS = re.compile(r"\b(for|with|no|not|without|nothing|than|of|any|some|more|hate|love|like)\s+(the\s+|my\s+|our\s+|little\s+"
+                       r"|young\s+|small\s+)?$", re.I)
+_KIDS_NOUN = re.compile(r"^['’]?s?\s*(movies?|films?|flicks?|stuff|shows?|friendly|-friendly|ones?|things?)\b", re.I)
 _MY = re.compile(r"\b(my|our)\s+$", re.I)
 _NO_SLASH = re.compile(r"\b(no|not|without|nothing)\s+[\w'-]+\s*/\s*$", re.I)
 _ADJECTIVE = re.compile(r"funny|hilarious|scary|creepy|spooky|romantic|dramatic|suspenseful", re.I)
@@ -442,7 +457,7 @@ class EmpatheticRecommender:
         # also says one ("seen it. something from the 90s?"); a mood is about the person ("ugh, my week was a
         # mess" after a suggestion is no dislike of it)
         # "seen parasite" names a film the linker does not know: it is no verdict on the last pick either
-        other = not any(m.is_movie for m in mentions) and bool(_OTHER_FILM.search(text))
+        other = (not any(m.is_movie for m in mentions) and bool(_OTHER_FILM.search(text))) or bool(_ABOUT_ME.search(text))
         reacting = (bool(state.awaiting_reaction) and not asking and not other
                     and (_era(text) is None or bool(_REACTION.search(text)))
                     and not any(pattern.search(text) for pattern, *_ in _FEELINGS))
@@ -480,9 +495,19 @@ class EmpatheticRecommender:
             if (a.span.kind == b.span.kind == "genre" and a.stance in ("wants", "liked")
                     and b.stance in ("avoid", "disliked") and _BUT_ALSO.fullmatch(text[a.span.end:b.span.start])):
                 b.stance = "wants"
+        said_before = next((t for role, t in reversed(state.turns[:-1]) if role == "seeker"), "")
+        if _OR_MORE.match(text) and _BANNED.search(said_before):
+            for t in targets:  # "no musicals" ... "or romance": the list of what is ruled out goes on
+                if t.stance in ("liked", "wants", "none") and t.span.kind in ("genre", "person"):
+                    t.stance = "avoid"
+        for t in targets:  # "kool thx": a thank-you is no verdict against the picks
+            if t.span.kind == "reply" and t.stance in ("disliked", "avoid") and _THANKS.search(text) and not _NAY.search(text):
+                t.stance = "none"
         for t in targets:  # "she's great but no hunger games": a "no" right before a name is never praise of it,
             # nor "nah i hate sports movies" (which the stance reader once read as liked)
-            if t.stance in ("liked", "wants") and t.span.kind != "reply":
+            if t.stance == "none" and t.span.kind != "reply" and _NO_RIGHT_BEFORE.search(text[:t.span.start]):
+                t.stance = "avoid"  # "arnie films || no terminator"
+            elif t.stance in ("liked", "wants") and t.span.kind != "reply":
                 if _NO_RIGHT_BEFORE.search(text[:t.span.start]):
                     t.stance = "avoid"
                 elif _HATE_RIGHT_BEFORE.search(text[:t.span.start]):
@@ -928,6 +953,7 @@ class EmpatheticRecommender:
             people = [plain_name(e.name) for e in linked if e.entity in self._people]
             movie = self.catalogue[asked]
             said = answer(movie, text, people) if reply else ""
+            said = " ".join([sorry for pattern, sorry in _CANT_FILTER if pattern.search(text)] + [said])
             # the person the answer names first is who "not him" means next ("who's in it?" ... "not him")
             named = (movie.directors if _ABOUT_DIRECTOR.search(text) else movie.stars)[:1]
             state.entities += [p for p in (self._person_ids.get(n) for n in named) if p is not None]
@@ -992,16 +1018,21 @@ class EmpatheticRecommender:
         "is it any good?", "what about jaws?"), or None for anything else, requests included ("what about
         something older?", "any other thrillers?")."""
         # the question may follow the pick it is about: "the third one, is it scary?", "the first one is it funny?"
-        clauses = re.split(r"[,.;!]\s*|\s+-\s+", _PLACE.sub("", text))
+        clauses = re.split(r"[,.;!]\s*|\s+-\s+|\s+but\s+", _PLACE.sub("", text))
         if not (any(_QUESTION.match(c) for c in clauses) and (text.rstrip().endswith("?") or _TELL_ME.match(text))
                 ) or _ASKS_FOR.search(text):
             return None
-        named = [m.entity_id for m in self.linker.link(text) if m.entity_id in self.catalogue]
+        named = [m.entity_id for m in self.linker.link(text) if m.entity_id in self.catalogue
+                 and not all(w in STOPWORDS for w in _WORD.findall(m.surface.lower()))]  # "who's in it?" is no It
         if named:
             return named[0]
+        if state.asked is not None and _IT.search(text) and not _ORDINAL.search(text):
+            return state.asked  # "what about interstellar?" ... "is it long?"
         # a lower-case title the linker needs a cue for: "who directed the godfather?"
         rest = _QUESTION_TAIL.sub("", _QUESTION.sub("", text, count=1)).strip(" ?!.").lower()
-        columns = [c for c in self._masks.same_title.get(_ARTICLE.sub("", rest), []) if self._masks.canonical[c]]
+        pointing = all(w in STOPWORDS for w in _WORD.findall(rest))  # "who's in it?": "it" is no title here
+        columns = [] if pointing else [c for c in self._masks.same_title.get(_ARTICLE.sub("", rest), [])
+                                       if self._masks.canonical[c]]
         if columns:
             return int(self._column[columns[0]])
         shown = [state.entities[p] for p in state.awaiting_reaction if state.entities[p] in self.catalogue]
@@ -1193,6 +1224,10 @@ def _share_phrase_stances(text: str, targets: list[Target]) -> None:
             t.stance = "none"
         elif _PEOPLE_NOUN.fullmatch(text[t.span.start:t.span.end]) and _MY.search(text[:t.span.start]):
             t.stance = "none"  # "frozen? my kids watched it 100 times" says nothing against family films
+    for t in targets:  # "kids are asleep, finally": children, not a kind of movie, without "for" / "movies" around
+        if (t.span.kind == "genre" and _KIDS.fullmatch(text[t.span.start:t.span.end])
+                and not _FOR_KIDS.search(text[:t.span.start]) and not _KIDS_NOUN.match(text[t.span.end:])):
+            t.stance = "none"
 
 
 def acknowledge(state: ConversationState, targets: list[Target], emotions: Emotions,
@@ -1210,7 +1245,8 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
     if complaint:
         parts.append("Sorry those missed the mark, let me try again.")
     elif _ABOUT_ME.search(said):
-        parts.append("I'm a bot that loves movies, here to help you pick one.")
+        parts.append("I'm a bot that loves movies, and I'm doing great, thanks! Here's one I'd pick for you."
+                     if re.search(r"\bhow|fav", said, re.I) else "I'm a bot that loves movies, here to help you pick one.")
     if negative:  # what was ruled out first: "Titanic was awful" is about Titanic, not a bad day
         # "no horror", "no Adam Sandler", but "not The Great Gatsby" (one movie, not a kind of them)
         kinds = [t.genre or plain_name(names[t.entity]) for t in negative if t.span.kind in ("genre", "person")]
@@ -1254,7 +1290,7 @@ def why(state: ConversationState, movie: Movie, names: dict[int, str] | list[str
     for w in state.wishes:
         if w in state.relaxed:
             continue
-        if w.axis in ("genre", "mood"):
+        if w.axis == "genre":  # a mood's genres are a means, not what was asked: no "Pulp Fiction, a comedy"
             genres += [g for v in w.values for g in v.split(COMPOUND) if g in movie.genres and g not in genres][:1]
         elif w.axis == "person":
             # "with Tom Hanks", but "by Wes Anderson" and "written by Stephen King": they are not in it
