@@ -852,3 +852,15 @@ def test_review_h_a_ban_goes_on_with_or_and_it_is_the_movie_asked_about(bot):
     state = ConversationState()
     bot.turn(state, "what about interstellar?")
     assert bot.turn(state, "is it long?").reply.startswith("I can't check running times")
+
+
+def test_a_bare_no_rejects_the_pick_and_a_light_evening_gets_no_tragedy(bot):
+    state = ConversationState()
+    first = bot.turn(state, "a comedy please").recommendations[0].entity
+    bot.turn(state, "nope")
+    assert first in state.avoid_movies
+    recs = bot.turn(ConversationState(), "long day, want something easy").recommendations
+    assert recs and not any({"drama", "war", "thriller", "crime"} & set(bot.catalogue[r.entity].genres) for r in recs)
+    from ecrs.inference.pipeline import _LIKE_RIGHT_BEFORE
+
+    assert _LIKE_RIGHT_BEFORE.search("i liked the ") and not _LIKE_RIGHT_BEFORE.search("i don't like the ")

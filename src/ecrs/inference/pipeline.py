@@ -89,6 +89,7 @@ _FEELINGS = [
     (re.compile(r"\b(so tired(?! of)|tired after|exhausted|stressed|stressful|nervous|anxious|anxiety|sick in bed|"
                 r"feeling sick|the flu|relax|unwind|long day|long week|(don'?t|dont) (have|want) to think|"
                 r"can'?t sleep|cant sleep|chill|cozy|cosy|laid-?back|mellow|heart-?warming|wholesome|"
+                r"(something|an) easy( watch)?|easy to watch|brain off|mindless|nothing (too )?complicated|"
                 r"something (light|lighthearted|light-hearted|feel-?good))\b", re.I),
      ["comedy", "animation", "family", "romance"], "to relax", "Sounds like you need to relax and unwind."),
 ]
@@ -111,7 +112,10 @@ _TONES = [
 ]
 _MOODS = _FEELINGS + _TONES
 MOOD_TURNS = 3
-_MOOD_NOT = {"something to cry over": ("comedy", "family", "animation")}
+# a mood's picks are none of these either: a good cry is no comedy, a light or relaxing evening no tragedy
+_MOOD_NOT = {"something to cry over": ("comedy", "family", "animation"),
+             **{label: ("drama", "war", "thriller", "crime") for label in ("something cheerful", "to relax",
+                                                                         "something light")}}
 # IMDb files La La Land and Mamma Mia! under "music", not "musical": who rules out musicals rules them out too
 _ALSO_AVOIDED = {"musical": ("music",)}
 _WITH_THEM = re.compile(r"(?<!not )(?<!nothing )\b(?:with|starring|by)\s+(?:him|her)\b(?!\s+(?:in it\s+)?(?:again|either))", re.I)
@@ -170,7 +174,9 @@ _ALSO = " Also worth a look: "  # the reply's list of the other picks
 _WORD = re.compile(r"[^\W\d_]+")
 _COMPLAINT = re.compile(r"\b(you'?re|you are|ur|this is|that'?s|these are|those are|they'?re)\s+(so |really |pretty |all )?"
                         r"(useless|terrible|awful|bad|rubbish|garbage|trash|not helpful|no help|dumb|stupid)\b|"
-                        r"\b(terrible|awful|bad|lousy|crap|rubbish|useless) (suggestions|picks|recommendations|recs)\b",
+                        r"\b(terrible|awful|bad|lousy|crap|rubbish|useless) (suggestions|picks|recommendations|recs)\b|"
+                        r"\bwhy (do|would) you keep (suggesting|recommending|showing|picking)\b|"
+                        r"\bstop (suggesting|recommending|showing) (these|those|that|them)\b|\bnot what i (asked|wanted)\b",
                         re.I)
 _ABOUT_ME = re.compile(r"\bare you (a |an )?(robot|bot|human|ai|real|person|machine|chatbot)\b|\bwho are you\b|"
                        r"\bhow are (you|u)\b|\bhow'?s (it going|your day)\b|\bwhat'?s your fav(ou?rite)? (movie|film)\b",
@@ -191,12 +197,15 @@ _CANT_FILTER = [
      "I can't check running times yet, so mind the length."),
 ]
 _NO_APOSTROPHE = re.compile(r"\b(don|can|won|didn|doesn|isn|wasn|aren|weren|haven|hasn|shouldn|wouldn|couldn)(t)\b", re.I)
+_BARE_NO = re.compile(r"^\W*(no+|nope|nah+|meh|pass|next|not really|no thanks|no thank you|nah thanks)\W*$", re.I)
 _OR_MORE = re.compile(r"^\W*(or|nor|and no|and not|also no|also not|neither|or any)\b", re.I)
 _BANNED = re.compile(r"\b(no|not|nothing|without|don'?t|dont|do not|can'?t stand|hate|dislike|none)\b", re.I)
 _NAY = re.compile(r"\b(no|nah|nope|not|none|meh|bad|boring|pass|seen)\b", re.I)
 _HATE_RIGHT_BEFORE = re.compile(r"(?<!n't )(?<!not )(?<!dont )(?<!never )(?<!wouldn't )\b(hate|hated|despise|detest|dislike|"
                                 r"disliked|loathe|can'?t stand|cannot stand)\s+(?:(?:the|all|any|most|those|these|such)\s+)?$",
                                 re.I)
+_LIKE_RIGHT_BEFORE = re.compile(r"(?<!n't )(?<!not )(?<!dont )(?<!never )\b(i|we)\s+(really\s+|totally\s+)?(loved|liked|"
+                                r"enjoyed|adored|love|like|adore)\s+(the\s+)?$", re.I)
 _NO_RIGHT_BEFORE = re.compile(r"\b(no|not|without|anything but|except)\s+(?:the\s+|a\s+|any\s+|more\s+)?$", re.I)
 _OWNED = re.compile(r"[\s-]+|'s\s+|’s\s+")  # "Adam Sandler comedies", "Sandler's comedies"
 _PEOPLE_NOUN = re.compile(r"kids?|children|family", re.I)
@@ -512,6 +521,9 @@ class EmpatheticRecommender:
                     t.stance = "avoid"
                 elif _HATE_RIGHT_BEFORE.search(text[:t.span.start]):
                     t.stance = "disliked"
+            elif (t.stance in ("disliked", "avoid") and t.span.kind != "reply"
+                  and _LIKE_RIGHT_BEFORE.search(text[:t.span.start])):
+                t.stance = "liked"  # "i liked the matrix but hated the sequels": the hate is the sequels'
         rest, last = [], 0
         for t in targets:  # in text order
             rest.append(text[last:t.span.start])
@@ -527,8 +539,8 @@ class EmpatheticRecommender:
             if t.span.kind == "reply" and (_PICKED.match(text) or (
                     t.stance in ("none", "seen", "wants") and _TAKING.search(text) and not _SEEN_WORDS.search(text))):
                 t.stance = "liked"
-            elif t.span.kind == "reply" and complaint:
-                t.stance = "avoid"
+            elif t.span.kind == "reply" and (complaint or _BARE_NO.match(text)):
+                t.stance = "avoid"  # "no", "nope", "next": that pick is out
         for t in targets:  # "seen every harry potter movie", "lord of the rings? seen them all": a series done with
             if _seen_all(text, t):
                 t.stance = "seen"
