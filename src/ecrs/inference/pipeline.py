@@ -495,58 +495,8 @@ class EmpatheticRecommender:
             # broadcast, for the negative case only: "Jack and Jill. Worst. Movie. Ever."); not for a genre or a
             # person, which a sad message asks for ("rough day, any comedies?").
             t.stance = "disliked" if negative and p < UNSURE and t.span.kind == "movie" else stance
-        _share_phrase_stances(text, targets)
-        for a, b in zip(targets, targets[1:]):  # "seen pulp fiction and django": a list of titles shares "seen"
-            if (a.span.kind == b.span.kind == "movie" and a.stance == "seen"
-                    and _LISTED.match(text[a.span.end:b.span.start])):
-                b.stance = "seen"
-        for a, b in zip(targets, targets[1:]):  # "romantic but funny" asks for both, "romantic but not funny" not
-            if (a.span.kind == b.span.kind == "genre" and a.stance in ("wants", "liked")
-                    and b.stance in ("avoid", "disliked") and _BUT_ALSO.fullmatch(text[a.span.end:b.span.start])):
-                b.stance = "wants"
-        said_before = next((t for role, t in reversed(state.turns[:-1]) if role == "seeker"), "")
-        if _OR_MORE.match(text) and _BANNED.search(said_before):
-            for t in targets:  # "no musicals" ... "or romance": the list of what is ruled out goes on
-                if t.stance in ("liked", "wants", "none") and t.span.kind in ("genre", "person"):
-                    t.stance = "avoid"
-        for t in targets:  # "kool thx": a thank-you is no verdict against the picks
-            if t.span.kind == "reply" and t.stance in ("disliked", "avoid") and _THANKS.search(text) and not _NAY.search(text):
-                t.stance = "none"
-        for t in targets:  # "she's great but no hunger games": a "no" right before a name is never praise of it,
-            # nor "nah i hate sports movies" (which the stance reader once read as liked)
-            if t.stance == "none" and t.span.kind != "reply" and _NO_RIGHT_BEFORE.search(text[:t.span.start]):
-                t.stance = "avoid"  # "arnie films || no terminator"
-            elif t.stance in ("liked", "wants") and t.span.kind != "reply":
-                if _NO_RIGHT_BEFORE.search(text[:t.span.start]):
-                    t.stance = "avoid"
-                elif _HATE_RIGHT_BEFORE.search(text[:t.span.start]):
-                    t.stance = "disliked"
-            elif (t.stance in ("disliked", "avoid") and t.span.kind != "reply"
-                  and _LIKE_RIGHT_BEFORE.search(text[:t.span.start])):
-                t.stance = "liked"  # "i liked the matrix but hated the sequels": the hate is the sequels'
-        rest, last = [], 0
-        for t in targets:  # in text order
-            rest.append(text[last:t.span.start])
-            last = max(last, t.span.end)
-        if targets and set(_WORD.findall(" ".join(rest + [text[last:]]).lower())) <= _BARE_REQUEST:
-            for t in targets:  # "comedy or drama": names alone ask for them
-                if t.stance == "none" and t.span.kind in ("genre", "person"):
-                    t.stance = "wants"
-        for t in targets:  # "who directed the godfather?" is no verdict on it
-            if asking and t.span.kind == "movie":
-                t.stance = "none"
-        for t in targets:  # "the second one looks good" takes that pick
-            if t.span.kind == "reply" and (_PICKED.match(text) or (
-                    t.stance in ("none", "seen", "wants") and _TAKING.search(text) and not _SEEN_WORDS.search(text))):
-                t.stance = "liked"
-            elif t.span.kind == "reply" and (complaint or _BARE_NO.match(text)):
-                t.stance = "avoid"  # "no", "nope", "next": that pick is out
-        for t in targets:  # "seen every harry potter movie", "lord of the rings? seen them all": a series done with
-            if _seen_all(text, t):
-                t.stance = "seen"
-        for t in targets:  # a comparative asks for more of it: "like Inception but funnier" is no "no comedy"
-            if t.span.kind == "genre" and _MORE_OF.fullmatch(text[t.span.start:t.span.end]):
-                t.stance = "wants"
+        said_before = next((t for role, t in reversed(state.turns) if role == "seeker"), "")
+        _amend_stances(text, targets, said_before, complaint, asking)
         # ECR's attachment: each entity takes the emotion of what was said about it (its stance) where there was
         # one, else the utterance's (ECR's broadcast); the system's last-turn entities take the reaction's.
         by_entity = {t.entity: t.stance for t in targets if t.entity is not None}
@@ -1136,6 +1086,64 @@ _OPENERS = {
     "surprise": "Right?!",
     "agreement": "Awesome.",
 }
+
+
+def _amend_stances(text: str, targets: list[Target], said_before: str, complaint: bool, asking: bool) -> None:
+    """What the stance reader gets wrong or cannot know from one message, set after it: phrases and lists that share
+    a stance, a ban that goes on ("or thrillers" after `said_before` "no horror"), a verb or "no" right before a
+    name, names said alone, a pick taken or turned down by its place, a series seen all of. Each rule is a case
+    new users typed (tests in `test_preferences.py`)."""
+    _share_phrase_stances(text, targets)
+    for a, b in zip(targets, targets[1:]):  # "seen pulp fiction and django": a list of titles shares "seen"
+        if (a.span.kind == b.span.kind == "movie" and a.stance == "seen"
+                and _LISTED.match(text[a.span.end:b.span.start])):
+            b.stance = "seen"
+    for a, b in zip(targets, targets[1:]):  # "romantic but funny" asks for both, "romantic but not funny" not
+        if (a.span.kind == b.span.kind == "genre" and a.stance in ("wants", "liked")
+                and b.stance in ("avoid", "disliked") and _BUT_ALSO.fullmatch(text[a.span.end:b.span.start])):
+            b.stance = "wants"
+    if _OR_MORE.match(text) and _BANNED.search(said_before):
+        for t in targets:  # "no musicals" ... "or romance": the list of what is ruled out goes on
+            if t.stance in ("liked", "wants", "none") and t.span.kind in ("genre", "person"):
+                t.stance = "avoid"
+    for t in targets:  # "kool thx": a thank-you is no verdict against the picks
+        if t.span.kind == "reply" and t.stance in ("disliked", "avoid") and _THANKS.search(text) and not _NAY.search(text):
+            t.stance = "none"
+    for t in targets:  # "she's great but no hunger games": a "no" right before a name is never praise of it,
+        # nor "nah i hate sports movies" (which the stance reader once read as liked)
+        if t.stance == "none" and t.span.kind != "reply" and _NO_RIGHT_BEFORE.search(text[:t.span.start]):
+            t.stance = "avoid"  # "arnie films || no terminator"
+        elif t.stance in ("liked", "wants") and t.span.kind != "reply":
+            if _NO_RIGHT_BEFORE.search(text[:t.span.start]):
+                t.stance = "avoid"
+            elif _HATE_RIGHT_BEFORE.search(text[:t.span.start]):
+                t.stance = "disliked"
+        elif (t.stance in ("disliked", "avoid") and t.span.kind != "reply"
+              and _LIKE_RIGHT_BEFORE.search(text[:t.span.start])):
+            t.stance = "liked"  # "i liked the matrix but hated the sequels": the hate is the sequels'
+    rest, last = [], 0
+    for t in targets:  # in text order
+        rest.append(text[last:t.span.start])
+        last = max(last, t.span.end)
+    if targets and set(_WORD.findall(" ".join(rest + [text[last:]]).lower())) <= _BARE_REQUEST:
+        for t in targets:  # "comedy or drama": names alone ask for them
+            if t.stance == "none" and t.span.kind in ("genre", "person"):
+                t.stance = "wants"
+    for t in targets:  # "who directed the godfather?" is no verdict on it
+        if asking and t.span.kind == "movie":
+            t.stance = "none"
+    for t in targets:  # "the second one looks good" takes that pick
+        if t.span.kind == "reply" and (_PICKED.match(text) or (
+                t.stance in ("none", "seen", "wants") and _TAKING.search(text) and not _SEEN_WORDS.search(text))):
+            t.stance = "liked"
+        elif t.span.kind == "reply" and (complaint or _BARE_NO.match(text)):
+            t.stance = "avoid"  # "no", "nope", "next": that pick is out
+    for t in targets:  # "seen every harry potter movie", "lord of the rings? seen them all": a series done with
+        if _seen_all(text, t):
+            t.stance = "seen"
+    for t in targets:  # a comparative asks for more of it: "like Inception but funnier" is no "no comedy"
+        if t.span.kind == "genre" and _MORE_OF.fullmatch(text[t.span.start:t.span.end]):
+            t.stance = "wants"
 
 
 def _with_groups(text: str, targets: list[Target]) -> list[Target]:
