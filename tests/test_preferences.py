@@ -516,6 +516,7 @@ def test_a_generated_sentence_naming_what_was_ruled_out_is_dropped():
     ("movie like rocky", "Rocky"),  # ReDial's "Rocky (1976)" has no graph entity; the graph's bare "Rocky" is it
     ("the godfather part 2 was amazing", "The Godfather Part II"),  # a sequel number, lower case
     ("not shawshank", "The Shawshank Redemption"),  # a much-named title's word that no other title has
+    ("not the nolan ones", "Christopher Nolan"),  # a surname before "ones" / "era": part of a series
 ])
 def test_the_chat_linker_reads_names_and_titles_people_type(bot, text, name):
     assert [bot.kg.names[m.entity_id] for m in bot.linker.link(text)] == [name]

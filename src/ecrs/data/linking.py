@@ -208,6 +208,7 @@ NICKNAMES = {"the rock": "Dwayne Johnson", "leo": "Leonardo DiCaprio", "sly": "S
              "scarjo": "Scarlett Johansson", "jlaw": "Jennifer Lawrence", "j law": "Jennifer Lawrence",
              "jlo": "Jennifer Lopez", "j lo": "Jennifer Lopez", "nic cage": "Nicolas Cage",
              "sam jackson": "Samuel L. Jackson"}
+_SERIES_PARTS = frozenset(["s", "ones", "era", "years", "stuff"])  # "tarantino's", "the nolan ones", "the craig era"
 _NAME_ALONE = re.compile(r"[ \t]*(?:maybe|please|pls|perhaps|then|films?|movies?|stuff)?[ \t]*[?!.…]*[ \t]*$", re.I)
 _PARTICLES = frozenset(["de", "di", "da", "del", "della", "van", "von", "der", "le", "la", "du", "st", "st."])
 _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
@@ -543,7 +544,7 @@ class EntityLinker:
         person_cue = False
         if evidence == 0 and key.shorthand and not shouting and (
                 (first > 0 and tokens[first - 1][0] in _PERSON_CUES)
-                or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS | {"s"})  # "tarantino's"
+                or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS | _SERIES_PARTS)  # "tarantino's"
                 or (last + 1 < len(tokens) and tokens[last + 1][0] in _PERSON_AFTER
                     and (_sentence_start(text, start) or tokens[first - 1][0] in _OPENERS_WORDS
                          or text[:start].rstrip().endswith(",")))  # or a clause: "not that one, denzel is..."
