@@ -93,8 +93,9 @@ def test_an_older_wish_gives_way_never_an_exclusion(bot):
     state = ConversationState()
     bot.turn(state, "no comedy")
     bot.turn(state, "something with Tom Hanks")
-    bot.turn(state, "a horror movie")  # Tom Hanks made no horror film without comedy: the older wish goes
+    reply = bot.turn(state, "a horror movie").reply  # Tom Hanks made no horror film without comedy: the older wish goes
     assert [w.axis for w in state.relaxed] == ["person"]
+    assert "couldn't find one that also fits \"with Tom Hanks\"" in reply  # said when it first gives way
     calls = []
     real = bot.recommender.score
     bot.recommender.score = lambda samples: calls.append(1) or real(samples)
@@ -105,7 +106,7 @@ def test_an_older_wish_gives_way_never_an_exclusion(bot):
     assert len(calls) == 1  # relaxing reuses the scores
     assert recs and all("horror" in g and "comedy" not in g for g in _genres(bot, recs))
     reply = bot.turn(state, "ok another").reply
-    assert "couldn't find one that is also with Tom Hanks" in reply
+    assert "couldn't find" not in reply and state.relaxed  # ... and not again on every later turn
     state = ConversationState()
     for text in ("a comedy", "something with Tom Hanks", "before 1980 please"):
         bot.turn(state, text)
@@ -865,3 +866,27 @@ def test_a_bare_no_rejects_the_pick_and_a_light_evening_gets_no_tragedy(bot):
     from ecrs.inference.pipeline import _LIKE_RIGHT_BEFORE
 
     assert _LIKE_RIGHT_BEFORE.search("i liked the ") and not _LIKE_RIGHT_BEFORE.search("i don't like the ")
+
+
+def test_review_i_violence_reset_and_questions_without_a_question_mark(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "no violence please").recommendations
+    assert "violence" in state.avoid_genres and recs
+    assert not any({"action", "war", "crime", "horror", "thriller"} & set(bot.catalogue[r.entity].genres) for r in recs)
+    state = ConversationState()
+    for text in ("no horror please", "nothing with tom cruise", "forget everything i said, start over"):
+        bot.turn(state, text)
+    assert state.avoid_genres == state.avoid_people == [] and state.wishes == []
+    state = ConversationState()
+    recs = [r.entity for r in bot.turn(state, "a comedy please").recommendations]
+    result = bot.turn(state, "what year is the second one")  # no "?", still a question
+    assert result.recommendations == [] and str(bot.catalogue[recs[1]].year) in result.reply
+    bot.turn(state, "ok deal")
+    assert state.liked == [recs[1]]  # the one just asked about
+
+
+def test_review_i_a_pick_left_undecided_is_not_taken(bot):
+    state = ConversationState()
+    bot.turn(state, "a comedy please")
+    result = bot.turn(state, "i'll think about it, thanks")
+    assert state.liked == [] and "Hope you find something good" in result.reply

@@ -186,11 +186,23 @@ _BARE_REQUEST = {"or", "and", "a", "an", "the", "maybe", "please", "pls", "plz",
 _CHAT_ACTION = re.compile(r"\b(explosions?|explosive|shoot-?outs?|car chases?|gunfights?|fight scenes|martial arts|"
                           r"kung fu|karate)\b", re.I)
 _BUT_ALSO = re.compile(r"\s*,?\s*(but|yet|but also|and also)\s+(also\s+)?(a\s+(bit|little)\s+)?", re.I)  # "romantic but funny"
+_BUT_ALSO_OPENING = re.compile(r"^\W*(but|and|also|maybe|ideally|preferably|oh and)\s+(also\s+)?(a\s+bit\s+|kinda\s+|"
+                               r"more\s+|something\s+)?$", re.I)
+_RESET = re.compile(r"\b(start (over|again|from scratch)|from scratch|reset|forget (everything|all of (it|that)|all that))\b",
+                    re.I)
+# what a violent film is, for "nothing with violence" (the catalogue has no content ratings): its kinds
+_VIOLENT = ("action", "war", "crime", "horror", "thriller")
+_VIOLENCE = re.compile(r"\b(violen(ce|t)|bloodshed|brutal(ity)?|shoot-?outs?|gun ?fights?)\b", re.I)
 _BOTH = re.compile(r"\b(both|mix(ed)?( of)?|blend( of)?|combin\w+|at the same time|in one)\b", re.I)
 _BLACK_AND_WHITE = re.compile(r"\bblack[- ](and|&|n)[- ]white\b|\bb ?& ?w\b", re.I)
 _SILENT = re.compile(r"\bsilent (movie|film|era|comed(y|ies))s?\b", re.I)
 # What people ask for that the catalogue cannot tell: said plainly rather than silently ignored
 _CANT_FILTER = [
+    (re.compile(r"\b(for (a|my|an?) \d+[- ]year[- ]old|age rating|rated (pg|r)\b|ok for (kids|children)|on netflix|streaming|"
+                r"where (can|to) (i )?watch)", re.I),
+     "I can't check age ratings or where it streams."),
+    (re.compile(r"\b(gore|gory|bloody|gruesome)\b", re.I),
+     "I can't tell how gory a film is, so check before you press play."),
     (re.compile(r"\b(under|less than|shorter than|no longer than|max|at most)\s+(an? |\d+\s*)(min\w*|hours?|hrs?)\b|"
                 r"\b(short|quick)(er)? (movie|film|one)s?\b|\bnot too long\b|\brun ?time\b|\bhow long\b|"
                 r"\b(is|was) (it|the \w+ one) (too )?long\b", re.I),
@@ -237,16 +249,18 @@ _THANKS_WORDS = r"thanks?|thank (you|u)|thx|thnx|thanx|ty|cheers|merci|gracias|d
 _TAKING_WORDS = (r"perfect|lovely|(sounds|looks) (good|great|perfect|fun|amazing|awesome|nice|cool|interesting)|"
                  r"that'?s (good|great|perfect)|that works|"
                  r"(i'?ll|i will|we'?ll|gonna|going to|i'?m gonna|let'?s) (watch|go with|try|take|check out|do) "
-                 r"(it|that|this|the \w+( one)?)|(taking|watching|going with) (it|that|this)|(it|that) it is")
+                 r"(it|that|this|the \w+( one)?)|(taking|watching|going with) (it|that|this)|(it|that) it is|deal|"
+                 r"i'?m sold|sure,? why not|yes please|that'?s (fine|it)|i shall watch")
 # a pick named by its place and nothing else: "the first one please", "ok the second"
-_PICKED = re.compile(r"^\W*(?:(?:ok(?:ay)?|cool|alright|hmm+|yes|yeah|yep)\W+)?(?:the )?(first|second|third|last|1st|2nd|3rd)"
-                     r"(?: one)?(?: please| pls| then| it is)?\W*(?:(?:thanks?|thx|bye)\W*)?$", re.I)
+_PICKED = re.compile(r"^\W*(?:(?:ok(?:ay)?|cool|alright|hmm+|yes|yeah|yep)\W+)?(?:(?:the )?(?:first|second|third|1st|2nd|3rd)"
+                     r"(?: one)?|that one|the last one)(?: please| pls| then| it is)?\W*(?:(?:thanks?|thx|bye)\W*)?$", re.I)
 # a verdict on a film that names it ("seen parasite", "hated the sequels"), not one pointing back at the picks
 _OTHER_FILM = re.compile(r"\b(seen|watched|saw|loved|hated|liked|disliked|enjoyed)\s+(?!(?:it|that|this|them|those|these|"
                          r"all|both|every\w*|one|either|any|none|already|before|yet|too|twice|once|so|really|lol|"
                          r"the (?:first|second|third|last|other|one|two|three|1st|2nd|3rd|middle|latter|former)|"
                          r"(?:first|second|third|last|1st|2nd|3rd)|a (?:couple|few|bunch|lot)|most|some|plenty|"
                          r"many|em|'em)\b)[a-z0-9]", re.I)
+_UNDECIDED = re.compile(r"\b(think about it|maybe later|not sure|dunno|don'?t know yet|we'?ll see)\b", re.I)
 _SEEN_WORDS = re.compile(r"\b(seen|watched|saw)\b", re.I)
 _TAKING = re.compile(rf"\b({_TAKING_WORDS})\b", re.I)
 _CLOSING = re.compile(rf"\b({_THANKS_WORDS}|bye+|goodbye|good ?night|see (you|ya)|cya|ttyl|gotta go|g2g|peace out|"
@@ -254,27 +268,31 @@ _CLOSING = re.compile(rf"\b({_THANKS_WORDS}|bye+|goodbye|good ?night|see (you|ya
                       rf"{_TAKING_WORDS})\b", re.I)
 _THANKS = re.compile(rf"\b({_THANKS_WORDS})\b", re.I)
 # A question about a movie, answered from the catalogue (`answer`) rather than with new picks
-_QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|hmm+|wait|oh|also|btw|um+)\W+)*(?:what'?s|whats|what is|what was|"
+_QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|hmm+|wait|oh|also|btw|um+|lol)\W+)*(?:(?:could|can|might|would) you "
+                       r"tell me|what year|how old|what'?s|whats|wats|what is|what was|"
                        r"tell me (?:more )?about|who'?s|who is|who was|who stars|who plays|who directed|who made|"
                        r"who wrote|is|was|how'?s|how is|how was|how long|when (?:was|is|did)|does|did|any good|"
                        r"(?:what|how) about)\b", re.I)
 _QUESTION_TAIL = re.compile(r"^\s*(?:in|of|about)\s+|\s+(?:about|like|any good|good)\W*$", re.I)
 _PLACE = re.compile(r"^\W*(?:(?:ooh?|hmm+|ok(?:ay)?|so|and)\W+)*(?:the\s+)?(?:first|second|third|last|1st|2nd|3rd)"
                     r"(?:\s+one)?\b(?=\s+(?:is|was|does|did|who|what)\b)", re.I)  # "the first one is it funny?"
-_TELL_ME = re.compile(r"^\W*tell me (?:more )?about\b", re.I)
-_ASKS_FOR = re.compile(r"\b(recommend|suggest|another|else|instead|other|similar|more like|any "
-                       r"(?:good )?\w+ (?:movies|films)|is there|are there|do you have|got any|can you|could you|"
-                       r"would you|should i|(movies?|films?|something|anything|one|ones) like)\b", re.I)
+_TELL_ME = re.compile(r"^\W*(?:(?:could|can|might|would) you )?tell me (?:more )?(?:about|what|who)\b", re.I)
+# a question without its "?": "who's in the second one", "what's the first one about", "what year is it"
+_STRONG_QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|lol|and|hmm+)\W+)*(?:who'?s|who is|who stars|who plays|"
+                              r"who directed|what'?s|whats|wats|what is|what year|how old|when (?:was|did))\b", re.I)
+_ASKS_FOR = re.compile(r"\bwhat'?s (like|similar)|\bwhats like|\bwhat is (like|similar)|\b(recommend|suggest|another|else|instead|other|similar|more like|any "
+                       r"(?:good )?\w+ (?:movies|films)|is there|are there|do you have|got any|(?:can|could|would) you(?! tell me)|"
+                       r"should i|(movies?|films?|something|anything|one|ones) like)\b", re.I)
 _IT = re.compile(r"\b(it|that( one)?|this( one)?)\b", re.I)
 # a trait asked of a movie -> the genres that say yes ("is it scary?" of a horror film)
 _TRAITS = [(re.compile(p, re.I), set(g)) for p, g in (
-    (r"\b(scary|scare|frightening|creepy|spooky)\b", ("horror", "thriller")),
+    (r"\b(scary|scare|frightening|creepy|spooky)\b", ("horror",)),
     (r"\b(funny|hilarious|a comedy|make me laugh)\b", ("comedy",)),
     (r"\b(romantic|a romance|love story)\b", ("romance",)),
     (r"\b(sad|a tearjerker|make me cry)\b", ("drama",)),
     (r"\b(violent|gory|bloody|graphic)\b", ("horror", "war", "crime", "action")),
-    (r"\b(for kids|kid-?friendly|family-?friendly|for (a|my) \d+ year old|ok for children)\b", ("family", "animation")),
 )]
+_ABOUT_YEAR = re.compile(r"\b(what year|how old|when (was|did) it|came out|release[ds]?)\b", re.I)
 _ABOUT_CAST = re.compile(r"\b(who'?s in|who is in|who stars|who plays|cast|actors?|starring|stars?)\b", re.I)
 _ABOUT_DIRECTOR = re.compile(r"\b(direct\w*|who made)\b", re.I)
 _ABOUT_PLOT = re.compile(r"\b(about|plot|story)\b", re.I)
@@ -466,7 +484,8 @@ class EmpatheticRecommender:
         # also says one ("seen it. something from the 90s?"); a mood is about the person ("ugh, my week was a
         # mess" after a suggestion is no dislike of it)
         # "seen parasite" names a film the linker does not know: it is no verdict on the last pick either
-        other = (not any(m.is_movie for m in mentions) and bool(_OTHER_FILM.search(text))) or bool(_ABOUT_ME.search(text))
+        other = ((not any(m.is_movie for m in mentions) and bool(_OTHER_FILM.search(text)))
+                 or bool(_ABOUT_ME.search(text)) or bool(_RESET.search(text)))
         reacting = (bool(state.awaiting_reaction) and not asking and not other
                     and (_era(text) is None or bool(_REACTION.search(text)))
                     and not any(pattern.search(text) for pattern, *_ in _FEELINGS))
@@ -516,6 +535,9 @@ class EmpatheticRecommender:
         text without its titles and names ("Blue Velvet" is a title, not a mood)."""
         turn = state.seeker_turns
         named = {t.entity for t in targets}
+        if _RESET.search(text):  # "forget everything, start over": what was asked and ruled out goes; seen stays
+            state.wishes, state.relaxed = [], []
+            state.avoid_genres, state.avoid_people, state.avoid_movies = [], [], []
         # "not him again": the person asked for before (else the last one named) is ruled out; "I don't dislike
         # Brad Pitt, but something without him tonight": the one this message named before the pronoun
         them = _NOT_THEM.search(text)
@@ -598,6 +620,8 @@ class EmpatheticRecommender:
                     _add(state.avoid_genres, t.genre)
                     state.remove("genre", t.genre)
                     state.remove("studio", t.genre)  # "a superhero movie", then "ok not superhero then"
+                elif stance in ("liked", "wants") and t.genre == "violence":
+                    continue  # "a violent action movie" asks for action; violence is only ever ruled out
                 elif stance in ("liked", "wants") and (t.genre in STUDIOS or t.genre in FRANCHISES or t.genre in TOPICS):
                     # "a dreamworks movie", "a funny christmas movie": a brand or group is its own axis, wanted
                     # with the genre, not instead of it
@@ -762,7 +786,7 @@ class EmpatheticRecommender:
         ok &= masks.canonical
         for g in avoided:
             ok &= ~self._with_namesakes(g)
-        if set(avoided) & _GENRES:  # a movie without genres could be anything: "no horror" cannot clear it
+        if set(avoided) & (_GENRES | {"violence"}):  # a movie without genres could be anything: "no horror" cannot clear it
             ok &= masks.has_genre
         ok &= ~self._any(masks.person, [plain_name(self.kg.names[p]) for p in state.avoid_people])
         # "not John Wick" is not "John Wick: Chapter 2" either, and who hated The Avengers gets no Infinity War
@@ -874,7 +898,8 @@ class EmpatheticRecommender:
             for i, e in enumerate(self._column):
                 m = self.catalogue[int(e)]
                 # a studio ("Disney") or a series ("Star Wars") is wished for or ruled out as a genre is
-                for g in set(m.genres + m.studios + m.franchises + m.topics):
+                for g in set(m.genres + m.studios + m.franchises + m.topics
+                             + (["violence"] if set(m.genres) & set(_VIOLENT) else [])):
                     genre.setdefault(g, []).append(i)
                 for name in set(m.stars + m.directors + m.writers):
                     person.setdefault(name, []).append(i)
@@ -928,11 +953,14 @@ class EmpatheticRecommender:
         # "thanks, bye" closes; "thanks! now a comedy" or "that's all, but no horror" is a request
         closing = _is_closing(text) and not any(t.stance != "none" for t in targets if t.span.kind in ("genre", "person"))
         unread = not (linked or targets) and not self.readable(text)  # targets: understand found it readable
+        relaxed_before = [(w.axis, w.label) for w in state.relaxed]
         recs = self.recommend(state) if self._should_recommend(state, text) and not (closing or unread) else []
+        # a wish that gave way is said once, when it first does, not on every later turn
+        state_news = [w for w in state.relaxed if (w.axis, w.label) not in relaxed_before]
         yield Recommended(recs)
         if reply:
             pieces = []
-            for piece in self._reply(state, emotions, targets, recs, closing, unread):
+            for piece in self._reply(state, emotions, targets, recs, closing, unread, state_news):
                 pieces.append(piece)
                 yield ReplyPiece(piece)
             said = "".join(pieces)
@@ -981,7 +1009,8 @@ class EmpatheticRecommender:
         something older?", "any other thrillers?")."""
         # the question may follow the pick it is about: "the third one, is it scary?", "the first one is it funny?"
         clauses = re.split(r"[,.;!]\s*|\s+-\s+|\s+but\s+", _PLACE.sub("", text))
-        if not (any(_QUESTION.match(c) for c in clauses) and (text.rstrip().endswith("?") or _TELL_ME.match(text))
+        if not (any(_QUESTION.match(c) for c in clauses) and (
+                text.rstrip().endswith("?") or any(_TELL_ME.match(c) or _STRONG_QUESTION.match(c) for c in clauses))
                 ) or _ASKS_FOR.search(text):
             return None
         named = [m.entity_id for m in self.linker.link(text) if m.entity_id in self.catalogue
@@ -1008,7 +1037,8 @@ class EmpatheticRecommender:
         return bool(known or len(state.turns) > 2 or not _GREETING.search(text))
 
     def _reply(self, state: ConversationState, emotions: Emotions, targets: list[Target],
-               recs: list[Recommendation], closing: bool = False, unread: bool = False) -> Iterator[str]:
+               recs: list[Recommendation], closing: bool = False, unread: bool = False,
+               relaxed: list | None = None) -> Iterator[str]:
         if closing and not state.recommended:
             # "thanks!" before any pick: nothing to enjoy yet, so a kind word and an invitation, not a goodbye
             yield ("You're welcome! Whenever you're ready, tell me a movie you loved, or a genre or actor you're in "
@@ -1037,7 +1067,7 @@ class EmpatheticRecommender:
             yield ("Tell me about a movie you loved, or a genre or actor you're in the mood for, "
                    "and I'll find you something!")
             return
-        yield acknowledge(state, targets, emotions, self.kg.names) + " "
+        yield acknowledge(state, targets, emotions, self.kg.names, relaxed) + " "
         if self.generator is not None:
             # our earlier side lists are not part of what was said: a model shown them writes them again
             said = [(role, text.split(_ALSO)[0] if role == "recommender" else text) for role, text in state.turns]
@@ -1098,6 +1128,9 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
         if (a.span.kind == b.span.kind == "movie" and a.stance == "seen"
                 and _LISTED.match(text[a.span.end:b.span.start])):
             b.stance = "seen"
+    for t in targets:  # "but funny" after "something like die hard": more wished for, not ruled out
+        if t.span.kind == "genre" and t.stance in ("avoid", "disliked") and _BUT_ALSO_OPENING.match(text[:t.span.start]):
+            t.stance = "wants"
     for a, b in zip(targets, targets[1:]):  # "romantic but funny" asks for both, "romantic but not funny" not
         if (a.span.kind == b.span.kind == "genre" and a.stance in ("wants", "liked")
                 and b.stance in ("avoid", "disliked") and _BUT_ALSO.fullmatch(text[a.span.end:b.span.start])):
@@ -1133,7 +1166,9 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
         if asking and t.span.kind == "movie":
             t.stance = "none"
     for t in targets:  # "the second one looks good" takes that pick
-        if t.span.kind == "reply" and (_PICKED.match(text) or (
+        if t.span.kind == "reply" and _UNDECIDED.search(text):
+            t.stance = "none"  # "i'll think about it, thanks": nothing taken
+        elif t.span.kind == "reply" and (_PICKED.match(text) or (
                 t.stance in ("none", "seen", "wants") and _TAKING.search(text) and not _SEEN_WORDS.search(text))):
             t.stance = "liked"
         elif t.span.kind == "reply" and (complaint or _BARE_NO.match(text)):
@@ -1153,6 +1188,9 @@ def _with_groups(text: str, targets: list[Target]) -> list[Target]:
     said as a series ("the batman ones"), a title; a bare title stays that movie ("I loved Star Wars"). Chat only:
     the labels ECR trains on (`EntityStancer`) keep `named_targets`'."""
     named = franchise_mentions(text) + [(start, end, name, False) for start, end, name in topic_mentions(text)]
+    for m in _VIOLENCE.finditer(text):  # "nothing with violence please": the violent kinds, as one group
+        if not any(t.span.start < m.end() and m.start() < t.span.end for t in targets):
+            targets = [*targets, Target(Span(m.start(), m.end(), "genre"), None, "violence")]
     for m in _CHAT_ACTION.finditer(text):  # "something with explosions": a genre named by what is in it
         if not any(t.span.start < m.end() and m.start() < t.span.end for t in targets):
             targets = [*targets, Target(Span(m.start(), m.end(), "genre"), None, "action")]
@@ -1188,15 +1226,17 @@ def _seen_all(text: str, t: Target) -> bool:
 
 def _taken_back(text: str, t: Target, ruled_out: bool, said: bool) -> bool:
     """Does the message withdraw what was said of this person or genre ("never mind the tom hanks thing", "forget
-    what i said about sandler", or, of one `ruled_out`, "actually stallone is fine")? Only what was `said` before
-    can be taken back ("forget adam sandler, anyone but him" rules him out). A genre needs "thing" / "part" after it,
-    or "never mind": "forget the comedy, i want to cry" rules comedy out, and "horror is fine" asks for horror."""
+    what i said about romance", or, of one `ruled_out`, "actually stallone is fine")? Only what was `said` before
+    can be taken back ("forget adam sandler, anyone but him" rules him out). A genre ruled out needs "what I said
+    about", "thing" / "part" after it, or "never mind" ("forget the comedy, i want to cry" rules out a comedy
+    nobody asked for); one only wished for is simply dropped ("scifi" ... "forget scifi, a western"). "Horror is
+    fine" asks for horror."""
     before, after = text[:t.span.start], text[t.span.end:]
     if ruled_out and _FINE_NOW.match(after):
         return True
     taken = _TAKE_BACK.search(before)
-    return bool(taken) and said and (t.span.kind == "person" or bool(_THING.match(after))
-                                    or taken.group(1).lower().startswith("never"))
+    return bool(taken) and said and (t.span.kind == "person" or bool(_THING.match(after)) or not ruled_out
+                                    or "said" in taken.group(0).lower() or taken.group(1).lower().startswith("never"))
 
 
 def _pointed(text: str, suggested: list[int], asked: int | None = None) -> list[int]:
@@ -1251,7 +1291,7 @@ def _share_phrase_stances(text: str, targets: list[Target]) -> None:
 
 
 def acknowledge(state: ConversationState, targets: list[Target], emotions: Emotions,
-                names: dict[int, str] | list[str]) -> str:
+                names: dict[int, str] | list[str], relaxed: list | None = None) -> str:
     """The reply's first sentence answers the feeling: what was ruled out is confirmed, a mood is met, a wish that
     had to be relaxed is said; praise only when nothing negative was said."""
     # Confirm what the memory ruled out: "spooky, but no slashers" wants horror, so it is not "no horror"
@@ -1297,8 +1337,9 @@ def acknowledge(state: ConversationState, targets: list[Target], emotions: Emoti
         else:
             parts.append(_OPENERS.get(primary, "Here's an idea."))
     parts += [sorry for pattern, sorry in _CANT_FILTER if pattern.search(said)]
-    if state.relaxed:
-        parts.append(f"I couldn't find one that is also {', '.join(w.label or w.axis for w in state.relaxed)}, "
+    fresh = state.relaxed if relaxed is None else relaxed  # the wishes that newly gave way (`turn_events`)
+    if fresh:
+        parts.append(f"I couldn't find one that also fits \"{', '.join(w.label or w.axis for w in fresh)}\", "
                      "so here's the closest.")
     return " ".join(parts)
 
@@ -1332,7 +1373,9 @@ def answer(movie: Movie, question: str, people: list[str] = ()) -> str:
     kind = "/".join(movie.genres[:2])
     a_kind = f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind} film" if kind else "a film"
     trait = next((genres for pattern, genres in _TRAITS if pattern.search(question)), None)
-    if people:  # "does the second one have jim carrey?"
+    if _ABOUT_YEAR.search(question):  # "what year is it from?"
+        said = f"{movie.title} came out in {movie.year}." if movie.year else f"I don't know when {movie.title} came out."
+    elif people:  # "does the second one have jim carrey?"
         crew = movie.stars + movie.directors + movie.writers
         said = " ".join(f"Yes, {p} is in it." if p in movie.stars else f"Yes, {p} made it." if p in crew
                         else f"No, {p} isn't in {name}." for p in people)
