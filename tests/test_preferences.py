@@ -890,3 +890,9 @@ def test_review_i_a_pick_left_undecided_is_not_taken(bot):
     bot.turn(state, "a comedy please")
     result = bot.turn(state, "i'll think about it, thanks")
     assert state.liked == [] and "Hope you find something good" in result.reply
+
+
+def test_a_movie_one_wants_to_watch_is_described_not_replaced(bot):
+    result = bot.turn(ConversationState(), "i want to watch jaws")
+    assert result.recommendations == [] and result.reply.startswith("Jaws")
+    assert bot.turn(ConversationState(), "i want to watch something scary").recommendations  # a request

@@ -106,7 +106,8 @@ _TONES = [
      ["thriller", "crime", "mystery"], "something dark", "Something darker, then."),
     (re.compile(r"\b(not in the mood for (anything |something )?(too )?(sad|heavy|depressing|dark|intense|serious)|"
                 r"(not|no|less) (too |so |that |very )?(sad|heavy|depressing|dark|intense|serious)|nothing (too |so )?(sad|heavy|"
-                r"depressing|dark|intense|serious)|feel[- ]?good|feelgood|lighter|something light|light-?hearted)\b",
+                r"depressing|dark|intense|serious)|feel[- ]?good|feelgood|lighter|something light|light-?hearted|something fun|"
+                r"a fun (one|movie|film))\b",
                 re.I),
      ["comedy", "animation", "family"], "something light", "Something light, then."),
 ]
@@ -117,7 +118,7 @@ _MOOD_NOT = {"something to cry over": ("comedy", "family", "animation"),
              **{label: ("drama", "war", "thriller", "crime") for label in ("something cheerful", "to relax",
                                                                          "something light")}}
 # IMDb files La La Land and Mamma Mia! under "music", not "musical": who rules out musicals rules them out too
-_ALSO_AVOIDED = {"musical": ("music",)}
+_ALSO_AVOIDED = {"musical": ("music",), "family": ("animation",)}  # "no kids movies": no Boss Baby either
 _WITH_THEM = re.compile(r"(?<!not )(?<!nothing )\b(?:with|starring|by)\s+(?:him|her)\b(?!\s+(?:in it\s+)?(?:again|either))", re.I)
 _NOT_THEM = re.compile(r"\b(?:not|no|without|skip|enough(?: of)?|tired of|sick of|done with|over|nothing with|not with|"
                        r"no more(?: of)?|less of|nothing of|(?:do ?n'?t|do not|never) (?:like|love|want|care for)|"
@@ -276,6 +277,8 @@ _QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|hmm+|wait|oh|also|btw|um+|lo
 _QUESTION_TAIL = re.compile(r"^\s*(?:in|of|about)\s+|\s+(?:about|like|any good|good)\W*$", re.I)
 _PLACE = re.compile(r"^\W*(?:(?:ooh?|hmm+|ok(?:ay)?|so|and)\W+)*(?:the\s+)?(?:first|second|third|last|1st|2nd|3rd)"
                     r"(?:\s+one)?\b(?=\s+(?:is|was|does|did|who|what)\b)", re.I)  # "the first one is it funny?"
+_WANT_TO_WATCH = re.compile(r"^\W*(?:i|we)\s+(?:want to|wanna|would like to|'?d like to|feel like)\s+(?:re)?(?:watch|see)\s+"
+                            r"(?=\w)", re.I)
 _TELL_ME = re.compile(r"^\W*(?:(?:could|can|might|would) you )?tell me (?:more )?(?:about|what|who)\b", re.I)
 # a question without its "?": "who's in the second one", "what's the first one about", "what year is it"
 _STRONG_QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|lol|and|hmm+)\W+)*(?:who'?s|who is|who stars|who plays|"
@@ -1007,6 +1010,11 @@ class EmpatheticRecommender:
         """The catalogue movie a question is about ("what's the second one about?", "who directed the godfather?",
         "is it any good?", "what about jaws?"), or None for anything else, requests included ("what about
         something older?", "any other thrillers?")."""
+        wanted = _WANT_TO_WATCH.search(text)  # "i want to watch jaws": that one, not three others
+        if wanted:
+            named = [m.entity_id for m in self.linker.link(text[wanted.end():]) if m.entity_id in self.catalogue]
+            if named:
+                return named[0]
         # the question may follow the pick it is about: "the third one, is it scary?", "the first one is it funny?"
         clauses = re.split(r"[,.;!]\s*|\s+-\s+|\s+but\s+", _PLACE.sub("", text))
         if not (any(_QUESTION.match(c) for c in clauses) and (
