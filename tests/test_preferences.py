@@ -896,3 +896,13 @@ def test_a_movie_one_wants_to_watch_is_described_not_replaced(bot):
     result = bot.turn(ConversationState(), "i want to watch jaws")
     assert result.recommendations == [] and result.reply.startswith("Jaws")
     assert bot.turn(ConversationState(), "i want to watch something scary").recommendations  # a request
+
+
+def test_ruling_out_kids_films_takes_animation_unless_it_was_asked_for(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "no kids films").recommendations
+    assert recs and not any("animation" in bot.catalogue[r.entity].genres for r in recs)
+    state = ConversationState()
+    bot.turn(state, "animation please")
+    recs = bot.turn(state, "no kids films though").recommendations
+    assert recs and all("animation" in bot.catalogue[r.entity].genres for r in recs)

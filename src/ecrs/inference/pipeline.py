@@ -785,7 +785,9 @@ class EmpatheticRecommender:
         for e in excluded:
             if e in self.catalogue:
                 ok[masks.same_title.get(_ARTICLE.sub("", self.catalogue[e].title.lower()), [])] = False
-        avoided = state.avoid_genres + [g for a in state.avoid_genres for g in _ALSO_AVOIDED.get(a, ())]
+        wished = {g for w in state.wishes if w.axis == "genre" for v in w.values for g in v.split(COMPOUND)}
+        # ... and their companions, unless asked for ("animation, but nothing for little kids")
+        avoided = state.avoid_genres + [g for a in state.avoid_genres for g in _ALSO_AVOIDED.get(a, ()) if g not in wished]
         ok &= masks.canonical
         for g in avoided:
             ok &= ~self._with_namesakes(g)
