@@ -906,3 +906,16 @@ def test_ruling_out_kids_films_takes_animation_unless_it_was_asked_for(bot):
     bot.turn(state, "animation please")
     recs = bot.turn(state, "no kids films though").recommendations
     assert recs and all("animation" in bot.catalogue[r.entity].genres for r in recs)
+
+
+def test_the_first_pick_of_all_and_a_decade_after_the_kind(bot):
+    state = ConversationState()
+    first = bot.turn(state, "a horror movie please").recommendations[0].entity
+    bot.turn(state, "a comedy instead")
+    result = bot.turn(state, "actually the first one you suggested at the very start, who's in it?")
+    assert result.recommendations == [] and bot.catalogue[first].title in result.reply
+    bot.turn(state, "ok i'll take it")
+    assert state.liked == [first]
+    from ecrs.inference.pipeline import _era
+
+    assert _era("drama 90s") == (1990, 1999) and _era("something 80s and cheesy") == (1980, 1989)

@@ -157,7 +157,11 @@ _DECADE = re.compile(r"\b(?:the|from the|in the|make it|go with|how about|what a
                      r"kids|adventure|fantasy|documentar\w*|rom-?coms?)\b"
                      # a decade said on its own: "older please, 90s", "something like 80s?", "80s maybe"
                      r"|\b(?:like|any|some|older|prefer(?:ably)?|ideally|or)\s+('?[5-9]0s)\b"
-                     r"|(?:^|,\s*)('?[5-9]0s)\b(?=\s*(?:[?!.,]|$|maybe|please|pls|plz|or so|ish|era|vibes?|then))", re.I)
+                     r"|(?:^|,\s*)('?[5-9]0s)\b(?=\s*(?:[?!.,]|$|maybe|please|pls|plz|or so|ish|era|vibes?|then))"
+                     # or after the kind of movie: "drama 90s", "something 80s and cheesy"
+                     r"|\b(?:movies?|films?|comed(?:y|ies)|horror|action|romance|thrillers?|crime|dramas?|sci-?fi|"
+                     r"westerns?|war|mystery|musicals?|animated|family|adventure|fantasy|rom-?coms?|something|"
+                     r"anything)\s+('?[5-9]0s)\b", re.I)
 # What follows a title in its sequels' titles: "John Wick: Chapter 2", "Rocky II", "Toy Story 3", "Saw Part 2"
 _SEQUEL = r"(:|\s+(\d+|[IVX]+|part|chapter)\b)"
 # A genre said as a kind of movie: "a comedy", "a thriller", but "a horror movie", "an animated movie"
@@ -277,6 +281,9 @@ _QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|hmm+|wait|oh|also|btw|um+|lo
 _QUESTION_TAIL = re.compile(r"^\s*(?:in|of|about)\s+|\s+(?:about|like|any good|good)\W*$", re.I)
 _PLACE = re.compile(r"^\W*(?:(?:ooh?|hmm+|ok(?:ay)?|so|and)\W+)*(?:the\s+)?(?:first|second|third|last|1st|2nd|3rd)"
                     r"(?:\s+one)?\b(?=\s+(?:is|was|does|did|who|what)\b)", re.I)  # "the first one is it funny?"
+_EARLIEST = re.compile(r"\bfirst (one|movie|film|thing|pick) you (suggested|recommended|said|mentioned)\b.{0,25}"
+                       r"\b(at (the )?(very )?(start|beginning)|at first|earlier|before|originally|in the beginning)\b",
+                       re.I)
 _WANT_TO_WATCH = re.compile(r"^\W*(?:i|we)\s+(?:want to|wanna|would like to|'?d like to|feel like)\s+(?:re)?(?:watch|see)\s+"
                             r"(?=\w)", re.I)
 _TELL_ME = re.compile(r"^\W*(?:(?:could|can|might|would) you )?tell me (?:more )?(?:about|what|who)\b", re.I)
@@ -501,6 +508,8 @@ class EmpatheticRecommender:
         complaint = bool(_COMPLAINT.search(text))  # "these are terrible", "you're useless": every pick missed
         if complaint:
             suggested = [state.entities[p] for p in state.awaiting_reaction]
+        elif _EARLIEST.search(text) and state.recommended:  # "the first one you suggested at the start"
+            suggested = state.recommended[:1]
         # "a comedy starring steve martin, nothing before 1985": the years' "nothing" is the era's (`_era` reads
         # it), not a word about Steve Martin, so the stance reader sees it blanked (same length: spans keep)
         said = _NEGATED_YEAR.sub(lambda m: " " * len(m.group()), text)
@@ -1012,6 +1021,8 @@ class EmpatheticRecommender:
         """The catalogue movie a question is about ("what's the second one about?", "who directed the godfather?",
         "is it any good?", "what about jaws?"), or None for anything else, requests included ("what about
         something older?", "any other thrillers?")."""
+        if _EARLIEST.search(text) and state.recommended and state.recommended[0] in self.catalogue:
+            return state.recommended[0]  # "the first one you suggested at the very start, who's in it?"
         wanted = _WANT_TO_WATCH.search(text)  # "i want to watch jaws": that one, not three others
         if wanted:
             named = [m.entity_id for m in self.linker.link(text[wanted.end():]) if m.entity_id in self.catalogue]
@@ -1252,7 +1263,7 @@ def _taken_back(text: str, t: Target, ruled_out: bool, said: bool) -> bool:
 def _pointed(text: str, suggested: list[int], asked: int | None = None) -> list[int]:
     """Which of the last suggestions a reaction without a title is about: the ones an ordinal names ("the second
     one", "the last two"), all of them for "them" / "those" / "any of", else ("seen it", "not that one") the
-    one just `asked` about, or the first."""
+    one the last turn answered a question about (`asked`, even from an earlier list), or the first."""
     m = _ORDINAL.search(text)
     if m and suggested:
         word = (m.group(1) or m.group(3)).lower()
@@ -1262,7 +1273,7 @@ def _pointed(text: str, suggested: list[int], asked: int | None = None) -> list[
         return [suggested[i]] if -len(suggested) <= i < len(suggested) else suggested[:1]
     if _PLURAL.search(text):
         return suggested
-    return [asked] if asked in suggested else suggested[:1]
+    return [asked] if asked is not None else suggested[:1]
 
 
 def _share_phrase_stances(text: str, targets: list[Target]) -> None:
