@@ -225,7 +225,7 @@ _LIKE_RIGHT_BEFORE = re.compile(r"(?<!n't )(?<!not )(?<!dont )(?<!never )\b(i|we
                                 r"enjoyed|adored|love|like|adore)\s+(the\s+)?$", re.I)
 _NO_RIGHT_BEFORE = re.compile(r"\b(no|not|without|anything but|except)\s+(?:the\s+|a\s+|any\s+|more\s+)?$", re.I)
 _OWNED = re.compile(r"[\s-]+|'s\s+|’s\s+")  # "Adam Sandler comedies", "Sandler's comedies"
-_PEOPLE_NOUN = re.compile(r"kids?|children|family", re.I)
+_PEOPLE_NOUN = re.compile(r"family", re.I)  # "my family hated it" ("my kids" is `_KIDS`'s: no cue around it)
 _KIDS = re.compile(r"kids?|children", re.I)
 _FOR_KIDS = re.compile(r"\b(for|with|no|not|without|nothing|than|of|any|some|more|hate|love|like)\s+(the\s+|my\s+|our\s+|little\s+"
                        r"|young\s+|small\s+)?$", re.I)
@@ -953,12 +953,13 @@ class EmpatheticRecommender:
             yield Recommended([])
             people = [plain_name(e.name) for e in linked if e.entity in self._people]
             movie = self.catalogue[asked]
-            said = answer(movie, text, people) if reply else ""
-            said = " ".join([sorry for pattern, sorry in _CANT_FILTER if pattern.search(text)] + [said])
+            said = " ".join([sorry for pattern, sorry in _CANT_FILTER if pattern.search(text)]
+                            + [answer(movie, text, people)]) if reply else ""
             # the person the answer names first is who "not him" means next ("who's in it?" ... "not him")
-            named = (movie.directors if _ABOUT_DIRECTOR.search(text) else movie.stars)[:1]
-            state.entities += [p for p in (self._person_ids.get(n) for n in named) if p is not None]
-            state.entity_emotions += [[] for _ in range(len(state.entities) - len(state.entity_emotions))]
+            lead = [self._person_ids[n] for n in (movie.directors if _ABOUT_DIRECTOR.search(text) else movie.stars)[:1]
+                    if n in self._person_ids]
+            state.entities += lead
+            state.entity_emotions += [[] for _ in lead]
             if reply:
                 yield ReplyPiece(said)
             self._finish_turn(state, said, [], waiting, asked)
@@ -1209,12 +1210,11 @@ def _with_groups(text: str, targets: list[Target]) -> list[Target]:
     said as a series ("the batman ones"), a title; a bare title stays that movie ("I loved Star Wars"). Chat only:
     the labels ECR trains on (`EntityStancer`) keep `named_targets`'."""
     named = franchise_mentions(text) + [(start, end, name, False) for start, end, name in topic_mentions(text)]
-    for m in _VIOLENCE.finditer(text):  # "nothing with violence please": the violent kinds, as one group
-        if not any(t.span.start < m.end() and m.start() < t.span.end for t in targets):
-            targets = [*targets, Target(Span(m.start(), m.end(), "genre"), None, "violence")]
-    for m in _CHAT_ACTION.finditer(text):  # "something with explosions": a genre named by what is in it
-        if not any(t.span.start < m.end() and m.start() < t.span.end for t in targets):
-            targets = [*targets, Target(Span(m.start(), m.end(), "genre"), None, "action")]
+    # "nothing with violence please": the violent kinds as one group; "something with explosions": action
+    for pattern, name in ((_VIOLENCE, "violence"), (_CHAT_ACTION, "action")):
+        for m in pattern.finditer(text):
+            if not any(t.span.start < m.end() and m.start() < t.span.end for t in targets):
+                targets = [*targets, Target(Span(m.start(), m.end(), "genre"), None, name)]
     for start, end, name, series in sorted(named):
         overlapping = [t for t in targets if t.span.kind != "reply" and t.span.start < end and start < t.span.end]
         if not series and any(t.span.kind != "genre" for t in overlapping):
