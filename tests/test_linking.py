@@ -274,6 +274,21 @@ def test_chat_linker_reads_surnames_and_typos(chat_linker, text, expected):
     assert ids(chat_linker, text) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("dicaprio comedies please", [14, COMEDY]),  # a lower-case surname before a genre word names the person
+    ("dicaprio but nothing sad", [14]),  # or opening the message before "but"
+])
+def test_a_lower_case_surname_before_a_genre_or_but(chat_linker, text, expected):
+    assert ids(chat_linker, text) == expected
+
+
+def test_a_one_word_title_before_night_or_weekend_is_a_time_in_chat(kg):
+    chat = EntityLinker(kg_aliases(kg), movie_entities=kg.item_set, lowercase_title_cues=True)
+    # "a movie for halloween night": when, not which film; the prepared datasets keep their links
+    assert ids(chat, "a movie for Halloween night") == [] and ids(chat, "I loved Halloween") == [HALLOWEEN_78]
+    assert ids(EntityLinker(kg_aliases(kg), movie_entities=kg.item_set), "Halloween night") == [HALLOWEEN_78]
+
+
 def test_the_prepared_data_linker_has_no_shorthands(linker):
     assert ids(linker, "anything with DiCaprio") == [] and ids(linker, "will ferrel") == []
 

@@ -734,6 +734,108 @@ def test_both_asks_for_the_genres_together_and_people_together_first(bot):
     assert len(both) >= 2 and recs[:len(both)] == both
 
 
+@pytest.mark.parametrize("text, values", [
+    ("something funny and scary", ["comedy+horror"]),  # "and" between two kinds: one movie of both first
+    ("an action movie with some romance", ["action+romance"]),
+    ("comedy movies with a bit of action", ["comedy+action"]),  # "a bit of action" is wanted, not ruled out
+    ("she wants a romance, i want action", ["romance+action"]),  # a couple, each with a kind: both at once
+    ("my wife likes horror and i like comedy", ["horror+comedy"]),  # her taste is wanted too
+    ("comedy or action, either is fine", ["comedy", "action"]),  # "or": alternatives
+])
+def test_two_kinds_joined_by_and_or_wanted_by_a_couple_are_one_movie(bot, text, values):
+    state = ConversationState()
+    bot.turn(state, text)
+    assert next(w for w in state.wishes if w.axis == "genre").values == values and not state.avoid_genres
+
+
+def _amended(text, named, stances, said_before=""):
+    """The stances `_amend_stances` leaves on the `named` substrings of `text`, given the stance reader's."""
+    from ecrs.data.stance import Span, Target
+    from ecrs.inference.pipeline import _amend_stances
+
+    targets = []
+    for (name, kind), stance in zip(named, stances):
+        start = text.index(name)
+        targets.append(Target(Span(start, start + len(name), kind), 1 if kind != "genre" else None,
+                              name if kind == "genre" else None, stance))
+    _amend_stances(text, targets, said_before, False, False)
+    return [t.stance for t in targets]
+
+
+@pytest.mark.parametrize("text, named, read, expected", [
+    # words right before a name that ask for it, where the stance reader said nothing or read a ban
+    ("movies directed by christopher nolan", [("christopher nolan", "person")], ["none"], ["wants"]),
+    ("horror movie directed by john carpenter", [("horror", "genre"), ("john carpenter", "person")],
+     ["wants", "none"], ["wants", "wants"]),
+    ("something with a bit of suspense", [("suspense", "genre")], ["avoid"], ["wants"]),
+    ("tom hanks but a comedy", [("tom hanks", "person"), ("comedy", "genre")], ["wants", "avoid"], ["wants", "wants"]),
+    ("actually im fine with war movies now", [("war", "genre")], ["avoid"], ["wants"]),
+    ("my wife likes horror", [("horror", "genre")], ["none"], ["wants"]),
+    ("comedy or action, either is fine", [("comedy", "genre"), ("action", "genre")], ["none", "none"],
+     ["wants", "wants"]),
+    ("something with either ben affleck or val kilmer", [("ben affleck", "person"), ("val kilmer", "person")],
+     ["none", "none"], ["wants", "wants"]),  # the list shares the ask
+    # ... but not in a clause that already rules out
+    ("i don't want anything with a bit of horror", [("horror", "genre")], ["avoid"], ["avoid"]),
+    ("anything but a horror", [("horror", "genre")], ["avoid"], ["avoid"]),
+    ("i'm not ok with horror", [("horror", "genre")], ["avoid"], ["avoid"]),
+])
+def test_words_right_before_a_name_that_ask_for_it(text, named, read, expected):
+    assert _amended(text, named, read) == expected
+
+
+def test_more_picks_are_no_verdict_and_more_like_a_pick_makes_it_the_model(bot):
+    from ecrs.data.stance import Span, Target
+    from ecrs.inference.pipeline import _amend_stances
+
+    for text, expected in (("another one", "none"), ("one more", "none"), ("ok, more please", "none"),
+                           ("any others?", "none"), ("loved it", "liked")):
+        reply = Target(Span(0, 0, "reply"), None, None, "liked")  # the stance reader once read "another one" so
+        _amend_stances(text, [reply], "", False, False)
+        assert reply.stance == expected, text
+    state = ConversationState()
+    first = bot.turn(state, "a comedy please").recommendations
+    bot.turn(state, "more like the second one you said")
+    assert next(w for w in state.wishes if w.axis == "similar").values == [first[1].entity]
+
+
+def test_taking_back_with_about_and_scratching_an_era(bot):
+    state = ConversationState()
+    bot.turn(state, "a drama please, no horror")
+    bot.turn(state, "never mind about the horror thing")
+    assert "horror" not in state.avoid_genres
+    state = ConversationState()
+    bot.turn(state, "a comedy from the 90s")
+    assert any(w.axis == "era" for w in state.wishes)
+    bot.turn(state, "scratch the 90s thing")
+    assert not any(w.axis == "era" for w in state.wishes)
+
+
+def test_an_unread_name_is_not_called_another_language(bot):
+    assert "may not know it" in bot.turn(ConversationState(), "zxqv wbrtk").reply
+    assert "only speak English" in bot.turn(ConversationState(), "映画を見たい").reply
+
+
+def test_a_body_of_work_as_a_style_without_its_maker(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "i've seen all of david fincher's films, something similar he didn't direct").recommendations
+    fincher = next(p for p in state.avoid_people if bot.kg.names[p] == "David Fincher")
+    assert fincher and [w.label for w in state.wishes] == ["like David Fincher's films"]
+    assert recs and not any("David Fincher" in bot.catalogue[r.entity].directors for r in recs)
+    assert all({"thriller", "crime", "drama", "mystery"} & g for g in _genres(bot, recs))
+
+
+def test_like_a_film_that_shares_no_one_is_its_tone_not_a_wish_given_up(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "a horror movie like get out, before 2000").recommendations
+    assert not state.relaxed and [w.label for w in state.wishes if w.axis == "similar"] == ["like Get Out"]
+    assert recs and all("horror" in g for g in _genres(bot, recs))
+    assert all(bot.catalogue[r.entity].year < 2000 for r in recs)
+    state = ConversationState()
+    bot.turn(state, "something in the same vein as the big short")  # a lower-case title after "same vein as"
+    assert [w.label for w in state.wishes] == ["like The Big Short"]
+
+
 def test_names_alone_ask_for_them():
     from ecrs.inference.pipeline import _BARE_REQUEST, _WORD
 

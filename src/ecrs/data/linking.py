@@ -176,6 +176,8 @@ _GENRE_PLURALS = {"comedy": "comedies", "documentary": "documentaries", "mystery
                   "black comedy": "black comedies", "dark comedy": "dark comedies"}
 _GENRE_EXTRA = {"action": ("action packed",), "romantic": ("romantic drama", "romantic dramas")}
 
+# one-word genres after a lower-case surname say it names a person: "nolan thriller", "scorsese crime"
+_GENRE_WORDS = frozenset(w for w in [*GENRE_LEXICON, *_GENRE_PLURALS.values()] if " " not in w)
 _TOKEN = re.compile(r"@\d+|[^\W_]+|&")
 _WORD = re.compile(r"[^\W_]+")
 # Word statistics run over ~3 MB of chat: ASCII classes are several times faster than Unicode ones there.
@@ -197,7 +199,8 @@ _TITLE_CUES = frozenset([
 _PERSON_CUES = frozenset(["with", "by", "starring", "directed", "director", "actor", "actress", "no", "not",
                           "without", "except", "minus", "about", "and", "or", "love", "loved", "like", "hate",
                           "hated", "than", "from", "some", "more", "any", "also", "w", "featuring", "feat", "ft",
-                          "stand", "of", "into", "dislike", "hates", "loves", "likes", "adore"])
+                          "stand", "of", "into", "dislike", "hates", "loves", "likes", "adore", "either", "both",
+                          "neither"])
 _OPENERS_WORDS = frozenset(["actually", "ok", "okay", "well", "hmm", "honestly", "oh", "but", "also", "yeah", "nah",
                             "tbh", "ngl", "though"])  # "actually stallone is fine": still opening the clause
 # Words before a name that say a person, not a film of that name, is meant: "something with keanu", "w/ the rock"
@@ -211,10 +214,12 @@ NICKNAMES = {"the rock": "Dwayne Johnson", "leo": "Leonardo DiCaprio", "sly": "S
 _SERIES_PARTS = frozenset(["s", "ones", "era", "years", "stuff"])  # "tarantino's", "the nolan ones", "the craig era"
 _NAME_ALONE = re.compile(r"[ \t]*(?:maybe|please|pls|perhaps|then|films?|movies?|stuff)?[ \t]*[?!.…]*[ \t]*$", re.I)
 _PARTICLES = frozenset(["de", "di", "da", "del", "della", "van", "von", "der", "le", "la", "du", "st", "st."])
+_TIME_NOUNS = frozenset(["night", "nite", "nights", "evening", "eve", "weekend", "morning", "afternoon", "party"])
 _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
 # what follows a person opening a sentence: "tarantino is overrated", "spielberg never misses"
 _PERSON_AFTER = frozenset(["is", "was", "gets", "has", "always", "never", "sucks", "rocks", "just", "makes", "made",
-                           "directed", "does", "did", "can", "cant", "isnt", "wasnt", "doesnt", "annoys", "bores"])
+                           "directed", "does", "did", "can", "cant", "isnt", "wasnt", "doesnt", "annoys", "bores",
+                           "but"])  # "tarantino but no samuel l jackson"
 _SEEN_CUES = frozenset(["seen", "watched", "saw", "rewatched"])
 # Words that point back at something said ("seen the other two", "the one from 1979"): never a lower-case title
 _POINTING = frozenset(["the", "a", "an", "one", "ones", "other", "others", "same", "rest", "first", "last", "next",
@@ -523,6 +528,9 @@ class EntityLinker:
                shouting: bool) -> tuple[int, Mention | None] | None:
         """(span end, mention or None for a known title outside the graph), or None if the match is rejected."""
         start, end = tokens[first][1], tokens[last][2]
+        if (self.lowercase_title_cues and first == last and last + 1 < len(tokens)
+                and tokens[last + 1][0] in _TIME_NOUNS and not _YEAR_AFTER.match(text, end)):
+            return None  # "a movie for friday night", "halloween night with the kids": when, not which (chat only)
         year = None
         year_end = end
         if key.movies:
@@ -544,7 +552,8 @@ class EntityLinker:
         person_cue = False
         if evidence == 0 and key.shorthand and not shouting and (
                 (first > 0 and tokens[first - 1][0] in _PERSON_CUES)
-                or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS | _SERIES_PARTS)  # "tarantino's"
+                or (last + 1 < len(tokens) and tokens[last + 1][0] in _FILM_NOUNS | _SERIES_PARTS | _GENRE_WORDS)
+                # "tarantino's", "the nolan ones", "a nolan thriller"
                 or (last + 1 < len(tokens) and tokens[last + 1][0] in _PERSON_AFTER
                     and (_sentence_start(text, start) or tokens[first - 1][0] in _OPENERS_WORDS
                          or text[:start].rstrip().endswith(",")))  # or a clause: "not that one, denzel is..."
@@ -619,7 +628,7 @@ def _lowercase_title_cue(before: list[str]) -> bool:
             or (prev in ("like", "than") and prev2 in _MOVIE_WORDS)
             or (prev == "like" and len(before) == 1)  # "like die hard but in space": a message opening on "like"
             or (prev == "of" and prev2 in ("vein", "lines", "spirit", "style", "reminiscent"))
-            or (prev == "as" and prev2 in ("same", "vibe", "vibes"))
+            or (prev == "as" and prev2 in ("same", "vibe", "vibes", "vein", "style", "feel", "tone"))
             or (prev in ("and", "or") and prev2 not in STOPWORDS
                 and any(t in _SEEN_CUES or t in _OPINION_CUES for t in before[:-2]))
             or (prev in _OPINION_CUES and (prev2 in ("i", "i've", "ive", "we", "really", "totally", "always")

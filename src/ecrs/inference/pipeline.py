@@ -57,7 +57,7 @@ MAX_MESSAGE_CHARS = 2000  # longer messages are truncated for the models (the AP
 _LIKE_X = re.compile(r"(^\W*(just\s+)?like|\b(something|anything|movies?|films?|ones?|more|stuff|others?|else( is)?)\s+"
                      r"(just\s+)?like|"
                      r"\bsimilar to|\bsuch as|\balong the lines of|\bin the vein of|\bkind of like|\bstyle of|\bsame as|"
-                     r"\b(same|similar)\s+(vibes?|feel(ing)?|energy|tone|style|mood)\s+(as|to|of)|\bvibes?\s+(of|like)|"
+                     r"\b(same|similar)\s+(vibes?|feel(ing)?|energy|tone|style|mood|vein)\s+(as|to|of)|\bvibes?\s+(of|like)|"
                      r"\bin the spirit of|\breminiscent of|\bcomparable to|\b(à|a) la|\bala)\s*$", re.I)
 # ... or after it: "forrest gump vibes", "a Pulp Fiction-esque movie", "Inception type of movie"; and "I loved
 # Titanic, anything like it?" (a pronoun after the title points back to it)
@@ -120,9 +120,17 @@ _MOOD_NOT = {"something to cry over": ("comedy", "family", "animation"),
 # IMDb files La La Land and Mamma Mia! under "music", not "musical": who rules out musicals rules them out too
 _ALSO_AVOIDED = {"musical": ("music",), "family": ("animation",)}  # "no kids movies": no Boss Baby either
 _WITH_THEM = re.compile(r"(?<!not )(?<!nothing )\b(?:with|starring|by)\s+(?:him|her)\b(?!\s+(?:in it\s+)?(?:again|either))", re.I)
-_NOT_THEM = re.compile(r"\b(?:not|no|without|skip|enough(?: of)?|tired of|sick of|done with|over|nothing with|not with|"
+_NOT_THEM = re.compile(r"\b(?:(?:not|isn'?t|nothing) (?:directed |made )?(?:by|from)\s+(?:him|her|them)\b|(?:he|she|they) "
+                       r"didn'?t (?:direct|make)\b|(?:isn'?t|not) (?:his|hers|theirs|one of his|one of hers)(?: own)?"
+                       r"(?: (?:films?|movies?|stuff|work))?\s*(?:[.!?,]|$))|"
+                       r"\b(?:not|no|without|skip|enough(?: of)?|tired of|sick of|done with|over|nothing with|not with|"
                        r"no more(?: of)?|less of|nothing of|(?:do ?n'?t|do not|never) (?:like|love|want|care for)|"
                        r"can'?t stand|cannot stand|hate|dislike|not a fan of|not into)\s+(?:him|her)\b", re.I)
+# a person named as a style to follow ("similar but not by him", "that energy", "tarantino-ish"), `_remember`
+_THEIR_STYLE = re.compile(r"\b(similar|like (his|her|their)|in (that|his|her|their) style|(same|that) (vibe|energy|feel|"
+                          r"style|tone)|in the style)\b|\w-?(ish|esque)\b", re.I)
+_STYLE_FILMS = 30  # of their films, the most a style wish keeps
+_STYLE_MIN = 3  # more anchors than this are a body of work: matched on its usual genres and regulars
 # chat words ReDial's vocabulary lacks: "meh" and "nah" are reactions, not gibberish
 _CHAT_WORDS = {"meh", "nah", "naw", "nope", "thnx", "thanx", "thx", "idk", "ugh", "bleh", "pls", "plz", "nvm", "hmm",
                "ehh", "lol", "lmao", "omg", "tbh", "ngl", "imo", "tho"}
@@ -132,7 +140,7 @@ _DECADES = re.compile(r"\b((?:19|20)\d0s|'?\d0s)\s*(?:or|and|to|through|-|–|/)
                       re.I)
 # "any decade is fine", "forget the 90s thing": the era wish goes; "any actor" the person wish
 _ANY = {"era": re.compile(r"\bany (decade|year|era|time)s?\b|\b(decade|year|era) (doesn'?t|does not) matter|"
-                          r"\bforget (about )?the (\w+ )?(decades?|years?|era|'?\d0s)\b", re.I),
+                          r"\b(forget|scratch|never ?mind|ignore|drop) (about )?the (\w+ )?(decades?|years?|era|'?\d0s)\b", re.I),
         "person": re.compile(r"\bany (actor|actress|director|star|cast)\b", re.I)}
 # Years wanted: "after 1995", "2015+", "from the 90s onward", "nothing older than 2000" (from); "before 1980",
 # "older than 1990", "nothing after 2010" (until); "the 80s", "1990s", "90s movies", "a 90s crime movie" (that
@@ -187,7 +195,9 @@ _ABOUT_ME = re.compile(r"\bare you (a |an )?(robot|bot|human|ai|real|person|mach
                        r"\bhow are (you|u)\b|\bhow'?s (it going|your day)\b|\bwhat'?s your fav(ou?rite)? (movie|film)\b",
                        re.I)
 _BARE_REQUEST = {"or", "and", "a", "an", "the", "maybe", "please", "pls", "plz", "some", "something", "either", "any",
-                 "movie", "movies", "film", "films", "one", "perhaps", "ok", "okay", "hmm"}
+                 "movie", "movies", "film", "films", "one", "perhaps", "ok", "okay", "hmm",
+                 "is", "are", "fine", "good", "works", "would", "be", "great", "cool", "i", "guess", "too", "also",
+                 "together", "both", "by", "directed", "starring", "with", "w", "featuring"}
 _CHAT_ACTION = re.compile(r"\b(explosions?|explosive|shoot-?outs?|car chases?|gunfights?|fight scenes|martial arts|"
                           r"kung fu|karate)\b", re.I)
 _BUT_ALSO = re.compile(r"\s*,?\s*(but|yet|but also|and also)\s+(also\s+)?(a\s+(bit|little)\s+)?", re.I)  # "romantic but funny"
@@ -198,7 +208,13 @@ _RESET = re.compile(r"\b(start (over|again|from scratch)|from scratch|reset|forg
 # what a violent film is, for "nothing with violence" (the catalogue has no content ratings): its kinds
 _VIOLENT = ("action", "war", "crime", "horror", "thriller")
 _VIOLENCE = re.compile(r"\b(violen(ce|t)|bloodshed|brutal(ity)?|shoot-?outs?|gun ?fights?)\b", re.I)
-_BOTH = re.compile(r"\b(both|mix(ed)?( of)?|blend( of)?|combin\w+|at the same time|in one)\b", re.I)
+# two kinds wanted as one movie: "both", or each wanted by one of a couple ("she wants a romance, i want action")
+_BOTH = re.compile(r"\b(both|mix(ed)?( of)?|blend( of)?|combin\w+|at the same time|in one)\b|"
+                   r"\b(she|he|my (wife|husband|partner|girlfriend|boyfriend|gf|bf|hubby|wifey|spouse|fianc[eé]e?|date|"
+                   r"roommate|friend|mom|dad))('?s| is| wants?| likes?| loves?| prefers?)\b", re.I)
+# between two genre words, one movie with both: "funny and scary", "an action movie with some romance"
+_WITH_SOME = re.compile(r"(\s+(movie|film|flick)s?)?\s+(and|&|plus|with|with (some|a (bit|little|touch|dash|lot) of|lots of|plenty of|a little))"
+                        r"\s+(a\s+)?", re.I)
 _BLACK_AND_WHITE = re.compile(r"\bblack[- ](and|&|n)[- ]white\b|\bb ?& ?w\b", re.I)
 _SILENT = re.compile(r"\bsilent (movie|film|era|comed(y|ies))s?\b", re.I)
 # What people ask for that the catalogue cannot tell: said plainly rather than silently ignored
@@ -221,8 +237,28 @@ _NAY = re.compile(r"\b(no|nah|nope|not|none|meh|bad|boring|pass|seen)\b", re.I)
 _HATE_RIGHT_BEFORE = re.compile(r"(?<!n't )(?<!not )(?<!dont )(?<!never )(?<!wouldn't )\b(hate|hated|despise|detest|dislike|"
                                 r"disliked|loathe|can'?t stand|cannot stand)\s+(?:(?:the|all|any|most|those|these|such)\s+)?$",
                                 re.I)
-_LIKE_RIGHT_BEFORE = re.compile(r"(?<!n't )(?<!not )(?<!dont )(?<!never )\b(i|we)\s+(really\s+|totally\s+)?(loved|liked|"
-                                r"enjoyed|adored|love|like|adore)\s+(the\s+)?$", re.I)
+_LIKE_RIGHT_BEFORE = re.compile(r"(?<!n't )(?<!not )(?<!dont )(?<!never )\b(i|we)('d|\s+would)?\s+(really\s+|totally\s+)?(loved|liked|"
+                                r"enjoyed|adored|love|like|adore|prefer)\s+(the\s+)?$", re.I)
+# another person's taste right before a genre, said while choosing together: "my wife likes horror" wants horror
+_THEIRS_RIGHT_BEFORE = re.compile(r"\b(she|he|my (wife|husband|partner|girlfriend|boyfriend|gf|bf|hubby|wifey|spouse|"
+                                  r"fianc[eé]e?|date))( really)? (likes|loves|wants|prefers|is into|'s into)\s+(a |an |some )?$",
+                                  re.I)
+# right before a name, words that ask for it: "movies directed by christopher nolan", "a bit of suspense", "tom
+# hanks but a comedy" (which the stance reader left unread, or read as ruled out)
+_BY_RIGHT_BEFORE = re.compile(r"\b(directed by|by|starring|with|w/?|featuring|ft\.?)\s+(both\s+|either\s+)?$", re.I)
+_SOME_RIGHT_BEFORE = re.compile(r"(?<!nothing )(?<!no )(?<!not )(?<!without )\b(with|want|like|need|and)\s+(a (bit|little|"
+                                r"touch|dash|lot) of|some|lots of|plenty of|a little)\s+$", re.I)
+_FINE_WITH_RIGHT_BEFORE = re.compile(r"\b(fine|ok|okay|cool|good|happy|down|open)\s+(with|to|for)\s+(some\s+|a\s+)?$", re.I)
+# a clause already negative or ruling out: "nothing with a bit of romance", "anything but a horror", "not ok with"
+_NEGATED_CLAUSE = re.compile(r"\b(no|not|nothing|without|don'?t|do not|doesn'?t|never|hate|can'?t|cannot|avoid|skip|anything "
+                             r"but|everything but|all but|except|less|won'?t|isn'?t|aren'?t|nor)\b[^.,;!?]*$", re.I)
+_BUT_RIGHT_BEFORE = re.compile(r"\b(but|yet)\s+(make it\s+)?(a|an|some|more)\s+$", re.I)
+# a pick pointed at as the model for more: "more like the second one", "anything similar to that one?"
+_LIKE_PICK = re.compile(r"\b(more|something|anything|others?|ones?|stuff|films?|movies?)\s+(just\s+)?(like|similar to)\s+"
+                        r"(the\s+\w+(\s+one)?|that( one)?|this( one)?|it|those|them)\b", re.I)
+_MORE_ONLY = re.compile(r"\W*((ok(ay)?|cool|hmm+|sure|nice|great|thanks|thx)\W+)?(another( one)?|one more|more|next|"
+                        r"others?|any others?|anything else|something else|(show|give) me (more|another( one)?)|"
+                        r"more (options|picks|please))\W*(please|pls|plz)?\W*", re.I)
 _NO_RIGHT_BEFORE = re.compile(r"\b(no|not|without|anything but|except)\s+(?:the\s+|a\s+|any\s+|more\s+)?$", re.I)
 _OWNED = re.compile(r"[\s-]+|'s\s+|’s\s+")  # "Adam Sandler comedies", "Sandler's comedies"
 _PEOPLE_NOUN = re.compile(r"family", re.I)  # "my family hated it" ("my kids" is `_KIDS`'s: no cue around it)
@@ -239,7 +275,7 @@ _SEEN_ALL_BEFORE = re.compile(r"\b(seen|watched|saw)\s+(all|every|each|both|ever
                               r"(the\s+)?$", re.I)
 _SEEN_ALL_AFTER = re.compile(r"^\W*((i|we)\s*('ve|have)?\s+)?(already\s+)?(seen|watched|saw)\s+(them|those|it|all|every)",
                              re.I)
-_TAKE_BACK = re.compile(r"\b(never ?mind|nevermind|forget(?: about)?|scratch|ignore)\s+(?:(?:what|everything) i said "
+_TAKE_BACK = re.compile(r"\b(never ?mind|nevermind|forget(?: about)?|scratch|ignore)\s+(?:about\s+)?(?:(?:what|everything) i said "
                         r"about\s+)?(?:the\s+)?$", re.I)
 _THING = re.compile(r"^\s*(thing|part|idea|bit|request)\b", re.I)
 _FINE_NOW = re.compile(r"^\s*(?:'s|is)\s+(?:actually\s+)?(?:ok|okay|fine|alright|all right)(?:\s+(?:now|actually|after all|"
@@ -598,10 +634,12 @@ class EmpatheticRecommender:
                     state.seen += [m for m in movies if m not in state.seen]
                 elif stance == "avoid":
                     state.avoid_movies += [m for m in movies if m not in state.avoid_movies]
-                if kind == "movie" and stance not in ("disliked", "avoid") and (
-                        _LIKE_X.search(text[:t.span.start]) or _X_LIKE.match(text[t.span.end:])):
-                    state.wish("similar", [t.entity], turn, f"like {self.catalogue[t.entity].title}"
-                               if t.entity in self.catalogue else "")
+                # "something like inception", and "more like the second one you said": the new anchor
+                anchors = [m for m in movies if m in self.catalogue]
+                if anchors and stance not in ("disliked", "avoid") and (
+                        _LIKE_PICK.search(text) if kind == "reply"
+                        else _LIKE_X.search(text[:t.span.start]) or _X_LIKE.match(text[t.span.end:])):
+                    state.wish("similar", anchors, turn, "like " + " or ".join(self.catalogue[m].title for m in anchors))
             elif kind == "person":
                 if stance in ("disliked", "avoid"):
                     _add(state.avoid_people, t.entity)
@@ -641,10 +679,10 @@ class EmpatheticRecommender:
                     _add(wanted_studios, t.genre)
                 elif stance in ("liked", "wants"):
                     _discard(state.avoid_genres, t.genre)
-                    # genre words side by side are one kind of movie ("sci-fi adventure", "romantic comedy"):
-                    # wanted together (`_wish_masks`); "comedy or drama" and "comedy, drama" are alternatives
+                    # genre words side by side or joined by "and"/"with some" are one kind of movie ("sci-fi
+                    # adventure", "funny and scary"): both first (`_wish_masks`); "comedy or drama" are alternatives
                     gap = text[last_genre_end:t.span.start]
-                    if wanted_genres and (_ADJACENT.fullmatch(gap) or _BUT_ALSO.fullmatch(gap)):
+                    if wanted_genres and any(p.fullmatch(gap) for p in (_ADJACENT, _BUT_ALSO, _WITH_SOME)):
                         wanted_genres[-1] = COMPOUND.join(dict.fromkeys(wanted_genres[-1].split(COMPOUND)
                                                                           + [t.genre]))
                     else:
@@ -655,6 +693,14 @@ class EmpatheticRecommender:
             # "i loved titanic", with nothing asked before or now, asks for what is like it (the recommender alone
             # gave Turner & Hooch); after "a musical", "i love la la land" is taste, not a new request
             state.wish("similar", loved, turn, "like " + " or ".join(self.catalogue[e].title for e in loved))
+        ruled_out = [t.entity for t in targets if t.span.kind == "person" and t.stance in ("avoid", "disliked")]
+        if ruled_out and _THEIR_STYLE.search(text) and not any(w.axis == "similar" and w.turn == turn
+                                                               for w in state.wishes):
+            # "seen all of fincher's, something similar he didn't direct": like their films, without them
+            name = plain_name(self.kg.names[ruled_out[-1]])
+            films = [int(self._column[i]) for i in np.flatnonzero(self._any(self._masks.person, [name]))]
+            if films:
+                state.wish("similar", films[:_STYLE_FILMS], turn, f"like {name}'s films")
         if len(wanted_genres) > 1 and _BOTH.search(text):  # "romance and action, something for both of us"
             wanted_genres = [COMPOUND.join(dict.fromkeys(g for v in wanted_genres for g in v.split(COMPOUND)))]
         if wanted_genres:  # a newly stated genre replaces the previous wish
@@ -864,13 +910,32 @@ class EmpatheticRecommender:
             loose = self._wish_mask(wish)
             masks = self._masks
             movies = [self.catalogue[e] for e in wish.values if e in self.catalogue]
+            if len(movies) > _STYLE_MIN:
+                # a body of work ("like wes anderson's films"): its usual genres and its regulars, not whatever
+                # any one of its films shares with anything (Moonrise Kingdom's Bruce Willis brought Die Hard 2)
+                genres = Counter(g for m in movies for g in set(m.genres))
+                usual = [g for g, n in genres.most_common() if n * 3 >= len(movies)] or [genres.most_common(1)[0][0]]
+                kin = sum(self._any(masks.genre, [g]).astype(np.int8) for g in usual) >= min(2, len(usual))
+                crew = Counter(p for m in movies for p in set(m.stars + m.directors + m.writers))
+                people = self._any(masks.person, [p for p, n in crew.items() if n >= 2])
+                return [loose & kin & people, loose & kin, loose, kin & ~self._not_series(movies)]
             kin = np.zeros(len(self._column), dtype=bool)
             for m in movies:
                 shared = sum(self._any(masks.genre, [g]).astype(np.int8) for g in set(m.genres))
                 kin |= np.asarray(shared) >= min(2, len(set(m.genres)) or 1)
             people = self._any(masks.person, [p for m in movies for p in m.stars + m.directors + m.writers])
-            return [loose & kin & people, loose & kin, loose]
+            # last, its tone alone: "a horror like get out, before 2000" shares no one with it, and The Shining is
+            # still like it rather than a wish given up
+            return [loose & kin & people, loose & kin, loose, kin & ~self._not_series(movies)]
         return [self._wish_mask(wish)]
+
+    def _not_series(self, movies: list[Movie]) -> np.ndarray:
+        """The movies of the named ones' series and franchises (and they themselves): never "like" them."""
+        out = np.zeros(len(self._column), dtype=bool)
+        for m in movies:
+            out |= self._series(m) | self._any(self._masks.genre, m.franchises)
+            out |= np.asarray(self._column) == m.entity
+        return out
 
     def _wish_mask(self, wish: Wish) -> np.ndarray:
         masks = self._masks
@@ -1082,8 +1147,12 @@ class EmpatheticRecommender:
                 yield "Bye for now! Come back any time you need another pick."
             return
         if unread:
-            yield ("Sorry, I didn't catch that (I only speak English for now). Tell me about a movie you loved, "
-                   "or a genre or actor you're in the mood for!")
+            # letters of the Latin alphabet may be a name the catalogue lacks ("joel coen"), not another language
+            said = state.turns[-1][1] if state.turns else ""
+            latin = all(ord(c) < 0x250 for c in said if c.isalpha())
+            yield ("Sorry, I didn't catch that" + (": if it's a name or a title, I may not know it" if latin else
+                                                   " (I only speak English for now)")
+                   + ". Tell me about a movie you loved, or a genre or actor you're in the mood for!")
             return
         if not recs:
             yield ("Tell me about a movie you loved, or a genre or actor you're in the mood for, "
@@ -1153,9 +1222,11 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
     for t in targets:  # "but funny" after "something like die hard": more wished for, not ruled out
         if t.span.kind == "genre" and t.stance in ("avoid", "disliked") and _BUT_ALSO_OPENING.match(text[:t.span.start]):
             t.stance = "wants"
-    for a, b in zip(targets, targets[1:]):  # "romantic but funny" asks for both, "romantic but not funny" not
+    for a, b in zip(targets, targets[1:]):  # "romantic but funny", "comedy with a bit of action" ask for both,
+        # "romantic but not funny" not
         if (a.span.kind == b.span.kind == "genre" and a.stance in ("wants", "liked")
-                and b.stance in ("avoid", "disliked") and _BUT_ALSO.fullmatch(text[a.span.end:b.span.start])):
+                and b.stance in ("avoid", "disliked")
+                and (_BUT_ALSO.fullmatch(text[a.span.end:b.span.start]) or _WITH_SOME.fullmatch(text[a.span.end:b.span.start]))):
             b.stance = "wants"
     if _OR_MORE.match(text) and _BANNED.search(said_before):
         for t in targets:  # "no musicals" ... "or romance": the list of what is ruled out goes on
@@ -1168,6 +1239,19 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
         # nor "nah i hate sports movies" (which the stance reader once read as liked)
         if t.stance == "none" and t.span.kind != "reply" and _NO_RIGHT_BEFORE.search(text[:t.span.start]):
             t.stance = "avoid"  # "arnie films || no terminator"
+        elif t.stance == "none" and t.span.kind == "genre" and (_THEIRS_RIGHT_BEFORE.search(text[:t.span.start])
+                                                                 or _LIKE_RIGHT_BEFORE.search(text[:t.span.start])):
+            t.stance = "wants"
+        elif t.stance == "none" and t.span.kind == "person" and (
+                _BY_RIGHT_BEFORE.search(text[:t.span.start])
+                or (t is not targets[0] and (prev := targets[targets.index(t) - 1]).span.kind == "person"
+                    and prev.stance == "wants" and _LISTED.match(text[prev.span.end:t.span.start]))):
+            t.stance = "wants"  # "with either ben affleck or val kilmer": the list shares the ask
+        elif t.stance in ("avoid", "disliked") and t.span.kind == "genre" and not _NEGATED_CLAUSE.search(
+                text[:t.span.start]) and (
+                _SOME_RIGHT_BEFORE.search(text[:t.span.start]) or _BUT_RIGHT_BEFORE.search(text[:t.span.start])
+                or _FINE_WITH_RIGHT_BEFORE.search(text[:t.span.start])):  # "i'm fine with war movies now"
+            t.stance = "wants"
         elif t.stance in ("liked", "wants") and t.span.kind != "reply":
             if _NO_RIGHT_BEFORE.search(text[:t.span.start]):
                 t.stance = "avoid"
@@ -1186,6 +1270,9 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
                 t.stance = "wants"
     for t in targets:  # "who directed the godfather?" is no verdict on it
         if asking and t.span.kind == "movie":
+            t.stance = "none"
+    for t in targets:  # "another one", "one more": more picks, no verdict on the last ones
+        if t.span.kind == "reply" and _MORE_ONLY.fullmatch(text):
             t.stance = "none"
     for t in targets:  # "the second one looks good" takes that pick
         if t.span.kind == "reply" and _UNDECIDED.search(text):
