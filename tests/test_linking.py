@@ -289,6 +289,13 @@ def test_a_one_word_title_before_night_or_weekend_is_a_time_in_chat(kg):
     assert ids(EntityLinker(kg_aliases(kg), movie_entities=kg.item_set), "Halloween night") == [HALLOWEEN_78]
 
 
+def test_a_slip_in_a_long_surname_links_where_a_person_is_meant(kg):
+    chat = EntityLinker(kg_aliases(kg), movie_entities=kg.item_set, fuzzy_surnames={"dicaprio": 14, "winslet": 16})
+    assert ids(chat, "something with dicapro") == [14] and ids(chat, "dicapro movies") == [14]  # a cue around it
+    assert ids(chat, "i think dicapro is good") == []  # no cue: a stray word
+    assert ids(chat, "with wenslet") == [16] and ids(chat, "with vinslet") == []  # first letters must agree
+
+
 def test_the_prepared_data_linker_has_no_shorthands(linker):
     assert ids(linker, "anything with DiCaprio") == [] and ids(linker, "will ferrel") == []
 

@@ -836,6 +836,14 @@ def test_like_a_film_that_shares_no_one_is_its_tone_not_a_wish_given_up(bot):
     assert [w.label for w in state.wishes] == ["like The Big Short"]
 
 
+def test_a_person_added_narrows_and_the_few_with_both_come_first(bot):
+    state = ConversationState()
+    bot.turn(state, "keanu reeves")
+    recs = bot.turn(state, "now one with him and sandra bullock").recommendations
+    assert [w.label for w in state.wishes] == ["with Keanu Reeves and Sandra Bullock"]
+    assert {"Keanu Reeves", "Sandra Bullock"} <= set(bot.catalogue[recs[0].entity].stars)
+
+
 def test_names_alone_ask_for_them():
     from ecrs.inference.pipeline import _BARE_REQUEST, _WORD
 

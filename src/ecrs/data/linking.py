@@ -214,6 +214,7 @@ NICKNAMES = {"the rock": "Dwayne Johnson", "leo": "Leonardo DiCaprio", "sly": "S
 _SERIES_PARTS = frozenset(["s", "ones", "era", "years", "stuff"])  # "tarantino's", "the nolan ones", "the craig era"
 _NAME_ALONE = re.compile(r"[ \t]*(?:maybe|please|pls|perhaps|then|films?|movies?|stuff)?[ \t]*[?!.…]*[ \t]*$", re.I)
 _PARTICLES = frozenset(["de", "di", "da", "del", "della", "van", "von", "der", "le", "la", "du", "st", "st."])
+_SLIP_MIN_LETTERS = 6  # shorter surnames are too near ordinary words for a one-letter slip to say a name
 _TIME_NOUNS = frozenset(["night", "nite", "nights", "evening", "eve", "weekend", "morning", "afternoon", "party"])
 _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
 # what follows a person opening a sentence: "tarantino is overrated", "spielberg never misses"
@@ -296,13 +297,15 @@ class EntityLinker:
                  redial_ids: Mapping[str, int] | None = None, words: WordStats | None = None,
                  risky_min_popularity: float = 0.0, fuzzy_names: Mapping[str, int] | None = None,
                  fuzzy_titles: Mapping[str, int] | None = None, ordinary_words: Collection[str] = (),
-                 lowercase_title_cues: bool = False):
+                 lowercase_title_cues: bool = False, fuzzy_surnames: Mapping[str, int] | None = None):
         self.risky_min_popularity = risky_min_popularity
         # a title of ordinary words typed in lower case links after "seen" / "similar to" ("seen get out", `_judge`)
         self.lowercase_title_cues = lowercase_title_cues
         # normalized two-word name -> entity: an unlinked word pair one edit away links to it (`_fuzzy`)
         self.fuzzy_names = dict(fuzzy_names or {})
         self._fuzzy_choices = list(self.fuzzy_names)
+        # lower-case surname -> person: a one-letter slip of a long surname after a person cue links (`_slipped`)
+        self.fuzzy_surnames = dict(fuzzy_surnames or {})
         # normalized title of a much-mentioned movie -> entity, by word count: a misspelled title links (`_misspelled`)
         self.fuzzy_titles: dict[int, dict[str, int]] = defaultdict(dict)
         for title, eid in (fuzzy_titles or {}).items():
@@ -449,10 +452,32 @@ class EntityLinker:
                 mentions.append(mention)
         if self.fuzzy_names:
             mentions = self._fuzzy(text, tokens, taken, mentions)
+        if self.fuzzy_surnames:
+            mentions = self._slipped(text, tokens, taken, mentions)
         if self.fuzzy_titles:
             mentions = self._misspelled(text, tokens, mentions)
         mentions.sort(key=lambda m: (m.start, m.end))
         return mentions
+
+    def _slipped(self, text: str, tokens: list[tuple[str, int, int]], taken: bytearray,
+                 mentions: list[Mention]) -> list[Mention]:
+        """A lone word one edit from a well-known person's long surname, first letter kept, no real word itself,
+        where a person is plainly meant: after "with", "by" ... , before "movies" or a genre, or opening the
+        message ("kubrik film", "something by spielburg", "tarentino movies", "scorcese crime")."""
+        covered = {(m.start, m.end) for m in mentions}
+        out = list(mentions)
+        for i, (tok, s, e) in enumerate(tokens):
+            if (taken[i] or len(tok) < _SLIP_MIN_LETTERS or not tok.isalpha() or tok in self.ordinary_words
+                    or tok in self.common_words or tok in self.fuzzy_surnames or (s, e) in covered):
+                continue
+            if not ((i > 0 and tokens[i - 1][0] in _PERSON_CUES) or i == 0
+                    or (i + 1 < len(tokens) and tokens[i + 1][0] in _FILM_NOUNS | _GENRE_WORDS)):
+                continue
+            hit = process.extractOne(tok, list(self.fuzzy_surnames), scorer=Levenshtein.distance, score_cutoff=1)
+            if hit is not None and hit[0][0] == tok[0]:
+                eid = self.fuzzy_surnames[hit[0]]
+                out.append(Mention(eid, s, e, text[s:e], eid in self.movie_entities))
+        return out
 
     def _misspelled(self, text: str, tokens: list[tuple[str, int, int]], mentions: list[Mention]) -> list[Mention]:
         """Adjacent words that come one typo (two past 8 letters, three past 16; a swap of two letters is one) from a much-mentioned
@@ -944,6 +969,7 @@ def build_redial_linker(kg: KnowledgeGraph | None = None, *, chat: bool = False)
     fuzzy: dict[str, int] = {}
     titles: dict[str, int] = {}
     ordinary: frozenset[str] = frozenset()
+    surnames: list[Alias] = []
     if chat:
         # Ordinary words from the catalogue's plot summaries, edited prose where names keep their capitals
         # (ReDial's chat types "sandler" lower-case often enough to call it ordinary). 0.25 s.
@@ -974,5 +1000,6 @@ def build_redial_linker(kg: KnowledgeGraph | None = None, *, chat: bool = False)
                     if len(w) >= 6 and w.isalpha() and w not in ordinary and in_titles[w] == 1]
     return EntityLinker(aliases, movie_entities=kg.item_set, redial_ids=tables.redial_ids, words=tables.words,
                         risky_min_popularity=RISKY_MIN_MENTIONS, fuzzy_names=fuzzy, fuzzy_titles=titles,
-                        ordinary_words=ordinary,
-                        lowercase_title_cues=chat)
+                        ordinary_words=ordinary, lowercase_title_cues=chat,
+                        fuzzy_surnames={normalize(a.text): a.entity_id for a in surnames if a.entity_id is not None
+                                        and " " not in a.text and len(a.text) >= _SLIP_MIN_LETTERS} if chat else None)

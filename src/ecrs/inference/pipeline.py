@@ -126,6 +126,9 @@ _NOT_THEM = re.compile(r"\b(?:(?:not|isn'?t|nothing) (?:directed |made )?(?:by|f
                        r"\b(?:not|no|without|skip|enough(?: of)?|tired of|sick of|done with|over|nothing with|not with|"
                        r"no more(?: of)?|less of|nothing of|(?:do ?n'?t|do not|never) (?:like|love|want|care for)|"
                        r"can'?t stand|cannot stand|hate|dislike|not a fan of|not into)\s+(?:him|her)\b", re.I)
+# a person added to the one asked for: "with de niro from him", "with him and paul rudd", "with bradley cooper too"
+_ALSO_PERSON = re.compile(r"\b(too|also|as well|from (him|her|them)|by (him|her|them)|with (him|her|them) and|(him|her|them) "
+                          r"and|(he|she|they)('s| is| are) with|and with|plus)\b", re.I)
 # a person named as a style to follow ("similar but not by him", "that energy", "tarantino-ish"), `_remember`
 _THEIR_STYLE = re.compile(r"\b(similar|like (his|her|their)|in (that|his|her|their) style|(same|that) (vibe|energy|feel|"
                           r"style|tone)|in the style)\b|\w-?(ish|esque)\b", re.I)
@@ -711,9 +714,14 @@ class EmpatheticRecommender:
                                    for v in wanted_studios))
         if not wanted_people and _WITH_THEM.search(text):  # "stallone is fine. something with him"
             wanted_people = [p for p in reversed(state.entities) if p in self._people and p not in state.avoid_people][:1]
+        before = next((w.values for w in state.wishes if w.axis == "person"), [])
+        joint = bool(wanted_people and before and _ALSO_PERSON.search(text))
+        if joint:  # "scorsese", then "something with de niro from him": both, together first (`_wish_masks`)
+            wanted_people = list(dict.fromkeys([*before, *wanted_people]))
         if wanted_people:
+            joiner = " and " if joint or _BOTH.search(text) else " or "
             state.wish("person", wanted_people, turn,
-                       "with " + " or ".join(plain_name(self.kg.names[p]) for p in wanted_people))
+                       "with " + joiner.join(plain_name(self.kg.names[p]) for p in wanted_people))
         state.wishes = [w for w in state.wishes if w.axis != "mood" or turn - w.turn < MOOD_TURNS]
         for pattern, genres, label, _ in _MOODS:
             if pattern.search(cut):
@@ -800,13 +808,18 @@ class EmpatheticRecommender:
         # (said in one turn, "a sci-fi movie like Interstellar": "like" is the loosest wish and gives way first)
         for w in sorted(state.wishes, key=lambda w: (-w.turn, w.axis == "similar")):
             masks = self._wish_masks(w)  # strictest first
+            closest = None  # the strictest reading's few ("keanu and sandra bullock": Speed), put first below
             for mask in masks:
                 narrowed = ok & mask
                 if narrowed.sum() >= k:
                     ok = narrowed
                     if few is not None and (few & mask).any():
                         few &= mask
+                    elif few is None and closest is not None:
+                        few = closest
                     break
+                if closest is None and narrowed.any():
+                    closest = narrowed
             else:
                 if few is None and (ok & masks[-1]).any():
                     few = ok & masks[-1]
