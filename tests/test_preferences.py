@@ -335,7 +335,8 @@ def test_a_wish_that_leaves_fewer_than_k_movies_puts_those_first(bot):
     recs = bot.turn(state, "no comedy. something with Jim Carrey").recommendations
     carrey = [m for m in bot.catalogue.values() if "Jim Carrey" in m.stars and "comedy" not in m.genres]
     assert 0 < len(carrey) < 3  # by construction of the catalogue: The Number 23, Eternal Sunshine
-    assert {r.entity for r in recs[:len(carrey)]} == {m.entity for m in carrey} and len(recs) == 3
+    # those alone: a third pick without him would break the wish with nothing said (a new user's complaint)
+    assert {r.entity for r in recs} == {m.entity for m in carrey}
     assert not state.relaxed and all("comedy" not in bot.catalogue[r.entity].genres for r in recs)
 
 
@@ -753,11 +754,12 @@ def _amended(text, named, stances, said_before=""):
     from ecrs.data.stance import Span, Target
     from ecrs.inference.pipeline import _amend_stances
 
-    targets = []
-    for (name, kind), stance in zip(named, stances):
-        start = text.index(name)
-        targets.append(Target(Span(start, start + len(name), kind), 1 if kind != "genre" else None,
-                              name if kind == "genre" else None, stance))
+    targets, end = [], 0
+    for (name, kind, *genre), stance in zip(named, stances):  # in text order; a genre may name its kind
+        start = text.index(name, end)
+        end = start + len(name)
+        targets.append(Target(Span(start, end, kind), 1 if kind != "genre" else None,
+                              (genre or [name])[0] if kind == "genre" else None, stance))
     _amend_stances(text, targets, said_before, False, False)
     return [t.stance for t in targets]
 
@@ -775,6 +777,13 @@ def _amended(text, named, stances, said_before=""):
      ["wants", "wants"]),
     ("something with either ben affleck or val kilmer", [("ben affleck", "person"), ("val kilmer", "person")],
      ["none", "none"], ["wants", "wants"]),  # the list shares the ask
+    ("not alien or prometheus", [("alien", "movie"), ("prometheus", "movie")], ["disliked", "none"],
+     ["disliked", "disliked"]),  # "or" carries the ban on within the message
+    ("no horror, comedy please", [("horror", "genre"), ("comedy", "genre")], ["avoid", "wants"],
+     ["avoid", "wants"]),  # a comma does not
+    ("something scary but not too scary, like a thriller",  # a kind said mildly: neither asked for nor ruled out
+     [("scary", "genre", "horror"), ("scary", "genre", "horror"), ("thriller", "genre")], ["wants", "avoid", "wants"],
+     ["none", "none", "wants"]),
     # ... but not in a clause that already rules out
     ("i don't want anything with a bit of horror", [("horror", "genre")], ["avoid"], ["avoid"]),
     ("anything but a horror", [("horror", "genre")], ["avoid"], ["avoid"]),
@@ -842,6 +851,25 @@ def test_a_person_added_narrows_and_the_few_with_both_come_first(bot):
     recs = bot.turn(state, "now one with him and sandra bullock").recommendations
     assert [w.label for w in state.wishes] == ["with Keanu Reeves and Sandra Bullock"]
     assert {"Keanu Reeves", "Sandra Bullock"} <= set(bot.catalogue[recs[0].entity].stars)
+
+
+def test_without_either_of_them_rules_out_both_and_no_picks_are_rejected(bot):
+    state = ConversationState()
+    bot.turn(state, "something with steve carell and paul rudd together")
+    shown = list(state.recommended)
+    bot.turn(state, "ok now something without either of them")
+    assert {bot.kg.names[p] for p in state.avoid_people} == {"Steve Carell", "Paul Rudd"}
+    assert not any(w.axis == "person" for w in state.wishes) and not set(shown) & set(state.avoid_movies)
+
+
+def test_a_film_described_and_a_film_we_lack_are_no_mood_and_no_reaction(bot):
+    state = ConversationState()
+    bot.turn(state, "something funny but also a bit sad")
+    assert not any(w.axis == "mood" for w in state.wishes)
+    state = ConversationState()
+    bot.turn(state, "a sci-fi movie please")
+    bot.turn(state, "like zxqvq machina")  # no catalogue film: not "liked" pinned on the first pick
+    assert not state.liked
 
 
 def test_names_alone_ask_for_them():

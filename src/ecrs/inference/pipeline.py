@@ -112,6 +112,9 @@ _TONES = [
      ["comedy", "animation", "family"], "something light", "Something light, then."),
 ]
 _MOODS = _FEELINGS + _TONES
+# a second tone joined to a first one describes the film: "funny but also a bit sad", "light and a little sad"
+_TONE_PAIR = re.compile(r"\b(funny|comedy|comedic|romantic|scary|light|heartwarming|sweet|uplifting|happy|dark|quirky)\b"
+                        r"[^.!?]{0,12}\b(but|and|yet)\s+(also\s+)?(a (bit|little|touch)( bit)?\s+|kinda\s+|slightly\s+)?$", re.I)
 MOOD_TURNS = 3
 # a mood's picks are none of these either: a good cry is no comedy, a light or relaxing evening no tragedy
 _MOOD_NOT = {"something to cry over": ("comedy", "family", "animation"),
@@ -126,6 +129,8 @@ _NOT_THEM = re.compile(r"\b(?:(?:not|isn'?t|nothing) (?:directed |made )?(?:by|f
                        r"\b(?:not|no|without|skip|enough(?: of)?|tired of|sick of|done with|over|nothing with|not with|"
                        r"no more(?: of)?|less of|nothing of|(?:do ?n'?t|do not|never) (?:like|love|want|care for)|"
                        r"can'?t stand|cannot stand|hate|dislike|not a fan of|not into)\s+(?:him|her)\b", re.I)
+_NOT_ANY_OF_THEM = re.compile(r"\b(without|no|not with|nothing with)\s+(either|both|any|all)\s+of\s+them\b|\bneither of them\b",
+                              re.I)
 # a person added to the one asked for: "with de niro from him", "with him and paul rudd", "with bradley cooper too"
 _ALSO_PERSON = re.compile(r"\b(too|also|as well|from (him|her|them)|by (him|her|them)|with (him|her|them) and|(him|her|them) "
                           r"and|(he|she|they)('s| is| are) with|and with|plus)\b", re.I)
@@ -234,6 +239,12 @@ _CANT_FILTER = [
 ]
 _NO_APOSTROPHE = re.compile(r"\b(don|can|won|didn|doesn|isn|wasn|aren|weren|haven|hasn|shouldn|wouldn|couldn)(t)\b", re.I)
 _BARE_NO = re.compile(r"^\W*(no+|nope|nah+|meh|pass|next|not really|no thanks|no thank you|nah thanks)\W*$", re.I)
+# "like ex machina" with no title linked: asks for what is like a film we lack, no reaction to the picks
+_LIKE_OTHER = re.compile(r"^\W*(something |anything |more |movies? |films? )?(like|similar to|in the vein of)\s+(?!(it|that|"
+                         r"this|those|them|these|the (first|second|third|last|other|\w+ one))\b)\w", re.I)
+# a kind said mildly: "scary but not too scary" neither asks for horror nor lifts a ban on it
+_NOT_TOO = re.compile(r"\bnot (too|that|very|overly|super|so)\s+$", re.I)
+_OR_NOR = re.compile(r"\s*,?\s*(or|nor|or any|or the)\s+", re.I)
 _OR_MORE = re.compile(r"^\W*(or|nor|and no|and not|also no|also not|neither|or any)\b", re.I)
 _BANNED = re.compile(r"\b(no|not|nothing|without|don'?t|dont|do not|can'?t stand|hate|dislike|none)\b", re.I)
 _NAY = re.compile(r"\b(no|nah|nope|not|none|meh|bad|boring|pass|seen)\b", re.I)
@@ -533,8 +544,9 @@ class EmpatheticRecommender:
         # also says one ("seen it. something from the 90s?"); a mood is about the person ("ugh, my week was a
         # mess" after a suggestion is no dislike of it)
         # "seen parasite" names a film the linker does not know: it is no verdict on the last pick either
-        other = ((not any(m.is_movie for m in mentions) and bool(_OTHER_FILM.search(text)))
-                 or bool(_ABOUT_ME.search(text)) or bool(_RESET.search(text)))
+        # nor "like ex machina", a film the catalogue lacks; "without either of them" is about people
+        other = ((not any(m.is_movie for m in mentions) and bool(_OTHER_FILM.search(text) or _LIKE_OTHER.search(text)))
+                 or bool(_ABOUT_ME.search(text) or _RESET.search(text) or _NOT_ANY_OF_THEM.search(text)))
         reacting = (bool(state.awaiting_reaction) and not asking and not other
                     and (_era(text) is None or bool(_REACTION.search(text)))
                     and not any(pattern.search(text) for pattern, *_ in _FEELINGS))
@@ -591,6 +603,10 @@ class EmpatheticRecommender:
             state.avoid_genres, state.avoid_people, state.avoid_movies = [], [], []
         # "not him again": the person asked for before (else the last one named) is ruled out; "I don't dislike
         # Brad Pitt, but something without him tonight": the one this message named before the pronoun
+        if _NOT_ANY_OF_THEM.search(text):  # "now something without either of them": every person asked for is out
+            for p in [p for w in state.wishes if w.axis == "person" for p in w.values]:
+                _add(state.avoid_people, p)
+                state.remove("person", p)
         them = _NOT_THEM.search(text)
         here = [t for t in targets if them and t.span.kind == "person" and t.span.end <= them.start()]
         if here:
@@ -724,7 +740,8 @@ class EmpatheticRecommender:
                        "with " + joiner.join(plain_name(self.kg.names[p]) for p in wanted_people))
         state.wishes = [w for w in state.wishes if w.axis != "mood" or turn - w.turn < MOOD_TURNS]
         for pattern, genres, label, _ in _MOODS:
-            if pattern.search(cut):
+            m = pattern.search(cut)
+            if m and not _TONE_PAIR.search(cut[:m.start()]):  # "funny but also a bit sad" is the film, not you
                 state.wish("mood", [g for g in genres if g not in state.avoid_genres], turn, label)
                 break
         era = _era(_ANY["era"].sub(" ", cut))  # "forget the 80s" names no era it wants
@@ -805,6 +822,7 @@ class EmpatheticRecommender:
         # A wish that leaves a few movies, not k, still puts those few first: "not a comedy, with Jim Carrey" has two
         # (The Number 23, Eternal Sunshine), and they lead the list the other wishes fill
         few: np.ndarray | None = None
+        short = False  # `few` are all that fit every wish: then they alone are shown, not padded with misfits
         # (said in one turn, "a sci-fi movie like Interstellar": "like" is the loosest wish and gives way first)
         for w in sorted(state.wishes, key=lambda w: (-w.turn, w.axis == "similar")):
             masks = self._wish_masks(w)  # strictest first
@@ -822,7 +840,7 @@ class EmpatheticRecommender:
                     closest = narrowed
             else:
                 if few is None and (ok & masks[-1]).any():
-                    few = ok & masks[-1]
+                    few, short = ok & masks[-1], True
                 else:
                     state.relaxed.append(w)
         state.relaxed.sort(key=lambda w: w.turn)
@@ -838,6 +856,8 @@ class EmpatheticRecommender:
             m = self.catalogue[int(self._column[i])]
             if any(same_series(m, p) for p in picked):
                 continue
+            if short and out and not first[i]:
+                break  # "i hate comedies || jim carrey?": his two other films, not a third without him
             picked.append(m)
             out.append(Recommendation(m.entity, m.title, m.year, m.reason(), float(scores[i])))
         return out
@@ -1241,6 +1261,14 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
                 and b.stance in ("avoid", "disliked")
                 and (_BUT_ALSO.fullmatch(text[a.span.end:b.span.start]) or _WITH_SOME.fullmatch(text[a.span.end:b.span.start]))):
             b.stance = "wants"
+    mild = {t.genre for t in targets if t.span.kind == "genre" and _NOT_TOO.search(text[:t.span.start])}
+    for t in targets:
+        if t.span.kind == "genre" and t.genre in mild:
+            t.stance = "none"
+    for a, b in zip(targets, targets[1:]):  # "not alien or prometheus", "no horror nor thrillers": one ban
+        if (a.span.kind != "reply" and a.stance in ("avoid", "disliked") and b.stance in ("none", "liked", "wants")
+                and b.span.kind == a.span.kind and _OR_NOR.fullmatch(text[a.span.end:b.span.start])):
+            b.stance = a.stance
     if _OR_MORE.match(text) and _BANNED.search(said_before):
         for t in targets:  # "no musicals" ... "or romance": the list of what is ruled out goes on
             if t.stance in ("liked", "wants", "none") and t.span.kind in ("genre", "person"):
