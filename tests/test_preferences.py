@@ -784,6 +784,10 @@ def _amended(text, named, stances, said_before=""):
     ("something scary but not too scary, like a thriller",  # a kind said mildly: neither asked for nor ruled out
      [("scary", "genre", "horror"), ("scary", "genre", "horror"), ("thriller", "genre")], ["wants", "avoid", "wants"],
      ["none", "none", "wants"]),
+    ("only comedies", [("comedies", "genre", "comedy")], ["avoid"], ["wants"]),
+    ("like fargo but funny", [("funny", "genre", "comedy")], ["avoid"], ["wants"]),
+    ("i like comedy but horror scares me", [("comedy", "genre"), ("horror", "genre")], ["liked", "wants"],
+     ["liked", "disliked"]),
     # ... but not in a clause that already rules out
     ("i don't want anything with a bit of horror", [("horror", "genre")], ["avoid"], ["avoid"]),
     ("anything but a horror", [("horror", "genre")], ["avoid"], ["avoid"]),
@@ -870,6 +874,57 @@ def test_a_film_described_and_a_film_we_lack_are_no_mood_and_no_reaction(bot):
     bot.turn(state, "a sci-fi movie please")
     bot.turn(state, "like zxqvq machina")  # no catalogue film: not "liked" pinned on the first pick
     assert not state.liked
+
+
+def test_a_newer_wish_takes_a_reading_that_leaves_the_older_ones_room(bot):
+    state = ConversationState()
+    for text in ("a sci-fi movie please", "like blade runner", "from the 80s", "no harrison ford"):
+        recs = bot.turn(state, text).recommendations
+    assert not state.relaxed and recs
+    assert all("sci-fi" in g for g in _genres(bot, recs))
+    assert all(1980 <= bot.catalogue[r.entity].year < 1990 for r in recs)
+
+
+def test_like_an_animated_film_is_animated(bot):
+    recs = bot.turn(ConversationState(), "something like toy story 3").recommendations
+    assert recs and all("animation" in g for g in _genres(bot, recs))
+
+
+@pytest.mark.parametrize("text, era", [
+    ("nothing from the 80s", (1990, 1979)),  # a decade ruled out: any year outside it
+    ("a horror movie that isnt from the 80s", (1990, 1979)),
+    ("no 90s stuff", (2000, 1989)),
+    ("not 70s or 80s", (1990, 1969)),
+    ("one of us hates old movies (pre 2000)", (2000, None)),
+    ("from the 80s", (1980, 1989)),
+    ("90s only", (1990, 1999)), ("only 90s", (1990, 1999)), ("tom cruise 90s", (1990, 1999)),
+    ("i'm in my 30s", None),
+])
+def test_a_decade_asked_for_or_ruled_out(text, era):
+    from ecrs.inference.pipeline import _era
+
+    assert _era(text) == era
+
+
+def test_a_ruled_out_decade_leaves_the_years_either_side(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "an action movie, nothing from the 80s").recommendations
+    assert [w.label for w in state.wishes if w.axis == "era"] == ["any decade but the 1980s"]
+    assert recs and all(not 1980 <= bot.catalogue[r.entity].year <= 1989 for r in recs)
+
+
+def test_a_but_turns_a_first_no_round_and_a_scary_movie_is_horror(bot):
+    state = ConversationState()
+    bot.turn(state, "horror isnt usually my thing, but my friends want one, so a horror movie pls")
+    assert not state.avoid_genres and [w.values for w in state.wishes] == [["horror"]]
+    state = ConversationState()
+    bot.turn(state, "funny, but not stupid funny")  # a "no" after the first "yes" qualifies it
+    assert [w.values for w in state.wishes] == [["comedy"]] and not state.avoid_genres
+    from ecrs.data.catalogue import franchise_mentions
+
+    assert franchise_mentions("i want a scary movie") == [] and franchise_mentions("tonight im home alone") == []
+    assert [n for *_, n, _ in franchise_mentions("i loved the Scary Movie films, and no home alone")] == [
+        "Scary Movie", "Home Alone"]
 
 
 def test_names_alone_ask_for_them():

@@ -171,7 +171,7 @@ FRANCHISES: dict[str, tuple[str, str, str]] = {
     "Die Hard": (r"die hard", r"(live free or |a good day to )?die hard", ""),
     "Lethal Weapon": (r"lethal weapon", r"lethal weapon", ""),
     "Back to the Future": (r"back to the future", r"back to the future", ""),
-    "Home Alone": (r"home alone", r"home alone", ""),
+    "Home Alone": (r"home alone", r"home alone", "noun"),  # "tonight im home alone" is no wish
     "Despicable Me": (r"despicable me|minions", r"despicable me|minions$", ""),
     "Ice Age": (r"ice age", r"ice age", "the"),
     "Madagascar": (r"madagascar", r"madagascar|penguins of madagascar", "the"),
@@ -209,7 +209,7 @@ GROUPS = frozenset(["Pixar", "Christmas", "superhero"])
 # What "superhero movies" covers: the comic-book studios' films and the superhero series
 SUPERHERO = ("Marvel", "DC", "Batman", "Superman", "Spider-Man", "X-Men", "Wolverine", "Avengers")
 _SERIES_NOUN = r"(?:movies?|films?|ones|series|franchise|saga|sequels|prequels|trilogy|flicks|universe|stuff)"
-_FRANCHISE_WORD = [(re.compile(rf"\b(?:(?:the|an?) )?(?:{word})\b(?:\s+{_SERIES_NOUN}\b)?", re.I), name, need)
+_FRANCHISE_WORD = [(re.compile(rf"\b(?:(?:the|an?) )?(?:{word})\b(?P<noun>\s+{_SERIES_NOUN}\b)?", re.I), name, need)
                    for name, (word, _, need) in FRANCHISES.items()]
 # a series whose name is an ordinary word ("bond", "cars") needs a noun after it, or one of these before it
 _FRANCHISE_CUE = re.compile(r"\b(no|not|nothing|without|any|more|hate|hated|love|loved|fan of|except|over|skip)\s+$",
@@ -231,9 +231,9 @@ def franchise_mentions(text: str) -> list[tuple[int, int, str, bool]]:
     found = []
     for pattern, name, need in _FRANCHISE_WORD:
         for m in pattern.finditer(text):
-            series = bool(re.search(rf"{_SERIES_NOUN}$", m.group(), re.I))
-            if need == "the" and not (series and (m.group().lower().startswith(("the ", "a ", "an "))
-                                                  or m.group()[0].isupper())):
+            series = bool(m.group("noun"))  # a noun after the name: "a scary movie" is no Scary Movie series
+            if need == "the" and not ((series and m.group().lower().startswith(("the ", "a ", "an ")))
+                                      or m.group()[0].isupper() or m.group()[4:5].isupper()):
                 continue
             if need == "noun" and not (series or _FRANCHISE_CUE.search(text[:m.start()])):
                 continue  # "bond with my kids", but "no bond please"

@@ -138,6 +138,7 @@ _ALSO_PERSON = re.compile(r"\b(too|also|as well|from (him|her|them)|by (him|her|
 _THEIR_STYLE = re.compile(r"\b(similar|like (his|her|their)|in (that|his|her|their) style|(same|that) (vibe|energy|feel|"
                           r"style|tone)|in the style)\b|\w-?(ish|esque)\b", re.I)
 _STYLE_FILMS = 30  # of their films, the most a style wish keeps
+_FORMS = ("animation", "documentary")  # not a tone but a form: a film "like" one shares it, or its absence
 _STYLE_MIN = 3  # more anchors than this are a body of work: matched on its usual genres and regulars
 # chat words ReDial's vocabulary lacks: "meh" and "nah" are reactions, not gibberish
 _CHAT_WORDS = {"meh", "nah", "naw", "nope", "thnx", "thanx", "thx", "idk", "ugh", "bleh", "pls", "plz", "nvm", "hmm",
@@ -165,7 +166,7 @@ _YEAR_UNTIL = re.compile(rf"\b(?:before|older than|earlier than|prior to|pre)[\s
 # "nothing after 2010" bounds from above, "nothing before 1990" from below (`_era` reads these first)
 _NEGATED_YEAR = re.compile(rf"\b(?:nothing|not|no|none)\s+(?:made\s+|released\s+|from\s+)?(after|since|newer than|"
                            rf"later than|before|earlier than|older than)\s+(?:the\s+)?(?:year\s+)?{_WHEN}", re.I)
-_DECADE = re.compile(r"\b(?:the|from the|in the|make it|go with|how about|what about|let'?s do|lets do|maybe)\s+"
+_DECADE = re.compile(r"\b(?:the|from the|in the|make it|go with|how about|what about|let'?s do|lets do|maybe|only)\s+"
                      r"((?:19|20)\d0s|'?\d0s)\b|\b((?:19|20)\d0s)\b"
                      r"|\b((?:19|20)\d0s|'?\d0s)\s+"
                      r"(?:[a-z-]+\s+){0,2}?(?:movies?|films?|flicks?|classics?|stuff|comed\w*|horror|action|"
@@ -177,7 +178,13 @@ _DECADE = re.compile(r"\b(?:the|from the|in the|make it|go with|how about|what a
                      # or after the kind of movie: "drama 90s", "something 80s and cheesy"
                      r"|\b(?:movies?|films?|comed(?:y|ies)|horror|action|romance|thrillers?|crime|dramas?|sci-?fi|"
                      r"westerns?|war|mystery|musicals?|animated|family|adventure|fantasy|rom-?coms?|something|"
-                     r"anything)\s+('?[5-9]0s)\b", re.I)
+                     r"anything)\s+('?[5-9]0s)\b"
+                     # "90s only", "tom cruise 80s": alone at the end
+                     r"|\b('?[5-9]0s|(?:19|20)\d0s)\s+only\b|\b('?[5-9]0s)(?=\s*[?!.]*\s*$)", re.I)
+# a year or decade ruled out: "nothing from the 80s", "not 90s stuff", "isnt from the 2000s", "hates pre-2000"
+_ERA_NOT = re.compile(r"\b(not|nothing|no|none|isn'?t|isnt|aren'?t|wasn'?t|never|hates?|hated|without|except|skip|avoid|"
+                      r"anything but|(?:do ?n'?t|do not) (?:want|like))\b(?:\s+(?:from|in|made|released|of|the|too|so|"
+                      r"really|anything|stuff|movies?|films?|one|ones|that'?s|thats|is|are|old|older))*\s*[-\s(]*$", re.I)
 # What follows a title in its sequels' titles: "John Wick: Chapter 2", "Rocky II", "Toy Story 3", "Saw Part 2"
 _SEQUEL = r"(:|\s+(\d+|[IVX]+|part|chapter)\b)"
 # A genre said as a kind of movie: "a comedy", "a thriller", but "a horror movie", "an animated movie"
@@ -260,13 +267,21 @@ _THEIRS_RIGHT_BEFORE = re.compile(r"\b(she|he|my (wife|husband|partner|girlfrien
 # right before a name, words that ask for it: "movies directed by christopher nolan", "a bit of suspense", "tom
 # hanks but a comedy" (which the stance reader left unread, or read as ruled out)
 _BY_RIGHT_BEFORE = re.compile(r"\b(directed by|by|starring|with|w/?|featuring|ft\.?)\s+(both\s+|either\s+)?$", re.I)
-_SOME_RIGHT_BEFORE = re.compile(r"(?<!nothing )(?<!no )(?<!not )(?<!without )\b(with|want|like|need|and)\s+(a (bit|little|"
+_SOME_RIGHT_BEFORE = re.compile(r"(?<!nothing )(?<!no )(?<!not )(?<!without )\b(with|want|like|need|and|but)\s+(a (bit|little|"
                                 r"touch|dash|lot) of|some|lots of|plenty of|a little)\s+$", re.I)
 _FINE_WITH_RIGHT_BEFORE = re.compile(r"\b(fine|ok|okay|cool|good|happy|down|open)\s+(with|to|for)\s+(some\s+|a\s+)?$", re.I)
+_TURN = re.compile(r"\b(but|however|though|still|anyway)\b", re.I)
+_HATE_AFTER = re.compile(r"\s*(movies?|films?|stuff)?\s*(scares? me|bores? me|makes? me (cringe|sick)|gives? me nightmares|"
+                         r"(is|are) (not|n'?t) (for me|my thing|my cup of tea)|(isn'?t|aren'?t|isnt|arent) (for me|my thing|"
+                         r"my cup of tea)|(is|are) (boring|overrated|the worst)|suck|sucks)\b", re.I)
 # a clause already negative or ruling out: "nothing with a bit of romance", "anything but a horror", "not ok with"
 _NEGATED_CLAUSE = re.compile(r"\b(no|not|nothing|without|don'?t|do not|doesn'?t|never|hate|can'?t|cannot|avoid|skip|anything "
                              r"but|everything but|all but|except|less|won'?t|isn'?t|aren'?t|nor)\b[^.,;!?]*$", re.I)
-_BUT_RIGHT_BEFORE = re.compile(r"\b(but|yet)\s+(make it\s+)?(a|an|some|more)\s+$", re.I)
+_BUT_RIGHT_BEFORE = re.compile(r"\b(but|yet)\s+(make it\s+|also\s+)?(a|an|some|more)\s+$|\bonly\s+(a\s+|some\s+)?$", re.I)
+# "like fargo but funny": a bare "but <kind>" closing the message asks for it
+_BUT_BARE = re.compile(r"\b(but|yet)\s+(make it\s+|also\s+|more\s+)?$", re.I)
+_ENDS = re.compile(r"\s*(ones?|movies?|films?|flicks?|please|pls|too|though|tho|instead|this time|for once)?\s*[.!?]*\s*$",
+                   re.I)
 # a pick pointed at as the model for more: "more like the second one", "anything similar to that one?"
 _LIKE_PICK = re.compile(r"\b(more|something|anything|others?|ones?|stuff|films?|movies?)\s+(just\s+)?(like|similar to)\s+"
                         r"(the\s+\w+(\s+one)?|that( one)?|this( one)?|it|those|them)\b", re.I)
@@ -622,7 +637,7 @@ class EmpatheticRecommender:
         wanted_studios: list[str] = []
         wanted_people: list[int] = []
         last_person_end = last_genre_end = 0
-        side: dict[tuple[str, Any], bool] = {}  # (kind, value) -> positive, as its first mention said
+        side: dict[tuple[str, Any], tuple[bool, int]] = {}  # (kind, value) -> (positive, end) of its first mention
         # genres this message asks for by name, not by a kind of them: "so over zombie movies. horror recs?"
         wanted_now = {t.genre for t in targets if t.span.kind == "genre" and t.stance in ("liked", "wants")
                       and not _SUBKIND.search(text[t.span.start:t.span.end])}
@@ -641,9 +656,15 @@ class EmpatheticRecommender:
             # A value named twice in one message keeps its first mention's side: a later mention qualifies it
             # ("funny, but not stupid funny": comedy wanted) or repeats it ("I hate horror, so no horror")
             subkind = kind == "genre" and bool(_SUBKIND.search(text[t.span.start:t.span.end]))
+            # ... unless a "but" turns a first "no" round: "horror isn't my thing, but my friends want one, so a horror
+            # movie pls" asks for horror
             if kind in ("person", "genre") and stance in ("liked", "wants", "disliked", "avoid") and not subkind:
-                if side.setdefault((kind, value), positive) != positive:
-                    continue
+                first = side.setdefault((kind, value), (positive, t.span.end))
+                if first[0] != positive:
+                    if not (positive and _TURN.search(text[first[1]:t.span.start])):
+                        continue
+                    _discard(avoided, value)
+                    side[(kind, value)] = (positive, t.span.end)
             if kind in ("movie", "reply"):
                 movies = [t.entity] if kind == "movie" else suggested
                 if stance in ("liked", "disliked"):
@@ -751,7 +772,9 @@ class EmpatheticRecommender:
             era = (None, min(shown, default=2000) - 1)
         if era is not None:
             first, last = era
-            label = (f"from the {first}s" if first and last == first + 9 else f"from {first}" if first == last
+            label = (f"any decade but the {last + 1}s" if first and last == first - 11 else
+                     f"any year but {last + 1} to {first - 1}" if first and last and first > last else
+                     f"from the {first}s" if first and last == first + 9 else f"from {first}" if first == last
                      else f"from {first} to {last}"
                      if first and last else f"from {first} on" if first else f"before {last + 1}")
             state.wish("era", list(era), turn, label)
@@ -824,12 +847,20 @@ class EmpatheticRecommender:
         few: np.ndarray | None = None
         short = False  # `few` are all that fit every wish: then they alone are shown, not padded with misfits
         # (said in one turn, "a sci-fi movie like Interstellar": "like" is the loosest wish and gives way first)
-        for w in sorted(state.wishes, key=lambda w: (-w.turn, w.axis == "similar")):
-            masks = self._wish_masks(w)  # strictest first
+        ordered = sorted(state.wishes, key=lambda w: (-w.turn, w.axis == "similar"))
+        readings = [self._wish_masks(w) for w in ordered]  # strictest first
+        # what the older wishes allow at their loosest: a newer wish takes the strictest reading that leaves them
+        # room ("sci-fi || like blade runner || 80s || no harrison ford": 80s sci-fi like it, not 80s action-thrillers
+        # sharing Sean Young, after which sci-fi had to give way)
+        room = [np.ones(len(self._column), dtype=bool) for _ in ordered]
+        for i in range(len(ordered) - 2, -1, -1):
+            room[i] = room[i + 1] & np.logical_or.reduce(readings[i + 1])
+        for w, masks, later in zip(ordered, readings, room):
             closest = None  # the strictest reading's few ("keanu and sandra bullock": Speed), put first below
-            for mask in masks:
+            fit = next((i for i, m in enumerate(masks) if (ok & m & later).sum() >= k), None)
+            for i, mask in enumerate(masks):
                 narrowed = ok & mask
-                if narrowed.sum() >= k:
+                if i == fit or (fit is None and narrowed.sum() >= k):
                     ok = narrowed
                     if few is not None and (few & mask).any():
                         few &= mask
@@ -955,7 +986,9 @@ class EmpatheticRecommender:
             kin = np.zeros(len(self._column), dtype=bool)
             for m in movies:
                 shared = sum(self._any(masks.genre, [g]).astype(np.int8) for g in set(m.genres))
-                kin |= np.asarray(shared) >= min(2, len(set(m.genres)) or 1)
+                # and of its form: "like toy story 3" is animated, not Tim Allen's live-action comedies
+                form = np.logical_and.reduce([self._any(masks.genre, [f]) == (f in m.genres) for f in _FORMS])
+                kin |= (np.asarray(shared) >= min(2, len(set(m.genres)) or 1)) & form
             people = self._any(masks.person, [p for m in movies for p in m.stars + m.directors + m.writers])
             # last, its tone alone: "a horror like get out, before 2000" shares no one with it, and The Shining is
             # still like it rather than a wish given up
@@ -982,6 +1015,8 @@ class EmpatheticRecommender:
             return self._any(masks.person, [plain_name(self.kg.names[p]) for p in wish.values])
         if wish.axis == "era":  # [first year or None, last year or None]; an unknown year (-1) never passes
             first, last = (list(wish.values) + [None])[:2]
+            if first is not None and last is not None and first > last:  # "not from the 80s": either side of it
+                return (masks.year >= first) | ((masks.year >= 0) & (masks.year <= last))
             return (masks.year >= (first if first is not None else 0)) & (masks.year <= (last or 9999))
         if wish.axis == "similar":  # a genre and a person in common, or the director (`_wish_masks` narrows it)
             movies = [self.catalogue[e] for e in wish.values if e in self.catalogue]
@@ -1283,6 +1318,8 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
         elif t.stance == "none" and t.span.kind == "genre" and (_THEIRS_RIGHT_BEFORE.search(text[:t.span.start])
                                                                  or _LIKE_RIGHT_BEFORE.search(text[:t.span.start])):
             t.stance = "wants"
+        elif t.stance in ("none", "liked", "wants") and t.span.kind != "reply" and _HATE_AFTER.match(text[t.span.end:]):
+            t.stance = "disliked"  # "i like comedy but horror scares me"
         elif t.stance == "none" and t.span.kind == "person" and (
                 _BY_RIGHT_BEFORE.search(text[:t.span.start])
                 or (t is not targets[0] and (prev := targets[targets.index(t) - 1]).span.kind == "person"
@@ -1291,6 +1328,7 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
         elif t.stance in ("avoid", "disliked") and t.span.kind == "genre" and not _NEGATED_CLAUSE.search(
                 text[:t.span.start]) and (
                 _SOME_RIGHT_BEFORE.search(text[:t.span.start]) or _BUT_RIGHT_BEFORE.search(text[:t.span.start])
+                or (_BUT_BARE.search(text[:t.span.start]) and _ENDS.fullmatch(text[t.span.end:]))
                 or _FINE_WITH_RIGHT_BEFORE.search(text[:t.span.start])):  # "i'm fine with war movies now"
             t.stance = "wants"
         elif t.stance in ("liked", "wants") and t.span.kind != "reply":
@@ -1597,18 +1635,22 @@ def _era(text: str) -> tuple[int | None, int | None] | None:
         return _year(next(g for g in m.groups() if g)), None
     m = _YEAR_UNTIL.search(text)
     if m:
+        if _ERA_NOT.search(text[:m.start()]):  # "hates pre-2000": from then on
+            return _year(m.group(1)), None
         return None, _year(m.group(1)) - 1
     m = _ONE_YEAR.search(text)
     if m:
         return _year(m.group(1)), _year(m.group(1))
     m = _DECADES.search(text)  # "70s or 80s": both; "in my 30s or 40s" is an age
     if m and not re.search(r"\b(my|our|his|her|their)\s*$", text[:m.start()], re.I):
-        return _year(m.group(1)), _year(m.group(2)) + 9
+        first, last = _year(m.group(1)), _year(m.group(2)) + 9
+        return (last + 1, first - 1) if _ERA_NOT.search(text[:m.start()]) else (first, last)
     m = _DECADE.search(text)
     if m and not re.search(r"\b(my|our|his|her|their)\s*$", text[:m.start()], re.I) and not re.search(
             r"\b(grew up|growing up|born|raised)(\s+in)?(\s+the)?\s+\S+$", text[:m.end()], re.I):  # "grew up in the 80s"
         first = _year(next(g for g in m.groups() if g))
-        return first, first + 9
+        # "nothing from the 80s": any year but those (first > last, `_wish_mask`)
+        return (first + 10, first - 1) if _ERA_NOT.search(text[:m.start()]) else (first, first + 9)
     if _SILENT.search(text):  # the catalogue has no colour: its years stand in
         return None, 1929
     if _BLACK_AND_WHITE.search(text):

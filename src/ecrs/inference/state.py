@@ -38,8 +38,8 @@ def genre_label(values: list[str]) -> str:
 @dataclass
 class Wish:
     """A soft wish: `values` are catalogue genres (genre: alternatives, each one genre or a `COMPOUND` of several;
-    mood), entity ids (person, similar) or a year (era: the
-    first year wanted); `turn` is the seeker turn that said it (older wishes relax first)."""
+    mood), entity ids (person, similar) or years (era: [first, last], either None when open; first > last for any
+    year outside last+1..first-1, "not from the 80s"); `turn` is the seeker turn that said it (older wishes relax first)."""
 
     axis: str
     values: list[Any]
