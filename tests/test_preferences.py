@@ -927,6 +927,25 @@ def test_a_but_turns_a_first_no_round_and_a_scary_movie_is_horror(bot):
         "Scary Movie", "Home Alone"]
 
 
+def test_credited_people_series_seen_through_and_two_people_together(bot):
+    names = lambda ids: {bot.kg.names[p] for p in ids}  # noqa: E731
+    state = ConversationState()
+    bot.turn(state, "a romance, but not a nicholas sparks movie")  # the graph has him as author, not writer
+    assert names(state.avoid_people) == {"Nicholas Sparks"}
+    state = ConversationState()
+    bot.turn(state, "a crime drama, not a scorsese one please")
+    assert names(state.avoid_people) == {"Martin Scorsese"}
+    state = ConversationState()
+    recs = bot.turn(state, "fantasy, but no harry potter or lord of the rings, i've seen them all").recommendations
+    assert recs and not any("Lord of the Rings" in r.title or "Harry Potter" in r.title for r in recs)
+    state = ConversationState()
+    recs = bot.turn(state, "something with keanu reeves, but not john wick, seen all of those").recommendations
+    assert recs and not any("John Wick" in r.title for r in recs)
+    state = ConversationState()
+    bot.turn(state, "nolan films with michael caine")
+    assert [w.label for w in state.wishes] == ["with Christopher Nolan and Michael Caine"]
+
+
 def test_names_alone_ask_for_them():
     from ecrs.inference.pipeline import _BARE_REQUEST, _WORD
 

@@ -211,7 +211,7 @@ NICKNAMES = {"the rock": "Dwayne Johnson", "leo": "Leonardo DiCaprio", "sly": "S
              "scarjo": "Scarlett Johansson", "jlaw": "Jennifer Lawrence", "j law": "Jennifer Lawrence",
              "jlo": "Jennifer Lopez", "j lo": "Jennifer Lopez", "nic cage": "Nicolas Cage",
              "sam jackson": "Samuel L. Jackson"}
-_SERIES_PARTS = frozenset(["s", "ones", "era", "years", "stuff"])  # "tarantino's", "the nolan ones", "the craig era"
+_SERIES_PARTS = frozenset(["s", "one", "ones", "era", "years", "stuff"])  # "tarantino's", "the nolan ones", "the craig era"
 _NAME_ALONE = re.compile(r"[ \t]*(?:maybe|please|pls|perhaps|then|films?|movies?|stuff)?[ \t]*[?!.…]*[ \t]*$", re.I)
 _PARTICLES = frozenset(["de", "di", "da", "del", "della", "van", "von", "der", "le", "la", "du", "st", "st."])
 _SLIP_MIN_LETTERS = 6  # shorter surnames are too near ordinary words for a one-letter slip to say a name
@@ -220,7 +220,7 @@ _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
 # what follows a person opening a sentence: "tarantino is overrated", "spielberg never misses"
 _PERSON_AFTER = frozenset(["is", "was", "gets", "has", "always", "never", "sucks", "rocks", "just", "makes", "made",
                            "directed", "does", "did", "can", "cant", "isnt", "wasnt", "doesnt", "annoys", "bores",
-                           "but"])  # "tarantino but no samuel l jackson"
+                           "but", "and", "or", "with"])  # "tarantino but no samuel l jackson", "spielberg and hanks"
 _SEEN_CUES = frozenset(["seen", "watched", "saw", "rewatched"])
 # Words that point back at something said ("seen the other two", "the one from 1979"): never a lower-case title
 _POINTING = frozenset(["the", "a", "an", "one", "ones", "other", "others", "same", "rest", "first", "last", "next",

@@ -131,6 +131,7 @@ _NOT_THEM = re.compile(r"\b(?:(?:not|isn'?t|nothing) (?:directed |made )?(?:by|f
                        r"can'?t stand|cannot stand|hate|dislike|not a fan of|not into)\s+(?:him|her)\b", re.I)
 _NOT_ANY_OF_THEM = re.compile(r"\b(without|no|not with|nothing with)\s+(either|both|any|all)\s+of\s+them\b|\bneither of them\b",
                               re.I)
+_WITH_PERSON = re.compile(r"\s*('s\s+)?((movies?|films?|ones?|stuff)\s+)?(with|starring|featuring|w/?)\s+", re.I)
 # a person added to the one asked for: "with de niro from him", "with him and paul rudd", "with bradley cooper too"
 _ALSO_PERSON = re.compile(r"\b(too|also|as well|from (him|her|them)|by (him|her|them)|with (him|her|them) and|(him|her|them) "
                           r"and|(he|she|they)('s| is| are) with|and with|plus)\b", re.I)
@@ -304,6 +305,10 @@ _SEEN_ALL_BEFORE = re.compile(r"\b(seen|watched|saw)\s+(all|every|each|both|ever
                               r"(the\s+)?$", re.I)
 _SEEN_ALL_AFTER = re.compile(r"^\W*((i|we)\s*('ve|have)?\s+)?(already\s+)?(seen|watched|saw)\s+(them|those|it|all|every)",
                              re.I)
+# every film of a series seen, said of a title: "not john wick, seen all of those", "seen every rocky movie"
+_ALL_SEEN_AFTER = re.compile(r"^[^.!?]{0,40}?\b(seen|watched|saw)\s+(them all|em all|'em all|all of (them|those|em|'em)|all|"
+                             r"every (one|single one|movie|film)|the whole (series|franchise|thing|lot))\b", re.I)
+_ALL_SEEN_BEFORE = re.compile(r"\b(seen|watched|saw)\s+(all|every)\s+(of\s+)?(the\s+)?$", re.I)
 _TAKE_BACK = re.compile(r"\b(never ?mind|nevermind|forget(?: about)?|scratch|ignore)\s+(?:about\s+)?(?:(?:what|everything) i said "
                         r"about\s+)?(?:the\s+)?$", re.I)
 _THING = re.compile(r"^\s*(thing|part|idea|bit|request)\b", re.I)
@@ -499,7 +504,11 @@ class EmpatheticRecommender:
         self.top_k = top_k
         self.missing = missing or []  # trained parts it runs without (said at start-up by chat and serve)
         self._column = np.array(kg.item_ids)
-        self._people = person_entities(kg)
+        # the graph's cast and crew, and anyone the catalogue credits that the graph relates otherwise: Nicholas
+        # Sparks is an "author" and "producer" there, and the writer of nine catalogue films
+        credited = {p for m in catalogue.values() for p in m.stars + m.directors + m.writers}
+        self._people = person_entities(kg) | {i for i, n in enumerate(kg.names)
+                                              if i not in kg.item_set and n and plain_name(n) in credited}
         self._person_ids = {plain_name(kg.names[p]): p for p in sorted(self._people, reverse=True)}
         self._series_cache: dict[int, np.ndarray] = {}  # `_series`, per movie
         self._namesakes_cache: dict[str, np.ndarray] = {}  # `_with_namesakes`, per genre
@@ -637,6 +646,7 @@ class EmpatheticRecommender:
         wanted_studios: list[str] = []
         wanted_people: list[int] = []
         last_person_end = last_genre_end = 0
+        joint_here = False  # two people asked for together in this message
         side: dict[tuple[str, Any], tuple[bool, int]] = {}  # (kind, value) -> (positive, end) of its first mention
         # genres this message asks for by name, not by a kind of them: "so over zombie movies. horror recs?"
         wanted_now = {t.genre for t in targets if t.span.kind == "genre" and t.stance in ("liked", "wants")
@@ -687,8 +697,13 @@ class EmpatheticRecommender:
                 elif stance in ("liked", "wants"):
                     _discard(state.avoid_people, t.entity)
                     # "Tom Hanks or Meg Ryan" together; "forget Tom Hanks, Brad Pitt" the later one
-                    if not (wanted_people and _LISTED.match(text[last_person_end:t.span.start])):
+                    gap = text[last_person_end:t.span.start]
+                    if wanted_people and _WITH_PERSON.fullmatch(gap):  # "nolan films with michael caine": both
+                        joint_here = True
+                    elif not (wanted_people and _LISTED.match(gap)):
                         wanted_people = []
+                    elif re.search(r"\band\b|&", gap) and not re.search(r"\bor\b", gap):
+                        joint_here = True  # "spielberg and tom hanks": together first, and said so
                     _add(wanted_people, t.entity)
                     last_person_end = t.span.end
             elif (kind == "genre" and t.genre in FRANCHISES and t.genre not in GROUPS and stance not in ("seen",)
@@ -752,7 +767,7 @@ class EmpatheticRecommender:
         if not wanted_people and _WITH_THEM.search(text):  # "stallone is fine. something with him"
             wanted_people = [p for p in reversed(state.entities) if p in self._people and p not in state.avoid_people][:1]
         before = next((w.values for w in state.wishes if w.axis == "person"), [])
-        joint = bool(wanted_people and before and _ALSO_PERSON.search(text))
+        joint = bool(wanted_people and before and _ALSO_PERSON.search(text)) or joint_here
         if joint:  # "scorsese", then "something with de niro from him": both, together first (`_wish_masks`)
             wanted_people = list(dict.fromkeys([*before, *wanted_people]))
         if wanted_people:
@@ -1300,10 +1315,14 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
     for t in targets:
         if t.span.kind == "genre" and t.genre in mild:
             t.stance = "none"
-    for a, b in zip(targets, targets[1:]):  # "not alien or prometheus", "no horror nor thrillers": one ban
-        if (a.span.kind != "reply" and a.stance in ("avoid", "disliked") and b.stance in ("none", "liked", "wants")
-                and b.span.kind == a.span.kind and _OR_NOR.fullmatch(text[a.span.end:b.span.start])):
-            b.stance = a.stance
+    for a, b in zip(targets, targets[1:]):  # "not alien or prometheus", "no harry potter or lord of the rings"
+        if (a.span.kind != "reply" != b.span.kind and a.stance in ("avoid", "disliked")
+                and b.stance in ("none", "liked", "wants", "seen") and _OR_NOR.fullmatch(text[a.span.end:b.span.start])):
+            b.stance = a.stance if b.span.kind == a.span.kind else "avoid"
+    for t in targets:  # "not john wick, seen all of those": the series is done with, not the one film
+        if t.span.kind == "movie" and t.stance in ("seen", "none") and (
+                _ALL_SEEN_AFTER.match(text[t.span.end:]) or _ALL_SEEN_BEFORE.search(text[:t.span.start])):
+            t.stance = "avoid"
     if _OR_MORE.match(text) and _BANNED.search(said_before):
         for t in targets:  # "no musicals" ... "or romance": the list of what is ruled out goes on
             if t.stance in ("liked", "wants", "none") and t.span.kind in ("genre", "person"):
