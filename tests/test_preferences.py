@@ -946,6 +946,44 @@ def test_credited_people_series_seen_through_and_two_people_together(bot):
     assert [w.label for w in state.wishes] == ["with Christopher Nolan and Michael Caine"]
 
 
+def test_questions_on_writer_and_genre_and_more_by_that_director(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "a comedy please").recommendations
+    first, second = (bot.catalogue[r.entity] for r in recs[:2])
+    reply = bot.turn(state, "who wrote the first one?").reply
+    assert first.writers[0] in reply and state.recommended[:3] == [r.entity for r in recs]
+    reply = bot.turn(state, "what genre is the second one?").reply
+    assert reply.startswith(second.display) and f"{'/'.join(second.genres[:2])} film" in reply
+    state = ConversationState()
+    bot.turn(state, "i loved inception")
+    recs = bot.turn(state, "anything else by that director?").recommendations
+    assert recs and all("Christopher Nolan" in bot.catalogue[r.entity].directors for r in recs)
+
+
+def test_several_picks_by_place_requests_and_seen_without_a_verdict(bot):
+    from ecrs.inference.pipeline import _pointed
+
+    assert _pointed("seen the first one and the third one", [1, 2, 3]) == [1, 3]
+    assert _pointed("seen the first, second and third", [1, 2, 3]) == [1, 2, 3]
+    state = ConversationState()
+    bot.turn(state, "an action movie")
+    bot.turn(state, "something oscar-worthy and serious")  # a request, no praise of the picks
+    assert not state.liked and not state.disliked
+    state = ConversationState()
+    first = bot.turn(state, "a comedy").recommendations[0].entity
+    bot.turn(state, "meh seen it. another")
+    assert state.seen == [first] and not state.disliked
+
+
+def test_figurative_genre_words_and_small_talk_are_no_request(bot):
+    state = ConversationState()
+    bot.turn(state, "ugh the drama at work this week is insane. i just need something to laugh at")
+    assert not state.avoid_genres
+    state = ConversationState()
+    bot.turn(state, "i have seven days off work and the heat in my apartment is broken, a fantasy please")
+    assert not state.seen and not state.liked and [w.values for w in state.wishes] == [["fantasy"]]
+
+
 def test_names_alone_ask_for_them():
     from ecrs.inference.pipeline import _BARE_REQUEST, _WORD
 

@@ -595,6 +595,8 @@ class EntityLinker:
                 and _sentence_start(text, start) and _CLAUSE_END.match(text, end)):
             evidence = 1  # "pretty woman? hard pass": a much-named title said as a whole clause, lower case
 
+        if evidence == 0 and self.lowercase_title_cues and key.movies and _small_talk(tokens, first, last):
+            return None  # "the heat in my apartment", "seven days off", "im from chicago" (chat only)
         movie: Alias | None = None
         span_end = end
         # a lower-case title that "of" continues heads a phrase: "in the spirit of", "the rest of" (chat only: the
@@ -639,6 +641,26 @@ class EntityLinker:
 
 
 _OPINION_CUES = frozenset(["loved", "liked", "love", "hated", "enjoyed", "adored", "disliked"])
+
+
+_POSSESSIVES = frozenset(["my", "our", "his", "her", "their", "your", "me", "i"])
+_NUMBER_WORDS = frozenset(["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve", "hundred"])
+
+
+def _small_talk(tokens: list[tuple[str, int, int]], first: int, last: int) -> bool:
+    """Is a lower-case title with nothing else saying it is one (no capitals, cue or year) plainly ordinary words
+    here: before "in my" / "at our", a one-word title before "my" or "to" / "away", after "from" / "named", or a
+    number before a plural ("the heat in my apartment", "signs my cat hates me", "taken to the movies as a kid",
+    "im from chicago", "her name is amelie", "seven days off")?"""
+    nxt = tokens[last + 1][0] if last + 1 < len(tokens) else ""
+    nxt2 = tokens[last + 2][0] if last + 2 < len(tokens) else ""
+    before = " ".join(t for t, _, _ in tokens[max(0, first - 3):first])
+    if nxt in ("in", "at", "on") and nxt2 in _POSSESSIVES:
+        return True
+    return first == last and (nxt in _POSSESSIVES or nxt in ("to", "away", "off", "into")
+                              or re.search(r"\b(m|im|am|are|re|is|live|living|moved|based)\s+(from|in|near)$|\bnamed$|"
+                                           r"\bname (is|s)$", before) is not None
+                              or (tokens[first][0] in _NUMBER_WORDS and nxt.endswith("s")))
 
 
 def _lowercase_title_cue(before: list[str]) -> bool:

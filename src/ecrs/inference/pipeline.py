@@ -132,6 +132,9 @@ _NOT_THEM = re.compile(r"\b(?:(?:not|isn'?t|nothing) (?:directed |made )?(?:by|f
 _NOT_ANY_OF_THEM = re.compile(r"\b(without|no|not with|nothing with)\s+(either|both|any|all)\s+of\s+them\b|\bneither of them\b",
                               re.I)
 _WITH_PERSON = re.compile(r"\s*('s\s+)?((movies?|films?|ones?|stuff)\s+)?(with|starring|featuring|w/?)\s+", re.I)
+_THAT_DIRECTOR = re.compile(r"\b(by|from)\s+(that|the same|this|the)\s+(director|filmmaker|guy|person|woman|man|dude|directors|"
+                            r"people|team)\b|\bsame director\b|\bthat director\b|\b(did|has) (that|the|this) director\b|"
+                            r"\bsame guys? who directed\b", re.I)
 # a person added to the one asked for: "with de niro from him", "with him and paul rudd", "with bradley cooper too"
 _ALSO_PERSON = re.compile(r"\b(too|also|as well|from (him|her|them)|by (him|her|them)|with (him|her|them) and|(him|her|them) "
                           r"and|(he|she|they)('s| is| are) with|and with|plus)\b", re.I)
@@ -286,6 +289,13 @@ _ENDS = re.compile(r"\s*(ones?|movies?|films?|flicks?|please|pls|too|though|tho|
 # a pick pointed at as the model for more: "more like the second one", "anything similar to that one?"
 _LIKE_PICK = re.compile(r"\b(more|something|anything|others?|ones?|stuff|films?|movies?)\s+(just\s+)?(like|similar to)\s+"
                         r"(the\s+\w+(\s+one)?|that( one)?|this( one)?|it|those|them)\b", re.I)
+_FIGURATIVE = re.compile(r"\s+(at|of|in)\s+(work|home|school|the office|office|errors|my|our|his|her|their|life|the house|"
+                         r"the family)\b", re.I)
+_PRAISE = re.compile(r"\b(lov\w*|like[ds]?|great|good|nice|cool|awesome|perfect|amazing|sounds|looks|fun|interesting|yes+|"
+                     r"yeah|yep|yup|sure|ok|okay|fine|enjoy\w*|fav\w*|classic|best|brilliant|excellent|fantastic|"
+                     r"wonderful|ooh+|dope|sick|lit|fire|solid|keen|into)\b|<3|[❤😍👍🔥]", re.I)
+_PAN = re.compile(r"\b(hate[ds]?|awful|terrible|boring|bored|sucked|sucks|bad|worst|didn'?t like|did not like|not a fan|"
+                  r"disliked|crap|trash|garbage|rubbish|overrated|dumb|stupid)\b", re.I)
 _MORE_ONLY = re.compile(r"\W*((ok(ay)?|cool|hmm+|sure|nice|great|thanks|thx)\W+)?(another( one)?|one more|more|next|"
                         r"others?|any others?|anything else|something else|(show|give) me (more|another( one)?)|"
                         r"more (options|picks|please))\W*(please|pls|plz)?\W*", re.I)
@@ -315,6 +325,7 @@ _THING = re.compile(r"^\s*(thing|part|idea|bit|request)\b", re.I)
 _FINE_NOW = re.compile(r"^\s*(?:'s|is)\s+(?:actually\s+)?(?:ok|okay|fine|alright|all right)(?:\s+(?:now|actually|after all|"
                        r"i guess))?\s*(?:[.!,]|$)", re.I)
 _ORD = r"(first|1st|second|2nd|third|3rd|last|middle)"
+_MORE_ORDINALS = re.compile(rf"^(?:\s*(?:one|ones)?\s*(?:,|and|&|or|\+)\s*(?:the\s+)?{_ORD})", re.I)
 _ORDINAL = re.compile(rf"\bthe\s+{_ORD}(?:\s+(two|2))?\b|\b{_ORD}\s+(?:one|pick|suggestion|movie|film)\b", re.I)
 _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "last": -1}
 _PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either|everything|every one)\b", re.I)
@@ -346,7 +357,8 @@ _THANKS = re.compile(rf"\b({_THANKS_WORDS})\b", re.I)
 _QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|hmm+|wait|oh|also|btw|um+|lol)\W+)*(?:(?:could|can|might|would) you "
                        r"tell me|what year|how old|what'?s|whats|wats|what is|what was|"
                        r"tell me (?:more )?about|who'?s|who is|who was|who stars|who plays|who directed|who made|"
-                       r"who wrote|is|was|how'?s|how is|how was|how long|when (?:was|is|did)|does|did|any good|"
+                       r"who wrote|who writes|who directs|what genre|what kind of (?:movie|film)|is|was|how'?s|how is|how was|how long|"
+                       r"when (?:was|is|did)|does|did|any good|"
                        r"(?:what|how) about)\b", re.I)
 _QUESTION_TAIL = re.compile(r"^\s*(?:in|of|about)\s+|\s+(?:about|like|any good|good)\W*$", re.I)
 _PLACE = re.compile(r"^\W*(?:(?:ooh?|hmm+|ok(?:ay)?|so|and)\W+)*(?:the\s+)?(?:first|second|third|last|1st|2nd|3rd)"
@@ -359,8 +371,9 @@ _WANT_TO_WATCH = re.compile(r"^\W*(?:i|we)\s+(?:want to|wanna|would like to|'?d 
 _TELL_ME = re.compile(r"^\W*(?:(?:could|can|might|would) you )?tell me (?:more )?(?:about|what|who)\b", re.I)
 # a question without its "?": "who's in the second one", "what's the first one about", "what year is it"
 _STRONG_QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|lol|and|hmm+)\W+)*(?:who'?s|who is|who stars|who plays|"
-                              r"who directed|what'?s|whats|wats|what is|what year|how old|when (?:was|did))\b", re.I)
-_ASKS_FOR = re.compile(r"\bwhat'?s (like|similar)|\bwhats like|\bwhat is (like|similar)|\b(recommend|suggest|another|else|instead|other|similar|more like|any "
+                              r"who directed|who directs|who wrote|who writes|who made|what genre|what kind of (?:movie|film)|"
+                              r"what'?s|whats|wats|what is|what year|how old|when (?:was|did))\b", re.I)
+_ASKS_FOR = re.compile(r"\bwhat'?s (like|similar)|\bwhats like|\bwhat is (like|similar)|\b(recommend|suggest|another|else|instead|other|similar|more like|more (?:from|by|of)|same (?:guy|director|person)|any "
                        r"(?:good )?\w+ (?:movies|films)|is there|are there|do you have|got any|(?:can|could|would) you(?! tell me)|"
                        r"should i|(movies?|films?|something|anything|one|ones) like)\b", re.I)
 _IT = re.compile(r"\b(it|that( one)?|this( one)?)\b", re.I)
@@ -375,6 +388,8 @@ _TRAITS = [(re.compile(p, re.I), set(g)) for p, g in (
 _ABOUT_YEAR = re.compile(r"\b(what year|how old|when (was|did) it|came out|release[ds]?)\b", re.I)
 _ABOUT_CAST = re.compile(r"\b(who'?s in|who is in|who stars|who plays|cast|actors?|starring|stars?)\b", re.I)
 _ABOUT_DIRECTOR = re.compile(r"\b(direct\w*|who made)\b", re.I)
+_ABOUT_WRITER = re.compile(r"\b(who wrote|who writes|written|writers?|screenplay|script)\b", re.I)
+_ABOUT_GENRE = re.compile(r"\b(what genre|which genre|genres?|what kind of (movie|film))\b", re.I)
 _ABOUT_PLOT = re.compile(r"\b(about|plot|story)\b", re.I)
 _REQUEST = re.compile(r"\?|\b(another|more|else|recommend|suggest|what about|how about|something|anything|"
                       r"other|instead|but)\b", re.I)
@@ -576,9 +591,9 @@ class EmpatheticRecommender:
                     and not any(pattern.search(text) for pattern, *_ in _FEELINGS))
         targets = named_targets(text, mentions, self._people, reacting) if mentions or self.readable(text) else []
         # "Will Ferrell is not funny": an adjective said of someone is no genre asked for or ruled out
-        targets = [t for t in _with_groups(text, targets) if not (
-            t.span.kind == "genre" and _ADJECTIVE.fullmatch(text[t.span.start:t.span.end])
-            and _COPULA.search(text[:t.span.start]))]
+        targets = [t for t in _with_groups(text, targets) if not (t.span.kind == "genre" and (
+            (_ADJECTIVE.fullmatch(text[t.span.start:t.span.end]) and _COPULA.search(text[:t.span.start]))
+            or _FIGURATIVE.match(text[t.span.end:])))]  # "the drama at work", "a comedy of errors": no genre
         suggested = _pointed(text, [state.entities[p] for p in state.awaiting_reaction], state.asked)
         complaint = bool(_COMPLAINT.search(text))  # "these are terrible", "you're useless": every pick missed
         if complaint:
@@ -764,6 +779,14 @@ class EmpatheticRecommender:
             state.wish("studio", wanted_studios, turn,
                        " or ".join(f"from {v}" if v in STUDIOS else f"about {v}" if v in TOPICS else f"{v} movies"
                                    for v in wanted_studios))
+        if not wanted_people and _THAT_DIRECTOR.search(text):
+            # "i loved inception || anything else by that director?": whoever directed the film last asked about or
+            # named, else the first pick on the table
+            film = next((t.entity for t in targets if t.span.kind == "movie" and t.entity in self.catalogue), None)
+            film = film or state.asked or next((e for e in reversed(state.entities) if e in self.catalogue
+                                                and e not in state.recommended), None) or next(iter(suggested), None)
+            if film in self.catalogue:
+                wanted_people = [self._person_ids[d] for d in self.catalogue[film].directors if d in self._person_ids]
         if not wanted_people and _WITH_THEM.search(text):  # "stallone is fine. something with him"
             wanted_people = [p for p in reversed(state.entities) if p in self._people and p not in state.avoid_people][:1]
         before = next((w.values for w in state.wishes if w.axis == "person"), [])
@@ -1178,7 +1201,7 @@ class EmpatheticRecommender:
             if named:
                 return named[0]
         # the question may follow the pick it is about: "the third one, is it scary?", "the first one is it funny?"
-        clauses = re.split(r"[,.;!]\s*|\s+-\s+|\s+but\s+", _PLACE.sub("", text))
+        clauses = re.split(r"[,.;!]\s*|\s+-\s+|\s+but\s+|\s+(?=(?:what'?s|whats|who'?s|who)\s)", _PLACE.sub("", text))
         if not (any(_QUESTION.match(c) for c in clauses) and (
                 text.rstrip().endswith("?") or any(_TELL_ME.match(c) or _STRONG_QUESTION.match(c) for c in clauses))
                 ) or _ASKS_FOR.search(text):
@@ -1369,6 +1392,13 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
     for t in targets:  # "who directed the godfather?" is no verdict on it
         if asking and t.span.kind == "movie":
             t.stance = "none"
+    for t in targets:  # the picks praised only where something praises: "something oscar-worthy and serious" is a
+        # request; "meh seen it" says seen, not hated
+        if t.span.kind == "reply" and t.stance == "liked" and not (_PRAISE.search(text) or _PICKED.match(text)
+                                                                   or _TAKING.search(text)):
+            t.stance = "none"
+        elif t.span.kind == "reply" and t.stance == "disliked" and _SEEN_WORDS.search(text) and not _PAN.search(text):
+            t.stance = "seen"
     for t in targets:  # "another one", "one more": more picks, no verdict on the last ones
         if t.span.kind == "reply" and _MORE_ONLY.fullmatch(text):
             t.stance = "none"
@@ -1455,7 +1485,14 @@ def _pointed(text: str, suggested: list[int], asked: int | None = None) -> list[
         i = _ORDINALS[word] if word != "middle" else len(suggested) // 2
         if m.group(2):  # "the first two", "the last two"
             return suggested[:2] if i == 0 else suggested[-2:]
-        return [suggested[i]] if -len(suggested) <= i < len(suggested) else suggested[:1]
+        # "seen the first and the third": each one named, in a list
+        more, rest = [], text[m.end():]
+        while (n := _MORE_ORDINALS.match(rest)) is not None:
+            more.append(n.group(1).lower())
+            rest = rest[n.end():]
+        picked = [suggested[j] for j in dict.fromkeys(
+            [i] + [_ORDINALS[o] if o != "middle" else len(suggested) // 2 for o in more]) if -len(suggested) <= j < len(suggested)]
+        return picked or suggested[:1]
     if _PLURAL.search(text):
         return suggested
     return [asked] if asked is not None else suggested[:1]
@@ -1591,6 +1628,11 @@ def answer(movie: Movie, question: str, people: list[str] = ()) -> str:
         said = f"{'Probably' if set(movie.genres) & trait else 'Probably not'}: {name} is {a_kind}."
         if plot:
             said += f" {plot}"
+    elif _ABOUT_WRITER.search(question):
+        said = (f"{name} was written by {names(movie.writers[:2])}." if movie.writers
+                else f"I don't know who wrote {name}.")
+    elif _ABOUT_GENRE.search(question):
+        said = f"{name} is {a_kind}" + (f" (also {', '.join(movie.genres[2:4])})" if len(movie.genres) > 2 else "") + "."
     elif _ABOUT_CAST.search(question):
         said = f"{name} stars {names(movie.stars[:3])}." if movie.stars else f"I don't have the cast of {name}."
     elif _ABOUT_DIRECTOR.search(question):
