@@ -984,6 +984,12 @@ def test_figurative_genre_words_and_small_talk_are_no_request(bot):
     assert not state.seen and not state.liked and [w.values for w in state.wishes] == [["fantasy"]]
 
 
+def test_a_light_mood_keeps_the_kind_asked_for(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "i like crime movies but a lighter one tonight").recommendations
+    assert not state.relaxed and recs and all({"crime", "comedy"} <= g for g in _genres(bot, recs))
+
+
 def test_names_alone_ask_for_them():
     from ecrs.inference.pipeline import _BARE_REQUEST, _WORD
 

@@ -886,7 +886,8 @@ class EmpatheticRecommender:
         short = False  # `few` are all that fit every wish: then they alone are shown, not padded with misfits
         # (said in one turn, "a sci-fi movie like Interstellar": "like" is the loosest wish and gives way first)
         ordered = sorted(state.wishes, key=lambda w: (-w.turn, w.axis == "similar"))
-        readings = [self._wish_masks(w) for w in ordered]  # strictest first
+        asked = frozenset(g for w in state.wishes if w.axis == "genre" for v in w.values for g in str(v).split(COMPOUND))
+        readings = [self._wish_masks(w, asked) for w in ordered]  # strictest first
         # what the older wishes allow at their loosest: a newer wish takes the strictest reading that leaves them
         # room ("sci-fi || like blade runner || 80s || no harrison ford": 80s sci-fi like it, not 80s action-thrillers
         # sharing Sean Young, after which sci-fi had to give way)
@@ -997,8 +998,11 @@ class EmpatheticRecommender:
         self._series_cache[movie.entity] = out
         return out
 
-    def _wish_masks(self, wish: Wish) -> list[np.ndarray]:
+    def _wish_masks(self, wish: Wish, asked: frozenset[str] = frozenset()) -> list[np.ndarray]:
         """The movies a wish allows, strictest reading first: "sci-fi adventure" is both genres, else either."""
+        if wish.axis == "mood":  # a kind `asked` for outright stays: "a drama, not too sad" is a light drama
+            return [self._any(self._masks.genre, wish.values) & ~self._any(
+                self._masks.genre, ["horror", *(g for g in _MOOD_NOT.get(wish.label, ()) if g not in asked)])]
         if wish.axis == "genre" and any(COMPOUND in v for v in wish.values):
             both = np.zeros(len(self._column), dtype=bool)
             for v in wish.values:
