@@ -990,6 +990,12 @@ def test_a_light_mood_keeps_the_kind_asked_for(bot):
     assert not state.relaxed and recs and all({"crime", "comedy"} <= g for g in _genres(bot, recs))
 
 
+def test_a_pick_taken_with_thanks_first(bot):
+    state = ConversationState()
+    second = bot.turn(state, "a comedy").recommendations[1]
+    assert f"Enjoy {second.title}" in bot.turn(state, "thanks, the second one it is").reply and state.liked == [second.entity]
+
+
 def test_names_alone_ask_for_them():
     from ecrs.inference.pipeline import _BARE_REQUEST, _WORD
 

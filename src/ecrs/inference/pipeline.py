@@ -335,10 +335,10 @@ _THANKS_WORDS = r"thanks?|thank (you|u)|thx|thnx|thanx|ty|cheers|merci|gracias|d
 _TAKING_WORDS = (r"perfect|lovely|(sounds|looks) (good|great|perfect|fun|amazing|awesome|nice|cool|interesting)|"
                  r"that'?s (good|great|perfect)|that works|"
                  r"(i'?ll|i will|we'?ll|gonna|going to|i'?m gonna|let'?s) (watch|go with|try|take|check out|do) "
-                 r"(it|that|this|the \w+( one)?)|(taking|watching|going with) (it|that|this)|(it|that) it is|deal|"
+                 r"(it|that|this|the \w+( one)?)|(taking|watching|going with) (it|that|this)|(it|that|one) it is|deal|"
                  r"i'?m sold|sure,? why not|yes please|that'?s (fine|it)|i shall watch")
 # a pick named by its place and nothing else: "the first one please", "ok the second"
-_PICKED = re.compile(r"^\W*(?:(?:ok(?:ay)?|cool|alright|hmm+|yes|yeah|yep)\W+)?(?:(?:the )?(?:first|second|third|1st|2nd|3rd)"
+_PICKED = re.compile(r"^\W*(?:(?:ok(?:ay)?|cool|alright|hmm+|yes|yeah|yep|thanks?|thx|great)\W+)?(?:(?:the )?(?:first|second|third|1st|2nd|3rd)"
                      r"(?: one)?|that one|the last one)(?: please| pls| then| it is)?\W*(?:(?:thanks?|thx|bye)\W*)?$", re.I)
 # a verdict on a film that names it ("seen parasite", "hated the sequels"), not one pointing back at the picks
 _OTHER_FILM = re.compile(r"\b(seen|watched|saw|loved|hated|liked|disliked|enjoyed)\s+(?!(?:it|that|this|them|those|these|"
