@@ -289,6 +289,12 @@ def test_a_one_word_title_before_night_or_weekend_is_a_time_in_chat(kg):
     assert ids(EntityLinker(kg_aliases(kg), movie_entities=kg.item_set), "Halloween night") == [HALLOWEEN_78]
 
 
+def test_a_one_word_title_of_function_words_closing_a_seen_list_links(kg):
+    chat = EntityLinker(kg_aliases(kg), movie_entities=kg.item_set, lowercase_title_cues=True)
+    assert ids(chat, "ive seen titanic and up") == [TITANIC_97, UP]
+    assert ids(chat, "seen titanic and up close") == [TITANIC_97]  # "up" goes on as a word
+
+
 def test_a_slip_in_a_long_surname_links_where_a_person_is_meant(kg):
     chat = EntityLinker(kg_aliases(kg), movie_entities=kg.item_set, fuzzy_surnames={"dicaprio": 14, "winslet": 16})
     assert ids(chat, "something with dicapro") == [14] and ids(chat, "dicapro movies") == [14]  # a cue around it

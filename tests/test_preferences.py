@@ -788,6 +788,12 @@ def _amended(text, named, stances, said_before=""):
     ("like fargo but funny", [("funny", "genre", "comedy")], ["avoid"], ["wants"]),
     ("i like comedy but horror scares me", [("comedy", "genre"), ("horror", "genre")], ["liked", "wants"],
      ["liked", "disliked"]),
+    ("action movie made after 2000 but without tom cruise, im sick of him",  # a later clause's "no" is its own
+     [("action", "genre"), ("tom cruise", "person")], ["disliked", "avoid"], ["wants", "avoid"]),
+    ("clint eastwood western, nothing older than 1970 tho", [("clint eastwood", "person"), ("western", "genre")],
+     ["disliked", "wants"], ["wants", "wants"]),
+    ("horror, no thanks", [("horror", "genre")], ["avoid"], ["avoid"]),
+    ("my gf loves julia roberts, what should we watch", [("julia roberts", "person")], ["none"], ["wants"]),
     # ... but not in a clause that already rules out
     ("i don't want anything with a bit of horror", [("horror", "genre")], ["avoid"], ["avoid"]),
     ("anything but a horror", [("horror", "genre")], ["avoid"], ["avoid"]),
@@ -994,6 +1000,21 @@ def test_a_pick_taken_with_thanks_first(bot):
     state = ConversationState()
     second = bot.turn(state, "a comedy").recommendations[1]
     assert f"Enjoy {second.title}" in bot.turn(state, "thanks, the second one it is").reply and state.liked == [second.entity]
+
+
+def test_fresh_blind_conversations_found_these(bot):
+    from ecrs.data.catalogue import genre_mentions, topic_mentions
+
+    assert [g for *_, g in genre_mentions("an old film noir, a music documentary, a history movie")] == [
+        "film-noir", "music", "documentary", "history"]
+    assert [t for *_, t in topic_mentions("something w/ robots or aliens or w/e")] == ["robots", "aliens"]
+    state = ConversationState()
+    bot.turn(state, "a history movie")
+    assert not bot.turn(state, "nah im good for now, gonna go to bed. night").recommendations and not state.avoid_movies
+    state = ConversationState()
+    recs = bot.turn(state, "Forrest Gump bored me to tears honestly. What's a good drama from the 90s or later?"
+                    ).recommendations  # a request after a verdict, not a question about the film
+    assert recs and [w.axis for w in state.wishes] == ["genre", "era"]
 
 
 def test_names_alone_ask_for_them():

@@ -282,7 +282,7 @@ TOPICS: dict[str, tuple[str, str]] = {
                r"thieves|con artists?"),
 }
 _TOPIC = {name: re.compile(rf"\b(?:{plot})\b", re.I) for name, (_, plot) in TOPICS.items()}
-_TOPIC_BEFORE = re.compile(r"\b(about|with|involving|featuring|set in|no|not|nothing|without|any|some|more|less|"
+_TOPIC_BEFORE = re.compile(r"\b(about|with|w/|involving|featuring|set in|no|not|nothing|without|any|some|more|less|"
                            r"love|loved|hate|hated)\s+(?:(?:a|an|the|some|any|more|real|giant|big|cute|scary)\s+){0,2}$", re.I)
 _TOPIC_AFTER = re.compile(r"^\s*(movies?|films?|flicks?|ones|stories|story|themed|comed(y|ies)|dramas?|thrillers?)\b",
                           re.I)
@@ -293,8 +293,13 @@ def topic_mentions(text: str) -> list[tuple[int, int, str]]:
     """(start, end, topic) of each `TOPICS` word in `text` that is said of a movie, in text order: after "about",
     "with", "no", "set in" ... or before "movies" / "films" ("a boxing movie"). Small talk is no request: "i work
     as a journalist", "my laptop is a dinosaur", "just back from vietnam"."""
-    return sorted((m.start(), m.end(), name) for pattern, name in _TOPIC_WORD for m in pattern.finditer(text)
-                  if _TOPIC_BEFORE.search(text[:m.start()]) or _TOPIC_AFTER.match(text[m.end():]))
+    found = sorted((m.start(), m.end(), name) for pattern, name in _TOPIC_WORD for m in pattern.finditer(text))
+    said: list[tuple[int, int, str]] = []
+    for start, end, name in found:  # "w/ robots or aliens": a list goes on from a topic said of a movie
+        if (_TOPIC_BEFORE.search(text[:start]) or _TOPIC_AFTER.match(text[end:])
+                or (said and re.fullmatch(r"\s*(,|or|and|&|/)\s*", text[said[-1][1]:start]))):
+            said.append((start, end, name))
+    return said
 
 
 # MovieLens genre -> catalogue genre (IMDb's vocabulary, lower case); "IMAX" and "(no genres listed)" are none
@@ -344,6 +349,9 @@ GENRE_WORDS: dict[str, str] = {
     r"adventures?|aventuras?": "adventure",
     r"biopics?|biograph(y|ies|ical)|true stor(y|ies)": "biography",
     r"sports?": "sport",
+    r"film[- ]?noirs?|noirs?": "film-noir",
+    r"music(?=\s+(?:documentar|docs?\b|movies?|films?|biopics?|dramas?))|music(al)? biopics?": "music",
+    r"history (movies?|films?|dramas?)|historical( movies?| films?| dramas?| epics?)?|period (pieces?|dramas?)": "history",
 }
 _GENRE_RE = [(re.compile(rf"\b(?:{pat})\b", re.I), genre) for pat, genre in GENRE_WORDS.items()]
 

@@ -215,6 +215,7 @@ _SERIES_PARTS = frozenset(["s", "one", "ones", "era", "years", "stuff"])  # "tar
 _NAME_ALONE = re.compile(r"[ \t]*(?:maybe|please|pls|perhaps|then|films?|movies?|stuff)?[ \t]*[?!.…]*[ \t]*$", re.I)
 _PARTICLES = frozenset(["de", "di", "da", "del", "della", "van", "von", "der", "le", "la", "du", "st", "st."])
 _SLIP_MIN_LETTERS = 6  # shorter surnames are too near ordinary words for a one-letter slip to say a name
+_LIST_TAIL = frozenset(["like", "too", "already", "again", "both", "as", "lol", "already", "multiple", "many", "so"])
 _TIME_NOUNS = frozenset(["night", "nite", "nights", "evening", "eve", "weekend", "morning", "afternoon", "party"])
 _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
 # what follows a person opening a sentence: "tarantino is overrated", "spielberg never misses"
@@ -590,6 +591,11 @@ class EntityLinker:
                 and _lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 6):first]])
                 and not all(t in _POINTING for t, _, _ in tokens[first:last + 1])):
             evidence = 1  # "anything similar to get out?", "ive seen up": a title of ordinary words, lower case
+        if (evidence == 0 and self.lowercase_title_cues and key.movies and key.movie_need == 2 and first == last
+                and not tokens[first][0].isdigit() and first >= 2 and tokens[first - 1][0] in ("and", "or")
+                and _lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 6):first]])
+                and (_CLAUSE_END.match(text, end) or (last + 1 < len(tokens) and tokens[last + 1][0] in _LIST_TAIL))):
+            evidence = 2  # "seen toy story, finding nemo and up like a million times": "up" closes a list of titles
         if (evidence == 0 and self.lowercase_title_cues and key.movies and key.movie_need == 1 and not shouting
                 and key.n_content >= 2 and key.movies[0].popularity >= FUZZY_TITLE_MIN_MENTIONS
                 and _sentence_start(text, start) and _CLAUSE_END.match(text, end)):

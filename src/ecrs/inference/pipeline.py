@@ -232,8 +232,8 @@ _BOTH = re.compile(r"\b(both|mix(ed)?( of)?|blend( of)?|combin\w+|at the same ti
                    r"\b(she|he|my (wife|husband|partner|girlfriend|boyfriend|gf|bf|hubby|wifey|spouse|fianc[eé]e?|date|"
                    r"roommate|friend|mom|dad))('?s| is| wants?| likes?| loves?| prefers?)\b", re.I)
 # between two genre words, one movie with both: "funny and scary", "an action movie with some romance"
-_WITH_SOME = re.compile(r"(\s+(movie|film|flick)s?)?\s+(and|&|plus|with|with (some|a (bit|little|touch|dash|lot) of|lots of|plenty of|a little))"
-                        r"\s+(a\s+)?", re.I)
+_WITH_SOME = re.compile(r"(-?(y|ish))?(\s+(movie|film|flick)s?)?\s+((but|and)\s+(also\s+)?)?(and|&|plus|with|with (some|a (bit|"
+                        r"little|touch|dash|lot) of|lots of|plenty of|a little))\s+(a\s+)?", re.I)
 _BLACK_AND_WHITE = re.compile(r"\bblack[- ](and|&|n)[- ]white\b|\bb ?& ?w\b", re.I)
 _SILENT = re.compile(r"\bsilent (movie|film|era|comed(y|ies))s?\b", re.I)
 # What people ask for that the catalogue cannot tell: said plainly rather than silently ignored
@@ -296,6 +296,10 @@ _PRAISE = re.compile(r"\b(lov\w*|like[ds]?|great|good|nice|cool|awesome|perfect|
                      r"wonderful|ooh+|dope|sick|lit|fire|solid|keen|into)\b|<3|[❤😍👍🔥]", re.I)
 _PAN = re.compile(r"\b(hate[ds]?|awful|terrible|boring|bored|sucked|sucks|bad|worst|didn'?t like|did not like|not a fan|"
                   r"disliked|crap|trash|garbage|rubbish|overrated|dumb|stupid)\b", re.I)
+_DONE_FOR_NOW = re.compile(r"\b(i'?m|im|we'?re|were) (good|fine|ok|okay|set|all set)( for now| thanks| thx|$)", re.I)
+_NEG_WORD = re.compile(r"\b(no|not|nothing|without|don'?t|dont|never|hate|sick of|tired of|can'?t stand|dislike|avoid|skip)\b",
+                       re.I)
+_CLAUSE_BREAK = re.compile(r"[,;.!?]|\b(but|though|however|although)\b", re.I)
 _MORE_ONLY = re.compile(r"\W*((ok(ay)?|cool|hmm+|sure|nice|great|thanks|thx)\W+)?(another( one)?|one more|more|next|"
                         r"others?|any others?|anything else|something else|(show|give) me (more|another( one)?)|"
                         r"more (options|picks|please))\W*(please|pls|plz)?\W*", re.I)
@@ -350,7 +354,8 @@ _UNDECIDED = re.compile(r"\b(think about it|maybe later|not sure|dunno|don'?t kn
 _SEEN_WORDS = re.compile(r"\b(seen|watched|saw)\b", re.I)
 _TAKING = re.compile(rf"\b({_TAKING_WORDS})\b", re.I)
 _CLOSING = re.compile(rf"\b({_THANKS_WORDS}|bye+|goodbye|good ?night|see (you|ya)|cya|ttyl|gotta go|g2g|peace out|"
-                      rf"that'?s all|au revoir|adios|talk later|"
+                      rf"that'?s all|au revoir|adios|talk later|(?:^|\W)nigh?te?\W*$|(gonna|going to|off to|heading to) bed|"
+                      rf"(i'?m|im) good for now|"
                       rf"{_TAKING_WORDS})\b", re.I)
 _THANKS = re.compile(rf"\b({_THANKS_WORDS})\b", re.I)
 # A question about a movie, answered from the catalogue (`answer`) rather than with new picks
@@ -373,7 +378,7 @@ _TELL_ME = re.compile(r"^\W*(?:(?:could|can|might|would) you )?tell me (?:more )
 _STRONG_QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|lol|and|hmm+)\W+)*(?:who'?s|who is|who stars|who plays|"
                               r"who directed|who directs|who wrote|who writes|who made|what genre|what kind of (?:movie|film)|"
                               r"what'?s|whats|wats|what is|what year|how old|when (?:was|did))\b", re.I)
-_ASKS_FOR = re.compile(r"\bwhat'?s (like|similar)|\bwhats like|\bwhat is (like|similar)|\b(recommend|suggest|another|else|instead|other|similar|more like|more (?:from|by|of)|same (?:guy|director|person)|any "
+_ASKS_FOR = re.compile(r"\bwhat'?s (like|similar)|\bwhat'?s (a|an|some) (good|great|fun|decent)\b|\bwhats like|\bwhat is (like|similar)|\b(recommend|suggest|another|else|instead|other|similar|more like|more (?:from|by|of)|same (?:guy|director|person)|any "
                        r"(?:good )?\w+ (?:movies|films)|is there|are there|do you have|got any|(?:can|could|would) you(?! tell me)|"
                        r"should i|(movies?|films?|something|anything|one|ones) like)\b", re.I)
 _IT = re.compile(r"\b(it|that( one)?|this( one)?)\b", re.I)
@@ -1361,8 +1366,8 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
         # nor "nah i hate sports movies" (which the stance reader once read as liked)
         if t.stance == "none" and t.span.kind != "reply" and _NO_RIGHT_BEFORE.search(text[:t.span.start]):
             t.stance = "avoid"  # "arnie films || no terminator"
-        elif t.stance == "none" and t.span.kind == "genre" and (_THEIRS_RIGHT_BEFORE.search(text[:t.span.start])
-                                                                 or _LIKE_RIGHT_BEFORE.search(text[:t.span.start])):
+        elif t.stance == "none" and t.span.kind in ("genre", "person") and (
+                _THEIRS_RIGHT_BEFORE.search(text[:t.span.start]) or _LIKE_RIGHT_BEFORE.search(text[:t.span.start])):
             t.stance = "wants"
         elif t.stance in ("none", "liked", "wants") and t.span.kind != "reply" and _HATE_AFTER.match(text[t.span.end:]):
             t.stance = "disliked"  # "i like comedy but horror scares me"
@@ -1403,6 +1408,20 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
             t.stance = "none"
         elif t.span.kind == "reply" and t.stance == "disliked" and _SEEN_WORDS.search(text) and not _PAN.search(text):
             t.stance = "seen"
+    for t in targets:  # "nah im good for now, night": no more picks wanted, no verdict on these
+        if t.span.kind == "reply" and t.stance == "avoid" and _DONE_FOR_NOW.search(text):
+            t.stance = "none"
+    for i, t in enumerate(targets):
+        # a "no" in a later clause is that clause's: "action movie after 2000 but without tom cruise, im sick of him",
+        # "clint eastwood western, nothing older than 1970 tho" ask for action and for Eastwood
+        if (t.span.kind in ("genre", "person") and t.stance in ("avoid", "disliked")
+                and not _NEGATED_CLAUSE.search(text[:t.span.start]) and not _HATE_AFTER.match(text[t.span.end:])):
+            after = text[t.span.end:]
+            neg = _NEG_WORD.search(after)
+            brk = _CLAUSE_BREAK.search(after[:neg.start()]) if neg else None
+            if brk and (any(u.span.start >= t.span.end + brk.end() for u in targets[i + 1:] if u.span.kind != "reply")
+                        or _era(after[brk.end():]) is not None):
+                t.stance = "wants"
     for t in targets:  # "another one", "one more": more picks, no verdict on the last ones
         if t.span.kind == "reply" and _MORE_ONLY.fullmatch(text):
             t.stance = "none"
