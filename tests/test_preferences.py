@@ -793,6 +793,12 @@ def _amended(text, named, stances, said_before=""):
     ("clint eastwood western, nothing older than 1970 tho", [("clint eastwood", "person"), ("western", "genre")],
      ["disliked", "wants"], ["wants", "wants"]),
     ("horror, no thanks", [("horror", "genre")], ["avoid"], ["avoid"]),
+    ("not feeling horror. or sci fi", [("horror", "genre"), ("sci fi", "genre")], ["avoid", "none"], ["avoid", "avoid"]),
+    ("romance isnt my thing, neither is drama lol", [("romance", "genre"), ("drama", "genre")], ["disliked", "none"],
+     ["disliked", "disliked"]),
+    ("no horror, and no sci-fi either", [("horror", "genre"), ("sci-fi", "genre")], ["avoid", "wants"],
+     ["avoid", "avoid"]),
+    ("something similar to The Matrix", [("The Matrix", "movie")], ["seen"], ["liked"]),  # no "seen" said
     ("my gf loves julia roberts, what should we watch", [("julia roberts", "person")], ["none"], ["wants"]),
     # ... but not in a clause that already rules out
     ("i don't want anything with a bit of horror", [("horror", "genre")], ["avoid"], ["avoid"]),
@@ -1015,6 +1021,16 @@ def test_fresh_blind_conversations_found_these(bot):
     recs = bot.turn(state, "Forrest Gump bored me to tears honestly. What's a good drama from the 90s or later?"
                     ).recommendations  # a request after a verdict, not a question about the film
     assert recs and [w.axis for w in state.wishes] == ["genre", "era"]
+
+
+def test_titles_as_people_type_them_in_chat(bot):
+    names = lambda text: [bot.kg.names[m.entity_id] for m in bot.linker.link(text)]  # noqa: E731
+    assert names("by fincher but not se7en") == ["David Fincher", "Seven (1995 film)"]
+    assert names("i've done E.T. and Jurassic Park already") == ["E.T. the Extra-Terrestrial", "Jurassic Park (film)"]
+    assert names("she's seen totoro already") == ["My Neighbor Totoro"]  # a less-named title by its last word
+    assert names("we went bowling") == []  # ... not by its first
+    assert names("with de niro thats not taxi driver") == ["Robert De Niro", "Taxi Driver"]
+    assert names("Keanu is great but not tonight") == ["Keanu Reeves"]  # the star, not Keanu (2016)
 
 
 def test_names_alone_ask_for_them():

@@ -234,6 +234,9 @@ _SHORT_FORM_MIN_MENTIONS = 5
 _PERSON_OVER_FILM_MENTIONS = 10  # a film named less often loses its name to a star after "not", "loved" ("keanu")
 RISKY_MIN_MENTIONS = 5  # ReDial train mentions below which a risky title needs more evidence
 _TRAILING_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+UNIQUE_WORD_MIN_MENTIONS = 5  # a title this often named links by its one unusual word ("totoro"; chat only)
+# titles as people type them, where no rule reaches: digits for letters, initials (chat only)
+TITLE_STYLINGS = {"Se7en": "Seven (1995)", "E.T.": "E.T. the Extra-Terrestrial (1982)", "T2": "Terminator 2: Judgment Day (1991)"}
 FUZZY_TITLE_MIN_MENTIONS = 20  # a title this often named in ReDial train links misspelled too (chat linker only)
 # Item names whose qualifier says "a film" (or a show); the graph's items also hold a few novels, songs, a volcano.
 _FILM_QUALIFIER = re.compile(r"film|movie|series|serial|franchise|\btv\b|season|special|programme|^\d{4}$",
@@ -591,6 +594,9 @@ class EntityLinker:
                 and _lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 6):first]])
                 and not all(t in _POINTING for t, _, _ in tokens[first:last + 1])):
             evidence = 1  # "anything similar to get out?", "ive seen up": a title of ordinary words, lower case
+        if (evidence == 0 and self.lowercase_title_cues and key.movies and key.movie_need == 1 and key.n_content >= 2
+                and first > 0 and tokens[first - 1][0] in ("not", "no", "except", "besides")):
+            evidence = 1  # "a scorsese movie with de niro thats not taxi driver"
         if (evidence == 0 and self.lowercase_title_cues and key.movies and key.movie_need == 2 and first == last
                 and not tokens[first][0].isdigit() and first >= 2 and tokens[first - 1][0] in ("and", "or")
                 and _lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 6):first]])
@@ -625,7 +631,10 @@ class EntityLinker:
         starring = (entity is not None and key.shorthand and year is None and (person_cue or first > 0 and (
                     tokens[first - 1][0] in _STAR_CUES or (
                         tokens[first - 1][0] in _PERSON_CUES and movie is not None
-                        and movie.popularity < _PERSON_OVER_FILM_MENTIONS))))
+                        and movie.popularity < _PERSON_OVER_FILM_MENTIONS)) or (  # "Keanu is great but ..."
+                    self.lowercase_title_cues and last + 1 < len(tokens) and tokens[last + 1][0] in _PERSON_AFTER
+                    and _sentence_start(text, start) and movie is not None
+                    and movie.popularity < _PERSON_OVER_FILM_MENTIONS)))
         # Exact title > genre word (unless capitals or a year say title) > person or other name > derived title.
         if movie is not None and not movie.variant and (key.genre is None or evidence > 0) and not starring:
             chosen = movie.entity_id
@@ -1023,9 +1032,19 @@ def build_redial_linker(kg: KnowledgeGraph | None = None, *, chat: bool = False)
         in_titles: Counter[str] = Counter(w for ts in tables.movie_titles.values() for w in
                                           {w for t in ts for w in normalize(_TRAILING_YEAR.sub("", t)).split()})
         in_titles.update(w for t in tables.unlinked_titles for w in set(normalize(t).split()))
+        # (a title named a few times, by its last word: "she's seen totoro" is My Neighbor Totoro, 9 mentions; not
+        # "going bowling" for Bowling for Columbine)
+        named = {normalize(_TRAILING_YEAR.sub("", t)): e for p, e in sorted((p, e) for e, p in tables.popularity.items()
+                                                                           if p >= UNIQUE_WORD_MIN_MENTIONS)
+                 for t in tables.movie_titles.get(e, ())}
         aliases += [Alias(w.title(), e, "movie", None, tables.popularity.get(e, 0.0), variant=True)
-                    for t, e in titles.items() for w in t.split()
-                    if len(w) >= 6 and w.isalpha() and w not in ordinary and in_titles[w] == 1]
+                    for t, e in named.items() for i, w in enumerate(t.split())
+                    if len(w) >= 6 and w.isalpha() and w not in ordinary and in_titles[w] == 1
+                    and (t in titles or i == len(t.split()) - 1)]
+        # how people write a few titles: "se7en", "e.t."
+        by_name = {normalize(t): e for e, ts in tables.movie_titles.items() for t in ts}
+        aliases += [Alias(styled, by_name[normalize(title)], "movie", None, tables.popularity.get(by_name[normalize(title)], 0.0))
+                    for styled, title in TITLE_STYLINGS.items() if normalize(title) in by_name]
     return EntityLinker(aliases, movie_entities=kg.item_set, redial_ids=tables.redial_ids, words=tables.words,
                         risky_min_popularity=RISKY_MIN_MENTIONS, fuzzy_names=fuzzy, fuzzy_titles=titles,
                         ordinary_words=ordinary, lowercase_title_cues=chat,

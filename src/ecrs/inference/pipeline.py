@@ -232,7 +232,7 @@ _BOTH = re.compile(r"\b(both|mix(ed)?( of)?|blend( of)?|combin\w+|at the same ti
                    r"\b(she|he|my (wife|husband|partner|girlfriend|boyfriend|gf|bf|hubby|wifey|spouse|fianc[eé]e?|date|"
                    r"roommate|friend|mom|dad))('?s| is| wants?| likes?| loves?| prefers?)\b", re.I)
 # between two genre words, one movie with both: "funny and scary", "an action movie with some romance"
-_WITH_SOME = re.compile(r"(-?(y|ish))?(\s+(movie|film|flick)s?)?\s+((but|and)\s+(also\s+)?)?(and|&|plus|with|with (some|a (bit|"
+_WITH_SOME = re.compile(r"(-?(y|ish))?(\s+(movie|film|flick)s?)?\s+((but|and)\s+(also\s+)?)?(and|&|plus|with|based on|with (some|a (bit|"
                         r"little|touch|dash|lot) of|lots of|plenty of|a little))\s+(a\s+)?", re.I)
 _BLACK_AND_WHITE = re.compile(r"\bblack[- ](and|&|n)[- ]white\b|\bb ?& ?w\b", re.I)
 _SILENT = re.compile(r"\bsilent (movie|film|era|comed(y|ies))s?\b", re.I)
@@ -255,7 +255,10 @@ _LIKE_OTHER = re.compile(r"^\W*(something |anything |more |movies? |films? )?(li
                          r"this|those|them|these|the (first|second|third|last|other|\w+ one))\b)\w", re.I)
 # a kind said mildly: "scary but not too scary" neither asks for horror nor lifts a ban on it
 _NOT_TOO = re.compile(r"\bnot (too|that|very|overly|super|so)\s+$", re.I)
-_OR_NOR = re.compile(r"\s*,?\s*(or|nor|or any|or the)\s+", re.I)
+_OR_NOR = re.compile(r"\s*[,.;]?\s*(or|nor|or any|or the|neither is|neither are|nor is|nor are|same (goes )?for|and no|and not)\s+",
+                     re.I)
+_NEITHER_END = re.compile(r"[,.;]\s*(and\s+)?(neither|nor|same (goes )?for)( is| are| do i like| for)?\s+$", re.I)
+_EITHER_AFTER = re.compile(r"\s*(movies?|films?|stuff)?\s*(either|neither)\b", re.I)  # "no drama either"
 _OR_MORE = re.compile(r"^\W*(or|nor|and no|and not|also no|also not|neither|or any)\b", re.I)
 _BANNED = re.compile(r"\b(no|not|nothing|without|don'?t|dont|do not|can'?t stand|hate|dislike|none)\b", re.I)
 _NAY = re.compile(r"\b(no|nah|nope|not|none|meh|bad|boring|pass|seen)\b", re.I)
@@ -892,7 +895,7 @@ class EmpatheticRecommender:
         # (said in one turn, "a sci-fi movie like Interstellar": "like" is the loosest wish and gives way first)
         ordered = sorted(state.wishes, key=lambda w: (-w.turn, w.axis == "similar"))
         asked = frozenset(g for w in state.wishes if w.axis == "genre" for v in w.values for g in str(v).split(COMPOUND))
-        readings = [self._wish_masks(w, asked) for w in ordered]  # strictest first
+        readings = [self._wish_masks(w, asked, frozenset(state.avoid_genres)) for w in ordered]  # strictest first
         # what the older wishes allow at their loosest: a newer wish takes the strictest reading that leaves them
         # room ("sci-fi || like blade runner || 80s || no harrison ford": 80s sci-fi like it, not 80s action-thrillers
         # sharing Sean Young, after which sci-fi had to give way)
@@ -1003,7 +1006,8 @@ class EmpatheticRecommender:
         self._series_cache[movie.entity] = out
         return out
 
-    def _wish_masks(self, wish: Wish, asked: frozenset[str] = frozenset()) -> list[np.ndarray]:
+    def _wish_masks(self, wish: Wish, asked: frozenset[str] = frozenset(),
+                    avoided: frozenset[str] = frozenset()) -> list[np.ndarray]:
         """The movies a wish allows, strictest reading first: "sci-fi adventure" is both genres, else either."""
         if wish.axis == "mood":  # a kind `asked` for outright stays: "a drama, not too sad" is a light drama
             return [self._any(self._masks.genre, wish.values) & ~self._any(
@@ -1031,11 +1035,12 @@ class EmpatheticRecommender:
                 people = self._any(masks.person, [p for p, n in crew.items() if n >= 2])
                 return [loose & kin & people, loose & kin, loose, kin & ~self._not_series(movies)]
             kin = np.zeros(len(self._column), dtype=bool)
-            for m in movies:
-                shared = sum(self._any(masks.genre, [g]).astype(np.int8) for g in set(m.genres))
+            for m in movies:  # its kinds the person did not rule out: "like the social network, not a drama"
+                kinds = set(m.genres) - avoided
+                shared = sum(self._any(masks.genre, [g]).astype(np.int8) for g in kinds)
                 # and of its form: "like toy story 3" is animated, not Tim Allen's live-action comedies
                 form = np.logical_and.reduce([self._any(masks.genre, [f]) == (f in m.genres) for f in _FORMS])
-                kin |= (np.asarray(shared) >= min(2, len(set(m.genres)) or 1)) & form
+                kin |= (np.asarray(shared) >= min(2, len(kinds) or 1)) & form
             people = self._any(masks.person, [p for m in movies for p in m.stars + m.directors + m.writers])
             # last, its tone alone: "a horror like get out, before 2000" shares no one with it, and The Shining is
             # still like it rather than a wish given up
@@ -1347,10 +1352,6 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
     for t in targets:
         if t.span.kind == "genre" and t.genre in mild:
             t.stance = "none"
-    for a, b in zip(targets, targets[1:]):  # "not alien or prometheus", "no harry potter or lord of the rings"
-        if (a.span.kind != "reply" != b.span.kind and a.stance in ("avoid", "disliked")
-                and b.stance in ("none", "liked", "wants", "seen") and _OR_NOR.fullmatch(text[a.span.end:b.span.start])):
-            b.stance = a.stance if b.span.kind == a.span.kind else "avoid"
     for t in targets:  # "not john wick, seen all of those": the series is done with, not the one film
         if t.span.kind == "movie" and t.stance in ("seen", "none") and (
                 _ALL_SEEN_AFTER.match(text[t.span.end:]) or _ALL_SEEN_BEFORE.search(text[:t.span.start])):
@@ -1439,6 +1440,20 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
     for t in targets:  # a comparative asks for more of it: "like Inception but funnier" is no "no comedy"
         if t.span.kind == "genre" and _MORE_OF.fullmatch(text[t.span.start:t.span.end]):
             t.stance = "wants"
+    for t in targets:  # "something similar to The Matrix" says nothing of having seen it
+        if t.span.kind == "movie" and t.stance == "seen" and not _SEEN_WORDS.search(text) and (
+                _LIKE_X.search(text[:t.span.start]) or _X_LIKE.match(text[t.span.end:])):
+            t.stance = "liked"
+    # last, as the rules above settle the first of each pair
+    for a, b in zip(targets, targets[1:]):  # "not alien or prometheus", "no harry potter or lord of the rings"
+        if (a.span.kind != "reply" != b.span.kind and a.stance in ("avoid", "disliked")
+                and b.stance in ("none", "liked", "wants", "seen") and (_OR_NOR.fullmatch(text[a.span.end:b.span.start])
+                                                                      or _NEITHER_END.search(text[a.span.end:b.span.start]))):
+            b.stance = a.stance if b.span.kind == a.span.kind else "avoid"
+    for t in targets:  # "not horror, and not sci-fi either"; "romance isnt my thing, neither is drama"
+        if (t.span.kind in ("genre", "person") and t.stance in ("none", "liked", "wants")
+                and _EITHER_AFTER.match(text[t.span.end:]) and any(u.stance in ("avoid", "disliked") for u in targets)):
+            t.stance = "avoid"
 
 
 def _with_groups(text: str, targets: list[Target]) -> list[Target]:
