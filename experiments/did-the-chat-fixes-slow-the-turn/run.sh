@@ -5,6 +5,7 @@
 # Session 35: run.sh fe72abb experiments/did-the-chat-fixes-slow-the-turn (old1/2, new1/2.json)
 # Session 36: run.sh 6dbff8c experiments/did-the-chat-fixes-slow-the-turn/session36
 # Session 37: run.sh 6da3ba4 experiments/did-the-chat-fixes-slow-the-turn/session37
+# Session 38: run.sh cd621c3 experiments/did-the-chat-fixes-slow-the-turn/session38
 set -euo pipefail
 old=${1:-fe72abb}
 out=${2:-experiments/did-the-chat-fixes-slow-the-turn}
