@@ -1031,6 +1031,8 @@ def test_titles_as_people_type_them_in_chat(bot):
     assert names("we went bowling") == []  # ... not by its first
     assert names("with de niro thats not taxi driver") == ["Robert De Niro", "Taxi Driver"]
     assert names("Keanu is great but not tonight") == ["Keanu Reeves"]  # the star, not Keanu (2016)
+    assert names("hated django") == ["Django Unchained"]  # 17 ReDial mentions against Django (1966)'s 3
+    assert names("i loved batman") == ["Batman (1989 film)"]  # a series name is no first word to borrow
 
 
 def test_names_alone_ask_for_them():

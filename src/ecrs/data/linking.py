@@ -40,6 +40,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA, Levenshtein
 
 from ecrs.data.bundle import bundled, iter_jsonl, open_text, read_json
+from ecrs.data.catalogue import FRANCHISES
 from ecrs.data.kg import TITLE_QUALIFIER as _QUALIFIER
 from ecrs.data.kg import KnowledgeGraph, load_redial_kg, redial_movie_entities, split_title
 
@@ -234,6 +235,7 @@ _SHORT_FORM_MIN_MENTIONS = 5
 _PERSON_OVER_FILM_MENTIONS = 10  # a film named less often loses its name to a star after "not", "loved" ("keanu")
 RISKY_MIN_MENTIONS = 5  # ReDial train mentions below which a risky title needs more evidence
 _TRAILING_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+_FIRST_WORD_MIN_MENTIONS = 10  # a title named this often may take its first word from a rarely named one-word title
 UNIQUE_WORD_MIN_MENTIONS = 5  # a title this often named links by its one unusual word ("totoro"; chat only)
 # titles as people type them, where no rule reaches: digits for letters, initials (chat only)
 TITLE_STYLINGS = {"Se7en": "Seven (1995)", "E.T.": "E.T. the Extra-Terrestrial (1982)", "T2": "Terminator 2: Judgment Day (1991)"}
@@ -1041,6 +1043,17 @@ def build_redial_linker(kg: KnowledgeGraph | None = None, *, chat: bool = False)
                     for t, e in named.items() for i, w in enumerate(t.split())
                     if len(w) >= 6 and w.isalpha() and w not in ordinary and in_titles[w] == 1
                     and (t in titles or i == len(t.split()) - 1)]
+        # a much-named title's first word outranks a rarely named film of that one-word title: "hated django" in chat
+        # is Django Unchained (17 ReDial mentions), not Django (1966, 3)
+        series = {normalize(name) for name in FRANCHISES}  # "batman" is the character, not Batman Begins
+        one_word = {normalize(_TRAILING_YEAR.sub("", t)): e for e, ts in tables.movie_titles.items() for t in ts
+                    if len(normalize(_TRAILING_YEAR.sub("", t)).split()) == 1}
+        for t, e in named.items():
+            first = t.split()[0]
+            if (len(t.split()) > 1 and first in one_word and one_word[first] != e and first not in ordinary
+                    and first not in series and tables.popularity.get(e, 0.0) >= _FIRST_WORD_MIN_MENTIONS
+                    and tables.popularity.get(one_word[first], 0.0) * 4 < tables.popularity.get(e, 0.0)):
+                aliases.append(Alias(first.title(), e, "movie", None, tables.popularity.get(e, 0.0)))
         # how people write a few titles: "se7en", "e.t."
         by_name = {normalize(t): e for e, ts in tables.movie_titles.items() for t in ts}
         aliases += [Alias(styled, by_name[normalize(title)], "movie", None, tables.popularity.get(by_name[normalize(title)], 0.0))
