@@ -1035,6 +1035,16 @@ def test_titles_as_people_type_them_in_chat(bot):
     assert names("i loved batman") == ["Batman (1989 film)"]  # a series name is no first word to borrow
 
 
+def test_a_group_the_graph_names_as_one_is_its_members(bot):
+    state = ConversationState()
+    recs = bot.turn(state, "something by the coen brothers").recommendations
+    assert not state.relaxed and recs
+    assert all({"Joel Coen", "Ethan Coen"} & set(bot.catalogue[r.entity].directors) for r in recs)
+    state = ConversationState()
+    recs = bot.turn(state, "a crime movie, but no coen brothers please").recommendations
+    assert recs and not any({"Joel Coen", "Ethan Coen"} & set(bot.catalogue[r.entity].directors) for r in recs)
+
+
 def test_names_alone_ask_for_them():
     from ecrs.inference.pipeline import _BARE_REQUEST, _WORD
 

@@ -211,7 +211,8 @@ NICKNAMES = {"the rock": "Dwayne Johnson", "leo": "Leonardo DiCaprio", "sly": "S
              "arnie": "Arnold Schwarzenegger", "arnold": "Arnold Schwarzenegger", "rdj": "Robert Downey Jr.",
              "scarjo": "Scarlett Johansson", "jlaw": "Jennifer Lawrence", "j law": "Jennifer Lawrence",
              "jlo": "Jennifer Lopez", "j lo": "Jennifer Lopez", "nic cage": "Nicolas Cage",
-             "sam jackson": "Samuel L. Jackson"}
+             "sam jackson": "Samuel L. Jackson", "coen bros": "Coen brothers", "the coens": "Coen brothers",
+             "coens": "Coen brothers", "wachowskis": "The Wachowskis", "russo brothers": "Russo brothers"}
 _SERIES_PARTS = frozenset(["s", "one", "ones", "era", "years", "stuff"])  # "tarantino's", "the nolan ones", "the craig era"
 _NAME_ALONE = re.compile(r"[ \t]*(?:maybe|please|pls|perhaps|then|films?|movies?|stuff)?[ \t]*[?!.…]*[ \t]*$", re.I)
 _PARTICLES = frozenset(["de", "di", "da", "del", "della", "van", "von", "der", "le", "la", "du", "st", "st."])

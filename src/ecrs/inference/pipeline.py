@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,7 @@ _WITH_PERSON = re.compile(r"\s*('s\s+)?((movies?|films?|ones?|stuff)\s+)?(with|s
 _THAT_DIRECTOR = re.compile(r"\b(by|from)\s+(that|the same|this|the)\s+(director|filmmaker|guy|person|woman|man|dude|directors|"
                             r"people|team)\b|\bsame director\b|\bthat director\b|\b(did|has) (that|the|this) director\b|"
                             r"\bsame guys? who directed\b", re.I)
+_GROUP = re.compile(r"(?:The )?([A-Z]\w+?)(?:s| brothers| Brothers| sisters| Sisters)")  # "Coen brothers", "The Wachowskis"
 # a person added to the one asked for: "with de niro from him", "with him and paul rudd", "with bradley cooper too"
 _ALSO_PERSON = re.compile(r"\b(too|also|as well|from (him|her|them)|by (him|her|them)|with (him|her|them) and|(him|her|them) "
                           r"and|(he|she|they)('s| is| are) with|and with|plus)\b", re.I)
@@ -533,6 +534,14 @@ class EmpatheticRecommender:
         self._people = person_entities(kg) | {i for i, n in enumerate(kg.names)
                                               if i not in kg.item_set and n and plain_name(n) in credited}
         self._person_ids = {plain_name(kg.names[p]): p for p in sorted(self._people, reverse=True)}
+        # groups the graph names as one ("Coen brothers", "The Wachowskis"), credited by their members' names in the
+        # catalogue: a group's films are its members' (`_credits`)
+        by_surname: dict[str, list[str]] = {}
+        for name in sorted(credited):
+            by_surname.setdefault(name.split()[-1], []).append(name)
+        self._groups: dict[int, list[str]] = {
+            i: by_surname[g.group(1)] for i, n in enumerate(kg.names) if i in self._people
+            and (g := _GROUP.fullmatch(n or "")) and len(by_surname.get(g.group(1), ())) > 1}
         self._series_cache: dict[int, np.ndarray] = {}  # `_series`, per movie
         self._namesakes_cache: dict[str, np.ndarray] = {}  # `_with_namesakes`, per genre
 
@@ -776,7 +785,8 @@ class EmpatheticRecommender:
                                                                for w in state.wishes):
             # "seen all of fincher's, something similar he didn't direct": like their films, without them
             name = plain_name(self.kg.names[ruled_out[-1]])
-            films = [int(self._column[i]) for i in np.flatnonzero(self._any(self._masks.person, [name]))]
+            films = [int(self._column[i]) for i in np.flatnonzero(self._any(self._masks.person,
+                                                                               self._credits(ruled_out[-1:])))]
             if films:
                 state.wish("similar", films[:_STYLE_FILMS], turn, f"like {name}'s films")
         if len(wanted_genres) > 1 and _BOTH.search(text):  # "romance and action, something for both of us"
@@ -959,7 +969,7 @@ class EmpatheticRecommender:
             ok &= ~self._with_namesakes(g)
         if set(avoided) & (_GENRES | {"violence"}):  # a movie without genres could be anything: "no horror" cannot clear it
             ok &= masks.has_genre
-        ok &= ~self._any(masks.person, [plain_name(self.kg.names[p]) for p in state.avoid_people])
+        ok &= ~self._any(masks.person, self._credits(state.avoid_people))
         # "not John Wick" is not "John Wick: Chapter 2" either, and who hated The Avengers gets no Infinity War
         for e in state.avoid_movies + state.disliked:
             if e in self.catalogue:
@@ -1018,9 +1028,10 @@ class EmpatheticRecommender:
                 both |= np.logical_and.reduce([self._any(self._masks.genre, [g]) for g in v.split(COMPOUND)])
             return [both, self._wish_mask(wish)]
         if wish.axis == "person":  # "both tom hanks and meg ryan": together first; then as star or director
-            names = [plain_name(self.kg.names[p]) for p in wish.values]
-            together = [np.logical_and.reduce([self._any(self._masks.person, [n]) for n in names])] if len(names) > 1 else []
-            return [*together, self._any(self._masks.lead, names), self._wish_mask(wish)]
+            each = [self._credits([p]) for p in wish.values]
+            together = ([np.logical_and.reduce([self._any(self._masks.person, names) for names in each])]
+                        if len(each) > 1 else [])
+            return [*together, self._any(self._masks.lead, self._credits(wish.values)), self._wish_mask(wish)]
         if wish.axis == "similar":  # of one tone first: two of its genres and a person, then two genres
             loose = self._wish_mask(wish)
             masks = self._masks
@@ -1064,7 +1075,7 @@ class EmpatheticRecommender:
         if wish.axis == "mood":  # something light: none of the mood's genres is horror; a good cry is no comedy
             return self._any(masks.genre, wish.values) & ~self._any(masks.genre, ["horror", *_MOOD_NOT.get(wish.label, ())])
         if wish.axis == "person":
-            return self._any(masks.person, [plain_name(self.kg.names[p]) for p in wish.values])
+            return self._any(masks.person, self._credits(wish.values))
         if wish.axis == "era":  # [first year or None, last year or None]; an unknown year (-1) never passes
             first, last = (list(wish.values) + [None])[:2]
             if first is not None and last is not None and first > last:  # "not from the 80s": either side of it
@@ -1079,6 +1090,11 @@ class EmpatheticRecommender:
                 near &= ~self._series(m) & ~self._any(masks.genre, m.franchises)
             return near
         raise EcrsError(f"unknown wish axis {wish.axis!r}")
+
+    def _credits(self, people: Iterable[int]) -> list[str]:
+        """The names the catalogue credits `people` by: their own, or a group's members' ("Coen brothers": Joel and
+        Ethan Coen)."""
+        return [n for p in people for n in self._groups.get(p, [plain_name(self.kg.names[p])])]
 
     def _any(self, table: dict[str, np.ndarray], keys) -> np.ndarray:
         out = np.zeros(len(self._column), dtype=bool)
