@@ -293,6 +293,7 @@ def test_a_one_word_title_of_function_words_closing_a_seen_list_links(kg):
     chat = EntityLinker(kg_aliases(kg), movie_entities=kg.item_set, lowercase_title_cues=True)
     assert ids(chat, "ive seen titanic and up") == [TITANIC_97, UP]
     assert ids(chat, "seen titanic and up close") == [TITANIC_97]  # "up" goes on as a word
+    assert ids(chat, "ive seen titanic, the game and it") == [TITANIC_97, THE_GAME]  # a comma list goes on
 
 
 def test_a_slip_in_a_long_surname_links_where_a_person_is_meant(kg):

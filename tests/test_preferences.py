@@ -1045,6 +1045,26 @@ def test_a_group_the_graph_names_as_one_is_its_members(bot):
     assert recs and not any({"Joel Coen", "Ethan Coen"} & set(bot.catalogue[r.entity].directors) for r in recs)
 
 
+@pytest.mark.parametrize("text", ["no more recs needed, appreciate it", "awesome, thanks! not looking for anything else",
+                                  "ok stop lol, I have more than enough options now"])
+def test_done_asking_closes_though_it_says_more_or_anything(bot, text):
+    state = ConversationState()
+    bot.turn(state, "a crime movie")
+    result = bot.turn(state, text)
+    assert not result.recommendations and not state.avoid_movies and "none of those clicked" not in result.reply
+
+
+def test_grief_and_anger_are_met_and_goodnight_praises_no_choice(bot):
+    assert "sorry for your loss" in bot.turn(ConversationState(), "my dog died yesterday, maybe a comedy").reply
+    assert "frustrating" in bot.turn(ConversationState(), "feeling angry, want stuff to blow up").reply
+    state = ConversationState()
+    bot.turn(state, "recommend something with meryl streep")
+    assert "Great choice" not in bot.turn(state, "great, goodnight").reply
+    state = ConversationState()
+    bot.turn(state, "I'm not a big fan of Adam Sandler but my wife loves comedies")  # "but" ends the "not"
+    assert not state.avoid_genres and [w.values for w in state.wishes if w.axis == "genre"] == [["comedy"]]
+
+
 def test_names_alone_ask_for_them():
     from ecrs.inference.pipeline import _BARE_REQUEST, _WORD
 

@@ -217,6 +217,7 @@ _SERIES_PARTS = frozenset(["s", "one", "ones", "era", "years", "stuff"])  # "tar
 _NAME_ALONE = re.compile(r"[ \t]*(?:maybe|please|pls|perhaps|then|films?|movies?|stuff)?[ \t]*[?!.…]*[ \t]*$", re.I)
 _PARTICLES = frozenset(["de", "di", "da", "del", "della", "van", "von", "der", "le", "la", "du", "st", "st."])
 _SLIP_MIN_LETTERS = 6  # shorter surnames are too near ordinary words for a one-letter slip to say a name
+_PRONOUNS = frozenset(["it", "her", "him", "us", "them", "this", "that", "me", "you", "she", "he"])  # never a list's title
 _LIST_TAIL = frozenset(["like", "too", "already", "again", "both", "as", "lol", "already", "multiple", "many", "so"])
 _TIME_NOUNS = frozenset(["night", "nite", "nights", "evening", "eve", "weekend", "morning", "afternoon", "party"])
 _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
@@ -594,14 +595,17 @@ class EntityLinker:
             # in lower case, read as the person ("the rock is in that one")
             evidence, person_cue = 1, True
         if (evidence == 0 and self.lowercase_title_cues and key.movies and key.movie_need == 1 and not shouting
-                and _lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 6):first]])
+                and (_lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 6):first]])
+                     or (text[:start].rstrip().endswith(",")  # "i've seen forrest gump, cast away and big"
+                         and any(t in _SEEN_CUES or t in _OPINION_CUES for t, _, _ in tokens[max(0, first - 8):first])))
                 and not all(t in _POINTING for t, _, _ in tokens[first:last + 1])):
             evidence = 1  # "anything similar to get out?", "ive seen up": a title of ordinary words, lower case
         if (evidence == 0 and self.lowercase_title_cues and key.movies and key.movie_need == 1 and key.n_content >= 2
                 and first > 0 and tokens[first - 1][0] in ("not", "no", "except", "besides")):
             evidence = 1  # "a scorsese movie with de niro thats not taxi driver"
         if (evidence == 0 and self.lowercase_title_cues and key.movies and key.movie_need == 2 and first == last
-                and not tokens[first][0].isdigit() and first >= 2 and tokens[first - 1][0] in ("and", "or")
+                and not tokens[first][0].isdigit() and tokens[first][0] not in _PRONOUNS
+                and first >= 2 and tokens[first - 1][0] in ("and", "or")
                 and _lowercase_title_cue([t for t, _, _ in tokens[max(0, first - 6):first]])
                 and (_CLAUSE_END.match(text, end) or (last + 1 < len(tokens) and tokens[last + 1][0] in _LIST_TAIL))):
             evidence = 2  # "seen toy story, finding nemo and up like a million times": "up" closes a list of titles

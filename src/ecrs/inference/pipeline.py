@@ -67,6 +67,12 @@ _X_LIKE = re.compile(r"^(\s*-?\s*(vibes?|esque|type (of )?(movies?|films?|stuff|
 # A stated mood is met, in words and in genres (a wish like any other, forgotten after MOOD_TURNS seeker turns):
 # (pattern on the message with its titles and names cut out, genres, short label, what to say).
 _FEELINGS = [
+    (re.compile(r"\b(died|passed away|passing|funeral|grieving|grief|lost my (dog|cat|mom|dad|mother|father|grandma|"
+                r"grandpa|grandmother|grandfather|friend|pet|wife|husband|job))\b", re.I),
+     ["comedy", "animation", "family"], "something comforting", "I'm so sorry for your loss. Something gentle and comforting, then."),
+    (re.compile(r"\b(angry|furious|pissed( off)?|so mad|really mad|fuming|frustrated|frustrating|annoyed|driving me "
+                r"(crazy|nuts|insane|up the wall)|losing my mind)\b", re.I),
+     ["action", "comedy"], "to let off steam", "Sorry, that sounds frustrating. Let's find something to let off steam."),
     (re.compile(r"\b(birthday|celebrat\w*|promot(ed|ion)|good news|great day|best day|engaged|graduat\w*)\b", re.I),
      ["comedy", "adventure", "animation"], "to celebrate", "Congrats, let's celebrate with something fun!"),
     (re.compile(r"\b(i'?m bored|so bored|bored out|boring day|nothing to do)\b", re.I),
@@ -81,7 +87,7 @@ _FEELINGS = [
                 r"(not|n'?t) (really |exactly |so |too )?feeling (great|good|well|my best)|"
                 r"feeling (pretty |really |so |kinda |kind of |a bit )?(meh|crap|crappy|bad|awful|terrible|rough|lousy|like crap)|"
                 r"today sucked|going wrong|lonely|upset|cheer me up|heartbr\w*|broke up|break ?up|crying|miserable|"
-                r"gloomy|miss (him|her|them)|uplifting)\b", re.I),
+                r"gloomy|miss (him|her|them)|uplifting|melanchol\w*|nostalgic|homesick|heartsick|blue today)\b", re.I),
      ["comedy", "animation", "family"], "something cheerful",
      "Sorry you're having a rough time, let's find something to cheer you up."),
     (re.compile(r"\b(good cry|wanna cry|want to cry|make me cry|need to cry|tear-?jerkers?)\b", re.I),
@@ -136,6 +142,8 @@ _THAT_DIRECTOR = re.compile(r"\b(by|from)\s+(that|the same|this|the)\s+(director
                             r"people|team)\b|\bsame director\b|\bthat director\b|\b(did|has) (that|the|this) director\b|"
                             r"\bsame guys? who directed\b", re.I)
 _GROUP = re.compile(r"(?:The )?([A-Z]\w+?)(?:s| brothers| Brothers| sisters| Sisters)")  # "Coen brothers", "The Wachowskis"
+_EITHER_OF_THEM = re.compile(r"(?<!without )(?<!not with )(?<!no )\b(with|starring|by)\s+(either|both|one|any)\s+of\s+them\b|"
+                             r"(?<!without )(?<!not )\beither of them\b", re.I)
 # a person added to the one asked for: "with de niro from him", "with him and paul rudd", "with bradley cooper too"
 _ALSO_PERSON = re.compile(r"\b(too|also|as well|from (him|her|them)|by (him|her|them)|with (him|her|them) and|(him|her|them) "
                           r"and|(he|she|they)('s| is| are) with|and with|plus)\b", re.I)
@@ -284,7 +292,7 @@ _HATE_AFTER = re.compile(r"\s*(movies?|films?|stuff)?\s*(scares? me|bores? me|ma
                          r"my cup of tea)|(is|are) (boring|overrated|the worst)|suck|sucks)\b", re.I)
 # a clause already negative or ruling out: "nothing with a bit of romance", "anything but a horror", "not ok with"
 _NEGATED_CLAUSE = re.compile(r"\b(no|not|nothing|without|don'?t|do not|doesn'?t|never|hate|can'?t|cannot|avoid|skip|anything "
-                             r"but|everything but|all but|except|less|won'?t|isn'?t|aren'?t|nor)\b[^.,;!?]*$", re.I)
+                             r"but|everything but|all but|except|less|won'?t|isn'?t|aren'?t|nor)\b(?:(?!\bbut\b)[^.,;!?])*$", re.I)
 _BUT_RIGHT_BEFORE = re.compile(r"\b(but|yet)\s+(make it\s+|also\s+)?(a|an|some|more)\s+$|\bonly\s+(a\s+|some\s+)?$", re.I)
 # "like fargo but funny": a bare "but <kind>" closing the message asks for it
 _BUT_BARE = re.compile(r"\b(but|yet)\s+(make it\s+|also\s+|more\s+)?$", re.I)
@@ -338,7 +346,7 @@ _ORDINAL = re.compile(rf"\bthe\s+{_ORD}(?:\s+(two|2))?\b|\b{_ORD}\s+(?:one|pick|
 _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "last": -1}
 _PLURAL = re.compile(r"\b(them|those|these|all|any of|none of|both|either|everything|every one)\b", re.I)
 _GREETING = re.compile(r"^\W*(hi|hello|hey|hiya|yo|good (morning|evening|afternoon)|howdy)\b[\W\w]{0,20}$", re.I)
-_THANKS_WORDS = r"thanks?|thank (you|u)|thx|thnx|thanx|ty|cheers|merci|gracias|danke"
+_THANKS_WORDS = r"thanks?|thank (you|u)|thx|thnx|thanx|ty|cheers|merci|gracias|danke|appreciate (it|that|you)"
 # taking a pick: "perfect", "that works", "i'll watch that one" (a liked reaction, and a close)
 _TAKING_WORDS = (r"perfect|lovely|(sounds|looks) (good|great|perfect|fun|amazing|awesome|nice|cool|interesting)|"
                  r"that'?s (good|great|perfect)|that works|"
@@ -361,6 +369,11 @@ _CLOSING = re.compile(rf"\b({_THANKS_WORDS}|bye+|goodbye|good ?night|see (you|ya
                       rf"that'?s all|au revoir|adios|talk later|(?:^|\W)nigh?te?\W*$|(gonna|going to|off to|heading to) bed|"
                       rf"(i'?m|im) good for now|"
                       rf"{_TAKING_WORDS})\b", re.I)
+# done asking, in words that would otherwise read as a request ("more", "anything"): "no more recs needed",
+# "not looking for anything else", "ok stop lol, I have more than enough options now"
+_DONE = re.compile(r"\bno more (recs|recommendations|suggestions|picks|options)\b|\bnot looking for anything (else|more)\b|"
+                   r"\b(more than )?enough (options|picks|recs|recommendations|suggestions)\b|^\W*(ok(ay)?\W+)?stop\b|"
+                   r"\bthat'?s all i (need|needed|wanted)\b", re.I)
 _THANKS = re.compile(rf"\b({_THANKS_WORDS})\b", re.I)
 # A question about a movie, answered from the catalogue (`answer`) rather than with new picks
 _QUESTION = re.compile(r"^\W*(?:(?:ok(?:ay)?|so|and|hmm+|wait|oh|also|btw|um+|lol)\W+)*(?:(?:could|can|might|would) you "
@@ -805,6 +818,9 @@ class EmpatheticRecommender:
                                                 and e not in state.recommended), None) or next(iter(suggested), None)
             if film in self.catalogue:
                 wanted_people = [self._person_ids[d] for d in self.catalogue[film].directors if d in self._person_ids]
+        if not wanted_people and _EITHER_OF_THEM.search(text):  # "julia roberts and bruce willis ... either of them"
+            wanted_people = list(dict.fromkeys(p for p in reversed(state.entities) if p in self._people
+                                               and p not in state.avoid_people))[:2][::-1]
         if not wanted_people and _WITH_THEM.search(text):  # "stallone is fine. something with him"
             wanted_people = [p for p in reversed(state.entities) if p in self._people and p not in state.avoid_people][:1]
         before = next((w.values for w in state.wishes if w.axis == "person"), [])
@@ -1275,7 +1291,10 @@ class EmpatheticRecommender:
             if reaction & {"disliked", "avoid"}:  # "none of these, forget it, bye": no "great choice"
                 yield "Sorry none of those clicked. Come back any time and we'll find a better one."
             elif taken is not None:
-                opener = "You're welcome! Enjoy" if thanked else "Great choice, enjoy"
+                said = state.turns[-1][1] if state.turns else ""
+                # "great choice" only for a pick plainly taken: "great, goodnight" took nothing by name
+                chose = _PICKED.match(said) or _TAKING.search(said)
+                opener = "You're welcome! Enjoy" if thanked else "Great choice, enjoy" if chose else "Enjoy"
                 yield f"{opener} {taken.title}, and come back any time you need another pick."
             elif thanked:
                 yield "You're welcome! Hope you find something good, and come back any time you need another pick."
@@ -1394,7 +1413,7 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
                     and prev.stance == "wants" and _LISTED.match(text[prev.span.end:t.span.start]))):
             t.stance = "wants"  # "with either ben affleck or val kilmer": the list shares the ask
         elif t.stance in ("avoid", "disliked") and t.span.kind == "genre" and not _NEGATED_CLAUSE.search(
-                text[:t.span.start]) and (
+                text[:t.span.start]) and (_THEIRS_RIGHT_BEFORE.search(text[:t.span.start]) or  # "but my wife loves comedies"
                 _SOME_RIGHT_BEFORE.search(text[:t.span.start]) or _BUT_RIGHT_BEFORE.search(text[:t.span.start])
                 or (_BUT_BARE.search(text[:t.span.start]) and _ENDS.fullmatch(text[t.span.end:]))
                 or _FINE_WITH_RIGHT_BEFORE.search(text[:t.span.start])):  # "i'm fine with war movies now"
@@ -1426,7 +1445,7 @@ def _amend_stances(text: str, targets: list[Target], said_before: str, complaint
         elif t.span.kind == "reply" and t.stance == "disliked" and _SEEN_WORDS.search(text) and not _PAN.search(text):
             t.stance = "seen"
     for t in targets:  # "nah im good for now, night": no more picks wanted, no verdict on these
-        if t.span.kind == "reply" and t.stance == "avoid" and _DONE_FOR_NOW.search(text):
+        if t.span.kind == "reply" and t.stance == "avoid" and (_DONE_FOR_NOW.search(text) or _DONE.search(text)):
             t.stance = "none"
     for i, t in enumerate(targets):
         # a "no" in a later clause is that clause's: "action movie after 2000 but without tom cruise, im sick of him",
@@ -1786,7 +1805,7 @@ def _year(word: str) -> int:
 
 
 def _is_closing(text: str) -> bool:
-    return bool(_PICKED.match(text)) or (bool(_CLOSING.search(text)) and not _REQUEST.search(text))
+    return bool(_PICKED.match(text) or _DONE.search(text)) or (bool(_CLOSING.search(text)) and not _REQUEST.search(text))
 
 
 def _apostrophes(text: str, spans: list[Span]) -> tuple[str, list[Span]]:
