@@ -1054,6 +1054,12 @@ def test_done_asking_closes_though_it_says_more_or_anything(bot, text):
     assert not result.recommendations and not state.avoid_movies and "none of those clicked" not in result.reply
 
 
+def test_either_of_them_is_the_last_two_named(bot):
+    state = ConversationState()
+    bot.turn(state, "my wife loves julia roberts and i love bruce willis. something with either of them")
+    assert [w.label for w in state.wishes] == ["with Julia Roberts or Bruce Willis"]
+
+
 def test_grief_and_anger_are_met_and_goodnight_praises_no_choice(bot):
     assert "sorry for your loss" in bot.turn(ConversationState(), "my dog died yesterday, maybe a comedy").reply
     assert "frustrating" in bot.turn(ConversationState(), "feeling angry, want stuff to blow up").reply

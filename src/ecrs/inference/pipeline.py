@@ -818,7 +818,7 @@ class EmpatheticRecommender:
                                                 and e not in state.recommended), None) or next(iter(suggested), None)
             if film in self.catalogue:
                 wanted_people = [self._person_ids[d] for d in self.catalogue[film].directors if d in self._person_ids]
-        if not wanted_people and _EITHER_OF_THEM.search(text):  # "julia roberts and bruce willis ... either of them"
+        if _EITHER_OF_THEM.search(text):  # "julia roberts and bruce willis ... either of them": the last two named
             wanted_people = list(dict.fromkeys(p for p in reversed(state.entities) if p in self._people
                                                and p not in state.avoid_people))[:2][::-1]
         if not wanted_people and _WITH_THEM.search(text):  # "stallone is fine. something with him"
@@ -828,7 +828,7 @@ class EmpatheticRecommender:
         if joint:  # "scorsese", then "something with de niro from him": both, together first (`_wish_masks`)
             wanted_people = list(dict.fromkeys([*before, *wanted_people]))
         if wanted_people:
-            joiner = " and " if joint or _BOTH.search(text) else " or "
+            joiner = " and " if (joint or _BOTH.search(text)) and not re.search(r"\beither\b", text, re.I) else " or "
             state.wish("person", wanted_people, turn,
                        "with " + joiner.join(plain_name(self.kg.names[p]) for p in wanted_people))
         state.wishes = [w for w in state.wishes if w.axis != "mood" or turn - w.turn < MOOD_TURNS]
