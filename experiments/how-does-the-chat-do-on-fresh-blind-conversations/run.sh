@@ -8,7 +8,7 @@ src=$PWD
 if [ -n "${1:-}" ]; then
   git worktree add -f /tmp/ecrs-fresh "$1" -q && ln -sfn "$PWD/artifacts" /tmp/ecrs-fresh/artifacts && src=/tmp/ecrs-fresh
 fi
-for x in S R T U; do
+for x in S R T U V W; do
   mkdir -p "/tmp/fresh_$x" && cp "$here/$x.yaml" "/tmp/fresh_$x/tuning.yaml"
   (cd "$src" && OMP_WAIT_POLICY=PASSIVE PYTHONPATH="$src/src" "$OLDPWD/.venv/bin/python" benchmarks/conversations.py \
      --set data="/tmp/fresh_$x" --parts tuning --set out="/tmp/fresh_$x/out.json")
