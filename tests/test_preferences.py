@@ -1054,6 +1054,16 @@ def test_done_asking_closes_though_it_says_more_or_anything(bot, text):
     assert not result.recommendations and not state.avoid_movies and "none of those clicked" not in result.reply
 
 
+def test_someone_who_scares_easily_gets_no_horror_unless_they_ask(bot):
+    state = ConversationState()
+    bot.turn(state, "want a horror movie")
+    bot.turn(state, "actually nah im too much of a wimp tonight, make it a comedy")
+    assert state.avoid_genres == ["horror"] and [w.values for w in state.wishes] == [["comedy"]]
+    state = ConversationState()
+    bot.turn(state, "im a total wimp but i want a horror movie")
+    assert not state.avoid_genres
+
+
 def test_either_of_them_is_the_last_two_named(bot):
     state = ConversationState()
     bot.turn(state, "my wife loves julia roberts and i love bruce willis. something with either of them")

@@ -144,6 +144,9 @@ _THAT_DIRECTOR = re.compile(r"\b(by|from)\s+(that|the same|this|the)\s+(director
 _GROUP = re.compile(r"(?:The )?([A-Z]\w+?)(?:s| brothers| Brothers| sisters| Sisters)")  # "Coen brothers", "The Wachowskis"
 _EITHER_OF_THEM = re.compile(r"(?<!without )(?<!not with )(?<!no )\b(with|starring|by)\s+(either|both|one|any)\s+of\s+them\b|"
                              r"(?<!without )(?<!not )\beither of them\b", re.I)
+# someone who scares easily rules out horror without naming it
+_WIMP = re.compile(r"\b(wimp|scaredy[- ]?cat|scare easily|easily scared|too scared|get(ting)? nightmares|give me nightmares|"
+                   r"(a|such a|big) chicken)\b", re.I)
 # a person added to the one asked for: "with de niro from him", "with him and paul rudd", "with bradley cooper too"
 _ALSO_PERSON = re.compile(r"\b(too|also|as well|from (him|her|them)|by (him|her|them)|with (him|her|them) and|(him|her|them) "
                           r"and|(he|she|they)('s| is| are) with|and with|plus)\b", re.I)
@@ -823,6 +826,9 @@ class EmpatheticRecommender:
                                                and p not in state.avoid_people))[:2][::-1]
         if not wanted_people and _WITH_THEM.search(text):  # "stallone is fine. something with him"
             wanted_people = [p for p in reversed(state.entities) if p in self._people and p not in state.avoid_people][:1]
+        if _WIMP.search(text) and "horror" not in wanted_now:  # "i'm too much of a wimp tonight, make it a comedy"
+            _add(state.avoid_genres, "horror")
+            state.remove("genre", "horror")
         before = next((w.values for w in state.wishes if w.axis == "person"), [])
         joint = bool(wanted_people and before and _ALSO_PERSON.search(text)) or joint_here
         if joint:  # "scorsese", then "something with de niro from him": both, together first (`_wish_masks`)
