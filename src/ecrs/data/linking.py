@@ -218,7 +218,7 @@ _NAME_ALONE = re.compile(r"[ \t]*(?:maybe|please|pls|perhaps|then|films?|movies?
 _PARTICLES = frozenset(["de", "di", "da", "del", "della", "van", "von", "der", "le", "la", "du", "st", "st."])
 _SLIP_MIN_LETTERS = 6  # shorter surnames are too near ordinary words for a one-letter slip to say a name
 _PRONOUNS = frozenset(["it", "her", "him", "us", "them", "this", "that", "me", "you", "she", "he"])  # never a list's title
-_LIST_TAIL = frozenset(["like", "too", "already", "again", "both", "as", "lol", "already", "multiple", "many", "so"])
+_LIST_TAIL = frozenset(["like", "too", "already", "again", "both", "as", "lol", "multiple", "many", "so"])
 _TIME_NOUNS = frozenset(["night", "nite", "nights", "evening", "eve", "weekend", "morning", "afternoon", "party"])
 _FILM_NOUNS = frozenset(["movie", "movies", "film", "films", "flick", "flicks"])
 # what follows a person opening a sentence: "tarantino is overrated", "spielberg never misses"
@@ -314,6 +314,7 @@ class EntityLinker:
         self._fuzzy_choices = list(self.fuzzy_names)
         # lower-case surname -> person: a one-letter slip of a long surname after a person cue links (`_slipped`)
         self.fuzzy_surnames = dict(fuzzy_surnames or {})
+        self._surname_choices = list(self.fuzzy_surnames)
         # normalized title of a much-mentioned movie -> entity, by word count: a misspelled title links (`_misspelled`)
         self.fuzzy_titles: dict[int, dict[str, int]] = defaultdict(dict)
         for title, eid in (fuzzy_titles or {}).items():
@@ -481,7 +482,7 @@ class EntityLinker:
             if not ((i > 0 and tokens[i - 1][0] in _PERSON_CUES) or i == 0
                     or (i + 1 < len(tokens) and tokens[i + 1][0] in _FILM_NOUNS | _GENRE_WORDS)):
                 continue
-            hit = process.extractOne(tok, list(self.fuzzy_surnames), scorer=Levenshtein.distance, score_cutoff=1)
+            hit = process.extractOne(tok, self._surname_choices, scorer=Levenshtein.distance, score_cutoff=1)
             if hit is not None and hit[0][0] == tok[0]:
                 eid = self.fuzzy_surnames[hit[0]]
                 out.append(Mention(eid, s, e, text[s:e], eid in self.movie_entities))

@@ -240,9 +240,10 @@ _RESET = re.compile(r"\b(start (over|again|from scratch)|from scratch|reset|forg
 _VIOLENT = ("action", "war", "crime", "horror", "thriller")
 _VIOLENCE = re.compile(r"\b(violen(ce|t)|bloodshed|brutal(ity)?|shoot-?outs?|gun ?fights?)\b", re.I)
 # two kinds wanted as one movie: "both", or each wanted by one of a couple ("she wants a romance, i want action")
-_BOTH = re.compile(r"\b(both|mix(ed)?( of)?|blend( of)?|combin\w+|at the same time|in one)\b|"
-                   r"\b(she|he|my (wife|husband|partner|girlfriend|boyfriend|gf|bf|hubby|wifey|spouse|fianc[eé]e?|date|"
-                   r"roommate|friend|mom|dad))('?s| is| wants?| likes?| loves?| prefers?)\b", re.I)
+# someone choosing with the person: "my wife", "she"
+_PARTNER = r"she|he|my (?:wife|husband|partner|girlfriend|boyfriend|gf|bf|hubby|wifey|spouse|fianc[eé]e?|date"
+_BOTH = re.compile(rf"\b(both|mix(ed)?( of)?|blend( of)?|combin\w+|at the same time|in one)\b|"
+                   rf"\b({_PARTNER}|roommate|friend|mom|dad))('?s| is| wants?| likes?| loves?| prefers?)\b", re.I)
 # between two genre words, one movie with both: "funny and scary", "an action movie with some romance"
 _WITH_SOME = re.compile(r"(-?(y|ish))?(\s+(movie|film|flick)s?)?\s+((but|and)\s+(also\s+)?)?(and|&|plus|with|based on|with (some|a (bit|"
                         r"little|touch|dash|lot) of|lots of|plenty of|a little))\s+(a\s+)?", re.I)
@@ -280,8 +281,7 @@ _HATE_RIGHT_BEFORE = re.compile(r"(?<!n't )(?<!not )(?<!dont )(?<!never )(?<!wou
 _LIKE_RIGHT_BEFORE = re.compile(r"(?<!n't )(?<!not )(?<!dont )(?<!never )\b(i|we)('d|\s+would)?\s+(really\s+|totally\s+)?(loved|liked|"
                                 r"enjoyed|adored|love|like|adore|prefer)\s+(the\s+)?$", re.I)
 # another person's taste right before a genre, said while choosing together: "my wife likes horror" wants horror
-_THEIRS_RIGHT_BEFORE = re.compile(r"\b(she|he|my (wife|husband|partner|girlfriend|boyfriend|gf|bf|hubby|wifey|spouse|"
-                                  r"fianc[eé]e?|date))( really)? (likes|loves|wants|prefers|is into|'s into)\s+(a |an |some )?$",
+_THEIRS_RIGHT_BEFORE = re.compile(rf"\b({_PARTNER}))( really)? (likes|loves|wants|prefers|is into|'s into)\s+(a |an |some )?$",
                                   re.I)
 # right before a name, words that ask for it: "movies directed by christopher nolan", "a bit of suspense", "tom
 # hanks but a comedy" (which the stance reader left unread, or read as ruled out)
