@@ -824,6 +824,14 @@ def test_more_picks_are_no_verdict_and_more_like_a_pick_makes_it_the_model(bot):
     assert next(w for w in state.wishes if w.axis == "similar").values == [first[1].entity]
 
 
+def test_forgetting_the_cheering_up_drops_the_mood(bot):
+    state = ConversationState()
+    bot.turn(state, "ugh my week was awful, i need something to cheer me up")
+    assert [w.axis for w in state.wishes] == ["mood"]
+    bot.turn(state, "forget the cheering up, i want something scary")
+    assert [w.axis for w in state.wishes] == ["genre"] and not state.relaxed
+
+
 def test_taking_back_with_about_and_scratching_an_era(bot):
     state = ConversationState()
     bot.turn(state, "a drama please, no horror")

@@ -166,7 +166,10 @@ _DECADES = re.compile(r"\b((?:19|20)\d0s|'?\d0s)\s*(?:or|and|to|through|-|–|/)
 # "any decade is fine", "forget the 90s thing": the era wish goes; "any actor" the person wish
 _ANY = {"era": re.compile(r"\bany (decade|year|era|time)s?\b|\b(decade|year|era) (doesn'?t|does not) matter|"
                           r"\b(forget|scratch|never ?mind|ignore|drop) (about )?the (\w+ )?(decades?|years?|era|'?\d0s)\b", re.I),
-        "person": re.compile(r"\bany (actor|actress|director|star|cast)\b", re.I)}
+        "person": re.compile(r"\bany (actor|actress|director|star|cast)\b", re.I),
+        # "forget the cheering up": the mood wish goes
+        "mood": re.compile(r"\b(forget|scratch|never ?mind|ignore|drop) (about )?the (cheer(ing)?( me)? up|mood|light|cheerful|"
+                           r"feel-?good|relax(ing)?|chill)( (thing|part|stuff|bit))?\b", re.I)}
 # Years wanted: "after 1995", "2015+", "from the 90s onward", "nothing older than 2000" (from); "before 1980",
 # "older than 1990", "nothing after 2010" (until); "the 80s", "1990s", "90s movies", "a 90s crime movie" (that
 # decade; a bare "30s" is an age).
